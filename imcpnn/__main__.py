@@ -1,0 +1,5 @@
+import sys
+
+from imcpnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``imcpnn`` verb: SUMMARY, DESCRIPTION, add_arguments(parser), run(args)."""
