@@ -1,0 +1,181 @@
+"""Public, validating entry points of the RC-Spike model math (method.md sections 1-2).
+
+Conventions: ``t_in`` (batch, n_in) spike times in [0, 1]; ``w`` (n_in, n_out); results
+(batch, n_out) with the dtype and device of the inputs. ``e_plus > 0`` and ``e_minus < 0`` are floats
+(``math.inf`` = ideal ANN; E = 100 is the paper's stand-in for it) or 0-d tensors (gradients flow to
+them). Inputs are validated once here and raise ValueError naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+from .dstd import dstd_membrane, dstd_ttfs
+from .dstd import sample_offset as sample_offset
+from .solver import (
+    exact_membrane,
+    exact_ttfs,
+    firing_ramp,
+    firing_times,
+    membrane_from_sorted,
+    reversal_beta,
+    sorted_drives,
+)
+
+METHODS = ("exact", "dstd")
+
+
+def _check_finite_tensor(name: str, x, ndim: int) -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}; wrap it with torch.as_tensor")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor (float32 or float64), got {x.dtype}")
+    if x.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values; every entry must be finite")
+
+
+def _check_times(name: str, t: Tensor, ndim: int) -> None:
+    _check_finite_tensor(name, t, ndim)
+    if t.numel() and (t.min() < 0 or t.max() > 1):
+        raise ValueError(
+            f"{name} must lie in [0, 1] (normalized phase window), got range "
+            f"[{t.min().item():.4g}, {t.max().item():.4g}]; clip or rescale the spike times"
+        )
+
+
+def _check_reversal(name: str, e, sign: int) -> None:
+    if isinstance(e, Tensor) and e.numel() != 1:
+        raise ValueError(f"{name} must be a float or a 0-d tensor, got shape {tuple(e.shape)}")
+    value = float(e.detach()) if isinstance(e, Tensor) else float(e)
+    if math.isnan(value) or value * sign <= 0:
+        need = "> 0 (excitatory)" if sign > 0 else "< 0 (inhibitory)"
+        raise ValueError(f"{name} must be {need}, got {value}; use math.inf or 100 for the ideal ANN")
+
+
+def _check_layer(t_in, w, e_plus, e_minus) -> None:
+    _check_times("t_in", t_in, 2)
+    _check_finite_tensor("w", w, 2)
+    if t_in.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"shape mismatch: t_in is (batch, n_in) = {tuple(t_in.shape)} but w is (n_in, n_out) = "
+            f"{tuple(w.shape)}; w needs {t_in.shape[1]} rows (transpose it if it is (n_out, n_in))"
+        )
+    if t_in.dtype != w.dtype or t_in.device != w.device:
+        raise ValueError(
+            f"t_in ({t_in.dtype}, {t_in.device}) and w ({w.dtype}, {w.device}) must share dtype and "
+            "device; convert one with .to(other)"
+        )
+    _check_reversal("e_plus", e_plus, +1)
+    _check_reversal("e_minus", e_minus, -1)
+
+
+def _check_grid(method: str, steps, offset) -> float:
+    """Validate method/steps/offset; return the offset as a float (0 when None)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if method == "exact":
+        return 0.0
+    if steps is None:
+        raise ValueError("method='dstd' needs steps (the grid size M, e.g. steps=10 to train, 30 to test)")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    offset = 0.0 if offset is None else float(offset)
+    if not 0 <= offset < 1 / steps:
+        raise ValueError(
+            f"offset must lie in [0, 1/steps) = [0, {1 / steps:.4g}), got {offset}; "
+            "use sample_offset(steps) for a random one"
+        )
+    return offset
+
+
+def _check_e_dis(e_dis):
+    """Return None for the ideal ramp (None or inf), else e_dis as a float > 1."""
+    if e_dis is None or (not isinstance(e_dis, Tensor) and math.isinf(e_dis) and e_dis > 0):
+        return None
+    value = float(e_dis)
+    if math.isnan(value) or value <= 1:
+        raise ValueError(
+            f"e_dis must be > 1 (beta_dis = 1/e_dis < 1, else the ramp never reaches threshold), got "
+            f"{value}; pass e_dis=None for the ideal discharge"
+        )
+    return value
+
+
+def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+                    steps: int | None = None, offset: float | None = None) -> Tensor:
+    """Membrane v(1) at the end of the accumulation phase.
+
+    dv_i/dt = sum_j w_ij (1 - beta_ij v_i) H(t - t_j), v_i(0) = 0, beta = 1/E_plus (w >= 0) or 1/E_minus.
+
+    **Arguments:** t_in (batch, n_in) in [0, 1]; w (n_in, n_out); e_plus > 0, e_minus < 0 (float,
+    math.inf, or 0-d tensor); method "exact" (sorted spikes, closed form per interval, cost
+    O(batch n_in n_out) memory plus a sort) or "dstd" (grid of ``steps`` intervals, fixed ``offset``
+    in [0, 1/steps), None = 0; error O(steps^-2 |E|^-1)); ``steps``/``offset`` are ignored by "exact".
+    **Returns:** (batch, n_out), dtype/device of t_in. **Raises:** ValueError on bad input.
+    """
+    _check_layer(t_in, w, e_plus, e_minus)
+    offset = _check_grid(method, steps, offset)
+    beta = reversal_beta(w, e_plus, e_minus)
+    if method == "exact":
+        return exact_membrane(t_in, w, beta)
+    return dstd_membrane(t_in, w, beta, int(steps), offset)
+
+
+def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+                steps: int | None = None, offset: float | None = None, e_dis=None) -> Tensor:
+    """Output spike times (batch, n_out) in [0, 1] of an RC-Spike layer: accumulation then firing.
+
+    t = clip(1 - v(1), 0, 1) for the ideal ramp (e_dis None or inf); with the discharge non-ideality
+    (e_dis > 1, beta_dis = 1/e_dis): t = [ln(1 - beta_dis) - ln(1 - beta_dis v0)]/ln(1 - beta_dis),
+    clipped. Other arguments as :func:`membrane_at_end`.
+    """
+    e_dis = _check_e_dis(e_dis)
+    return firing_times(membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset), e_dis)
+
+
+def membrane_trace(t_in: Tensor, w: Tensor, e_plus, e_minus, t_eval: Tensor) -> Tensor:
+    """Exact accumulation-phase membrane v(t) at the times ``t_eval`` (n_times,) in [0, 1].
+
+    **Returns:** (batch, n_out, n_times); differentiable w.r.t. t_in, w and tensor E values (for
+    fitting E_plus, E_minus to a measured trace). Sorts once, then one closed-form pass per time.
+    """
+    _check_layer(t_in, w, e_plus, e_minus)
+    _check_times("t_eval", t_eval, 1)
+    drives = sorted_drives(t_in, w, reversal_beta(w, e_plus, e_minus))
+    t_eval = t_eval.to(dtype=t_in.dtype, device=t_in.device)
+    return torch.stack([membrane_from_sorted(*drives, t) for t in t_eval], dim=-1)
+
+
+def firing_trace(v_end: Tensor, t_eval: Tensor, e_dis=None) -> Tensor:
+    """Firing-phase ramp v(t), t in [0, 1] (shifted window), rising from v_end towards threshold 1.
+
+    Ideal: v = v_end + t; with e_dis > 1: v = e_dis + (v_end - e_dis) exp(ln(1 - 1/e_dis) t).
+    Not clipped at threshold: the neuron fires where the ramp crosses 1.
+    **Arguments:** v_end (batch, n_out); t_eval (n_times,). **Returns:** (batch, n_out, n_times).
+    """
+    _check_finite_tensor("v_end", v_end, 2)
+    _check_times("t_eval", t_eval, 1)
+    return firing_ramp(v_end, t_eval.to(dtype=v_end.dtype, device=v_end.device), _check_e_dis(e_dis))
+
+
+def ttfs_spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+                     steps: int | None = None, offset: float | None = None) -> Tensor:
+    """TTFS variant: first time v reaches V_th = 1 during accumulation (no firing phase).
+
+    "exact" loops over the sorted inputs (O(n_in) vectorized steps); "dstd" over the ``steps`` grid
+    intervals (same grid and drives as :func:`membrane_at_end`). The crossing time inside an interval
+    is closed form, so gradients flow through it. **Returns:** (batch, n_out); neurons that never
+    reach threshold get t = 1.
+    """
+    _check_layer(t_in, w, e_plus, e_minus)
+    offset = _check_grid(method, steps, offset)
+    beta = reversal_beta(w, e_plus, e_minus)
+    if method == "exact":
+        return exact_ttfs(t_in, w, beta)
+    return dstd_ttfs(t_in, w, beta, int(steps), offset)
