@@ -9,6 +9,9 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_missing=()
 command -v ngspice >/dev/null 2>&1 || apt_missing+=(ngspice)
+# layout, extraction and LVS (imcpnn layout); the rest of the toolkit works without them
+command -v magic >/dev/null 2>&1 || apt_missing+=(magic)
+command -v netgen-lvs >/dev/null 2>&1 || apt_missing+=(netgen-lvs)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || apt_missing+=(dataset-fashion-mnist)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || apt_missing+=(python3-venv)
 if [ "${#apt_missing[@]}" -gt 0 ]; then

@@ -1,0 +1,377 @@
+"""magic and netgen as batch tools: discovery, a tech file magic 8.3.105 can load, DRC, extraction.
+
+Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky130A.tech``):
+
+- The tech file says ``requires magic-8.3.111``. With ``-T`` magic 8.3.105 then refuses the whole
+  file ("Error loading technology") and segfaults on the first command, so every run uses a copy
+  in its build directory with that line set to the running version.
+- ``extract`` prints "Ran out of space for device types!" with the full file (this build holds fewer
+  device types than the file defines). The copy therefore keeps only the ``device`` statements of
+  :data:`KEPT_DEVICE_MODELS` (the devices our cells use, plus the generic resistors).
+- ``extract style ngspice(si)`` writes SI units. ``ext2spice lvs`` resets the thresholds, so
+  ``cthresh`` must come after it (else no parasitics at all). Measured here: even in that order
+  (``extract all; ext2spice lvs; ext2spice cthresh 0; ext2spice -o``) 8.3.105 drops every
+  capacitance to the substrate once the substrate is a named net (a p-tap on ``vss``): the
+  inverter lost out-vss 0.15 fF and in-vss 0.11 fF and kept only coupling capacitors, and
+  ``ext2spice default`` does not undo it (and turns on ``scale``, which garbles SI geometry). The
+  parasitic netlist is therefore written first, in a fresh session, with ``ext2spice format
+  ngspice; scale off; merge none; cthresh 0``; the LVS netlist follows with ``ext2spice lvs``.
+  That flat output has garbage MOSFET ``ad/as/pd/ps``; they are taken from the LVS netlist
+  (:func:`imcpnn.circuits.extract.take_junction_params`), which has them right.
+
+Each run gets its own build directory (the caller's, or a fresh one under the system temp folder);
+magic's log is kept there as ``magic.log`` and quoted in errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from imcpnn.errors import NetlistError, ToolNotFoundError
+
+from .layout import Layout, write_mag
+
+#: Path of the magic tech file below ``PDK_ROOT``.
+TECH_SUBPATH = Path("sky130A/libs.tech/magic/sky130A.tech")
+
+#: Device models whose ``device`` statements the trimmed tech file keeps.
+KEPT_DEVICE_MODELS = frozenset(
+    {
+        "sky130_fd_pr__nfet_01v8",
+        "sky130_fd_pr__nfet_01v8_lvt",
+        "sky130_fd_pr__pfet_01v8",
+        "sky130_fd_pr__pfet_01v8_lvt",
+        "sky130_fd_pr__pfet_01v8_hvt",
+        "sky130_fd_pr__cap_mim_m3_1",
+        "sky130_fd_pr__cap_mim_m3_2",
+    }
+    | {f"sky130_fd_pr__res_generic_{x}" for x in ("po", "l1", "m1", "m2", "m3", "m4", "m5")}
+)
+
+_INSTALL_HINT = "install it with `apt-get install {pkg}` (Debian/Ubuntu package {pkg})"
+
+
+def find_tool(name: str, package: str) -> Path:
+    """Absolute path of executable ``name`` on PATH; ToolNotFoundError naming its package if absent."""
+    found = shutil.which(name)
+    if found is None:
+        raise ToolNotFoundError(
+            f"{name} not found on PATH; it is needed for layout DRC/extraction/LVS: "
+            + _INSTALL_HINT.format(pkg=package)
+        )
+    return Path(found)
+
+
+def find_magic() -> Path:
+    """The ``magic`` executable (Debian package ``magic``)."""
+    return find_tool("magic", "magic")
+
+
+def find_netgen() -> Path:
+    """The netgen LVS executable: ``netgen-lvs`` (Debian package ``netgen-lvs``), else ``netgen``
+    (the name of a source/open_pdks install; Debian's own ``netgen`` package is a mesher)."""
+    for name in ("netgen-lvs", "netgen"):
+        if shutil.which(name):
+            return Path(shutil.which(name))
+    return find_tool("netgen-lvs", "netgen-lvs")
+
+
+def find_tech_file(pdk_root: Path | str | None = None) -> Path:
+    """``<PDK_ROOT>/sky130A/libs.tech/magic/sky130A.tech``, PDK_ROOT from the argument or environment.
+
+    Raises ToolNotFoundError when PDK_ROOT is unset or the file is not below it.
+    """
+    root = pdk_root if pdk_root is not None else os.environ.get("PDK_ROOT")
+    if not root:
+        raise ToolNotFoundError(
+            "PDK_ROOT is not set: point it at an open_pdks install holding "
+            f"{TECH_SUBPATH} (e.g. `export PDK_ROOT=$HOME/.volare`), or at the repository's "
+            "../shared/pdk copy"
+        )
+    tech = Path(root).expanduser() / TECH_SUBPATH
+    if not tech.is_file():
+        raise ToolNotFoundError(
+            f"magic tech file {tech} not found: PDK_ROOT={root} must be an open_pdks install "
+            f"containing {TECH_SUBPATH} (install one with `volare enable` or `ciel enable`)"
+        )
+    return tech
+
+
+def magic_version(magic: Path) -> str:
+    """``8.3.105``-style version of the magic executable (from ``magic --version``)."""
+    out = subprocess.run([str(magic), "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"(\d+\.\d+\.\d+)", out.stdout + out.stderr)
+    if match is None:
+        raise ToolNotFoundError(f"{magic} --version printed no version: {out.stdout!r}{out.stderr!r}")
+    return match.group(1)
+
+
+def trim_tech_text(text: str, version: str) -> str:
+    """The tech file text made loadable by magic ``version``.
+
+    Sets the ``requires magic-X`` line to ``version`` and drops every ``device`` statement (with
+    its ``\\``-continued lines) whose model is not in :data:`KEPT_DEVICE_MODELS`.
+    """
+    text = re.sub(r"^(\s*requires\s+magic-)[\d.]+", rf"\g<1>{version}", text, count=1, flags=re.M)
+    out: list[str] = []
+    dropping = False
+    for line in text.splitlines():
+        if dropping:
+            dropping = line.rstrip().endswith("\\")
+            continue
+        words = line.split()
+        if len(words) >= 3 and words[0] == "device" and words[2] not in KEPT_DEVICE_MODELS:
+            dropping = line.rstrip().endswith("\\")
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class MagicSetup:
+    """Where the tools are: magic executable, its version and the source tech file."""
+
+    magic: Path
+    version: str
+    tech_file: Path
+
+    @classmethod
+    def discover(cls, pdk_root: Path | str | None = None) -> MagicSetup:
+        """Find magic and the sky130A tech file; ToolNotFoundError says what is missing and how."""
+        tech = find_tech_file(pdk_root)
+        magic = find_magic()
+        return cls(magic=magic, version=magic_version(magic), tech_file=tech)
+
+    def prepare(self, build_dir: Path) -> Path:
+        """Write the trimmed tech file into ``build_dir`` (once) and return its path."""
+        path = Path(build_dir) / "sky130A.tech"
+        if not path.exists():
+            path.write_text(trim_tech_text(self.tech_file.read_text(), self.version))
+        return path
+
+
+def new_build_dir(parent: Path | None = None, prefix: str = "imcpnn-layout-") -> Path:
+    """A fresh, empty build directory (below ``parent`` or the system temp folder)."""
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def run_magic(setup: MagicSetup, script: str, build_dir: Path, *, timeout_s: float = 300.0) -> str:
+    """Run a Tcl ``script`` in batch magic inside ``build_dir``; return the log (stdout + stderr).
+
+    Command: ``magic -dnull -noconsole -rcfile /dev/null -T <trimmed tech> run.tcl``. The script
+    ends with ``quit -noprompt`` (added here). Raises NetlistError when magic crashes, times out,
+    or prints a Tcl error, quoting the log tail and naming the build directory.
+    """
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tech = setup.prepare(build_dir)
+    (build_dir / "run.tcl").write_text(script.rstrip() + "\nquit -noprompt\n")
+    cmd = [str(setup.magic), "-dnull", "-noconsole", "-rcfile", "/dev/null", "-T", str(tech), "run.tcl"]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=build_dir, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as err:
+        raise NetlistError(f"magic ran longer than {timeout_s:g} s; build directory {build_dir}") from err
+    log = proc.stdout + proc.stderr
+    (build_dir / "magic.log").write_text(log)
+    tcl_error = re.search(r"^(Error while reading|invalid command name|.*Tcl error).*$", log, re.M)
+    if proc.returncode != 0 or tcl_error:
+        tail = "\n".join(log.splitlines()[-15:])
+        raise NetlistError(
+            f"magic failed (exit code {proc.returncode}) in {build_dir}:\n{tail}\n"
+            f"full log: {build_dir / 'magic.log'}"
+        )
+    return log
+
+
+@dataclass(frozen=True)
+class DrcResult:
+    """magic DRC outcome of one cell: error count and ``(rule text, n_boxes)`` per violated rule."""
+
+    cell: str
+    n_errors: int
+    violations: tuple[tuple[str, int], ...]
+    build_dir: Path
+
+    def raise_if_errors(self) -> None:
+        """NetlistError listing the violated rules when ``n_errors > 0``."""
+        if self.n_errors:
+            rules = "\n".join(f"  {rule} ({n} boxes)" for rule, n in self.violations)
+            raise NetlistError(
+                f"DRC of {self.cell}: {self.n_errors} errors (build dir {self.build_dir}):\n{rules}"
+            )
+
+
+# `drc listall why` lists only errors inside the box, and an error region can lie just outside
+# the cell's bounding box (a width error is flagged beside the sliver): grow the box first.
+_DRC_SCRIPT = """load {cell}
+select top cell
+lassign [box values] x0 y0 x1 y1
+box values [expr {{$x0 - 1000}}] [expr {{$y0 - 1000}}] [expr {{$x1 + 1000}}] [expr {{$y1 + 1000}}]
+drc style drc(full)
+drc check
+drc catchup
+puts "IMCPNN_DRC_COUNT [drc list count total]"
+foreach {{why boxes}} [drc listall why] {{ puts "IMCPNN_DRC_RULE [llength $boxes] $why" }}
+"""
+
+
+def magic_drc(layout: Layout, *, setup: MagicSetup | None = None, build_dir: Path | None = None) -> DrcResult:
+    """Full-rule magic DRC (``drc(full)`` style) of ``layout``, flat, in a fresh build directory."""
+    setup = setup or MagicSetup.discover()
+    build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
+    write_mag(layout, build_dir)
+    log = run_magic(setup, _DRC_SCRIPT.format(cell=layout.name), build_dir)
+    count = re.search(r"^IMCPNN_DRC_COUNT (\d+)", log, re.M)
+    if count is None:
+        raise NetlistError(f"magic printed no DRC count for {layout.name}; log: {build_dir / 'magic.log'}")
+    rules = tuple(
+        (m.group(2).strip(), int(m.group(1)))
+        for m in re.finditer(r"^IMCPNN_DRC_RULE (\d+) (.*)$", log, re.M)
+    )
+    return DrcResult(layout.name, int(count.group(1)), rules, build_dir)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Files of one extraction: ngspice-ready netlist (parasitics, runner units), LVS netlist,
+    and magic's SI-unit netlist (the one :meth:`parsed` reads for counts and capacitances)."""
+
+    cell: str
+    netlist_path: Path
+    lvs_netlist_path: Path
+    si_netlist_path: Path
+    build_dir: Path
+
+    def parsed(self):
+        """The SI netlist as :class:`imcpnn.circuits.extract.ExtractedNetlist`."""
+        from .extract import parse_extracted
+
+        return parse_extracted(self.si_netlist_path.read_text(), self.cell)
+
+
+_EXTRACT_SCRIPT = """load {cell}
+select top cell
+extract style ngspice(si)
+extract all
+ext2spice format ngspice
+ext2spice scale off
+ext2spice merge none
+ext2spice cthresh 0
+ext2spice -o {cell}_pex_si.spice
+ext2spice lvs
+ext2spice -o {cell}_lvs_si.spice
+"""
+
+# extresist in magic 8.3.105 needs the .sim file and writes .res.ext; the R netlist comes from a
+# second magic run after the substrate fix below.
+_RESIST_SCRIPT = """load {cell}
+select top cell
+ext2sim labels on
+ext2sim
+extresist tolerance 10
+extresist all
+"""
+
+_RESIST_OUTPUT_SCRIPT = """load {cell}
+select top cell
+extract style ngspice(si)
+ext2spice format ngspice
+ext2spice scale off
+ext2spice merge none
+ext2spice cthresh 0
+ext2spice extresist on
+ext2spice -o {cell}_pex_si.spice
+"""
+
+
+def fix_res_ext_substrate(res_ext: str, ext: str) -> str:
+    """Give each device of a ``.res.ext`` the substrate node of the same device in the ``.ext``.
+
+    magic 8.3.105's ``extresist`` writes the body of subcircuit MOSFETs as ``"error"`` (the tech
+    file's default for "no substrate found"); the plain extraction knows the right node. Devices
+    are matched by model and position (the four numbers after the model), not by order, which
+    differs between the two files.
+    """
+    device = re.compile(r'^device msubckt (\S+) (-?\d+ -?\d+ -?\d+ -?\d+) (?:\S+=\S+ )*\s*"([^"]+)"', re.M)
+    bodies = {(m.group(1), m.group(2)): m.group(3) for m in device.finditer(ext)}
+    lines = res_ext.splitlines()
+    for i, line in enumerate(lines):
+        match = device.match(line)
+        if match is None or match.group(3) != "error":
+            continue
+        key = (match.group(1), match.group(2))
+        if key not in bodies:
+            raise NetlistError(f"extresist device {key} has no counterpart in the extraction")
+        lines[i] = line.replace('"error"', f'"{bodies[key]}"', 1)
+    return "\n".join(lines) + "\n"
+
+
+def magic_extract(
+    layout: Layout,
+    *,
+    use_resistance: bool = False,
+    setup: MagicSetup | None = None,
+    build_dir: Path | None = None,
+) -> Extraction:
+    """Extract ``layout`` with magic: devices, parasitic C (all, ``cthresh 0``), R optional.
+
+    Writes ``<cell>_lvs.spice`` (devices only, for netgen) and ``<cell>_pex.spice`` (devices +
+    parasitics) in the build directory, both with MOSFET/MiM geometry in the runner's units
+    (:func:`imcpnn.circuits.extract.to_runner_units`). With ``use_resistance`` the parasitic
+    resistors of ``extresist`` split each net into ``net``, ``net.t0``, ``net.n1``...
+    """
+    from .extract import take_junction_params, to_runner_units
+
+    setup = setup or MagicSetup.discover()
+    build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
+    write_mag(layout, build_dir)
+    cell = layout.name
+    run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell), build_dir)
+    if use_resistance:
+        run_magic(setup, _RESIST_SCRIPT.format(cell=cell), build_dir)
+        res_ext = build_dir / f"{cell}.res.ext"
+        if not res_ext.exists():
+            errors = re.findall(r"^Error.*$", (build_dir / "magic.log").read_text(), re.M)
+            raise NetlistError(
+                f"magic extresist wrote no {res_ext.name} ({'; '.join(errors) or 'no message'}); "
+                "magic 8.3.105 cannot R-extract cells with MiM capacitors: extract them without "
+                f"resistance. Log: {build_dir / 'magic.log'}"
+            )
+        res_ext.write_text(fix_res_ext_substrate(res_ext.read_text(), (build_dir / f"{cell}.ext").read_text()))
+        run_magic(setup, _RESIST_OUTPUT_SCRIPT.format(cell=cell), build_dir)
+    for kind in ("lvs", "pex"):
+        if not (build_dir / f"{cell}_{kind}_si.spice").exists():
+            raise NetlistError(f"magic wrote no {cell}_{kind}_si.spice; log: {build_dir / 'magic.log'}")
+    si = build_dir / f"{cell}_pex_si.spice"
+    si.write_text(take_junction_params(si.read_text(), (build_dir / f"{cell}_lvs_si.spice").read_text()))
+    paths = {}
+    for kind in ("lvs", "pex"):
+        source = build_dir / f"{cell}_{kind}_si.spice"
+        target = build_dir / f"{cell}_{kind}.spice"
+        target.write_text(to_runner_units(source.read_text()))
+        paths[kind] = target
+    return Extraction(cell, paths["pex"], paths["lvs"], build_dir / f"{cell}_pex_si.spice", build_dir)
+
+
+def magic_gds(
+    layout: Layout, path: Path, *, setup: MagicSetup | None = None, build_dir: Path | None = None
+) -> Path:
+    """Write ``layout`` as GDS (via magic's ``gds write``) for KLayout users; returns ``path``."""
+    setup = setup or MagicSetup.discover()
+    build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
+    write_mag(layout, build_dir)
+    path = Path(path).resolve()
+    run_magic(setup, f"load {layout.name}\ngds write {path}\n", build_dir)
+    if not path.exists():
+        raise NetlistError(f"magic wrote no GDS at {path}; log: {build_dir / 'magic.log'}")
+    return path
