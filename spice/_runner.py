@@ -1,0 +1,281 @@
+"""Run ngspice in batch mode in content-addressed run directories; parallel batches of runs.
+
+A run directory ``<cache>/runs/<key>`` is named by a hash of the deck text, the model content and
+the ngspice version; a finished run (``done.json`` present) is reused, so an interrupted sweep
+resumes where it stopped. A failed run is kept as ``<cache>/runs/<key>.failed`` for inspection.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from imcpnn.errors import ConfigError, ConvergenceError, SpiceError, SpiceTimeoutError, ToolNotFoundError
+
+from ._models import ModelSource, default_cache_dir, find_models
+from ._raw import Plot, RawFile
+from ._sim import Sim
+
+NGSPICE_FIX = "install it with `sudo apt-get install ngspice` (or put ngspice on PATH / set $NGSPICE)"
+
+#: sky130 needs hsa and nomodcheck; ``filetype`` stays binary. One OpenMP thread per ngspice:
+#: parallelism comes from running decks side by side (run_many), and on a busy 2-core machine
+#: ngspice's default 2 spinning OpenMP threads made a one-nfet .dc 500x slower (8.7 s vs 0.015 s,
+#: benchmarks/README.md).
+SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\nset num_threads=1\n"
+
+# Netlist problems are checked first: a broken deck also ends in "simulation(s) aborted".
+_NETLIST_RE = re.compile(
+    r"unknown subckt|could not find a valid modelname|can't find model|unknown model|error on line"
+    r"|undefined parameter|unimplemented|syntax error|netlist line no|unknown device|fatal error",
+    re.IGNORECASE,
+)
+_NOISE_RE = re.compile(r"simulation interrupted|circuit not parsed|no resource usage|aren't any circuits"
+                       r"|no active circuit|cannot compute substitute", re.IGNORECASE)
+_CONVERGENCE = (
+    ("timestep too small", re.compile(r"timestep too small[^\n]*", re.IGNORECASE)),
+    ("singular matrix", re.compile(r"singular matrix[^\n]*", re.IGNORECASE)),
+    ("no convergence", re.compile(r"(?:no convergence|iteration limit reached|gmin stepping failed"
+                                  r"|source stepping failed)[^\n]*", re.IGNORECASE)),
+)
+_FAILED_RE = re.compile(r"simulation\(s\) aborted|^\s*error\b|timestep too small|fatal error|"
+                        + _NETLIST_RE.pattern, re.IGNORECASE | re.MULTILINE)
+_CONVERGENCE_FIX = ("fix: look for floating nodes or voltage-source loops, add initial conditions (.ic / "
+                    "Tran(use_initial_conditions=True)) or relax options (reltol, gmin, itl1, itl4, method=gear)")
+
+@functools.lru_cache(maxsize=None)
+def _ngspice_version(path: str) -> str:
+    out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"ngspice-(\S+)", out)
+    return m.group(1) if m else out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def find_ngspice() -> tuple[Path, str]:
+    """Path and version of the ngspice binary (``$NGSPICE`` or PATH); ToolNotFoundError if absent."""
+    env = os.environ.get("NGSPICE")
+    path = env if env and Path(env).is_file() else shutil.which(env or "ngspice")
+    if path is None:
+        where = f"$NGSPICE={env} does not exist; " if env else ""
+        raise ToolNotFoundError(f"ngspice not found ({where}not on PATH): {NGSPICE_FIX}")
+    return Path(path), _ngspice_version(str(path))
+
+
+@dataclass
+class SimResult:
+    """Result of one ``run``: the raw file's plots plus where and how they were made."""
+
+    raw: RawFile
+    deck: str
+    models: ModelSource
+    ngspice_version: str
+    run_dir: Path
+    from_cache: bool
+    elapsed_s: float = 0.0
+    log: str = field(default="", repr=False)
+
+    @property
+    def plots(self) -> list[Plot]:
+        return self.raw.plots
+
+    def plot(self, key: int | str = 0) -> Plot:
+        """Plot by index (file order) or by plotname, e.g. "dc", "tran", "ac", "operating point"."""
+        return self.raw.plot(key)
+
+    def trace(self, name: str, plot: int | str | None = None) -> np.ndarray:
+        """Vector ``name`` (case-insensitive, ``out`` finds ``v(out)``) of the only or named plot."""
+        if plot is None:
+            if len(self.plots) != 1:
+                names = ", ".join(repr(p.plotname) for p in self.plots)
+                raise KeyError(f"{len(self.plots)} plots in this result ({names}): pass plot= a name or index")
+            plot = 0
+        return self.plot(plot)[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.trace(name)
+
+
+def _run_key(deck: str, model_hash: str, version: str) -> str:
+    return hashlib.sha256(f"{version}\n{model_hash}\n{deck}".encode()).hexdigest()[:24]
+
+
+def _deck_line(deck: str, log: str) -> str | None:
+    """The deck line ngspice complains about: by line number, or by the instance it names."""
+    lines = deck.splitlines()
+    m = re.search(r"(?:error on line|netlist line no\.)\s*(\d+)", log, re.IGNORECASE)
+    if m and 0 < int(m.group(1)) <= len(lines):
+        return lines[int(m.group(1)) - 1].strip()
+    m = re.search(r"unknown subckt:\s*(\S+)|can't find model '[^']*' from line\s*\n\s*(\S+)", log, re.I)
+    if m:
+        name = (m.group(1) or m.group(2)).lower()
+        return next((ln.strip() for ln in lines if ln.split()[:1] and ln.split()[0].lower() == name), None)
+    return None
+
+
+def classify_failure(log: str, deck: str, run_dir: Path) -> SpiceError:
+    """The typed error for a failed run, from ngspice's combined stdout and stderr.
+
+    Netlist problems -> SpiceError with the deck line; else the *last* convergence message wins
+    (earlier singular-matrix warnings are often recovered by gmin/source stepping) and a
+    singular-matrix node is added as a hint; else SpiceError with the log tail.
+    """
+    problems = [ln.strip() for ln in log.splitlines() if _NETLIST_RE.search(ln) and not _NOISE_RE.search(ln)]
+    if problems:
+        msg = "; ".join(dict.fromkeys(problems[:4]))
+        return SpiceError(f"ngspice rejected the netlist: {msg}\n  fix: correct the netlist line below "
+                          "(unknown subckt/model: include its file or add it to Sim.devices)",
+                          run_dir=run_dir, log=log, deck_line=_deck_line(deck, log))
+    hits = [(m.start(), meaning, m.group(0).strip()) for meaning, rx in _CONVERGENCE for m in rx.finditer(log)]
+    if hits:
+        _, meaning, text = max(hits)
+        singular = re.search(r"singular matrix:\s*check node\s*(\S+)", log, re.I)
+        extra = f" (ngspice also reported a singular matrix at node {singular.group(1)})" if (
+            singular and meaning != "singular matrix") else ""
+        return ConvergenceError(f"ngspice: {meaning}: {text}{extra}\n  {_CONVERGENCE_FIX}",
+                                run_dir=run_dir, log=log)
+    tail = "\n".join(log.strip().splitlines()[-8:])
+    return SpiceError(f"ngspice failed without a known message; last output:\n{tail}", run_dir=run_dir, log=log)
+
+
+def _execute(ngspice: Path, work: Path, timeout_s: float) -> tuple[int | None, str]:
+    """Run ngspice in ``work``; (returncode or None on timeout, combined output)."""
+    with open(work / "ngspice.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(ngspice), "-b", "-r", "out.raw", "deck.cir"], cwd=work, stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "HOME": str(work)},  # only the run dir's .spiceinit applies
+        )
+        try:
+            rc: int | None = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            rc = None
+    return rc, (work / "ngspice.log").read_text(errors="replace")
+
+
+BACKENDS = ("batch", "pyspice")
+
+
+def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600.0,
+        keep_run_dir: bool = False, backend: str = "batch") -> SimResult:
+    """Simulate ``sim`` with ngspice in batch mode, or reuse a finished identical run.
+
+    cache_dir: holds ``models/`` (minimal sets) and ``runs/`` (default ``$IMCPNN_CACHE`` or
+        ``~/.cache/imcpnn``).
+    keep_run_dir: keep the scratch files (``.spiceinit``, ngspice log) of a successful run; the
+        deck, the raw file and ``done.json`` are always kept (they are the cache entry).
+    backend: "batch" (``ngspice -b``, one process per run) or "pyspice" (shared libngspice kept
+        loaded in this process; needs the optional PySpice, see ``_pyspice``).
+    Raises SpiceError (netlist/model problems, with the deck line), ConvergenceError,
+    SpiceTimeoutError; the run directory of a failure is kept and named in the message.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if backend == "pyspice":
+        from ._pyspice import execute_shared, shared_version
+
+        ngspice, version = None, shared_version()
+    else:
+        ngspice, version = find_ngspice()
+    models = find_models()
+    deck, model_hash = sim.deck_and_model_hash(cache)
+    key = _run_key(deck, model_hash, f"{backend} {version}")
+    runs = cache / "runs"
+    final = runs / key
+    if (final / "done.json").is_file():
+        meta = json.loads((final / "done.json").read_text())
+        return SimResult(RawFile(final / "out.raw"), deck, models, version, final, True,
+                         meta.get("elapsed_s", 0.0), meta.get("log", ""))
+    work = runs / f"{key}.tmp{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "deck.cir").write_text(deck)
+    (work / ".spiceinit").write_text(SPICEINIT)
+    t0 = time.perf_counter()
+    rc, log = execute_shared(work, timeout_s) if ngspice is None else _execute(ngspice, work, timeout_s)
+    elapsed = time.perf_counter() - t0
+    failed = runs / f"{key}.failed"
+    error: SpiceError | None = None
+    if rc is None:
+        error = SpiceTimeoutError(f"ngspice killed after timeout_s={timeout_s} s: raise timeout_s or "
+                                  "shorten the simulation", run_dir=failed, log=log)
+    elif rc != 0 or not (work / "out.raw").is_file() or _FAILED_RE.search(log):
+        error = classify_failure(log, deck, failed)
+    if error is not None:
+        shutil.rmtree(failed, ignore_errors=True)
+        os.replace(work, failed)
+        raise error
+    (work / "done.json").write_text(json.dumps({"elapsed_s": elapsed, "log": log, "ngspice": version,
+                                                "models": models.describe()}))
+    if not keep_run_dir:
+        for scratch in (".spiceinit", "ngspice.log"):
+            (work / scratch).unlink(missing_ok=True)
+    shutil.rmtree(final, ignore_errors=True)
+    try:
+        os.replace(work, final)
+    except OSError:
+        # another process finished the same deck first: its identical entry wins
+        if not (final / "done.json").is_file():
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+    return SimResult(RawFile(final / "out.raw"), deck, models, version, final, False, elapsed, log)
+
+
+def _run_star(sim: Sim, cache_dir, timeout_s: float, backend: str) -> SimResult:
+    return run(sim, cache_dir=cache_dir, timeout_s=timeout_s, backend=backend)
+
+
+def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | None = None,
+             max_workers: int | None = None, cache_dir: str | Path | None = None,
+             progress: bool = True, desc: str = "ngspice", timeout_s: float = 600.0,
+             backend: str = "batch") -> list[SimResult]:
+    """Run independent sims in parallel through any ``concurrent.futures.Executor``.
+
+    Default: a ProcessPoolExecutor with ``max_workers`` (None -> CPU count). The result list keeps
+    the order of ``sims``. If some sims fail, the others still finish (and are cached); then the
+    first failure is raised, its message counting all failures.
+    """
+    from tqdm.auto import tqdm
+
+    sims = list(sims)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    own = executor is None
+    pool = cf.ProcessPoolExecutor(max_workers=max_workers) if own else executor
+    results: list[SimResult | None] = [None] * len(sims)
+    errors: list[tuple[int, BaseException]] = []
+    try:
+        futures = {pool.submit(_run_star, s, cache, timeout_s, backend): i for i, s in enumerate(sims)}
+        with tqdm(total=len(sims), desc=desc, disable=not progress, unit="sim") as bar:
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:  # collected: the other sims must finish first
+                    errors.append((i, exc))
+                bar.update(1)
+    finally:
+        if own:
+            pool.shutdown()
+    if errors:
+        errors.sort(key=lambda e: e[0])
+        i, first = errors[0]
+        if len(errors) > 1 and isinstance(first, SpiceError):
+            first.args = (f"{len(errors)} of {len(sims)} sims failed (indices "
+                          f"{[j for j, _ in errors]}); the others are cached. First (sim {i}):\n"
+                          f"{first.args[0]}",)
+        raise first
+    return results  # type: ignore[return-value]

@@ -1,0 +1,208 @@
+"""Simulations as data: analyses and a ``Sim`` that renders a complete ngspice deck.
+
+Callers give the netlist body (instances, sources, ``.subckt`` definitions, ``.include`` of cell
+files by absolute path, ``.ic``); models, temperature, options, saves and analyses are added here.
+Several analyses in one ``Sim`` become several plots of one raw file: that is how many points
+share one ngspice start (and one model load).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Union
+
+from imcpnn.errors import ConfigError
+
+from ._models import Corner, find_models, model_include
+
+
+def _fmt(x: float) -> str:
+    """Shortest exact text of a float for a deck (``repr`` round-trips)."""
+    return repr(float(x))
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_sweep(prefix: str, start: float, stop: float, step: float) -> None:
+    _check_positive(f"{prefix}step_v", abs(step))
+    if (stop - start) * step < 0:
+        raise ConfigError(
+            f"{prefix}step_v={step!r} points away from {prefix}stop_v={stop!r} "
+            f"(start {start!r}): use a step with the sign of stop - start"
+        )
+
+
+@dataclass(frozen=True)
+class Op:
+    """Operating point (``.op``); one plot 'Operating Point' with one point per trace."""
+
+    def line(self) -> str:
+        return ".op"
+
+
+@dataclass(frozen=True)
+class Dc:
+    """DC sweep of a voltage or current source (``.dc``), optionally nested over a second source.
+
+    ``source`` is swept fastest; with ``source2`` the traces reshape to ``(n2, n1)``. Values are
+    volts for a V source and amperes for an I source (the ``_v`` names follow the common case).
+    """
+
+    source: str
+    start_v: float
+    stop_v: float
+    step_v: float
+    source2: str | None = None
+    start2_v: float | None = None
+    stop2_v: float | None = None
+    step2_v: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_sweep("", self.start_v, self.stop_v, self.step_v)
+        second = (self.start2_v, self.stop2_v, self.step2_v)
+        if self.source2 is None and any(v is not None for v in second):
+            raise ConfigError("Dc: start2_v/stop2_v/step2_v given without source2: name the second source")
+        if self.source2 is not None:
+            if any(v is None for v in second):
+                raise ConfigError(f"Dc: source2={self.source2!r} needs start2_v, stop2_v and step2_v")
+            _check_sweep("2", *second)  # type: ignore[arg-type]
+
+    def line(self) -> str:
+        s = f".dc {self.source} {_fmt(self.start_v)} {_fmt(self.stop_v)} {_fmt(self.step_v)}"
+        if self.source2 is not None:
+            s += f" {self.source2} {_fmt(self.start2_v)} {_fmt(self.stop2_v)} {_fmt(self.step2_v)}"
+        return s
+
+
+@dataclass(frozen=True)
+class Tran:
+    """Transient (``.tran tstep tstop 0 tmax [uic]``)."""
+
+    t_step_s: float
+    t_stop_s: float
+    t_max_step_s: float | None = None
+    use_initial_conditions: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive("Tran.t_step_s", self.t_step_s)
+        _check_positive("Tran.t_stop_s", self.t_stop_s)
+        if self.t_max_step_s is not None:
+            _check_positive("Tran.t_max_step_s", self.t_max_step_s)
+
+    def line(self) -> str:
+        s = f".tran {_fmt(self.t_step_s)} {_fmt(self.t_stop_s)}"
+        if self.t_max_step_s is not None:
+            s += f" 0 {_fmt(self.t_max_step_s)}"
+        return s + (" uic" if self.use_initial_conditions else "")
+
+
+@dataclass(frozen=True)
+class Ac:
+    """Small-signal AC sweep (``.ac dec|oct|lin n f_start f_stop``); traces are complex."""
+
+    f_start_hz: float
+    f_stop_hz: float
+    points: int = 10
+    variation: str = "dec"
+
+    def __post_init__(self) -> None:
+        _check_positive("Ac.f_start_hz", self.f_start_hz)
+        _check_positive("Ac.f_stop_hz", self.f_stop_hz)
+        if self.variation not in ("dec", "oct", "lin"):
+            raise ConfigError(f"Ac.variation={self.variation!r}: use 'dec', 'oct' or 'lin'")
+        if self.points < 1:
+            raise ConfigError(f"Ac.points={self.points!r} must be >= 1")
+
+    def line(self) -> str:
+        return f".ac {self.variation} {self.points} {_fmt(self.f_start_hz)} {_fmt(self.f_stop_hz)}"
+
+
+Analysis = Union[Op, Dc, Tran, Ac]
+
+_DEFAULT_OPTIONS: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Sim:
+    """One ngspice deck: netlist body + analyses + models (corner, devices) + temperature.
+
+    circuit: the netlist body, without models and analyses.
+    analyses: one or more of Op, Dc, Tran, Ac; each becomes one plot of the raw file.
+    devices: the sky130 subcircuits the circuit instantiates (a minimal model set is built for
+        them, ~0.1 s load); None loads the full library (~6 s).
+    save: node/branch vectors to save (``.save``), e.g. ("v(out)", "i(vd)"); empty saves all.
+    options: ``.options`` entries, e.g. {"reltol": 1e-4, "klu": None} (None -> bare flag).
+    """
+
+    circuit: str
+    analyses: tuple[Analysis, ...]
+    corner: Corner = Corner.TT
+    temp_c: float = 27.0
+    devices: tuple[str, ...] | None = None
+    save: tuple[str, ...] = ()
+    options: Mapping[str, object] = field(default_factory=lambda: _DEFAULT_OPTIONS)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "corner", Corner.parse(self.corner))
+        if isinstance(self.analyses, (Op, Dc, Tran, Ac)):
+            object.__setattr__(self, "analyses", (self.analyses,))
+        object.__setattr__(self, "analyses", tuple(self.analyses))
+        if not self.analyses:
+            raise ConfigError("Sim.analyses is empty: give at least one of Op(), Dc(...), Tran(...), Ac(...)")
+        for a in self.analyses:
+            if not isinstance(a, (Op, Dc, Tran, Ac)):
+                raise ConfigError(f"Sim.analyses holds {a!r}: use Op(), Dc(...), Tran(...) or Ac(...)")
+        if isinstance(self.devices, str):
+            object.__setattr__(self, "devices", (self.devices,))
+        if self.devices is not None:
+            object.__setattr__(self, "devices", tuple(self.devices))
+        if isinstance(self.save, str):
+            object.__setattr__(self, "save", (self.save,))
+        object.__setattr__(self, "save", tuple(self.save))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        if not math.isfinite(self.temp_c) or self.temp_c < -273.15:
+            raise ConfigError(f"Sim.temp_c={self.temp_c!r} must be a finite temperature >= -273.15 C")
+        for line in self.circuit.splitlines():
+            card = line.strip().lower().split()[:1]
+            if card and card[0] in (".end", ".control", ".endc", ".op", ".dc", ".tran", ".ac", ".lib"):
+                raise ConfigError(
+                    f"Sim.circuit contains {line.strip()!r}: give only the netlist body; models "
+                    "(Sim.devices/corner) and analyses (Sim.analyses) are added by Sim"
+                )
+
+    def __hash__(self) -> int:
+        return hash((self.circuit, self.analyses, self.corner, self.temp_c, self.devices, self.save,
+                     tuple(sorted(self.options.items(), key=str))))
+
+    def __reduce__(self):
+        # MappingProxyType does not pickle; rebuild from a plain dict (process pools pickle Sims).
+        return (_rebuild_sim, (self.circuit, self.analyses, self.corner, self.temp_c, self.devices,
+                               self.save, dict(self.options)))
+
+    def deck_and_model_hash(self, cache_dir: Path | None = None) -> tuple[str, str]:
+        """The full deck text and the hash of the model content it loads."""
+        models, model_hash = model_include(find_models(), self.corner, self.devices, cache_dir)
+        lines = ["* imcpnn deck", models, f".temp {_fmt(self.temp_c)}"]
+        if self.options:
+            opts = " ".join(k if v is None else f"{k}={v}" for k, v in self.options.items())
+            lines.append(f".options {opts}")
+        lines += ["", self.circuit.strip(), ""]
+        if self.save:
+            lines.append(".save " + " ".join(self.save))
+        lines += [a.line() for a in self.analyses]
+        lines.append(".end")
+        return "\n".join(lines) + "\n", model_hash
+
+    def deck(self, cache_dir: Path | None = None) -> str:
+        """The complete ngspice deck (models, temperature, options, circuit, saves, analyses)."""
+        return self.deck_and_model_hash(cache_dir)[0]
+
+
+def _rebuild_sim(*args) -> Sim:
+    return Sim(*args)
