@@ -1,0 +1,163 @@
+"""Python mirrors of the hand-written cell library in ``netlists/`` (one frozen dataclass per cell).
+
+Each cell names its ``.subckt`` (``subckt``), its port order (``ports``, checked against the file by
+a test) and its sizes in SI units; :meth:`Cell.instance` writes the instance line with the sizes
+converted to the subckt's micrometre parameters, and :func:`cell_text` reads the file shipped as
+package data. Sizes are validated on construction against the sky130 rules they must respect.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from typing import ClassVar
+
+from imcpnn.circuits.sky130 import fmt_um, mim_capacitance_f
+from imcpnn.errors import ConfigError, NetlistError
+
+#: Smallest drawn width and length of the 1.8 V devices (m); the MIM plate's smallest side (m).
+W_MIN_M = 0.42e-6
+L_MIN_M = 0.15e-6
+MIM_MIN_M = 1.0e-6
+
+
+def _check_min(owner: object, field: str, minimum_m: float) -> None:
+    value = getattr(owner, field)
+    if not value >= minimum_m:
+        raise ConfigError(
+            f"{type(owner).__name__}.{field}={value!r} m is below {minimum_m:g} m "
+            "(sky130 minimum; sizes are in metres, e.g. 1e-6 for 1 um)"
+        )
+
+
+class Cell:
+    """Mixin: ``subckt`` name, ``ports`` and ``_params`` (field -> subckt parameter in um)."""
+
+    subckt: ClassVar[str]
+    ports: ClassVar[tuple[str, ...]]
+    _params: ClassVar[dict[str, str]] = {}
+
+    def params_um(self) -> dict[str, str]:
+        """Subckt parameter values as deck text (micrometres)."""
+        return {p: fmt_um(getattr(self, f)) for f, p in self._params.items()}
+
+    def instance(self, name: str, nodes: tuple[str, ...] | list[str]) -> str:
+        """Instance line ``X<name> <nodes> <subckt> p=v ...``; nodes in ``ports`` order."""
+        if len(nodes) != len(self.ports):
+            raise NetlistError(
+                f"{self.subckt} instance {name!r} got {len(nodes)} nodes, needs {len(self.ports)}: "
+                f"{' '.join(self.ports)}"
+            )
+        params = " ".join(f"{k}={v}" for k, v in self.params_um().items())
+        return f"X{name} {' '.join(nodes)} {self.subckt} {params}".rstrip()
+
+
+@dataclass(frozen=True)
+class Inv(Cell):
+    """Static CMOS inverter."""
+
+    subckt: ClassVar[str] = "inv"
+    ports: ClassVar[tuple[str, ...]] = ("in", "out", "vdd", "vss")
+    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
+    wn_m: float = 1.0e-6
+    wp_m: float = 2.0e-6
+    l_m: float = 0.15e-6
+
+    def __post_init__(self) -> None:
+        for f in ("wn_m", "wp_m"):
+            _check_min(self, f, W_MIN_M)
+        _check_min(self, "l_m", L_MIN_M)
+
+
+@dataclass(frozen=True)
+class Nand2(Cell):
+    """Two-input static CMOS NAND."""
+
+    subckt: ClassVar[str] = "nand2"
+    ports: ClassVar[tuple[str, ...]] = ("a", "b", "out", "vdd", "vss")
+    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
+    wn_m: float = 1.0e-6
+    wp_m: float = 1.0e-6
+    l_m: float = 0.15e-6
+
+    def __post_init__(self) -> None:
+        for f in ("wn_m", "wp_m"):
+            _check_min(self, f, W_MIN_M)
+        _check_min(self, "l_m", L_MIN_M)
+
+
+@dataclass(frozen=True)
+class TGate(Cell):
+    """CMOS transmission gate, closed while ``en`` is high and ``en_b`` low."""
+
+    subckt: ClassVar[str] = "tgate"
+    ports: ClassVar[tuple[str, ...]] = ("a", "b", "en", "en_b", "vdd", "vss")
+    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
+    wn_m: float = 1.0e-6
+    wp_m: float = 1.0e-6
+    l_m: float = 0.15e-6
+
+    def __post_init__(self) -> None:
+        for f in ("wn_m", "wp_m"):
+            _check_min(self, f, W_MIN_M)
+        _check_min(self, "l_m", L_MIN_M)
+
+
+@dataclass(frozen=True)
+class Synapse(Cell):
+    """4T synapse: NS+NM pull charge from the membrane (w > 0), PS+PM push it in (w < 0)."""
+
+    subckt: ClassVar[str] = "synapse"
+    ports: ClassVar[tuple[str, ...]] = ("mem", "spk", "spk_b", "vg_n", "vg_p", "vdd", "vss")
+    _params: ClassVar[dict[str, str]] = {"w_m": "w", "l_m": "l"}
+    w_m: float = 1.0e-6
+    l_m: float = 0.25e-6
+
+    def __post_init__(self) -> None:
+        _check_min(self, "w_m", W_MIN_M)
+        _check_min(self, "l_m", L_MIN_M)
+
+
+@dataclass(frozen=True)
+class Neuron(Cell):
+    """RC-Spike neuron: MIM membrane, reset to V0, discharger, sensing inverter, spike output.
+
+    ``parasitic_f`` is not a device of the cell: it is the estimated wiring capacitance on the
+    membrane that the generator adds beside it (see :mod:`imcpnn.circuits.network`).
+    """
+
+    subckt: ClassVar[str] = "neuron"
+    ports: ClassVar[tuple[str, ...]] = (
+        "mem", "vg_dis", "vb_sense", "v0", "rst", "rst_b", "fire", "fire_b", "out", "out_b",
+        "vdd", "vss",
+    )  # fmt: skip
+    _params: ClassVar[dict[str, str]] = {
+        "cm_w_m": "cm_w", "cm_l_m": "cm_l", "w_dis_m": "w_dis", "l_dis_m": "l_dis",
+        "l_bias_m": "l_bias",
+    }  # fmt: skip
+    cm_w_m: float = 7.0e-6
+    cm_l_m: float = 7.0e-6
+    w_dis_m: float = 1.0e-6
+    l_dis_m: float = 0.25e-6
+    l_bias_m: float = 0.5e-6
+
+    def __post_init__(self) -> None:
+        _check_min(self, "cm_w_m", MIM_MIN_M)
+        _check_min(self, "cm_l_m", MIM_MIN_M)
+        _check_min(self, "w_dis_m", W_MIN_M)
+        _check_min(self, "l_dis_m", L_MIN_M)
+        _check_min(self, "l_bias_m", L_MIN_M)
+
+    @property
+    def c_mim_f(self) -> float:
+        """MIM membrane capacitance (F), from the sky130 model's area rule."""
+        return mim_capacitance_f(self.cm_w_m, self.cm_l_m)
+
+
+#: Every cell class, in the order a deck includes them (leaf cells first).
+CELLS: tuple[type[Cell], ...] = (Inv, Nand2, TGate, Synapse, Neuron)
+
+
+def cell_text(cell: type[Cell] | Cell) -> str:
+    """Text of the cell's ``.spice`` file, read from the ``imcpnn.netlists`` package data."""
+    return importlib.resources.files("imcpnn.netlists").joinpath(f"{cell.subckt}.spice").read_text()

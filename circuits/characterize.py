@@ -1,0 +1,245 @@
+"""Device characterization on sky130 (method section 5): sweeps -> lambda, I_D(V_G) tables, V_switch.
+
+Four small decks per corner, run in parallel by :func:`imcpnn.spice.run_many`, each loading only
+the models it uses (a fraction of a second each):
+
+- synapse NMOS (NM) and PMOS (PM) and the discharger NMOS: one nested DC sweep each, I_D vs drain
+  (membrane) voltage at several gate biases, plus a fine gate sweep at V_D = V0 for the weight ->
+  gate-bias table;
+- the neuron cell itself with its firing phase enabled, membrane swept 0 -> V0: the output
+  switches where the real sensing stage (LVT NMOS, HVT PMOS, bias PMOS) does.
+
+The fitting is pure and lives in :mod:`imcpnn.circuits.characterize_fit`. The lambda used for each
+device is the **median** over its swept gate biases (each bias's value is kept in the table).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imcpnn.circuits.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.circuits.characterize_fit import (
+    CONTRACT_KEYS,
+    IdVgTable,
+    crossing,
+    fit_lambda,
+    model_constants,
+)
+from imcpnn.circuits.sky130 import fmt_um, model
+from imcpnn.config import to_dict
+from imcpnn.errors import ConfigError
+from imcpnn.spice import Corner, Dc, Sim, run_many
+
+#: Leakage floor (A) below which an I_D(V_G) table is cut: under it the current is junction and
+#: gmin leakage, not controlled by the gate, and no longer monotone.
+I_FLOOR_A = 1e-12
+
+
+@dataclass(frozen=True)
+class CharacterizationConfig:
+    """What to sweep. Sizes live in the cell dataclasses (m), voltages in V, temperature in deg C.
+
+    ``vg_n_v``/``vg_p_v``/``vg_dis_v``: gate biases of the I_D-V_D families; ``window_v``: membrane
+    window of the lambda fit; ``vg_table_n_v``/``vg_table_p_v``: gate ranges tabulated at
+    V_D = V0 in steps of ``vg_table_step_v``.
+    """
+
+    synapse: Synapse = field(default_factory=Synapse)
+    neuron: Neuron = field(default_factory=Neuron)
+    vdd_v: float = 1.8
+    v0_v: float = 1.3
+    vb_sense_v: float = 0.95
+    window_v: tuple[float, float] = (0.46, 1.36)
+    vg_n_v: tuple[float, ...] = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
+    vg_p_v: tuple[float, ...] = (1.05, 1.10, 1.15, 1.20, 1.25, 1.30)
+    vg_dis_v: tuple[float, ...] = (0.45, 0.50, 0.55, 0.60, 0.65)
+    vd_step_v: float = 0.01
+    vg_table_n_v: tuple[float, float] = (0.0, 1.0)
+    vg_table_p_v: tuple[float, float] = (0.8, 1.8)
+    vg_table_step_v: float = 0.002
+    vsw_step_v: float = 0.001
+    corner: str = "tt"
+    temp_c: float = 27.0
+
+    def __post_init__(self) -> None:
+        Corner.parse(self.corner)  # unknown corner -> ConfigError listing the valid ones
+        lo, hi = self.window_v
+        if not 0 <= lo < hi <= self.vdd_v:
+            raise ConfigError(f"CharacterizationConfig.window_v={self.window_v} must satisfy 0 <= lo < hi <= vdd_v")
+        if not lo <= self.v0_v <= hi:
+            raise ConfigError(f"CharacterizationConfig.v0_v={self.v0_v} V must lie inside window_v={self.window_v}")
+        for name in ("vd_step_v", "vg_table_step_v", "vsw_step_v"):
+            if not 0 < getattr(self, name) <= 0.1:
+                raise ConfigError(f"CharacterizationConfig.{name}={getattr(self, name)!r} V must be in (0, 0.1]")
+        for name in ("vg_n_v", "vg_p_v", "vg_dis_v"):
+            values = getattr(self, name)
+            if len(values) < 1 or any(not 0 <= v <= self.vdd_v for v in values):
+                raise ConfigError(f"CharacterizationConfig.{name}={values} needs >= 1 value in [0, vdd_v]")
+
+
+def _step(values: tuple[float, ...]) -> float:
+    return float(np.diff(values).mean()) if len(values) > 1 else 1.0
+
+
+def _fet_sim(role: str, cfg: CharacterizationConfig, w_m: float, l_m: float, vg_family: tuple[float, ...],
+             vg_table: tuple[float, float]) -> Sim:
+    """Nested I_D-V_D sweep and I_D(V_G) table of one FET, drain on ``vd``, gate on ``vg``."""
+    pmos = model(role).startswith("sky130_fd_pr__pfet")
+    body = "\n".join([
+        f"VDD vdd 0 {cfg.vdd_v}",
+        f"VD d 0 {cfg.v0_v}",
+        f"VG g 0 {vg_family[0]}",
+        f"XM d g {'vdd vdd' if pmos else '0 0'} {model(role)} W={fmt_um(w_m)} L={fmt_um(l_m)} nf=1",
+    ])  # fmt: skip
+    analyses = (
+        Dc("vd", 0.0, cfg.vdd_v, cfg.vd_step_v, "vg", vg_family[0], vg_family[-1], _step(vg_family)),
+        Dc("vg", vg_table[0], vg_table[1], cfg.vg_table_step_v),
+    )
+    return Sim(body, analyses, corner=Corner.parse(cfg.corner), temp_c=cfg.temp_c, devices=(model(role),), save=("i(vd)",))
+
+
+def _switch_sim(cfg: CharacterizationConfig) -> Sim:
+    """The neuron cell in its firing phase (discharger off), membrane forced and swept 0 -> V0."""
+    body = "\n".join(
+        [cell_text(c).strip() for c in CELLS]
+        + [f"VDD vdd 0 {cfg.vdd_v}", "VM mem 0 0", f"VBS vbs 0 {cfg.vb_sense_v}", f"VV0 v0 0 {cfg.v0_v}",
+           cfg.neuron.instance("N", ("mem", "0", "vbs", "v0", "0", "vdd", "vdd", "0", "out", "outb", "vdd", "0"))]
+    )  # fmt: skip
+    devices = tuple(sorted({model(r) for r in ("logic_n", "logic_p", "sense_n", "sense_p_hvt", "cap_mim")}))
+    return Sim(body, (Dc("vm", 0.0, cfg.v0_v, cfg.vsw_step_v),), corner=Corner.parse(cfg.corner),
+               temp_c=cfg.temp_c, devices=devices, save=("v(out)",))  # fmt: skip
+
+
+def _monotone_table(v_g: np.ndarray, i_d: np.ndarray) -> IdVgTable:
+    """Keep the part of I_D(V_G) above the leakage floor where it is strictly monotone."""
+    keep = i_d > I_FLOOR_A
+    v_g, i_d = v_g[keep], i_d[keep]
+    increasing = i_d[-1] > i_d[0]
+    d = np.diff(i_d) if increasing else -np.diff(i_d)
+    bad = np.nonzero(d <= 0)[0]
+    if increasing and bad.size:  # cut the low-current end up to the last non-monotone step
+        v_g, i_d = v_g[bad[-1] + 1 :], i_d[bad[-1] + 1 :]
+    elif bad.size:
+        v_g, i_d = v_g[: bad[0] + 1], i_d[: bad[0] + 1]
+    return IdVgTable(tuple(map(float, v_g)), tuple(map(float, i_d)))
+
+
+def _fet_results(res, cfg: CharacterizationConfig, device: str, vg_family, pmos: bool):
+    """Lambda fits per bias (rows) and the table of one FET from its sim result."""
+    family = next(p for p in res.plots if len(p.shape) == 2)
+    table = next(p for p in res.plots if len(p.shape) == 1)
+    v_d = np.asarray(family[family.names[0]])[0]
+    i_d = np.abs(np.asarray(family["i(vd)"]))  # (n_bias, n_vd)
+    # a PMOS is fitted in V_SD = V_dd - V_D, where its current grows like an NMOS's in V_DS
+    to_ds = (lambda v: cfg.vdd_v - np.asarray(v)) if pmos else np.asarray
+    window = tuple(sorted(to_ds(np.asarray(cfg.window_v))))
+    rows = []
+    for k, vg in enumerate(vg_family):
+        fit = fit_lambda(to_ds(v_d), i_d[k], window, float(to_ds(cfg.v0_v)))
+        rows.append({"device": device, "v_g_v": float(vg), "i_v0_a": fit.i_v0_a, "lambda_per_v": fit.lambda_per_v,
+                     "rms_rel_residual": fit.rms_rel_residual})  # fmt: skip
+    tab = _monotone_table(np.asarray(table[table.names[0]]), np.abs(np.asarray(table["i(vd)"])))
+    curves = {"v_d_v": v_d, "i_d_a": i_d}
+    return rows, tab, curves
+
+
+def characterize(cfg: CharacterizationConfig = CharacterizationConfig(), *, cache_dir=None, progress: bool = True):
+    """Run the four decks and return ``(summary dict, fits DataFrame, curves dict)``.
+
+    The summary holds the contract keys (lambda_n, lambda_p, lambda_dis, v0, v_switch, v_th_circ,
+    e_plus, e_minus, e_dis), the I_D(V_G) tables (id_vg_n, id_vg_p, id_vg_dis), models,
+    ngspice_version and the settings.
+    """
+    import pandas as pd
+
+    syn, neu = cfg.synapse, cfg.neuron
+    sims = [
+        _fet_sim("syn_n", cfg, syn.w_m, syn.l_m, cfg.vg_n_v, cfg.vg_table_n_v),
+        _fet_sim("syn_p", cfg, syn.w_m, syn.l_m, cfg.vg_p_v, cfg.vg_table_p_v),
+        _fet_sim("dis_n", cfg, neu.w_dis_m, neu.l_dis_m, cfg.vg_dis_v, cfg.vg_table_n_v),
+        _switch_sim(cfg),
+    ]
+    results = run_many(sims, cache_dir=cache_dir, progress=progress, desc=f"characterize {cfg.corner}")
+    rows, tables, curves = [], {}, {}
+    for res, (device, family, pmos) in zip(results, (("n", cfg.vg_n_v, False), ("p", cfg.vg_p_v, True), ("dis", cfg.vg_dis_v, False))):
+        r, tables[device], curves[device] = _fet_results(res, cfg, device, family, pmos)
+        rows += r
+    fits = pd.DataFrame(rows)
+    sw = results[3].plot(0)
+    v_m, v_out = np.asarray(sw[sw.names[0]]), np.asarray(sw["v(out)"])
+    curves["switch"] = {"v_mem_v": v_m, "v_out_v": v_out}
+    v_switch = crossing(v_m, v_out, cfg.vdd_v / 2)
+    if not np.isfinite(v_switch):
+        raise ConfigError(
+            f"the sensing stage never switched for a membrane in [0, {cfg.v0_v}] V; check vb_sense_v={cfg.vb_sense_v}"
+        )
+    lam = {d: float(fits.loc[fits.device == d, "lambda_per_v"].median()) for d in ("n", "p", "dis")}
+    summary = {
+        "lambda_n": lam["n"], "lambda_p": lam["p"], "lambda_dis": lam["dis"],
+        "v0": cfg.v0_v, "v_switch": v_switch,
+        **model_constants(cfg.v0_v, v_switch, lam["n"], lam["p"], lam["dis"]),
+        "lambda_statistic": "median over the swept gate biases",
+        "id_vg_n": tables["n"].to_dict(), "id_vg_p": tables["p"].to_dict(), "id_vg_dis": tables["dis"].to_dict(),
+        "models": {"source": results[0].models.kind, "version": results[0].models.version,
+                   "path": str(results[0].models.lib_path)},
+        "ngspice_version": results[0].ngspice_version,
+        "settings": to_dict(cfg),
+    }  # fmt: skip
+    assert all(k in summary for k in CONTRACT_KEYS)
+    return summary, fits, curves
+
+
+def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: CharacterizationConfig,
+                  json_path: Path | None = None) -> Path:
+    """characterization.json (or ``json_path``), lambda_fits.csv, id_vg.csv and three PNG plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = Path(json_path) if json_path else out_dir / "characterization.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    fits.to_csv(out_dir / "lambda_fits.csv", index=False)
+    pd.concat(
+        [pd.DataFrame({"device": d, **summary[f"id_vg_{d}"]}) for d in ("n", "p", "dis")]
+    ).to_csv(out_dir / "id_vg.csv", index=False)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, d, fam in zip(axes, ("n", "p", "dis"), (cfg.vg_n_v, cfg.vg_p_v, cfg.vg_dis_v)):
+        for k, vg in enumerate(fam):
+            ax.plot(curves[d]["v_d_v"], curves[d]["i_d_a"][k] * 1e9, label=f"V_G={vg:.2f} V")
+        ax.axvspan(*cfg.window_v, color="0.9", label="fit window")
+        ax.axvline(cfg.v0_v, color="k", lw=0.5)
+        ax.set(title=f"{d}: |I_D| vs V_D ({cfg.corner}, {cfg.temp_c} C)", xlabel="V_D (V)", ylabel="|I_D| (nA)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "id_vd.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for d in ("n", "p", "dis"):
+        sel = fits[fits.device == d]
+        ax.semilogx(sel.i_v0_a, sel.lambda_per_v, "o-", label=f"{d} (median {summary['lambda_' + d]:.3f} 1/V)")
+    ax.set(xlabel="I_D(V0) (A)", ylabel="lambda (1/V)", title="lambda vs current")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "lambda_vs_current.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(curves["switch"]["v_mem_v"], curves["switch"]["v_out_v"])
+    ax.axvline(summary["v_switch"], color="r", ls="--", label=f"V_switch = {summary['v_switch']:.3f} V")
+    ax.set(xlabel="membrane V (V)", ylabel="neuron output (V)", title="sensing stage transfer (firing phase)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "switch_transfer.png", dpi=120)
+    plt.close(fig)
+    return json_path

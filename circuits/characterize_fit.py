@@ -1,0 +1,197 @@
+"""Pure characterization math: traces in, numbers out (no simulation here).
+
+The bottom-up mapping (method section 5) needs, per current-source device, the channel-length
+modulation coefficient lambda and an invertible table I_D(V_G) at V_D = V0, plus the sensing
+inverter's switching point. The sweeps that produce the traces live in
+:mod:`imcpnn.circuits.characterize`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from imcpnn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LambdaFit:
+    """Result of :func:`fit_lambda` (units in the names)."""
+
+    lambda_per_v: float
+    i_v0_a: float
+    slope_a_per_v: float
+    rms_rel_residual: float
+
+
+def fit_lambda(
+    v_ds_v: np.ndarray, i_d_a: np.ndarray, v_fit_range_v: tuple[float, float], v0_v: float
+) -> LambdaFit:
+    """Least-squares fit of I_D = I0 (1 + lambda (V_DS - V0)) over ``v_fit_range_v``.
+
+    Fits the line I_D = a + b V_DS to the points with V_DS inside the window, then
+    I0 = a + b V0 and lambda = b / I0 (1/V). ``v_ds_v`` is the magnitude of the drain-source
+    voltage and ``i_d_a`` the magnitude of the drain current, so a PMOS is passed as
+    V_SD = V_dd - V_drain with its window and V0 mapped the same way. ``rms_rel_residual`` is the
+    RMS of the fit residual divided by I0 (shape of inputs: (n_points,)).
+    """
+    v = np.asarray(v_ds_v, dtype=float)
+    i = np.asarray(i_d_a, dtype=float)
+    if v.shape != i.shape or v.ndim != 1:
+        raise ConfigError(f"fit_lambda needs two 1-D arrays of equal length, got {v.shape} and {i.shape}")
+    lo, hi = sorted(v_fit_range_v)
+    inside = (v >= lo - 1e-12) & (v <= hi + 1e-12)
+    if inside.sum() < 3:
+        raise ConfigError(
+            f"fit_lambda: only {int(inside.sum())} points in the fit window [{lo}, {hi}] V "
+            f"(data spans [{v.min():.3g}, {v.max():.3g}] V); widen the sweep or the window"
+        )
+    b, a = np.polyfit(v[inside], i[inside], 1)
+    i0 = a + b * v0_v
+    resid = i[inside] - (a + b * v[inside])
+    return LambdaFit(
+        lambda_per_v=float(b / i0),
+        i_v0_a=float(i0),
+        slope_a_per_v=float(b),
+        rms_rel_residual=float(np.sqrt(np.mean(resid**2)) / abs(i0)),
+    )
+
+
+def crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
+    """x at the first crossing of ``y`` through ``level`` (linear interpolation), NaN if none."""
+    x = np.asarray(x, dtype=float)
+    d = np.asarray(y, dtype=float) - level
+    idx = np.nonzero(np.signbit(d[:-1]) != np.signbit(d[1:]))[0]
+    if idx.size == 0:
+        return float("nan")
+    k = idx[0]
+    return float(x[k] + (x[k + 1] - x[k]) * d[k] / (d[k] - d[k + 1]))
+
+
+@dataclass(frozen=True)
+class IdVgTable:
+    """I_D(V_G) of one device at V_D = V0, strictly monotone, inverted by log-linear interpolation.
+
+    ``v_g_v`` ascending (n,), ``i_d_a`` magnitudes (n,): increasing in V_G for an NMOS,
+    decreasing for a PMOS. Interpolation is linear in log(I_D), which follows the exponential
+    subthreshold region and stays monotone.
+    """
+
+    v_g_v: tuple[float, ...]
+    i_d_a: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.v_g_v)
+        i = np.asarray(self.i_d_a)
+        if v.shape != i.shape or v.size < 2:
+            raise ConfigError("IdVgTable: v_g_v and i_d_a need equal length >= 2")
+        if np.any(np.diff(v) <= 0):
+            raise ConfigError("IdVgTable: v_g_v must be strictly ascending")
+        if np.any(i <= 0):
+            raise ConfigError("IdVgTable: i_d_a must be positive current magnitudes")
+        di = np.diff(i)
+        if not (np.all(di > 0) or np.all(di < 0)):
+            raise ConfigError(
+                "IdVgTable: I_D is not strictly monotone in V_G; restrict the gate range to "
+                "where the device is on (above the leakage floor)"
+            )
+
+    @property
+    def i_range_a(self) -> tuple[float, float]:
+        """(smallest, largest) tabulated current (A)."""
+        return float(min(self.i_d_a)), float(max(self.i_d_a))
+
+    def current_a(self, v_g_v: np.ndarray | float) -> np.ndarray:
+        """I_D at the given gate voltages (A), log-linear interpolation."""
+        return np.exp(np.interp(v_g_v, self.v_g_v, np.log(self.i_d_a)))
+
+    def gate_v(self, i_a: np.ndarray | float) -> np.ndarray:
+        """Gate voltage giving current ``i_a`` (A): the inverse of :meth:`current_a`.
+
+        Currents outside :attr:`i_range_a` are clipped to the table's ends; callers check the
+        range first (see :func:`imcpnn.circuits.weights.weights_to_biases`).
+        """
+        log_i = np.log(np.asarray(self.i_d_a))
+        v = np.asarray(self.v_g_v)
+        if log_i[0] > log_i[-1]:
+            log_i, v = log_i[::-1], v[::-1]
+        return np.interp(np.log(i_a), log_i, v)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "IdVgTable":
+        return cls(tuple(map(float, data["v_g_v"])), tuple(map(float, data["i_d_a"])))
+
+    def to_dict(self) -> dict:
+        return {"v_g_v": list(self.v_g_v), "i_d_a": list(self.i_d_a)}
+
+
+def model_constants(
+    v0_v: float, v_switch_v: float, lambda_n: float, lambda_p: float, lambda_dis: float
+) -> dict[str, float]:
+    """E values of the model from the circuit (method section 5).
+
+    V_th_circ = V0 - V_switch;  E_plus = 1/(V_th_circ lam_N);  E_minus = -1/(V_th_circ lam_P);
+    E_dis = 1/(V_th_circ lam_dis).
+    """
+    v_th = v0_v - v_switch_v
+    if v_th <= 0:
+        raise ConfigError(
+            f"switching point {v_switch_v:.3f} V is not below V0 = {v0_v} V: the neuron could "
+            "never fire; check the sensing inverter bias"
+        )
+    return {
+        "v_th_circ": v_th,
+        "e_plus": 1.0 / (v_th * lambda_n),
+        "e_minus": -1.0 / (v_th * lambda_p),
+        "e_dis": 1.0 / (v_th * lambda_dis),
+    }
+
+
+#: Float keys every characterization JSON holds (the CLI contract of ``imcpnn characterize``).
+CONTRACT_KEYS = (
+    "lambda_n", "lambda_p", "lambda_dis", "v0", "v_switch", "v_th_circ", "e_plus", "e_minus", "e_dis",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Characterization:
+    """What the circuit generators need from ``characterization.json`` (V, 1/V, A).
+
+    Build it with :meth:`from_dict` from the JSON written by ``imcpnn characterize``; the
+    I_D(V_G) tables at V_D = V0 map weights to gate biases.
+    """
+
+    v0: float
+    v_switch: float
+    v_th_circ: float
+    lambda_n: float
+    lambda_p: float
+    lambda_dis: float
+    e_plus: float
+    e_minus: float
+    e_dis: float
+    id_vg_n: IdVgTable
+    id_vg_p: IdVgTable
+    id_vg_dis: IdVgTable
+    corner: str = "tt"
+    temp_c: float = 27.0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Characterization":
+        """From the characterization JSON dict (extra keys such as ``models`` are ignored)."""
+        missing = [k for k in (*CONTRACT_KEYS, "id_vg_n", "id_vg_p", "id_vg_dis") if k not in data]
+        if missing:
+            raise ConfigError(
+                f"characterization data lacks {', '.join(missing)}; regenerate it with "
+                "`imcpnn characterize --out DIR`"
+            )
+        settings = data.get("settings", {})
+        return cls(
+            **{k: float(data[k]) for k in CONTRACT_KEYS},
+            id_vg_n=IdVgTable.from_dict(data["id_vg_n"]),
+            id_vg_p=IdVgTable.from_dict(data["id_vg_p"]),
+            id_vg_dis=IdVgTable.from_dict(data["id_vg_dis"]),
+            corner=str(settings.get("corner", "tt")),
+            temp_c=float(settings.get("temp_c", 27.0)),
+        )

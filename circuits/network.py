@@ -1,0 +1,336 @@
+"""RC-Spike network as typed objects, and its transient testbench as netlist text.
+
+Timing (``PhaseSchedule``, T = ``t_phase_s``): every layer cycles reset -> accumulation -> firing,
+one T each, and layer l runs one T behind layer l-1, so layer l+1 accumulates while layer l fires
+(the pipelining of the method, section 4). A layer is busy every T of its 3T cycle, so successive
+samples follow each other every 3T: sample s, layer l has
+
+    reset [o_s + l T, o_s + (l+1) T],  accumulation [.. + T, .. + 2T],  firing [.. + 2T, .. + 3T]
+
+with o_s = 3 T s. Each layer gets its two digital signals (``rst<l>``, ``fire<l>``, with
+complements), the same waveform shifted by l T. Input spikes of sample s rise at
+o_s + T + t_j T and stay high to the end of layer 0's accumulation window.
+
+Node names: membrane ``m<l>_<i>``, spike lines into layer l ``s<l>_<j>`` / ``sb<l>_<j>``
+(layer 0: the PWL inputs; layer l > 0: outputs of layer l-1), gate biases ``vn<l>_<j>_<i>`` /
+``vp<l>_<j>_<i>``; an unused current source has its gate on ``0`` (NMOS) or ``vdd`` (PMOS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imcpnn.circuits.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.errors import ConfigError, NetlistError
+
+NETLIST_KINDS = ("schematic", "schematic+parasitic-estimate")
+
+
+def _positive(owner: object, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{type(owner).__name__}.{name}={value!r} must be > 0")
+
+
+@dataclass(frozen=True)
+class PhaseSchedule:
+    """Phase length T (s), digital edge time (s), max transient step (s) and input time grid.
+
+    ``t_grid`` (normalized, 0 = exact) rounds input spike times to a shared grid: shared edge
+    times make large transients much cheaper (toolchain notes: cost ~N^2 -> ~N).
+    """
+
+    t_phase_s: float = 1.0e-6
+    t_edge_s: float = 1.0e-9
+    t_step_max_s: float = 5.0e-9
+    t_grid: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "t_phase_s", "t_edge_s", "t_step_max_s")
+        if not self.t_edge_s < self.t_phase_s / 10:
+            raise ConfigError(
+                f"PhaseSchedule.t_edge_s={self.t_edge_s!r} s must be below t_phase_s/10 = "
+                f"{self.t_phase_s / 10:g} s"
+            )
+        if not 0 <= self.t_grid < 1:
+            raise ConfigError(f"PhaseSchedule.t_grid={self.t_grid!r} must be in [0, 1)")
+
+    def sample_offset_s(self, sample: int) -> float:
+        """Start o_s of sample ``sample`` (s): 3 T s."""
+        return 3 * self.t_phase_s * sample
+
+    def window_start_s(self, sample: int, layer: int, phase: str) -> float:
+        """Start of a phase ('reset', 'accumulation', 'firing') of ``layer`` for ``sample`` (s)."""
+        k = {"reset": 0, "accumulation": 1, "firing": 2}[phase]
+        return self.sample_offset_s(sample) + (layer + k) * self.t_phase_s
+
+    def t_stop_s(self, n_samples: int, n_layers: int) -> float:
+        """End of the last firing window, plus one edge time (s)."""
+        return self.window_start_s(n_samples - 1, n_layers - 1, "firing") + self.t_phase_s + self.t_edge_s
+
+
+@dataclass(frozen=True)
+class ParasiticEstimate:
+    """Wire capacitance estimate for the membrane and spike lines of a crossbar (no layout).
+
+    Assumed geometry: each synapse occupies a ``pitch_m`` square; a neuron's membrane line runs
+    over its column of n_in synapses, a spike line over its row of n_out synapses, both in one
+    metal layer of width ``wire_w_m``. A line of length L has
+    C = c_area L w + c_fringe 2 L (area to substrate plus fringe of both edges). Defaults: met1,
+    25.8 aF/um^2 and 40.6 aF/um (sky130 typical values, toolchain notes), 0.14 um wide, 5 um pitch.
+    """
+
+    pitch_m: float = 5.0e-6
+    wire_w_m: float = 0.14e-6
+    c_area_f_per_m2: float = 25.8e-18 / 1e-12
+    c_fringe_f_per_m: float = 40.6e-18 / 1e-6
+
+    def __post_init__(self) -> None:
+        _positive(self, "pitch_m", "wire_w_m", "c_area_f_per_m2", "c_fringe_f_per_m")
+
+    def line_f(self, n_cells: int) -> float:
+        """Capacitance (F) of a line crossing ``n_cells`` cells: L = n pitch, C = c_a L w + 2 c_f L."""
+        length = n_cells * self.pitch_m
+        return self.c_area_f_per_m2 * length * self.wire_w_m + 2 * self.c_fringe_f_per_m * length
+
+
+@dataclass(frozen=True)
+class SynapseArray:
+    """An n_in x n_out crossbar of identical synapses."""
+
+    n_in: int
+    n_out: int
+    cell: Synapse = field(default_factory=Synapse)
+
+    def __post_init__(self) -> None:
+        for name in ("n_in", "n_out"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"SynapseArray.{name}={value!r} must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class NeuronLayer:
+    """A layer of n identical neurons fed by a synapse array (n_in inputs)."""
+
+    synapses: SynapseArray
+    cell: Neuron = field(default_factory=Neuron)
+
+    @property
+    def n(self) -> int:
+        return self.synapses.n_out
+
+
+@dataclass(frozen=True)
+class Network:
+    """Feed-forward RC-Spike network; ``widths`` = (n_in, n_hidden..., n_out), any depth >= 1 layer.
+
+    Supply, reset voltage and sensing bias in V; ``parasitic`` adds wire capacitance estimates
+    (``netlist_kind`` then reads "schematic+parasitic-estimate").
+    """
+
+    widths: tuple[int, ...]
+    synapse: Synapse = field(default_factory=Synapse)
+    neuron: Neuron = field(default_factory=Neuron)
+    vdd_v: float = 1.8
+    v0_v: float = 1.3
+    vb_sense_v: float = 0.95
+    parasitic: ParasiticEstimate | None = None
+
+    def __post_init__(self) -> None:
+        widths = tuple(self.widths)
+        if len(widths) < 2 or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in widths):
+            raise ConfigError(
+                f"Network.widths={self.widths!r} must hold >= 2 integers >= 1 (n_in, ..., n_out)"
+            )
+        object.__setattr__(self, "widths", tuple(int(n) for n in widths))
+        _positive(self, "vdd_v", "v0_v", "vb_sense_v")
+        if not self.v0_v < self.vdd_v:
+            raise ConfigError(f"Network.v0_v={self.v0_v} V must be below vdd_v={self.vdd_v} V")
+
+    @property
+    def layers(self) -> tuple[NeuronLayer, ...]:
+        return tuple(
+            NeuronLayer(SynapseArray(a, b, self.synapse), self.neuron)
+            for a, b in zip(self.widths[:-1], self.widths[1:])
+        )
+
+    @property
+    def netlist_kind(self) -> str:
+        return NETLIST_KINDS[self.parasitic is not None]
+
+    def membrane_f(self, layer: int) -> float:
+        """Modelled membrane capacitance of ``layer`` (F): MIM plus the wire estimate if any."""
+        c = self.neuron.c_mim_f
+        if self.parasitic is not None:
+            c += self.parasitic.line_f(self.widths[layer])
+        return c
+
+
+def check_weights(network: Network, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """Weights as float arrays, checked against ``network.widths`` (layer l: (n_l, n_{l+1}))."""
+    if len(weights) != len(network.widths) - 1:
+        raise NetlistError(
+            f"got {len(weights)} weight matrices for a network with {len(network.widths) - 1} "
+            f"layers (widths {network.widths})"
+        )
+    out = []
+    for l, (w, shape) in enumerate(zip(weights, zip(network.widths[:-1], network.widths[1:]))):
+        w = np.asarray(w, dtype=float)
+        if w.shape != shape:
+            raise NetlistError(f"weights[{l}] has shape {w.shape}, network widths need {shape} (n_in, n_out)")
+        out.append(w)
+    return out
+
+
+def _pwl(points: list[tuple[float, float]]) -> str:
+    return "PWL(" + " ".join(f"{t:.6g} {v:.6g}" for t, v in points) + ")"
+
+
+def pulse_points(windows: list[tuple[float, float]], high_v: float, t_edge_s: float) -> list[tuple[float, float]]:
+    """PWL points of a signal high on each (start, end) window (s), edges ``t_edge_s`` wide."""
+    pts = [(0.0, 0.0)]
+    for start, end in windows:
+        if start <= 0:
+            pts = [(0.0, high_v)]
+        else:
+            pts += [(start, 0.0), (start + t_edge_s, high_v)]
+        pts += [(end - t_edge_s, high_v), (end, 0.0)]
+    return pts
+
+
+def _complement(points: list[tuple[float, float]], high_v: float) -> list[tuple[float, float]]:
+    return [(t, high_v - v) for t, v in points]
+
+
+def input_windows(
+    t_in: np.ndarray, schedule: PhaseSchedule
+) -> list[list[tuple[float, float]]]:
+    """Per input j, the (rise, end) windows in s of its spikes over all samples.
+
+    ``t_in`` (n_samples, n_in), normalized in [0, 1]: the spike rises at o_s + T + t T and stays
+    high until layer 0's accumulation ends. NaN, or t so late that the pulse would be shorter
+    than two edges, means no spike.
+    """
+    t_in = np.asarray(t_in, dtype=float)
+    if schedule.t_grid > 0:
+        t_in = np.round(t_in / schedule.t_grid) * schedule.t_grid
+    T, te = schedule.t_phase_s, schedule.t_edge_s
+    out: list[list[tuple[float, float]]] = [[] for _ in range(t_in.shape[1])]
+    for s, row in enumerate(t_in):
+        acc = schedule.window_start_s(s, 0, "accumulation")
+        for j, t in enumerate(row):
+            if np.isfinite(t) and t * T < T - 2 * te:
+                out[j].append((acc + max(t, 0.0) * T, acc + T))
+    return out
+
+
+def check_inputs(network: Network, t_in: np.ndarray) -> np.ndarray:
+    """Input spike times (n_samples, n_in), normalized; values in [0, 1] or NaN (no spike)."""
+    t_in = np.asarray(t_in, dtype=float)
+    if t_in.ndim != 2 or t_in.shape[1] != network.widths[0] or t_in.shape[0] < 1:
+        raise NetlistError(
+            f"input spike times have shape {t_in.shape}, need (n_samples >= 1, {network.widths[0]})"
+        )
+    finite = t_in[np.isfinite(t_in)]
+    if np.any((finite < 0) | (finite > 1)):
+        raise NetlistError("input spike times must be normalized to [0, 1] (NaN = no spike)")
+    return t_in
+
+
+@dataclass(frozen=True)
+class NetworkDeck:
+    """Netlist text of a batched transient testbench and what the measurement needs."""
+
+    text: str
+    saves: tuple[str, ...]
+    t_stop_s: float
+    t_step_max_s: float
+    n_samples: int
+    widths: tuple[int, ...]
+    netlist_kind: str
+
+
+def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vg_dis_v: float) -> list[str]:
+    """Instance and bias-source lines of one layer (synapses, neurons, wire caps).
+
+    ``vg_n``, ``vg_p`` (n_in, n_out) gate biases in V; off sources (vg_n = 0, vg_p = vdd) are
+    tied to the rails so that they need no source.
+    """
+    n_in, n_out = network.widths[layer], network.widths[layer + 1]
+    syn, neu = network.synapse, network.neuron
+    syn_par = " ".join(f"{k}={v}" for k, v in syn.params_um().items())
+    lines = [f"* layer {layer}: {n_in} x {n_out} synapses, {n_out} neurons"]
+    for i in range(n_out):
+        for j in range(n_in):
+            gn = "0" if vg_n[j, i] <= 0 else f"vn{layer}_{j}_{i}"
+            gp = "vdd" if vg_p[j, i] >= network.vdd_v else f"vp{layer}_{j}_{i}"
+            lines.append(f"XS{layer}_{j}_{i} m{layer}_{i} s{layer}_{j} sb{layer}_{j} {gn} {gp} vdd 0 synapse {syn_par}")
+            if gn != "0":
+                lines.append(f"VN{layer}_{j}_{i} {gn} 0 {vg_n[j, i]:.6f}")
+            if gp != "vdd":
+                lines.append(f"VP{layer}_{j}_{i} {gp} 0 {vg_p[j, i]:.6f}")
+        lines.append(
+            neu.instance(
+                f"N{layer}_{i}",
+                (f"m{layer}_{i}", f"vgdis{layer}", "vbsense", "v0", f"rst{layer}", f"rstb{layer}",
+                 f"fire{layer}", f"fireb{layer}", f"s{layer + 1}_{i}", f"sb{layer + 1}_{i}", "vdd", "0"),
+            )  # fmt: skip
+        )
+    lines.append(f"VGDIS{layer} vgdis{layer} 0 {vg_dis_v:.6f}")
+    if network.parasitic is not None:
+        c_mem = network.parasitic.line_f(n_in)
+        c_spk = network.parasitic.line_f(n_out)
+        lines += [f"CPM{layer}_{i} m{layer}_{i} 0 {c_mem:.6g}" for i in range(n_out)]
+        for j in range(n_in):
+            lines += [f"CPS{layer}_{j} s{layer}_{j} 0 {c_spk:.6g}", f"CPSB{layer}_{j} sb{layer}_{j} 0 {c_spk:.6g}"]
+    return lines
+
+
+def network_deck(
+    network: Network,
+    biases: list[tuple[np.ndarray, np.ndarray]],
+    vg_dis_v: list[float],
+    t_in: np.ndarray,
+    schedule: PhaseSchedule = PhaseSchedule(),
+    save_membranes: bool = True,
+) -> NetworkDeck:
+    """Whole batched testbench: cells, supplies, phase signals, input PWLs, every layer.
+
+    ``biases[l]`` = (vg_n, vg_p) of layer l, (n_l, n_{l+1}) each; ``vg_dis_v[l]`` the discharger
+    gate of layer l; ``t_in`` (n_samples, n_in) normalized input spike times (NaN = none).
+    """
+    t_in = check_inputs(network, t_in)
+    n_samples, n_layers = t_in.shape[0], len(network.widths) - 1
+    vdd, te = network.vdd_v, schedule.t_edge_s
+    lines = [f"* imcpnn RC-Spike testbench: widths {network.widths}, {n_samples} samples, {network.netlist_kind}"]
+    for cell in CELLS:
+        lines.append(cell_text(cell).strip())
+    lines += [f"VDD vdd 0 {vdd}", f"VV0 v0 0 {network.v0_v}", f"VBS vbsense 0 {network.vb_sense_v}"]
+    for l in range(n_layers):
+        rst = [(schedule.window_start_s(s, l, "reset"), schedule.window_start_s(s, l, "accumulation")) for s in range(n_samples)]
+        rst[0] = (0.0, rst[0][1])  # hold every layer in reset until its first accumulation
+        fire = [(schedule.window_start_s(s, l, "firing"), schedule.window_start_s(s, l, "firing") + schedule.t_phase_s) for s in range(n_samples)]
+        for name, windows in (("rst", rst), ("fire", fire)):
+            pts = pulse_points(windows, vdd, te)
+            lines += [f"V{name}{l} {name}{l} 0 {_pwl(pts)}", f"V{name}b{l} {name}b{l} 0 {_pwl(_complement(pts, vdd))}"]
+    for j, windows in enumerate(input_windows(t_in, schedule)):
+        pts = pulse_points(windows, vdd, te)
+        lines += [f"VIN{j} s0_{j} 0 {_pwl(pts)}", f"VINB{j} sb0_{j} 0 {_pwl(_complement(pts, vdd))}"]
+    for l in range(n_layers):
+        lines += layer_netlist(network, l, *biases[l], vg_dis_v[l])
+    saves = [f"v(s{l + 1}_{i})" for l in range(n_layers) for i in range(network.widths[l + 1])]
+    if save_membranes:
+        saves += [f"v(m{l}_{i})" for l in range(n_layers) for i in range(network.widths[l + 1])]
+    return NetworkDeck(
+        text="\n".join(lines) + "\n",
+        saves=tuple(saves),
+        t_stop_s=schedule.t_stop_s(n_samples, n_layers),
+        t_step_max_s=schedule.t_step_max_s,
+        n_samples=n_samples,
+        widths=network.widths,
+        netlist_kind=network.netlist_kind,
+    )

@@ -1,0 +1,161 @@
+"""Weights + input spike times -> batched sky130 transients -> spike-time table (the entry point).
+
+:func:`simulate_network` is what the validation pipeline calls. Samples are split into batches of
+``batch_size``; each batch is one ngspice run (samples back to back, 3 T apart, see
+:mod:`imcpnn.circuits.network`), so the model load is paid once per batch. Batches and candidate
+current scales (:func:`simulate_scales`) run in parallel through :func:`imcpnn.spice.run_many`,
+which also caches finished runs: a rerun with the same inputs reads them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from imcpnn.circuits.characterize_fit import Characterization
+from imcpnn.circuits.measure import membrane_table, spike_table
+from imcpnn.circuits.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
+from imcpnn.circuits.sky130 import model
+from imcpnn.circuits.weights import CurrentScales, discharger_bias_v, weights_to_biases
+from imcpnn.errors import ConfigError
+from imcpnn.spice import Corner, Sim, Tran, run_many
+
+#: sky130 models a network testbench instantiates (the minimal model set the runner loads).
+NETWORK_DEVICES = tuple(sorted({model(r) for r in ("syn_n", "syn_p", "sense_n", "sense_p_hvt", "cap_mim")}))
+
+
+@dataclass(frozen=True)
+class NetworkRun:
+    """Result of simulating one set of weights and scales over all samples.
+
+    ``spikes``: one row per (sample, layer, neuron) (see :func:`measure.spike_table`);
+    ``membranes``: waveforms (or None); ``mapping``: gate biases per layer and the constants used;
+    ``traces``: per batch, (time_s, {name: trace}) if requested.
+    """
+
+    spikes: pd.DataFrame
+    membranes: pd.DataFrame | None
+    mapping: dict
+    netlists: tuple[str, ...]
+    traces: tuple = field(default=(), repr=False)
+
+
+def map_network(
+    network: Network, weights: list[np.ndarray], char: Characterization, scales: CurrentScales, t_phase_s: float
+) -> dict:
+    """Gate biases of every layer and the discharger biases (the JSON-able weight mapping)."""
+    weights = check_weights(network, weights)
+    layers = []
+    for l, w in enumerate(weights):
+        c_m = network.membrane_f(l)
+        vg_n, vg_p = weights_to_biases(w, char, c_m, t_phase_s, scales, network.vdd_v)
+        layers.append(
+            {"c_m_f": c_m, "vg_n_v": vg_n.tolist(), "vg_p_v": vg_p.tolist(),
+             "vg_dis_v": discharger_bias_v(char, c_m, t_phase_s, scales.scale)}
+        )  # fmt: skip
+    return {
+        "widths": list(network.widths), "netlist_kind": network.netlist_kind, "t_phase_s": t_phase_s,
+        "scales": {"scale": scales.scale, "scale_plus": scales.scale_plus, "scale_minus": scales.scale_minus},
+        "v0": char.v0, "v_switch": char.v_switch, "v_th_circ": char.v_th_circ, "layers": layers,
+    }  # fmt: skip
+
+
+def build_testbenches(
+    network: Network, mapping: dict, t_in: np.ndarray, schedule: PhaseSchedule, batch_size: int, save_membranes: bool
+) -> list[NetworkDeck]:
+    """One testbench per batch of ``batch_size`` samples (``t_in``: (n_samples, n_in))."""
+    biases = [(np.asarray(L["vg_n_v"]), np.asarray(L["vg_p_v"])) for L in mapping["layers"]]
+    vg_dis = [L["vg_dis_v"] for L in mapping["layers"]]
+    return [
+        network_deck(network, biases, vg_dis, t_in[k : k + batch_size], schedule, save_membranes)
+        for k in range(0, len(t_in), batch_size)
+    ]
+
+
+def _sim(tb: NetworkDeck, corner: Corner, temp_c: float) -> Sim:
+    return Sim(
+        tb.text,
+        (Tran(tb.t_step_max_s, tb.t_stop_s, tb.t_step_max_s),),
+        corner=corner, temp_c=temp_c, devices=NETWORK_DEVICES, save=tb.saves,
+    )  # fmt: skip
+
+
+def simulate_scales(
+    weights: list[np.ndarray],
+    t_in: np.ndarray,
+    char: Characterization | dict,
+    scales_list: list[CurrentScales],
+    *,
+    network: Network | None = None,
+    schedule: PhaseSchedule = PhaseSchedule(),
+    corner: str = "tt",
+    temp_c: float = 27.0,
+    batch_size: int = 50,
+    save_membranes: bool = True,
+    keep_traces: bool = False,
+    cache_dir=None,
+    max_workers: int | None = None,
+    progress: bool = True,
+) -> list[NetworkRun]:
+    """Simulate the same weights and inputs for several current scales, all batches in parallel.
+
+    ``weights``: list of (n_l, n_{l+1}) arrays (normalized); ``t_in``: (n_samples, n_in) normalized
+    spike times in [0, 1] (NaN = no spike); ``char``: the characterization (dict from its JSON or
+    :class:`Characterization`). All inputs are checked (shapes, ranges, corner) before anything runs.
+    """
+    if isinstance(char, dict):
+        char = Characterization.from_dict(char)
+    corner_enum = Corner.parse(corner)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be an integer >= 1")
+    weights = [np.asarray(w, dtype=float) for w in weights]
+    if network is None:
+        if not weights:
+            raise ConfigError("weights is empty: pass one (n_in, n_out) matrix per layer")
+        network = Network(tuple(w.shape[0] for w in weights) + (weights[-1].shape[-1],))
+    t_in = check_inputs(network, t_in)
+    plans = []
+    for scales in scales_list:
+        mapping = map_network(network, weights, char, scales, schedule.t_phase_s)
+        plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes)))
+    sims = [_sim(tb, corner_enum, temp_c) for _, tbs in plans for tb in tbs]
+    results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))
+    runs = []
+    for mapping, tbs in plans:
+        spikes, membranes, traces = [], [], []
+        for b, tb in enumerate(tbs):
+            plot = next(results).plot("tran")
+            time_s = np.asarray(plot[plot.names[0]])
+            tr = {name: np.asarray(plot[name]) for name in tb.saves}
+            sp = spike_table(time_s, tr, tb.widths, tb.n_samples, schedule, network.vdd_v)
+            sp["sample"] += b * batch_size
+            spikes.append(sp)
+            if save_membranes:
+                mb = membrane_table(time_s, tr, tb.widths, tb.n_samples, schedule, char.v0, char.v_th_circ)
+                mb["sample"] += b * batch_size
+                membranes.append(mb)
+            if keep_traces:
+                traces.append((time_s, tr))
+        runs.append(
+            NetworkRun(
+                spikes=pd.concat(spikes, ignore_index=True),
+                membranes=pd.concat(membranes, ignore_index=True) if save_membranes else None,
+                mapping=mapping,
+                netlists=tuple(tb.text for tb in tbs),
+                traces=tuple(traces),
+            )
+        )
+    return runs
+
+
+def simulate_network(
+    weights: list[np.ndarray],
+    t_in: np.ndarray,
+    char: Characterization | dict,
+    scales: CurrentScales = CurrentScales(),
+    **kwargs,
+) -> NetworkRun:
+    """:func:`simulate_scales` for one set of scales (same keyword arguments)."""
+    return simulate_scales(weights, t_in, char, [scales], **kwargs)[0]

@@ -1,0 +1,124 @@
+"""Weights -> synapse currents -> gate biases (method section 5), and the discharger bias.
+
+A normalized weight w becomes the current that moves the normalized membrane v by w per unit time:
+
+    I = C_m V_th_circ |w| / T_circ * scale * (scale_plus if w > 0 else scale_minus)
+
+drawn by the NMOS current source (w > 0, pulls charge out) or pushed by the PMOS one (w < 0). The
+gate bias is the inverse of the characterized I_D(V_G) at V_D = V0. ``scale`` absorbs what the
+model misses (parasitic capacitance, device capacitances on the membrane); the validation stage
+tunes it (bottom-up) or ``scale_plus`` / ``scale_minus`` (top-down).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from imcpnn.circuits.characterize_fit import Characterization, IdVgTable
+from imcpnn.errors import ConfigError, NetlistError
+
+
+@dataclass(frozen=True)
+class CurrentScales:
+    """Current scale factors (dimensionless, > 0): global, and extra ones for w > 0 and w < 0."""
+
+    scale: float = 1.0
+    scale_plus: float = 1.0
+    scale_minus: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "scale_plus", "scale_minus"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"CurrentScales.{name}={value!r} must be a finite number > 0")
+
+
+def unit_current_a(c_m_f: float, v_th_circ_v: float, t_phase_s: float) -> float:
+    """Current for |w| = 1: I_1 = C_m V_th_circ / T_circ (A)."""
+    if not c_m_f > 0:
+        raise ConfigError(f"membrane capacitance c_m_f={c_m_f!r} F must be > 0")
+    if not t_phase_s > 0:
+        raise ConfigError(f"phase length t_phase_s={t_phase_s!r} s must be > 0")
+    return c_m_f * v_th_circ_v / t_phase_s
+
+
+def weight_currents_a(
+    w: np.ndarray, i_unit_a: float, scales: CurrentScales
+) -> tuple[np.ndarray, np.ndarray]:
+    """(I_N, I_P) in A, both shaped like ``w`` (n_in, n_out): I_N for w > 0, I_P for w < 0, else 0."""
+    w = np.asarray(w, dtype=float)
+    i_n = np.where(w > 0, w * i_unit_a * scales.scale * scales.scale_plus, 0.0)
+    i_p = np.where(w < 0, -w * i_unit_a * scales.scale * scales.scale_minus, 0.0)
+    return i_n, i_p
+
+
+def _gate_or_raise(i_a: np.ndarray, table: IdVgTable, what: str, unit_a: float, sign: str) -> np.ndarray:
+    on = i_a > 0
+    lo, hi = table.i_range_a
+    bad = on & ((i_a < lo) | (i_a > hi))
+    if np.any(bad):
+        worst = float(i_a[bad].max()) if np.any(i_a[bad] > hi) else float(i_a[bad].min())
+        w_max = float(i_a[on].max()) / unit_a
+        w_min = float(i_a[on].min()) / unit_a
+        raise NetlistError(
+            f"{int(bad.sum())} {what} current(s) fall outside the characterized range "
+            f"[{lo:.3g}, {hi:.3g}] A (e.g. {worst:.3g} A). Scaled |w| spans [{w_min:.3g}, {w_max:.3g}] "
+            f"with 1 unit = {unit_a:.3g} A; use a current scale between {lo / (unit_a * w_min):.3g} "
+            f"and {hi / (unit_a * w_max):.3g} times the present one (scale_{sign}), or widen "
+            "the characterized gate range"
+        )
+    return np.where(on, table.gate_v(np.where(on, i_a, lo)), np.nan)
+
+
+def weights_to_biases(
+    w: np.ndarray,
+    char: Characterization,
+    c_m_f: float,
+    t_phase_s: float,
+    scales: CurrentScales = CurrentScales(),
+    vdd_v: float = 1.8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gate biases (V_N, V_P), each (n_in, n_out), for a weight matrix ``w`` (n_in, n_out).
+
+    I = C_m V_th_circ |w| / T_circ * scale * scale_(plus|minus); V_N = I_D,N^-1(I) for w > 0 and
+    V_P = I_D,P^-1(I) for w < 0 (characterized tables at V_D = V0). A source that is not used is
+    switched off: V_N = 0 V, V_P = V_dd. Raises NetlistError naming the characterized current
+    range and the scale that would fit when a current falls outside it.
+    """
+    w = np.asarray(w, dtype=float)
+    if w.ndim != 2:
+        raise NetlistError(f"weights must be a 2-D (n_in, n_out) array, got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise NetlistError("weights contain NaN or inf")
+    unit = unit_current_a(c_m_f, char.v_th_circ, t_phase_s)
+    i_n, i_p = weight_currents_a(w, unit, scales)
+    vg_n = _gate_or_raise(i_n, char.id_vg_n, "NMOS (w > 0)", unit * scales.scale * scales.scale_plus, "plus")
+    vg_p = _gate_or_raise(i_p, char.id_vg_p, "PMOS (w < 0)", unit * scales.scale * scales.scale_minus, "minus")
+    return np.where(w > 0, vg_n, 0.0), np.where(w < 0, vg_p, vdd_v)
+
+
+def discharger_current_a(char: Characterization, c_m_f: float, t_phase_s: float, scale: float = 1.0) -> float:
+    """Discharger current at V = V0 that takes v from 0 to 1 in one phase (A).
+
+    In the firing phase dv/dt = a (1 - beta_dis v) with beta_dis = 1/E_dis and
+    a = -ln(1 - beta_dis)/beta_dis, so I_dis(V0) = C_m V_th_circ a / T_circ (times ``scale``).
+    """
+    beta = 1.0 / char.e_dis
+    if not 0 < beta < 1:
+        raise ConfigError(f"E_dis={char.e_dis:.3g} must exceed 1 for the discharge to reach threshold")
+    a = -math.log1p(-beta) / beta
+    return unit_current_a(c_m_f, char.v_th_circ, t_phase_s) * a * scale
+
+
+def discharger_bias_v(char: Characterization, c_m_f: float, t_phase_s: float, scale: float = 1.0) -> float:
+    """Gate bias of the discharger NMOS giving :func:`discharger_current_a` (V)."""
+    i = discharger_current_a(char, c_m_f, t_phase_s, scale)
+    lo, hi = char.id_vg_dis.i_range_a
+    if not lo <= i <= hi:
+        raise NetlistError(
+            f"discharger current {i:.3g} A is outside its characterized range [{lo:.3g}, {hi:.3g}] A"
+        )
+    return float(char.id_vg_dis.gate_v(i))

@@ -1,0 +1,108 @@
+"""``imcpnn netlist``: weights -> full sky130 testbench netlist(s) and the weight mapping JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+SUMMARY = "weights (npz or random) -> sky130 testbench netlist(s) + JSON of the weight mapping"
+
+DESCRIPTION = """\
+Generate the RC-Spike network on sky130 as ngspice netlists, without simulating them.
+
+Weights come from an .npz file (arrays w0, w1, ... of shape (n_in, n_out), normalized units) or
+are drawn at random (--random 5,5,5 = widths). Each weight becomes a current
+I = C_m V_th_circ |w| / T_circ * scale * scale_plus|minus and then a gate bias through the
+characterized I_D(V_G) (run `imcpnn characterize` first and pass its JSON, or let this verb run
+it). Inputs (--inputs, .npy or .csv of (n_samples, n_in) normalized spike times) default to
+random ones. Writes OUT/batch_<k>.cir (netlist body, models are added by the runner), and
+OUT/mapping.json (gate biases, C_m, scales).
+
+Example:
+  imcpnn netlist --random 5,5,5 --out runs/net --characterization runs/char/characterization.json
+  imcpnn netlist --weights trained.npz --inputs t_in.npy --out runs/net --parasitic-estimate
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_shared_arguments(parser, parser.add_mutually_exclusive_group(required=True))
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser, source: argparse._MutuallyExclusiveGroup) -> None:
+    """Options shared with `imcpnn simulate`; ``source`` is the group the weight source goes in."""
+    source.add_argument("--weights", help=".npz with arrays w0, w1, ... each (n_in, n_out)")
+    source.add_argument("--random", help="comma-separated widths, e.g. 5,5,5: random weights in [-1, 1]")
+    parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    parser.add_argument("--characterization", default=None, help="characterization.json (default: run it)")
+    parser.add_argument("--inputs", default=None, help=".npy/.csv (n_samples, n_in) normalized input spike times")
+    parser.add_argument("--samples", type=int, default=4, help="number of random input samples without --inputs")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for --random weights and inputs")
+    parser.add_argument("--scale", type=float, default=1.0, help="global current scale factor")
+    parser.add_argument("--scale-plus", type=float, default=1.0, help="extra current scale for w > 0")
+    parser.add_argument("--scale-minus", type=float, default=1.0, help="extra current scale for w < 0")
+    parser.add_argument("--batch-size", type=int, default=50, help="samples per ngspice run")
+    parser.add_argument("--parasitic-estimate", action="store_true", help="add wire capacitance estimates")
+    parser.add_argument("--corner", default="tt", help="corner used when characterization must run")
+    parser.add_argument("--cache-dir", default=None, help="SPICE result cache")
+
+
+def load_problem(args: argparse.Namespace):
+    """(network, weights, t_in, characterization dict, scales) from the shared options."""
+    import json
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from imcpnn.circuits.characterize import CharacterizationConfig, characterize
+    from imcpnn.circuits.network import Network, ParasiticEstimate
+    from imcpnn.circuits.weights import CurrentScales
+    from imcpnn.errors import ConfigError
+
+    rng = np.random.default_rng(args.seed)
+    if args.weights:
+        with np.load(args.weights) as data:
+            keys = sorted((k for k in data.files if re.fullmatch(r"w\d+", k)), key=lambda k: int(k[1:]))
+            if not keys:
+                raise ConfigError(f"{args.weights} holds no arrays named w0, w1, ...: found {data.files}")
+            weights = [data[k] for k in keys]
+    else:
+        try:
+            widths = [int(x) for x in args.random.split(",")]
+        except ValueError:
+            raise ConfigError(f"--random {args.random!r}: give comma-separated integers, e.g. 5,5,5") from None
+        weights = [rng.uniform(-1, 1, (a, b)) for a, b in zip(widths[:-1], widths[1:])]
+    widths = tuple(w.shape[0] for w in weights) + (weights[-1].shape[1],)
+    network = Network(widths, parasitic=ParasiticEstimate() if args.parasitic_estimate else None)
+    if args.inputs:
+        path = Path(args.inputs)
+        t_in = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+    else:
+        t_in = rng.uniform(0, 1, (args.samples, widths[0]))
+    if args.characterization:
+        char = json.loads(Path(args.characterization).read_text())
+    else:
+        char = characterize(CharacterizationConfig(corner=args.corner), cache_dir=args.cache_dir)[0]
+    scales = CurrentScales(args.scale, args.scale_plus, args.scale_minus)
+    return network, weights, t_in, char, scales
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from imcpnn.circuits.characterize_fit import Characterization
+    from imcpnn.circuits.network import PhaseSchedule, check_inputs
+    from imcpnn.circuits.simulate import build_testbenches, map_network
+
+    network, weights, t_in, char, scales = load_problem(args)
+    schedule = PhaseSchedule()
+    t_in = check_inputs(network, t_in)
+    mapping = map_network(network, weights, Characterization.from_dict(char), scales, schedule.t_phase_s)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tbs = build_testbenches(network, mapping, t_in, schedule, args.batch_size, save_membranes=True)
+    for k, tb in enumerate(tbs):
+        (out / f"batch_{k}.cir").write_text(tb.text)
+    (out / "mapping.json").write_text(json.dumps(mapping, indent=1) + "\n")
+    print(f"wrote {len(tbs)} netlist(s) ({network.netlist_kind}, widths {network.widths}) and mapping.json to {out}")
+    return 0
