@@ -95,16 +95,16 @@ def _check_grid(method: str, steps, offset) -> float:
 
 
 def _check_e_dis(e_dis):
-    """Return None for the ideal ramp (None or inf), else e_dis as a float > 1."""
+    """Return None for the ideal ramp (None or inf), else e_dis (> 1; a tensor keeps its graph)."""
     if e_dis is None or (not isinstance(e_dis, Tensor) and math.isinf(e_dis) and e_dis > 0):
         return None
-    value = float(e_dis)
+    value = float(e_dis.detach()) if isinstance(e_dis, Tensor) else float(e_dis)
     if math.isnan(value) or value <= 1:
         raise ValueError(
             f"e_dis must be > 1 (beta_dis = 1/e_dis < 1, else the ramp never reaches threshold), got "
             f"{value}; pass e_dis=None for the ideal discharge"
         )
-    return value
+    return e_dis if isinstance(e_dis, Tensor) else value
 
 
 def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",

@@ -13,6 +13,8 @@ already validated tensors; the public, validating entry points are in ``_api.py`
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -92,9 +94,13 @@ def exact_membrane(t_in: Tensor, w: Tensor, beta: Tensor) -> Tensor:
     return membrane_from_sorted(*sorted_drives(t_in, w, beta), 1.0)
 
 
-def _discharge_rate(beta_dis: float) -> float:
-    """-ln(1 - beta_dis): the decay constant a*beta_dis of the firing ramp (v reaches 1 at t = 1 from v = 0)."""
-    return -torch.log1p(torch.tensor(-beta_dis, dtype=torch.float64)).item()
+def _discharge_rate(beta_dis):
+    """-ln(1 - beta_dis): the decay constant a*beta_dis of the firing ramp (v reaches 1 at t = 1 from v = 0).
+
+    A 0-d tensor beta_dis keeps its graph, so E_dis can be fitted by autograd."""
+    if isinstance(beta_dis, Tensor):
+        return -torch.log1p(-beta_dis)
+    return -math.log1p(-beta_dis)
 
 
 def firing_times(v_end: Tensor, e_dis=None) -> Tensor:

@@ -130,3 +130,16 @@ def test_bad_trace_inputs_raise():
 
 def test_methods_registry():
     assert METHODS == ("exact", "dstd")
+
+
+@pytest.mark.parametrize("method", ["exact", "dstd"])
+def test_tensor_e_dis_gets_gradient(method):
+    """E_dis as a 0-d tensor keeps its graph (the trace fitter fits it): gradcheck in float64."""
+    gen = torch.Generator().manual_seed(3)
+    t_in = torch.rand(4, 5, generator=gen, dtype=torch.float64) * 0.8 + 0.1
+    w = torch.rand(5, 3, generator=gen, dtype=torch.float64) * 0.3
+    e_dis = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    steps = 30 if method == "dstd" else None
+    assert torch.autograd.gradcheck(
+        lambda e: spike_times(t_in, w, 3.0, -1.5, method=method, steps=steps, offset=0.011, e_dis=e), (e_dis,)
+    )
