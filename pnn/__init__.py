@@ -1,1 +1,31 @@
 """The physical neural network: RC-Spike neurons with reversal potentials, exact solver, DSTD, training. Pure model math; knows nothing of SPICE."""
+
+from imcpnn.pnn._api import METHODS as METHODS
+from imcpnn.pnn._api import firing_trace as firing_trace
+from imcpnn.pnn._api import membrane_at_end as membrane_at_end
+from imcpnn.pnn._api import membrane_trace as membrane_trace
+from imcpnn.pnn._api import sample_offset as sample_offset
+from imcpnn.pnn._api import spike_times as spike_times
+from imcpnn.pnn._api import ttfs_spike_times as ttfs_spike_times
+from imcpnn.pnn.data import DATASETS as DATASETS
+from imcpnn.pnn.data import DataConfig as DataConfig
+from imcpnn.pnn.data import DataSplits as DataSplits
+from imcpnn.pnn.data import load_dataset as load_dataset
+from imcpnn.pnn.layers import PNN as PNN
+from imcpnn.pnn.layers import LayerPhysics as LayerPhysics
+from imcpnn.pnn.layers import MinPool2d as MinPool2d
+from imcpnn.pnn.layers import RCSpikeConv2d as RCSpikeConv2d
+from imcpnn.pnn.layers import RCSpikeDense as RCSpikeDense
+from imcpnn.pnn.layers import parse_arch as parse_arch
+from imcpnn.pnn.training import LossConfig as LossConfig
+from imcpnn.pnn.training import ModelConfig as ModelConfig
+from imcpnn.pnn.training import OptimConfig as OptimConfig
+from imcpnn.pnn.training import ScaledAnnResult as ScaledAnnResult
+from imcpnn.pnn.training import TrainConfig as TrainConfig
+from imcpnn.pnn.training import TrainResult as TrainResult
+from imcpnn.pnn.training import evaluate as evaluate
+from imcpnn.pnn.training import load_trained as load_trained
+from imcpnn.pnn.training import pnn_loss as pnn_loss
+from imcpnn.pnn.training import predict as predict
+from imcpnn.pnn.training import scaled_ann_search as scaled_ann_search
+from imcpnn.pnn.training import train as train

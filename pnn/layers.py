@@ -1,0 +1,235 @@
+"""RC-Spike layers as ``torch.nn.Module`` s and a network builder from an architecture string.
+
+The modules only hold parameters and choose the solver settings (method, grid size M, grid
+offset, noise); the neuron math is :func:`imcpnn.pnn._api.spike_times` (method.md sections 1-2).
+
+Per layer and mode:
+
+- training: DSTD with ``train_steps`` grid points; a fresh random grid offset t_off ~ U[0, dt) per
+  layer and per call (= per mini-batch) unless ``random_offset`` is False (t_off = 0);
+- evaluation: DSTD with ``test_steps`` (offset 0), or ``method="exact"`` (the oracle);
+- both: Gaussian spike-time noise N(0, noise_sigma^2) on every layer's output spike times (finite
+  timing precision of the circuit), drawn from an explicit ``torch.Generator``, clipped back to
+  [0, 1]; ``noise=False`` or ``noise_sigma=0`` disables it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from imcpnn.errors import ConfigError
+from imcpnn.pnn._api import METHODS, sample_offset, spike_times
+
+#: Layers of the VGG-like CNN of the paper (method.md section 3): conv widths, "pool", fc widths.
+VGG7: tuple = (("conv", 64), ("conv", 64), ("pool", 2), ("conv", 128), ("conv", 128), ("pool", 2),
+               ("conv", 256), ("conv", 256), ("pool", 2), ("dense", 512))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPhysics:
+    """Physical parameters and solver settings shared by the layers of a network.
+
+    Attributes:
+        e_plus: excitatory reversal potential E_plus > 0 (normalised; 100 ~ ideal ANN).
+        e_minus: inhibitory reversal potential E_minus < 0.
+        e_dis: discharge non-ideality E_dis > 1 of the firing phase; None = ideal linear ramp.
+        train_steps: DSTD grid size M in training (>= 1; paper: 10).
+        test_steps: DSTD grid size M in evaluation (>= 1; paper: 30 for RC-Spike).
+        random_offset: random grid offset per layer and mini-batch in training (else t_off = 0).
+        noise_sigma: standard deviation of the Gaussian spike-time noise (>= 0; paper: 0.01).
+    """
+
+    e_plus: float = 2.8
+    e_minus: float = -1.53
+    e_dis: float | None = None
+    train_steps: int = 10
+    test_steps: int = 30
+    random_offset: bool = True
+    noise_sigma: float = 0.01
+
+    def __post_init__(self):
+        if not (self.e_plus > 0 and math.isfinite(self.e_plus)):
+            raise ConfigError(f"e_plus={self.e_plus} must be a finite value > 0 (e.g. 2.8; 100 = ideal)")
+        if not (self.e_minus < 0 and math.isfinite(self.e_minus)):
+            raise ConfigError(f"e_minus={self.e_minus} must be a finite value < 0 (e.g. -1.53)")
+        if self.e_dis is not None and not (self.e_dis > 1 and math.isfinite(self.e_dis)):
+            raise ConfigError(f"e_dis={self.e_dis} must be a finite value > 1, or None (ideal ramp)")
+        for name in ("train_steps", "test_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1 (DSTD grid size M)")
+        if not (self.noise_sigma >= 0 and math.isfinite(self.noise_sigma)):
+            raise ConfigError(f"noise_sigma={self.noise_sigma} must be >= 0 (0 disables noise)")
+
+
+def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
+    """clip(t + sigma * n, 0, 1) with n ~ N(0, 1) drawn from ``generator`` (on its device)."""
+    if sigma == 0:
+        return t
+    device = generator.device if generator is not None else t.device
+    noise = torch.randn(t.shape, generator=generator, device=device, dtype=t.dtype).to(t.device)
+    return (t + sigma * noise).clamp(0.0, 1.0)
+
+
+def init_weights(n_in: int, n_out: int) -> Tensor:
+    """w ~ N(1/n_in, 1/n_in) (mean 1/n_in, std 1/sqrt(n_in)), shape (n_in, n_out).
+
+    With activations 1 - t in [0, 1] the membrane v = sum_j w_j (1 - t_j) then starts with a small
+    positive mean and O(1) spread, so most neurons fire inside (0, 1) where the hard-sigmoid has a
+    gradient, rather than all silent (v <= 0) or all saturated (v >= 1).
+    """
+    return torch.randn(n_in, n_out) / math.sqrt(n_in) + 1.0 / n_in
+
+
+class RCSpikeDense(nn.Module):
+    """Dense RC-Spike layer: (batch, n_in) spike times -> (batch, n_out), weights (n_in, n_out).
+
+    Inputs of more than two dimensions are flattened (an image into a vector).
+    """
+
+    def __init__(self, n_in: int, n_out: int, physics: LayerPhysics):
+        super().__init__()
+        self.physics = physics
+        self.weight = nn.Parameter(init_weights(n_in, n_out))
+
+    def fire(self, t_in: Tensor, *, method=None, steps=None, noise=True, generator=None) -> Tensor:
+        """Output spike times of (rows, n_in) inputs with this layer's solver settings."""
+        p = self.physics
+        method = method or "dstd"
+        if method not in METHODS:
+            raise ConfigError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
+        offset = None
+        if method == "dstd":
+            steps = steps or (p.train_steps if self.training else p.test_steps)
+            if self.training and p.random_offset:
+                offset = sample_offset(steps, generator=generator)
+        t_out = spike_times(
+            t_in, self.weight, p.e_plus, p.e_minus, method=method,
+            steps=steps if method == "dstd" else None, offset=offset, e_dis=p.e_dis,
+        )  # fmt: skip
+        return add_spike_noise(t_out, p.noise_sigma, generator) if noise else t_out
+
+    def forward(self, t_in: Tensor, **solver) -> Tensor:
+        return self.fire(t_in.flatten(1), **solver)
+
+
+class RCSpikeConv2d(RCSpikeDense):
+    """Convolutional RC-Spike layer: the dense math on unfolded k x k patches.
+
+    (batch, C, H, W) -> (batch, n_out, H, W) ("same" padding, stride 1). The weight has the dense
+    layout (C k k, n_out), rows in ``torch.nn.functional.unfold`` order (channel, row, column).
+    Padding uses t = 1: a pixel outside the image never spikes (contributes no charge), whereas
+    unfold's zero padding would mean "spikes first".
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, physics: LayerPhysics, kernel_size=3):
+        super().__init__(in_channels * kernel_size**2, out_channels, physics)
+        self.kernel_size = kernel_size
+
+    def forward(self, t_in: Tensor, **solver) -> Tensor:
+        batch, _, height, width = t_in.shape
+        pad = self.kernel_size // 2
+        padded = F.pad(t_in, (pad, pad, pad, pad), value=1.0)
+        patches = F.unfold(padded, self.kernel_size)  # (batch, C k k, H W)
+        rows = patches.transpose(1, 2).reshape(batch * height * width, -1)
+        t_out = self.fire(rows, **solver)  # (batch H W, n_out)
+        return t_out.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+class MinPool2d(nn.Module):
+    """Min-pooling of spike times over k x k windows (stride k).
+
+    The earliest spike carries the largest activation (t = 1 - x), so min-pooling spike times is
+    exactly max-pooling activations: min_k t_k = 1 - max_k (1 - t_k). It is the natural choice for a
+    time-coded circuit (an OR of the input spikes: the window fires with its first input) and keeps
+    the output a single spike time. Solver arguments are accepted and ignored (no neuron here).
+    """
+
+    def __init__(self, kernel_size: int = 2):
+        super().__init__()
+        self.kernel_size = kernel_size
+
+    def forward(self, t_in: Tensor, **solver) -> Tensor:
+        return -F.max_pool2d(-t_in, self.kernel_size)
+
+
+def parse_arch(arch: str) -> tuple:
+    """Hidden layers of an architecture string: ``mlp:400,400``, ``mlp:`` (none) or ``vgg7``.
+
+    Returns a tuple of (kind, size) with kind in conv/pool/dense; the output layer is not included.
+    """
+    if arch == "vgg7":
+        return VGG7
+    if arch.startswith("mlp:"):
+        widths = [w.strip() for w in arch[4:].split(",") if w.strip()]
+        if all(w.isdigit() and int(w) > 0 for w in widths):
+            return tuple(("dense", int(w)) for w in widths)
+    raise ConfigError(
+        f"arch={arch!r} is unknown; use 'mlp:W1,W2,...' (hidden widths, e.g. mlp:400,400), "
+        "'mlp:' (no hidden layer) or 'vgg7'"
+    )
+
+
+class PNN(nn.Module):
+    """A feed-forward RC-Spike network: spike times in, output-layer spike times out.
+
+    Args:
+        arch: architecture string (see :func:`parse_arch`).
+        input_shape: per-sample input shape, (n_in,) or (C, H, W) (conv layers need the latter).
+        n_outputs: output neurons (may exceed the number of classes).
+        physics: E values and solver settings shared by all layers.
+    """
+
+    def __init__(self, arch: str, input_shape: tuple[int, ...], n_outputs: int, physics: LayerPhysics):
+        super().__init__()
+        self.arch = arch
+        self.physics = physics
+        self.input_shape = tuple(input_shape)
+        self.n_outputs = n_outputs
+        shape = self.input_shape
+        layers: list[nn.Module] = []
+        for kind, size in parse_arch(arch):
+            if kind == "dense":
+                layers.append(RCSpikeDense(math.prod(shape), size, physics))
+                shape = (size,)
+                continue
+            if len(shape) != 3:
+                raise ConfigError(f"arch={arch!r} needs image inputs (C, H, W), got shape {shape}")
+            if kind == "conv":
+                layers.append(RCSpikeConv2d(shape[0], size, physics))
+                shape = (size, shape[1], shape[2])
+            else:
+                if min(shape[1:]) < size:
+                    raise ConfigError(f"arch={arch!r}: image {shape[1:]} too small to pool again")
+                layers.append(MinPool2d(size))
+                shape = (shape[0], shape[1] // size, shape[2] // size)
+        layers.append(RCSpikeDense(math.prod(shape), n_outputs, physics))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, t_in: Tensor, **solver) -> Tensor:
+        """Output spike times (batch, n_outputs); ``solver`` = method, steps, noise, generator."""
+        return self.layer_spike_times(t_in, **solver)[-1]
+
+    def layer_spike_times(
+        self, t_in: Tensor, method: str | None = None, steps: int | None = None,
+        noise: bool = True, generator: torch.Generator | None = None,
+    ) -> list[Tensor]:  # fmt: skip
+        """Output spike times of every layer with neurons (dense, conv; pooling layers skipped).
+
+        ``method`` None = DSTD; ``steps`` None = the layer's train/test M by mode.
+        """
+        out = []
+        t = t_in
+        for layer in self.layers:
+            t = layer(t, method=method, steps=steps, noise=noise, generator=generator)
+            if not isinstance(layer, MinPool2d):
+                out.append(t)
+        return out
+
+    def dense_weights(self) -> list[Tensor]:
+        """The (n_in, n_out) weights of every dense layer, input to output (detached)."""
+        return [m.weight.detach() for m in self.layers if type(m) is RCSpikeDense]

@@ -1,0 +1,425 @@
+"""Training of RC-Spike PNNs (method.md section 3): config, loss, resumable loop, results, scaled ANN.
+
+Loss per mini-batch of B samples with output spike times t (B, n_outputs):
+
+    L = mean_b CE(softmax(-t_b[:n_classes] / tau_soft), y_b) + gamma * mean_b sum_i (t_bi - t_ref)^2
+
+Reading of the paper's penalty ``gamma * sum_i (t_i - t_ref)^2``: i runs over *all* output neurons
+of one sample (a sum, like the paper writes it, also over the extra neurons when n_outputs >
+n_classes), and the batch is averaged like the cross-entropy, so that gamma keeps its meaning for
+any batch size.
+
+A run directory holds ``config.json`` (the full :class:`TrainConfig`), ``checkpoint.pt`` (model,
+optimizer, RNG states, history; rewritten after every epoch), ``history.csv``, ``results.json``,
+``learning_curve.png`` and ``model.pt``. Rerunning :func:`train` on the same directory with the same
+config resumes from the checkpoint and gives the same history as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from imcpnn.config import from_dict, to_dict, to_json
+from imcpnn.errors import ConfigError, ResultsError, TrainingError
+from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
+from imcpnn.pnn.layers import PNN, LayerPhysics, parse_arch
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+HISTORY_FILE = "history.csv"
+RESULTS_FILE = "results.json"
+CURVE_FILE = "learning_curve.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Network shape and physics.
+
+    Attributes:
+        arch: ``mlp:400,400`` (hidden widths), ``mlp:`` (no hidden layer) or ``vgg7``.
+        n_outputs: output neurons, >= the number of classes (None = as many as classes).
+        physics: E values, DSTD grid sizes, grid offset and spike-time noise of every layer.
+    """
+
+    arch: str = "mlp:400,400"
+    n_outputs: int | None = None
+    physics: LayerPhysics = dataclasses.field(default_factory=LayerPhysics)
+
+    def __post_init__(self):
+        parse_arch(self.arch)
+        if self.n_outputs is not None and self.n_outputs < 1:
+            raise ConfigError(f"ModelConfig.n_outputs={self.n_outputs} must be >= 1 (or None)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Loss terms (paper's RC-Spike values): softmax temperature and temporal penalty."""
+
+    tau_soft: float = 0.07
+    gamma: float = 2.6
+    t_ref: float = 0.9
+
+    def __post_init__(self):
+        if not self.tau_soft > 0:
+            raise ConfigError(f"LossConfig.tau_soft={self.tau_soft} must be > 0 (paper: 0.07)")
+        if not self.gamma >= 0:
+            raise ConfigError(f"LossConfig.gamma={self.gamma} must be >= 0 (paper: 2.6)")
+        if not 0 <= self.t_ref <= 1:
+            raise ConfigError(f"LossConfig.t_ref={self.t_ref} must lie in [0, 1] (paper: 0.9)")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """Adam settings and schedule length (paper: lr 1e-4, batch 32, 50 epochs on Fashion-MNIST)."""
+
+    lr: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 50
+
+    def __post_init__(self):
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"OptimConfig.lr={self.lr} must be a finite value > 0 (paper: 1e-4)")
+        if self.batch_size < 1:
+            raise ConfigError(f"OptimConfig.batch_size={self.batch_size} must be >= 1 (paper: 32)")
+        if self.epochs < 1:
+            raise ConfigError(f"OptimConfig.epochs={self.epochs} must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as config.json in the run directory).
+
+    Attributes:
+        seed: seeds weight init, shuffling, grid offsets and noise.
+        device: "cpu" or "cuda".
+        eval_exact: also evaluate the test set with the exact solver after every epoch (slow).
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    seed: int = 0
+    device: str = "cpu"
+    eval_exact: bool = False
+
+    def __post_init__(self):
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"TrainConfig.device={self.device!r} must be 'cpu' or 'cuda'")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """A finished (or reloaded) run: its model, config, per-epoch history and final metrics."""
+
+    out_dir: Path
+    config: TrainConfig
+    model: PNN
+    history: list[dict]
+    n_classes: int
+
+    @property
+    def test_accuracy(self) -> float:
+        """Test accuracy after the last epoch (DSTD at test_steps)."""
+        return self.history[-1]["test_accuracy"]
+
+
+def pnn_loss(t_out: Tensor, labels: Tensor, n_classes: int, loss: LossConfig) -> Tensor:
+    """Cross-entropy of softmax(-t/tau_soft) over the first n_classes outputs + temporal penalty.
+
+    t_out (batch, n_outputs), labels (batch,) -> scalar (see the module docstring for the reading).
+    """
+    ce = F.cross_entropy(-t_out[:, :n_classes] / loss.tau_soft, labels)
+    penalty = ((t_out - loss.t_ref) ** 2).sum(dim=1).mean()
+    return ce + loss.gamma * penalty
+
+
+def predict(t_out: Tensor, n_classes: int) -> Tensor:
+    """Class of the earliest spike among the first n_classes outputs, (batch,)."""
+    return t_out[:, :n_classes].argmin(dim=1)
+
+
+def build_model(config: TrainConfig, data: DataSplits) -> PNN:
+    """The network for ``config`` on ``data`` (weights drawn from the global torch RNG)."""
+    n_outputs = config.model.n_outputs or data.n_classes
+    if n_outputs < data.n_classes:
+        raise ConfigError(
+            f"ModelConfig.n_outputs={n_outputs} is below the {data.n_classes} classes of "
+            f"{config.data.dataset}; use n_outputs >= {data.n_classes}"
+        )
+    return PNN(config.model.arch, data.input_shape, n_outputs, config.model.physics)
+
+
+@torch.no_grad()
+def evaluate(
+    model: PNN, x: Tensor, y: Tensor, n_classes: int, loss: LossConfig, *,
+    method: str = "dstd", steps: int | None = None, batch_size: int = 256, seed: int = 0,
+) -> tuple[float, float]:  # fmt: skip
+    """(mean loss, accuracy) on (x, y) in eval mode, with inference noise from a seeded generator."""
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+        t_out = model(xb, method=method, steps=steps, generator=gen)
+        total_loss += pnn_loss(t_out, yb, n_classes, loss).item() * len(yb)
+        correct += (predict(t_out, n_classes) == yb).sum().item()
+    return total_loss / len(y), correct / len(y)
+
+
+def _check_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool) -> None:
+    path = out_dir / CONFIG_FILE
+    if path.is_file() and not overwrite:
+        old = json.loads(path.read_text())
+        if old != to_dict(config):
+            raise ConfigError(
+                f"{out_dir} holds a run with a different config ({path}); use another --out "
+                "directory, or overwrite=True (CLI: --overwrite) to start afresh there"
+            )
+    if overwrite:
+        for name in (CHECKPOINT_FILE, MODEL_FILE, HISTORY_FILE, RESULTS_FILE, CURVE_FILE):
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    to_json(config, path)
+
+
+def _save_checkpoint(path: Path, model, optimizer, epoch, history, shuffle_gen, model_gen, n_classes) -> None:
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": history,
+        "shuffle_rng": shuffle_gen.get_state(),
+        "model_rng": model_gen.get_state(),
+        "input_shape": model.input_shape,
+        "n_outputs": model.n_outputs,
+        "n_classes": n_classes,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: an interruption never leaves a half-written checkpoint
+
+
+def _write_outputs(out_dir: Path, config: TrainConfig, model: PNN, history: list[dict]) -> None:
+    """history.csv, model.pt and results.json (cheap: written after every epoch)."""
+    with open(out_dir / HISTORY_FILE, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    torch.save(model.state_dict(), out_dir / MODEL_FILE)
+    (out_dir / RESULTS_FILE).write_text(
+        json.dumps({"final": history[-1], "epochs_done": len(history), "config": to_dict(config)}, indent=2)
+    )
+
+
+def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]) -> None:
+    """learning_curve.png (matplotlib Agg; drawn once per call of :func:`train`, it is slow)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax_loss.plot(epochs, [h["test_loss"] for h in history], label="test")
+    ax_loss.set(xlabel="epoch", ylabel="loss")
+    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], label="train")
+    ax_acc.plot(epochs, [h["test_accuracy"] for h in history], label="test (DSTD)")
+    if "test_accuracy_exact" in history[0]:
+        ax_acc.plot(epochs, [h["test_accuracy_exact"] for h in history], label="test (exact)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+    fig.suptitle(f"{config.data.dataset} {config.model.arch}")
+    fig.tight_layout()
+    fig.savefig(out_dir / CURVE_FILE, dpi=120)
+    plt.close(fig)
+
+
+def train(
+    config: TrainConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
+    stop_after_epoch: int | None = None, data: DataSplits | None = None,
+) -> TrainResult:  # fmt: skip
+    """Train (or resume) the run that ``config`` describes in ``out_dir``.
+
+    Args:
+        config: the run; saved as ``out_dir/config.json``.
+        out_dir: run directory; an existing checkpoint with the same config is resumed.
+        progress: show a tqdm bar with loss and accuracy.
+        overwrite: discard a previous run in ``out_dir`` (even with another config).
+        stop_after_epoch: return after this epoch (time-boxed jobs); rerun to continue.
+        data: already loaded data (else loaded from ``config.data``).
+
+    Raises:
+        ConfigError: ``out_dir`` holds a run with a different config (and not ``overwrite``).
+        TrainingError: the loss became NaN/inf (names epoch and batch; the last good checkpoint
+            stays in ``out_dir``).
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    _check_run_dir(config, out_dir, overwrite)
+    data = data or load_dataset(config.data)
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(config, data).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
+    shuffle_gen = torch.Generator().manual_seed(config.seed)
+    model_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    history: list[dict] = []
+    ckpt_path = out_dir / CHECKPOINT_FILE
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle_gen.set_state(state["shuffle_rng"])
+        model_gen.set_state(state["model_rng"])
+        history = state["history"]
+    n_classes, n_train = data.n_classes, len(data.y_train)
+    batch_size = config.optim.batch_size
+    n_batches = math.ceil(n_train / batch_size)
+    for epoch in range(len(history) + 1, config.optim.epochs + 1):
+        model.train()
+        start_s = time.perf_counter()
+        order = torch.randperm(n_train, generator=shuffle_gen)
+        loss_sum, correct = 0.0, 0
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{config.optim.epochs}",
+                   disable=not progress, leave=False)  # fmt: skip
+        for batch in bar:
+            idx = order[batch * batch_size : (batch + 1) * batch_size]
+            xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
+            t_out = model(xb, generator=model_gen)
+            loss = pnn_loss(t_out, yb, n_classes, config.loss)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss is {loss.item()} at epoch {epoch}, batch {batch + 1}/{n_batches}; "
+                    f"training stopped. The last good checkpoint (epoch {len(history)}) is kept in "
+                    f"{ckpt_path}; lower the learning rate (--lr) and rerun with --overwrite"
+                )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(yb)
+            correct += (predict(t_out.detach(), n_classes) == yb).sum().item()
+            done = min((batch + 1) * batch_size, n_train)
+            bar.set_postfix(loss=f"{loss_sum / done:.4f}", acc=f"{correct / done:.3f}")
+        train_s = time.perf_counter() - start_s
+        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, n_classes, config.loss,
+                                       seed=config.seed)  # fmt: skip
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / n_train,
+            "train_accuracy": correct / n_train,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "train_seconds": train_s,
+        }
+        if config.eval_exact:
+            record["test_accuracy_exact"] = evaluate(
+                model, data.x_test, data.y_test, n_classes, config.loss, method="exact",
+                seed=config.seed,
+            )[1]  # fmt: skip
+        history.append(record)
+        _save_checkpoint(ckpt_path, model, optimizer, epoch, history, shuffle_gen, model_gen, n_classes)
+        _write_outputs(out_dir, config, model, history)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}: train loss {record['train_loss']:.4f} acc "
+                f"{record['train_accuracy']:.4f} | test acc {test_acc:.4f} ({train_s:.1f} s)"
+            )
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    if history:
+        _plot_learning_curve(out_dir, config, history)
+    return TrainResult(out_dir, config, model, history, n_classes)
+
+
+def load_trained(out_dir: str | Path, *, device: str = "cpu") -> TrainResult:
+    """Reload a run written by :func:`train` (config, final weights, history).
+
+    Raises:
+        ResultsError: ``out_dir`` lacks config.json or model.pt / checkpoint.pt.
+    """
+    out_dir = Path(out_dir)
+    config_path, ckpt_path = out_dir / CONFIG_FILE, out_dir / CHECKPOINT_FILE
+    if not config_path.is_file() or not ckpt_path.is_file():
+        raise ResultsError(
+            f"{out_dir} is not a finished training run (needs {CONFIG_FILE} and {CHECKPOINT_FILE}); "
+            "train one with: imcpnn train --out DIR"
+        )
+    config = from_dict(TrainConfig, json.loads(config_path.read_text()))
+    state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    model = PNN(config.model.arch, state["input_shape"], state["n_outputs"], config.model.physics)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return TrainResult(out_dir, config, model, state["history"], state["n_classes"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledAnnResult:
+    """Grid search of the scaled-ANN baseline.
+
+    Attributes:
+        alpha_plus, alpha_minus: best scales of the positive and negative weights.
+        accuracy: test accuracy of the rescaled model at the target E with the best scales.
+        alphas_plus, alphas_minus: the grid axes.
+        grid: (len(alphas_plus), len(alphas_minus)) training-set accuracy of every pair.
+    """
+
+    alpha_plus: float
+    alpha_minus: float
+    accuracy: float
+    alphas_plus: tuple[float, ...]
+    alphas_minus: tuple[float, ...]
+    grid: tuple[tuple[float, ...], ...]
+
+
+def rescaled_model(model: PNN, physics: LayerPhysics, alpha_plus: float, alpha_minus: float) -> PNN:
+    """Copy of ``model`` with new physics and weights w -> alpha_plus w (w >= 0), alpha_minus w (w < 0)."""
+    new = PNN(model.arch, model.input_shape, model.n_outputs, physics)
+    new.load_state_dict(
+        {k: torch.where(v >= 0, alpha_plus * v, alpha_minus * v) for k, v in model.state_dict().items()}
+    )
+    return new.to(next(model.parameters()).device).eval()
+
+
+def scaled_ann_search(
+    model: PNN, data: DataSplits, e_plus: float, e_minus: float, *,
+    alphas_plus=None, alphas_minus=None, loss: LossConfig = LossConfig(), steps: int = 30,
+    seed: int = 0,
+) -> ScaledAnnResult:  # fmt: skip
+    """The "scaled ANN" baseline: a model trained at |E| = 100 run at finite E after rescaling.
+
+    Every (alpha_plus, alpha_minus) of the grid (default 0.5 ... 2.0 in steps of 0.1) is scored by
+    training-set accuracy at (e_plus, e_minus) with DSTD at ``steps``; the best pair is then scored
+    on the test set (so the test set never chooses the scales).
+    """
+    alphas_plus = tuple(alphas_plus or [round(0.5 + 0.1 * i, 2) for i in range(16)])
+    alphas_minus = tuple(alphas_minus or alphas_plus)
+    physics = dataclasses.replace(model.physics, e_plus=e_plus, e_minus=e_minus)
+    grid = []
+    for a_plus in alphas_plus:
+        row = []
+        for a_minus in alphas_minus:
+            scaled = rescaled_model(model, physics, a_plus, a_minus)
+            row.append(evaluate(scaled, data.x_train, data.y_train, data.n_classes, loss,
+                                steps=steps, seed=seed)[1])  # fmt: skip
+        grid.append(tuple(row))
+    flat = [(acc, i, j) for i, row in enumerate(grid) for j, acc in enumerate(row)]
+    _, i, j = max(flat, key=lambda item: (item[0], -item[1], -item[2]))
+    best = rescaled_model(model, physics, alphas_plus[i], alphas_minus[j])
+    accuracy = evaluate(best, data.x_test, data.y_test, data.n_classes, loss, steps=steps, seed=seed)[1]
+    return ScaledAnnResult(alphas_plus[i], alphas_minus[j], accuracy, alphas_plus, alphas_minus,
+                           tuple(grid))  # fmt: skip

@@ -1,0 +1,158 @@
+"""Layers: dense/conv/pooling semantics, grid offset, noise, architectures, physics validation."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from imcpnn.errors import ConfigError
+from imcpnn.pnn import spike_times
+from imcpnn.pnn.layers import PNN, LayerPhysics, MinPool2d, RCSpikeConv2d, RCSpikeDense, parse_arch
+
+QUIET = LayerPhysics(e_plus=2.8, e_minus=-1.53, noise_sigma=0.0)
+
+
+def test_dense_layer_is_spike_times_with_its_weights():
+    torch.manual_seed(0)
+    layer = RCSpikeDense(6, 4, QUIET).double().eval()
+    t_in = torch.rand(3, 6, dtype=torch.float64)
+    for method, steps in (("exact", None), ("dstd", QUIET.test_steps)):
+        expected = spike_times(t_in, layer.weight, 2.8, -1.53, method=method, steps=steps)
+        assert torch.equal(layer(t_in, method=method), expected)
+
+
+def test_conv_equals_dense_math_per_patch():
+    """Each output pixel = spike_times of its 3x3 patch (outside the image: t = 1, no spike)."""
+    torch.manual_seed(1)
+    conv = RCSpikeConv2d(2, 3, QUIET).double().eval()
+    image = torch.rand(2, 2, 5, 4, dtype=torch.float64)
+    out = conv(image, method="exact")
+    assert out.shape == (2, 3, 5, 4)
+    padded = torch.ones(2, 2, 7, 6, dtype=torch.float64)
+    padded[:, :, 1:-1, 1:-1] = image
+    for r in range(5):
+        for c in range(4):
+            patch = padded[:, :, r : r + 3, c : c + 3].reshape(2, -1)  # (channel, row, col) order
+            expected = spike_times(patch, conv.weight, 2.8, -1.53, method="exact")
+            assert torch.allclose(out[:, :, r, c], expected, atol=1e-12)
+
+
+def test_conv_on_silent_image_stays_silent():
+    conv = RCSpikeConv2d(1, 2, QUIET).eval()
+    out = conv(torch.ones(1, 1, 4, 4))  # no input spike: no charge, every neuron fires at t = 1
+    assert torch.equal(out, torch.ones(1, 2, 4, 4))
+
+
+def test_min_pooling_takes_earliest_spike():
+    t = torch.tensor([[[[0.9, 0.2, 1.0, 1.0], [0.5, 0.7, 1.0, 0.95]]]], dtype=torch.float64)
+    assert MinPool2d(2)(t).tolist() == [[[[0.2, 0.95]]]]
+    # = max-pooling of activations 1 - t
+    assert torch.allclose(1 - MinPool2d(2)(t), torch.nn.functional.max_pool2d(1 - t, 2))
+
+
+def _layer_pair(physics):
+    torch.manual_seed(0)
+    layer = RCSpikeDense(20, 5, physics).train()
+    return layer, torch.rand(8, 20)
+
+
+def test_random_offset_changes_per_batch_fixed_offset_does_not():
+    layer, t_in = _layer_pair(QUIET)
+    gen = torch.Generator().manual_seed(0)
+    a, b = layer(t_in, generator=gen), layer(t_in, generator=gen)
+    assert (a - b).abs().max() > 1e-4  # a fresh grid offset per call
+    fixed = dataclasses.replace(QUIET, random_offset=False)
+    layer, t_in = _layer_pair(fixed)
+    assert torch.equal(layer(t_in, generator=gen), layer(t_in, generator=gen))
+    expected = spike_times(t_in, layer.weight, 2.8, -1.53, method="dstd", steps=fixed.train_steps)
+    assert torch.equal(layer(t_in), expected)  # fixed offset = offset 0 at train_steps
+
+
+def test_noise_statistics_and_reproducibility():
+    physics = dataclasses.replace(QUIET, noise_sigma=0.01)
+    layer = RCSpikeDense(50, 400, physics).eval()
+    with torch.no_grad():
+        layer.weight.fill_(0.5 / 50)  # every neuron: v = 0.5 * mean(1 - t) ~ 0.25, far from clipping
+        t_in = torch.rand(64, 50)
+        clean = layer(t_in, noise=False)
+        noisy = layer(t_in, generator=torch.Generator().manual_seed(3))
+        again = layer(t_in, generator=torch.Generator().manual_seed(3))
+    diff = noisy - clean
+    assert torch.equal(noisy, again)
+    assert abs(diff.mean().item()) < 0.001  # 25600 draws: standard error 6e-5
+    assert abs(diff.std().item() - 0.01) < 0.0005
+
+
+def test_noise_keeps_times_in_unit_interval():
+    layer = RCSpikeDense(3, 100, dataclasses.replace(QUIET, noise_sigma=0.5)).eval()
+    out = layer(torch.ones(10, 3), generator=torch.Generator().manual_seed(0))
+    assert out.min() >= 0 and out.max() <= 1 and (out < 1).any()
+
+
+def test_vgg7_shapes_and_layer_outputs():
+    model = PNN("vgg7", (3, 32, 32), 10, QUIET)
+    kinds = [type(m).__name__ for m in model.layers]
+    assert kinds == ["RCSpikeConv2d"] * 2 + ["MinPool2d"] + ["RCSpikeConv2d"] * 2 + ["MinPool2d"] \
+        + ["RCSpikeConv2d"] * 2 + ["MinPool2d"] + ["RCSpikeDense"] * 2
+    assert model.layers[-2].weight.shape == (256 * 4 * 4, 512)
+    small = PNN("vgg7", (1, 8, 8), 10, QUIET).eval()
+    outs = small.layer_spike_times(torch.rand(2, 1, 8, 8), noise=False)
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 8, 8), (2, 64, 8, 8), (2, 128, 4, 4), (2, 128, 4, 4),
+                                              (2, 256, 2, 2), (2, 256, 2, 2), (2, 512), (2, 10)]
+
+
+def test_mlp_dense_weights_and_layer_times():
+    model = PNN("mlp:7,6", (5,), 5, QUIET).eval()
+    assert [tuple(w.shape) for w in model.dense_weights()] == [(5, 7), (7, 6), (6, 5)]
+    t_in = torch.rand(4, 5)
+    outs = model.layer_spike_times(t_in, method="exact", noise=False)
+    w = model.dense_weights()
+    hidden = spike_times(t_in, w[0], 2.8, -1.53, method="exact")
+    assert torch.equal(outs[0], hidden)
+    assert torch.equal(model(t_in, method="exact", noise=False), outs[-1])
+    assert [tuple(w.shape) for w in PNN("mlp:", (1, 28, 28), 10, QUIET).dense_weights()] == [(784, 10)]
+
+
+def test_init_places_spikes_inside_the_window():
+    """At init most hidden neurons of a Fashion-MNIST-like input neither stay silent nor saturate."""
+    torch.manual_seed(0)
+    model = PNN("mlp:400", (784,), 10, QUIET).eval()
+    hidden = model.layer_spike_times(torch.rand(64, 784) * 0.6 + 0.4, noise=False)[0]
+    inside = ((hidden > 0) & (hidden < 1)).float().mean()
+    assert inside > 0.5
+
+
+@pytest.mark.parametrize("arch", ["mlp", "mlp:4,x", "mlp:0", "resnet"])
+def test_bad_arch(arch):
+    with pytest.raises(ConfigError, match="is unknown; use 'mlp:W1,W2"):
+        parse_arch(arch)
+
+
+def test_conv_arch_needs_images():
+    with pytest.raises(ConfigError, match="needs image inputs"):
+        PNN("vgg7", (5,), 3, QUIET)
+
+
+def test_vgg7_image_too_small():
+    with pytest.raises(ConfigError, match="too small to pool again"):
+        PNN("vgg7", (1, 4, 4), 3, QUIET)
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError, match="method='euler' is unknown"):
+        RCSpikeDense(2, 2, QUIET)(torch.rand(1, 2), method="euler")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"e_plus": 0.0}, "e_plus=0.0 must be a finite value > 0"),
+        ({"e_minus": 1.0}, "e_minus=1.0 must be a finite value < 0"),
+        ({"e_dis": 0.5}, "e_dis=0.5 must be a finite value > 1"),
+        ({"train_steps": 0}, "train_steps=0 must be >= 1"),
+        ({"noise_sigma": -0.1}, "noise_sigma=-0.1 must be >= 0"),
+    ],
+)
+def test_physics_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        LayerPhysics(**kwargs)
