@@ -264,26 +264,47 @@ def schematic_device_counts(text: str, subckt: str) -> dict[str, int]:
 
 
 
+def _net_base(node: str) -> str:
+    """A node name without extresist's ``.t0``/``.n1`` split suffixes and magic's ``#`` mark."""
+    return re.sub(r"(\.[tn]\d+)+$", "", node).rstrip("#")
+
+
+def _device_key(e: Element) -> tuple:
+    """Model, gate net and the unordered drain/source nets of a MOSFET (its identity across the
+    flat, R-split and LVS netlists, whose instance numbering can differ)."""
+    base = [_net_base(n) for n in e.nodes]
+    return (e.model, base[1] if len(base) > 1 else "", frozenset(base[::2][:2]))
+
+
 def take_junction_params(parasitic_text: str, device_text: str) -> str:
     """Copy ``ad as pd ps`` of each ``X`` line from ``device_text`` into ``parasitic_text``.
 
     magic 8.3.105's flat ``ext2spice`` (the only mode that keeps capacitances to a named
     substrate) writes garbage drain/source areas and perimeters (e.g. ``ad=-40453.3p``), while the
     hierarchical LVS mode writes them right but drops those capacitances. Devices are matched by
-    instance name and must agree on model, W and L; otherwise NetlistError.
+    instance name, else (extresist renumbers them) by model, gate net and drain/source nets; the
+    twin must agree on model, W and L; otherwise NetlistError.
     """
     def x_lines(text: str) -> dict[str, Element]:
         return {e.name: e for e in (_element(l) for l in _logical_lines(text) if l[0].upper() == "X")}
 
     good = x_lines(device_text)
+    by_key: dict[tuple, list[Element]] = {}
+    for e in good.values():
+        by_key.setdefault(_device_key(e), []).append(e)
+
+    def same(a: Element, b: Element) -> bool:
+        return a.model == b.model and all(abs(a.param(k) - b.param(k)) <= 1e-12 for k in ("w", "l"))
+
     out = []
     for line in parasitic_text.splitlines():
         if line[:1].upper() == "X":
             e = _element(line)
             ref = good.get(e.name)
-            if ref is None or ref.model != e.model or any(
-                abs(ref.param(k) - e.param(k)) > 1e-12 for k in ("w", "l")
-            ):
+            if ref is None or not same(ref, e) or _device_key(ref) != _device_key(e):
+                twins = [g for g in by_key.get(_device_key(e), []) if same(g, e)]
+                ref = twins[0] if len(twins) == 1 else None
+            if ref is None:
                 raise NetlistError(
                     f"device {e.name} ({e.model}) of the parasitic netlist has no twin with equal "
                     "model, W and L in the LVS netlist: cannot take its junction areas"

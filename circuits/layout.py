@@ -199,7 +199,7 @@ def _terminal(x0: int, y0: int, x1: int, y1: int, contact: str) -> list[Rect]:
 def mosfet_layout(
     model: str,
     w_m: float,
-    l_m: float,
+    l_m: float | tuple[float, ...],
     *,
     n_gates: int = 1,
     parallel: bool = False,
@@ -219,33 +219,39 @@ def mosfet_layout(
     (device k between diffusions k and k + 1). P-type devices sit in an n-well enclosing
     diffusion and tap by 0.18 um.
 
+    ``l_m`` may give one length per gate (a stack of devices of different L, e.g. a discharger
+    L = 0.25 um over its 0.15 um enable switch); the pitch then follows each gate's own L.
+
     Raises NetlistError for an unknown model, W/L below the sky130 minimum or off the 5 nm grid,
-    or ``n_gates < 1``.
+    ``n_gates < 1``, or a length tuple whose size differs from ``n_gates``.
     """
     if model not in MOSFET_TYPES:
         raise NetlistError(f"no layout generator for model {model!r}; known: {sorted(MOSFET_TYPES)}")
-    if w_m < W_MIN_M or l_m < L_MIN_M:
-        raise NetlistError(
-            f"w_m={w_m:g} m, l_m={l_m:g} m: below the sky130 minimum W >= {W_MIN_M:g} m, "
-            f"L >= {L_MIN_M:g} m"
-        )
     if n_gates < 1:
         raise NetlistError(f"n_gates={n_gates}: a MOSFET stack needs at least one gate")
+    ls_m = tuple(l_m) if isinstance(l_m, tuple) else (l_m,) * n_gates
+    if len(ls_m) != n_gates:
+        raise NetlistError(f"l_m has {len(ls_m)} lengths for n_gates={n_gates}: give one per gate")
+    if w_m < W_MIN_M or min(ls_m) < L_MIN_M:
+        raise NetlistError(
+            f"w_m={w_m:g} m, l_m={l_m} m: below the sky130 minimum W >= {W_MIN_M:g} m, "
+            f"L >= {L_MIN_M:g} m"
+        )
     gate, diff, contact, tap, tap_contact, needs_nwell = MOSFET_TYPES[model]
-    w, l = to_grid(w_m), to_grid(l_m)
+    w, ls = to_grid(w_m), [to_grid(x) for x in ls_m]
     sd, gap, enc, inner = _u(0.29), _u(0.055), _u(0.06), _u(0.33)
-    xs = [k * (l + inner) for k in range(n_gates)]
-    right = xs[-1] + l
+    xs = [sum(ls[:k]) + k * inner for k in range(n_gates)]
+    right = xs[-1] + ls[-1]
     rects = [Rect(diff, -sd, 0, 0, w), Rect(diff, right, 0, right + sd, w)]
-    rects += [Rect(diff, x + l, 0, x + l + inner, w) for x in xs[:-1]]
+    rects += [Rect(diff, x + l, 0, x + l + inner, w) for x, l in zip(xs[:-1], ls)]
     # Contact columns of the diffusions from left to right (inner ones only when parallel).
     columns = [-gap - _u(0.17)]
     if parallel:
-        columns += [x + l + _u(0.08) for x in xs[:-1]]
+        columns += [x + l + _u(0.08) for x, l in zip(xs[:-1], ls)]
     columns.append(right + gap)
     pads = [_terminal(x, enc, x + _u(0.17), w - enc, contact) for x in columns]
     gate_pins = []
-    for x in xs:
+    for x, l in zip(xs, ls):
         # Poly: endcap below, up to a 0.27 x 0.33 pad holding the gate licon 0.28 above the
         # diffusion; poly stops at the gate (painting poly over e.g. nfetlvt would replace it).
         xc = x + l // 2
@@ -277,12 +283,13 @@ def mosfet_layout(
     terminals = [(n, pins.get(n) or gate_pins[gate_names.index(n)]) for n in order] + [("b", body)]
     labels = tuple(Label("metal1", pin[-1], text, i + 1) for i, (text, pin) in enumerate(terminals))
     kind = "" if n_gates == 1 else f"_{'p' if parallel else 'x'}{n_gates}"
-    name = name or f"{model.removeprefix('sky130_fd_pr__')}_w{w * 5}n_l{l * 5}n{kind}"
+    lens = "_".join(f"{l * 5}n" for l in dict.fromkeys(ls))
+    name = name or f"{model.removeprefix('sky130_fd_pr__')}_w{w * 5}n_l{lens}{kind}"
     devices = ""
     for k, g in enumerate(gate_names):
         # Series: source on the left of each gate; parallel: sources on even diffusions.
         d, s = (nodes[k + 1], nodes[k]) if not parallel or k % 2 == 0 else (nodes[k], nodes[k + 1])
-        devices += f"X{k} {d} {g} {s} b {model} W={fmt_um(w_m)} L={fmt_um(l_m)} nf=1\n"
+        devices += f"X{k} {d} {g} {s} b {model} W={fmt_um(w_m)} L={fmt_um(ls_m[k])} nf=1\n"
     schematic = f".subckt {name} {' '.join(order)} b\n{devices}.ends {name}\n"
     return Layout(name, tuple(rects), labels, schematic)
 
@@ -330,14 +337,34 @@ def mim_cap_layout(w_m: float = 7e-6, l_m: float = 7e-6, *, name: str | None = N
     return Layout(name, rects, labels, schematic)
 
 
+def pfet_top(wn_m: float, wp_m: float, gap_um: float, height_m: float | None) -> int:
+    """Grid y of the top edge of a mirrored pfet's diffusion above an nfet whose diffusion starts
+    at y = 0: ``height_m`` when given (cells of one row share it so their taps line up on common
+    rails), else Wn + Wp + ``gap_um``, the closest the gate pads may face each other.
+
+    Raises NetlistError when ``height_m`` is below that minimum.
+    """
+    closest = to_grid(wn_m) + to_grid(wp_m) + _u(gap_um)
+    if height_m is None:
+        return closest
+    height = to_grid(height_m)
+    if height < closest:
+        raise NetlistError(
+            f"height_m={height_m:g} m: the pfet diffusion top must be at least Wn + Wp + "
+            f"{gap_um} um = {closest * GRID_M:g} m above the nfet diffusion bottom"
+        )
+    return height
+
+
 def _facing_pair(
-    wn_m: float, wp_m: float, l_m: float, gap_um: float, n_gates: int = 1
+    wn_m: float, wp_m: float, l_m: float, gap_um: float, n_gates: int = 1, height_m: float | None = None
 ) -> tuple[Layout, Layout]:
     """An nfet (stack) and a pfet (stack) mirrored above it, gate pads facing; ``gap_um`` between
-    gate edges beyond Wn + Wp. Every port keeps its name (``d g s b``) on its own device."""
+    gate edges beyond Wn + Wp (or the pfet top at ``height_m``, :func:`pfet_top`). Every port
+    keeps its name (``d g s b``) on its own device."""
     nmos = mosfet_layout("sky130_fd_pr__nfet_01v8", wn_m, l_m, n_gates=n_gates)
     pmos = mosfet_layout("sky130_fd_pr__pfet_01v8", wp_m, l_m, n_gates=n_gates)
-    pmos = pmos.mirrored_y().moved(0, to_grid(wn_m) + to_grid(wp_m) + _u(gap_um))
+    pmos = pmos.mirrored_y().moved(0, pfet_top(wn_m, wp_m, gap_um, height_m))
     return nmos, pmos
 
 
@@ -346,13 +373,18 @@ def _strap(a: Rect, b: Rect) -> Rect:
     return Rect("metal1", a.x0, min(a.y0, b.y0), a.x1, max(a.y1, b.y1))
 
 
-def _column(right_of: Rect, top: Rect) -> Rect:
-    """A 0.23 um met1 column abutting the right edge of ``right_of``, up to ``top``'s top."""
-    return Rect("metal1", right_of.x1, right_of.y0, right_of.x1 + _u(0.23), top.y1)
+def _column(right_of: Rect, y_to: int) -> Rect:
+    """A 0.23 um met1 column abutting the right edge of ``right_of``, stretched from it to ``y_to``."""
+    return Rect("metal1", right_of.x1, min(right_of.y0, y_to), right_of.x1 + _u(0.23), max(right_of.y1, y_to))
 
 
 def inverter_layout(
-    wn_m: float = 1e-6, wp_m: float = 2e-6, l_m: float = 0.15e-6, *, name: str = "inv"
+    wn_m: float = 1e-6,
+    wp_m: float = 2e-6,
+    l_m: float = 0.15e-6,
+    *,
+    name: str = "inv",
+    height_m: float | None = None,
 ) -> Layout:
     """Static CMOS inverter ``inv`` (ports ``in out vdd vss``; schematic ``netlists/inv.spice``).
 
@@ -361,12 +393,13 @@ def inverter_layout(
     bridges join into ``in``. Both drains join on a vertical met1 column right of the diffusions
     (``out``); each source drops to its own tap on met1. Vertical offset: the pfet's gate edge sits
     Wn + Wp + 1.2 um above the nfet's, which keeps the n-well 0.49 um from the n-diffusion
-    (rule 0.34) and the two gate licons 0.3 um apart (rule 0.17).
+    (rule 0.34) and the two gate licons 0.3 um apart (rule 0.17); ``height_m`` raises the pfet
+    (here and in the other cells) so cells of one row share tap rails (:func:`pfet_top`).
     """
-    nmos, pmos = _facing_pair(wn_m, wp_m, l_m, 1.2)
+    nmos, pmos = _facing_pair(wn_m, wp_m, l_m, 1.2, height_m=height_m)
     gn, gp = nmos.port_rect("g"), pmos.port_rect("g")
     in_pin = Rect("metal1", gn.x0, gn.y0, gn.x1, gp.y1)
-    out_pin = _column(nmos.port_rect("d"), pmos.port_rect("d"))
+    out_pin = _column(nmos.port_rect("d"), pmos.port_rect("d").y1)
     vss, vdd = nmos.port_rect("b"), pmos.port_rect("b")
     rects = nmos.rects + pmos.rects + (
         Rect("poly", gn.x0 - _u(0.02), gn.y1 - _u(0.05), gn.x1 + _u(0.02), gp.y0 + _u(0.05)),
@@ -387,7 +420,12 @@ def inverter_layout(
 
 
 def tgate_layout(
-    wn_m: float = 1e-6, wp_m: float = 1e-6, l_m: float = 0.15e-6, *, name: str = "tgate"
+    wn_m: float = 1e-6,
+    wp_m: float = 1e-6,
+    l_m: float = 0.15e-6,
+    *,
+    name: str = "tgate",
+    height_m: float | None = None,
 ) -> Layout:
     """CMOS transmission gate ``tgate`` (ports ``a b en en_b vdd vss``; ``netlists/tgate.spice``).
 
@@ -395,9 +433,9 @@ def tgate_layout(
     separate (met1 0.175 um apart, rule 0.14): ``en`` on the nfet, ``en_b`` on the pfet. Drains
     join on a met1 column on the right (``a``), sources on one on the left (``b``).
     """
-    nmos, pmos = _facing_pair(wn_m, wp_m, l_m, 1.3)
+    nmos, pmos = _facing_pair(wn_m, wp_m, l_m, 1.3, height_m=height_m)
     sn, sp = nmos.port_rect("s"), pmos.port_rect("s")
-    a_pin = _column(nmos.port_rect("d"), pmos.port_rect("d"))
+    a_pin = _column(nmos.port_rect("d"), pmos.port_rect("d").y1)
     b_pin = Rect("metal1", sn.x0 - _u(0.23), sn.y0, sn.x0, sp.y1)
     rects = nmos.rects + pmos.rects + (a_pin, b_pin)
     labels = (
@@ -424,7 +462,12 @@ def _via1(xc: int, yc: int) -> list[Rect]:
 
 
 def nand2_layout(
-    wn_m: float = 1e-6, wp_m: float = 1e-6, l_m: float = 0.15e-6, *, name: str = "nand2"
+    wn_m: float = 1e-6,
+    wp_m: float = 1e-6,
+    l_m: float = 0.15e-6,
+    *,
+    name: str = "nand2",
+    height_m: float | None = None,
 ) -> Layout:
     """Two-input NAND ``nand2`` (ports ``a b out vdd vss``; ``netlists/nand2.spice``).
 
@@ -435,7 +478,7 @@ def nand2_layout(
     """
     nmos = mosfet_layout("sky130_fd_pr__nfet_01v8", wn_m, l_m, n_gates=2)
     pmos = mosfet_layout("sky130_fd_pr__pfet_01v8", wp_m, l_m, n_gates=2, parallel=True)
-    pmos = pmos.mirrored_y().moved(0, to_grid(wn_m) + to_grid(wp_m) + _u(1.2))
+    pmos = pmos.mirrored_y().moved(0, pfet_top(wn_m, wp_m, 1.2, height_m))
     rects = list(nmos.rects + pmos.rects)
     bridges = {}
     for g in ("g1", "g2"):
@@ -463,7 +506,9 @@ def nand2_layout(
     return Layout(name, tuple(rects), labels, schematic)
 
 
-def synapse_layout(w_m: float = 1e-6, l_m: float = 0.25e-6, *, name: str = "synapse") -> Layout:
+def synapse_layout(
+    w_m: float = 1e-6, l_m: float = 0.25e-6, *, name: str = "synapse", height_m: float | None = None
+) -> Layout:
     """4T synapse ``synapse`` (ports ``mem spk spk_b vg_n vg_p vdd vss``; ``netlists/synapse.spice``).
 
     Two 2-gate stacks facing each other 1.3 um apart (as :func:`tgate_layout`): NS (gate ``spk``,
@@ -471,9 +516,9 @@ def synapse_layout(w_m: float = 1e-6, l_m: float = 0.25e-6, *, name: str = "syna
     n-well above. Their drains (NM, PM) join on a met1 column on the right: the membrane ``mem``;
     the sources drop to the ``vss``/``vdd`` taps.
     """
-    nmos, pmos = _facing_pair(w_m, w_m, l_m, 1.3, n_gates=2)
+    nmos, pmos = _facing_pair(w_m, w_m, l_m, 1.3, n_gates=2, height_m=height_m)
     vss, vdd = nmos.port_rect("b"), pmos.port_rect("b")
-    mem = _column(nmos.port_rect("d"), pmos.port_rect("d"))
+    mem = _column(nmos.port_rect("d"), pmos.port_rect("d").y1)
     rects = nmos.rects + pmos.rects + (
         mem, _strap(nmos.port_rect("s"), vss), _strap(pmos.port_rect("s"), vdd)
     )
@@ -491,8 +536,14 @@ def _library_schematic(cell: type, name: str, params_m: dict[str, float]) -> str
     the parameter defaults on its ``.subckt`` line set to ``params_m`` (m, written in um)."""
     lines = cell_text(cell).splitlines()
     head = next(i for i, line in enumerate(lines) if line.lower().startswith(".subckt"))
+    end = head + 1
+    while end < len(lines) and lines[end].startswith("+"):
+        end += 1  # parameters may continue on `+` lines
     for key, value_m in params_m.items():
-        lines[head], n = re.subn(rf"(?<=\s){key}=\S+", f"{key}={fmt_um(value_m)}", lines[head])
+        n = 0
+        for i in range(head, end):
+            lines[i], k = re.subn(rf"(?<=\s){key}=\S+", f"{key}={fmt_um(value_m)}", lines[i])
+            n += k
         if n != 1:
             raise NetlistError(f"{cell.subckt}.spice has no parameter {key!r} on its .subckt line")
     text = "\n".join(lines) + "\n"
@@ -508,7 +559,7 @@ LAYER_STYLE: dict[str, tuple[str, int]] = {
     "nmos": ("#c62828", 2), "nmoslvt": ("#ad1457", 2), "pmos": ("#c62828", 2), "pmoshvt": ("#6a1b9a", 2),
     "poly": ("#e53935", 2),
     "locali": ("#7e57c2", 3),
-    "metal1": ("#1e88e5", 4), "metal2": ("#f06292", 5),
+    "metal1": ("#1e88e5", 4), "metal2": ("#f06292", 5), "metal3": ("#9e9e9e", 5),
     "metal4": ("#00897b", 5), "mimcap2": ("#fdd835", 6), "metal5": ("#5d4037", 7),
 }
 
@@ -525,7 +576,10 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
     from matplotlib.patches import Patch, Rectangle
 
     um = GRID_M * 1e6
-    fig, ax = plt.subplots(figsize=(6, 6))
+    x0, y0, x1, y1 = layout.bbox
+    aspect = (x1 - x0) / (y1 - y0)
+    # Wide blocks (the neuron) get a wide figure, tall ones (arrays) a tall one.
+    fig, ax = plt.subplots(figsize=(min(16.0, 3 + 6 * max(aspect, 0.5)), min(12.0, 6 / min(aspect, 1.0))))
     seen: dict[str, str] = {}
     for r in sorted(layout.rects, key=lambda r: LAYER_STYLE.get(r.layer, ("", 9))[1]):
         if r.layer in CONTACT_LAYERS:
@@ -535,11 +589,11 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
             seen.setdefault(r.layer, color)
         ax.add_patch(Rectangle((r.x0 * um, r.y0 * um), (r.x1 - r.x0) * um, (r.y1 - r.y0) * um,
                                facecolor=color, edgecolor=color, alpha=alpha, fill=fill, lw=0.5))
+    fontsize = 9 if len(layout.labels) <= 16 else 5
     for lb in layout.labels:
         r = lb.rect
         ax.text((r.x0 + r.x1) / 2 * um, (r.y0 + r.y1) / 2 * um, lb.text, ha="center", va="center",
-                fontsize=9, weight="bold", color="black")
-    x0, y0, x1, y1 = layout.bbox
+                fontsize=fontsize, weight="bold", color="black")
     ax.set_xlim(x0 * um - 0.2, x1 * um + 0.2)
     ax.set_ylim(y0 * um - 0.2, y1 * um + 0.2)
     ax.set_aspect("equal")
@@ -557,8 +611,11 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
     return path
 
 
-def layout_cells() -> dict[str, Layout]:
-    """Every cell this module generates, at its default size, by short name."""
+def layout_cells(array_size: tuple[int, int] = (5, 5)) -> dict[str, Layout]:
+    """Every cell generated here and in :mod:`imcpnn.circuits.layout_blocks`, at its default size,
+    by short name; ``synapse_array`` is ``array_size`` = (n_in, n_out)."""
+    from imcpnn.circuits.layout_blocks import neuron_layout, synapse_array_layout
+
     fets = {
         "nfet": "sky130_fd_pr__nfet_01v8",
         "nfet_lvt": "sky130_fd_pr__nfet_01v8_lvt",
@@ -571,4 +628,6 @@ def layout_cells() -> dict[str, Layout]:
     cells["tgate"] = tgate_layout()
     cells["nand2"] = nand2_layout()
     cells["synapse"] = synapse_layout()
+    cells["neuron"] = neuron_layout()
+    cells["synapse_array"] = synapse_array_layout(*array_size)
     return cells

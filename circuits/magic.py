@@ -18,6 +18,10 @@ Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky
   ngspice; scale off; merge none; cthresh 0``; the LVS netlist follows with ``ext2spice lvs``.
   That flat output has garbage MOSFET ``ad/as/pd/ps``; they are taken from the LVS netlist
   (:func:`imcpnn.circuits.extract.take_junction_params`), which has them right.
+- That flat ``ext2spice -o`` segfaults on some larger cells (the neuron; any thresholds, any
+  merge mode). :func:`magic_extract` then writes the parasitic netlist hierarchically (``ext2spice
+  hierarchy on``, which does not crash) and restores the dropped node-to-substrate capacitances
+  from the ``.ext`` node records (:func:`substrate_caps_f`, :func:`add_substrate_caps`).
 
 Each run gets its own build directory (the caller's, or a fresh one under the system temp folder);
 magic's log is kept there as ``magic.log`` and quoted in errors.
@@ -272,6 +276,51 @@ ext2spice lvs
 ext2spice -o {cell}_lvs_si.spice
 """
 
+# Fallback when the flat output above segfaults (magic 8.3.105 does so on some larger flat cells,
+# e.g. the neuron, inside `ext2spice -o` whatever the thresholds): hierarchical output works but
+# drops node-to-substrate capacitances, which add_substrate_caps restores from the .ext file.
+_EXTRACT_HIER_SCRIPT = """load {cell}
+select top cell
+extract style ngspice(si)
+extract all
+ext2spice format ngspice
+ext2spice hierarchy on
+ext2spice scale off
+ext2spice merge none
+ext2spice cthresh 0
+ext2spice -o {cell}_pex_si.spice
+ext2spice lvs
+ext2spice -o {cell}_lvs_si.spice
+"""
+
+
+def substrate_caps_f(ext: str) -> tuple[str, dict[str, float]]:
+    """(substrate net, node -> capacitance to it in F) from a magic ``.ext`` file.
+
+    ``.ext`` records: ``scale <rscale> <cscale> <lscale>``; ``substrate "<net>" ...``; and per
+    node ``node "<name>" <R> <C> ...`` with C in attofarads times cscale.
+    """
+    scale = re.search(r"^scale\s+\S+\s+(\S+)", ext, re.M)
+    sub = re.search(r'^substrate\s+"([^"]+)"', ext, re.M)
+    if scale is None or sub is None:
+        raise NetlistError("magic .ext file lacks its `scale` or `substrate` record: cannot read substrate caps")
+    cscale = float(scale.group(1))
+    caps = {
+        m.group(1): float(m.group(2)) * cscale * 1e-18
+        for m in re.finditer(r'^node\s+"([^"]+)"\s+\S+\s+(\S+)', ext, re.M)
+    }
+    return sub.group(1), {n: c for n, c in caps.items() if c > 0 and n != sub.group(1)}
+
+
+def add_substrate_caps(spice: str, substrate: str, caps_f: dict[str, float]) -> str:
+    """``spice`` with one ``Csub<k> <node> <substrate> <C>`` line per ``caps_f`` entry added before
+    the last ``.ends`` (the top cell's)."""
+    lines = spice.rstrip().splitlines()
+    end = max(i for i, line in enumerate(lines) if line.lower().startswith(".ends"))
+    extra = [f"Csub{k} {node} {substrate} {c_f * 1e15:.6g}fF" for k, (node, c_f) in enumerate(caps_f.items())]
+    return "\n".join(lines[:end] + extra + lines[end:]) + "\n"
+
+
 # extresist in magic 8.3.105 needs the .sim file and writes .res.ext; the R netlist comes from a
 # second magic run after the substrate fix below.
 _RESIST_SCRIPT = """load {cell}
@@ -336,7 +385,15 @@ def magic_extract(
     build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
     write_mag(layout, build_dir)
     cell = layout.name
-    run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell), build_dir)
+    try:
+        run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell), build_dir)
+    except NetlistError as err:
+        if "exit code -11" not in str(err) or use_resistance:
+            raise
+        run_magic(setup, _EXTRACT_HIER_SCRIPT.format(cell=cell), build_dir)
+        pex = build_dir / f"{cell}_pex_si.spice"
+        sub, caps = substrate_caps_f((build_dir / f"{cell}.ext").read_text())
+        pex.write_text(add_substrate_caps(pex.read_text(), sub, caps))
     if use_resistance:
         run_magic(setup, _RESIST_SCRIPT.format(cell=cell), build_dir)
         res_ext = build_dir / f"{cell}.res.ext"

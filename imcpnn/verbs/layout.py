@@ -20,10 +20,16 @@ only when every cell has 0 DRC errors, an LVS match and parasitics were extracte
 
 Cells: nfet, nfet_lvt, pfet, pfet_hvt (W 1 um, L 0.15 um), mim (7 um x 7 um MiM, met4/met5),
 inv, tgate, nand2, synapse (LVS against netlists/inv.spice, tgate.spice, nand2.spice,
-synapse.spice).
+synapse.spice), neuron (all 19 devices of netlists/neuron.spice with its 7 um x 7 um MiM
+membrane; the JSON's port_capacitance_f.mem is the extracted membrane capacitance), and
+synapse_array (--array-size N_INxN_OUT synapses: spike lines horizontal on met2, membrane lines
+vertical on met3, per-synapse bias pins on met4; LVS against N_IN*N_OUT synapse instances).
+Cells holding a MiM (mim, neuron) are extracted without R even with --resistance: magic 8.3.105
+cannot R-extract them.
 
 Example:
   PDK_ROOT=../shared/pdk imcpnn layout --cells inv,mim --out runs/layout
+  PDK_ROOT=../shared/pdk imcpnn layout --cells neuron,synapse_array --array-size 4x3 --out runs/layout
   imcpnn layout --cells all --resistance --gds --out runs/layout_rc
 """
 
@@ -33,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--resistance", action="store_true", help="also extract parasitic resistances (extresist)")
     parser.add_argument("--gds", action="store_true", help="also write CELL.gds (via magic) for KLayout")
+    parser.add_argument("--array-size", default="5x5", help="synapse_array size N_INxN_OUT (default 5x5)")
     parser.add_argument("--pdk-root", default=None, help="open_pdks root holding sky130A (default: $PDK_ROOT)")
 
 
@@ -44,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from imcpnn.circuits.magic import MagicSetup, magic_gds
     from imcpnn.errors import ConfigError, NetlistError
 
-    available = layout_cells()
+    size = args.array_size.lower().split("x")
+    if len(size) != 2 or not all(part.isdigit() and int(part) > 0 for part in size):
+        raise ConfigError(f"--array-size {args.array_size!r}: write N_INxN_OUT with positive integers, e.g. 5x5")
+    available = layout_cells((int(size[0]), int(size[1])))
     names = list(available) if args.cells == "all" else [c.strip() for c in args.cells.split(",") if c.strip()]
     unknown = [n for n in names if n not in available]
     if unknown or not names:
@@ -54,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     failed = []
     for name in names:
         layout = available[name]
-        use_r = args.resistance and name != "mim"  # magic 8.3.105 cannot R-extract MiM cells
+        # magic 8.3.105 cannot R-extract cells holding a MiM capacitor.
+        use_r = args.resistance and not any(r.layer == "mimcap2" for r in layout.rects)
         try:
             report = run_layout_flow(layout, out, use_resistance=use_r, setup=setup)
         except NetlistError as err:

@@ -128,3 +128,14 @@ def test_layout_verb_rejects_unknown_cells(tmp_path):
     args = parser.parse_args(["--cells", "inv,sram", "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match=r"unknown \['sram'\]"):
         verb.run(args)
+
+
+@pytest.mark.parametrize("size", ["5", "0x3", "ax2"])
+def test_layout_verb_rejects_bad_array_size(tmp_path, size):
+    from imcpnn.verbs import layout as verb
+
+    parser = argparse.ArgumentParser()
+    verb.add_arguments(parser)
+    args = parser.parse_args(["--cells", "synapse_array", "--array-size", size, "--out", str(tmp_path)])
+    with pytest.raises(ConfigError, match="write N_INxN_OUT with positive integers"):
+        verb.run(args)
