@@ -32,7 +32,7 @@ from imcpnn.circuits.characterize_fit import (
 from imcpnn.circuits.sky130 import fmt_um, model
 from imcpnn.config import to_dict
 from imcpnn.errors import ConfigError
-from imcpnn.spice import Corner, Dc, Sim, run_many
+from imcpnn.spice import Corner, Dc, Sim, device_uses, run_many
 
 #: Leakage floor (A) below which an I_D(V_G) table is cut: under it the current is junction and
 #: gmin leakage, not controlled by the gate, and no longer monotone.
@@ -99,7 +99,8 @@ def _fet_sim(role: str, cfg: CharacterizationConfig, w_m: float, l_m: float, vg_
         Dc("vd", 0.0, cfg.vdd_v, cfg.vd_step_v, "vg", vg_family[0], vg_family[-1], _step(vg_family)),
         Dc("vg", vg_table[0], vg_table[1], cfg.vg_table_step_v),
     )
-    return Sim(body, analyses, corner=Corner.parse(cfg.corner), temp_c=cfg.temp_c, devices=(model(role),), save=("i(vd)",))
+    return Sim(body, analyses, corner=Corner.parse(cfg.corner), temp_c=cfg.temp_c, devices=device_uses(body),
+               save=("i(vd)",))  # fmt: skip
 
 
 def _switch_sim(cfg: CharacterizationConfig) -> Sim:
@@ -109,9 +110,8 @@ def _switch_sim(cfg: CharacterizationConfig) -> Sim:
         + [f"VDD vdd 0 {cfg.vdd_v}", "VM mem 0 0", f"VBS vbs 0 {cfg.vb_sense_v}", f"VV0 v0 0 {cfg.v0_v}",
            cfg.neuron.instance("N", ("mem", "0", "vbs", "v0", "0", "vdd", "vdd", "0", "out", "outb", "vdd", "0"))]
     )  # fmt: skip
-    devices = tuple(sorted({model(r) for r in ("logic_n", "logic_p", "sense_n", "sense_p_hvt", "cap_mim")}))
     return Sim(body, (Dc("vm", 0.0, cfg.v0_v, cfg.vsw_step_v),), corner=Corner.parse(cfg.corner),
-               temp_c=cfg.temp_c, devices=devices, save=("v(out)",))  # fmt: skip
+               temp_c=cfg.temp_c, devices=device_uses(body), save=("v(out)",))  # fmt: skip
 
 
 def _monotone_table(v_g: np.ndarray, i_d: np.ndarray) -> IdVgTable:

@@ -17,13 +17,9 @@ import pandas as pd
 from imcpnn.circuits.characterize_fit import Characterization
 from imcpnn.circuits.measure import membrane_table, spike_table
 from imcpnn.circuits.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
-from imcpnn.circuits.sky130 import model
 from imcpnn.circuits.weights import CurrentScales, discharger_bias_v, weights_to_biases
 from imcpnn.errors import ConfigError
-from imcpnn.spice import Corner, Sim, Tran, run_many
-
-#: sky130 models a network testbench instantiates (the minimal model set the runner loads).
-NETWORK_DEVICES = tuple(sorted({model(r) for r in ("syn_n", "syn_p", "sense_n", "sense_p_hvt", "cap_mim")}))
+from imcpnn.spice import Corner, Sim, Tran, device_uses, run_many
 
 
 @dataclass(frozen=True)
@@ -75,10 +71,11 @@ def build_testbenches(
 
 
 def _sim(tb: NetworkDeck, corner: Corner, temp_c: float) -> Sim:
+    # device_uses gives the sizes in use: the model set keeps only their bins (fast subckt expansion)
     return Sim(
         tb.text,
         (Tran(tb.t_step_max_s, tb.t_stop_s, tb.t_step_max_s),),
-        corner=corner, temp_c=temp_c, devices=NETWORK_DEVICES, save=tb.saves,
+        corner=corner, temp_c=temp_c, devices=device_uses(tb.text), save=tb.saves,
     )  # fmt: skip
 
 

@@ -1,6 +1,8 @@
 """Run ngspice on sky130 models, read its raw traces, cache and parallelize runs. Knows nothing of the other subpackages."""
 
 from ._models import Corner as Corner
+from ._models import DeviceUse as DeviceUse
+from ._models import device_uses as device_uses
 from ._models import ModelSource as ModelSource
 from ._models import default_cache_dir as default_cache_dir
 from ._models import find_models as find_models

@@ -5,6 +5,11 @@ every device of the PDK. A *minimal model set* holds the corner parameters, the 
 and only the ``.subckt ... .ends`` blocks of the devices a deck instantiates (cut by name out of
 ``continuous/models_*.spice``); it loads in about 0.1 s and gives bit-identical results
 (``tests/spice/test_models.py`` checks this against the full library).
+
+Each FET subckt holds dozens of binned ``.model`` cards (``lmin/lmax/wmin/wmax``), and ngspice
+copies all of them into every instance when it expands the subckt. A :class:`DeviceUse` that names
+the sizes in use prunes the set to the bins covering them (*bin pruning*, same results, a much
+faster subckt expansion); :func:`device_uses` reads those sizes from a netlist body.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import enum
 import hashlib
 import importlib.metadata
 import importlib.util
+import math
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Mapping, Union
 
 from imcpnn.errors import ConfigError, ToolNotFoundError
 
@@ -138,7 +146,118 @@ def cut_subckt(text: str, name: str) -> str | None:
     return m.group(0) if m else None
 
 
-def _minimal_text(source: ModelSource, corner: Corner, devices: tuple[str, ...]) -> str:
+#: ``.option scale=1.0u`` of ``models_global.spice``: instance W and L are micrometres, bin limits metres.
+SCALE_M = 1.0e-6
+#: Relative slack of the bin test, so that a size on a bin boundary keeps both neighbouring bins.
+_BIN_RTOL = 1e-9
+_LIMITS = ("lmin", "lmax", "wmin", "wmax")
+
+
+@dataclass(frozen=True)
+class DeviceUse:
+    """A sky130 subckt and the instance sizes it is used at, ``(W_um, L_um, nf)`` in deck units.
+
+    ``sizes_um=None`` keeps every bin (as a plain name does); otherwise the minimal set keeps only
+    the ``.model`` bins whose range covers some size (W per finger = W / nf).
+    """
+
+    name: str
+    sizes_um: tuple[tuple[float, float, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sizes_um is None:
+            return
+        if not len(self.sizes_um):
+            raise ConfigError(
+                f"DeviceUse({self.name!r}, sizes_um=()) keeps no model bin: give the (W_um, L_um, nf) "
+                "sizes in use, or sizes_um=None for all bins"
+            )
+        sizes = []
+        for size in self.sizes_um:
+            w, l, nf = (*size, 1) if len(size) == 2 else size if len(size) == 3 else (math.nan, math.nan, 0)
+            if not (math.isfinite(w) and math.isfinite(l) and w > 0 and l > 0) or int(nf) != nf or nf < 1:
+                raise ConfigError(
+                    f"DeviceUse({self.name!r}): size {size!r} needs W > 0 and L > 0 in um and an "
+                    "integer nf >= 1, e.g. (1.0, 0.15, 1)"
+                )
+            sizes.append((float(w), float(l), int(nf)))
+        object.__setattr__(self, "sizes_um", tuple(sorted(set(sizes))))
+
+
+Devices = Union[Iterable[Union[str, DeviceUse]], Mapping[str, object]]
+
+
+def normalize_devices(devices: Devices) -> tuple[str | DeviceUse, ...]:
+    """Sim.devices as a tuple: names stay names; a mapping ``{name: sizes | None}`` -> DeviceUse."""
+    if isinstance(devices, (str, DeviceUse)):
+        return (devices,)
+    if isinstance(devices, Mapping):
+        return tuple(DeviceUse(n, None if s is None else tuple(s)) for n, s in devices.items())
+    out = tuple(devices)
+    for d in out:
+        if not isinstance(d, (str, DeviceUse)):
+            raise ConfigError(f"Sim.devices holds {d!r}: use subckt names or DeviceUse(name, sizes_um)")
+    return out
+
+
+def _merge(devices: tuple[str | DeviceUse, ...]) -> dict[str, tuple | None]:
+    """name -> union of sizes (None = all bins: a plain name or any DeviceUse without sizes wins)."""
+    merged: dict[str, tuple | None] = {}
+    for d in devices:
+        use = DeviceUse(d) if isinstance(d, str) else d
+        old = merged.get(use.name, ())
+        merged[use.name] = None if old is None or use.sizes_um is None else tuple(sorted({*old, *use.sizes_um}))
+    return dict(sorted(merged.items()))
+
+
+def bin_limits(card: str) -> dict[str, float] | None:
+    """``{lmin, lmax, wmin, wmax}`` (m) of one ``.model`` card, or None if it is not binned by numbers."""
+    found = dict(re.findall(r"\b(lmin|lmax|wmin|wmax)\s*=\s*([-+0-9.eE]+)(?=\s|$)", card, flags=re.IGNORECASE))
+    found = {k.lower(): v for k, v in found.items()}
+    try:
+        return {k: float(found[k]) for k in _LIMITS}
+    except (KeyError, ValueError):
+        return None
+
+
+def bin_covers(limits: Mapping[str, float], size_um: tuple[float, float, int]) -> bool:
+    """Does a bin cover ``(W, L, nf)``? lmin <= L s <= lmax and wmin <= (W / nf) s <= wmax (s = 1 um).
+
+    Both ends count (with a 1e-9 relative slack) so that a boundary size keeps both bins.
+    """
+    w_um, l_um, nf = size_um
+    l_m, w_m = l_um * SCALE_M, w_um * SCALE_M / nf
+    lo, hi = 1 - _BIN_RTOL, 1 + _BIN_RTOL
+    return (limits["lmin"] * lo <= l_m <= limits["lmax"] * hi) and (limits["wmin"] * lo <= w_m <= limits["wmax"] * hi)
+
+
+_MODEL_CARD = re.compile(r"^\.model[^\n]*(?:\n[ \t]*\+[^\n]*)*", flags=re.IGNORECASE | re.MULTILINE)
+
+
+def prune_bins(block: str, sizes_um: tuple[tuple[float, float, int], ...]) -> str:
+    """``block`` without the binned ``.model`` cards that cover none of ``sizes_um``.
+
+    Cards without numeric limits stay. Raises ConfigError if a size is covered by no bin (ngspice
+    would fail to find a model for it).
+    """
+    cards = [(m, bin_limits(m.group(0))) for m in _MODEL_CARD.finditer(block)]
+    binned = [(m, lim) for m, lim in cards if lim is not None]
+    if not binned:
+        return block
+    name = block.split()[1]
+    for size in sizes_um:
+        if not any(bin_covers(lim, size) for _, lim in binned):
+            raise ConfigError(
+                f"{name}: no model bin covers W={size[0]:g} um, L={size[1]:g} um, nf={size[2]} "
+                "(sizes are in um per .option scale=1.0u): use a size inside the PDK's bins"
+            )
+    drop = [m for m, lim in binned if not any(bin_covers(lim, s) for s in sizes_um)]
+    for m in reversed(drop):
+        block = block[: m.start()] + block[m.end():]
+    return block
+
+
+def _minimal_text(source: ModelSource, corner: Corner, devices: dict[str, tuple | None]) -> str:
     cont = source.continuous_dir
     assert cont is not None
     parts = [f"* minimal sky130 model set: {source.describe()}, corner {corner.value}", _SWITCHES]
@@ -146,38 +265,115 @@ def _minimal_text(source: ModelSource, corner: Corner, devices: tuple[str, ...])
         parts.append(f"* --- {fname}\n" + (cont / fname).read_text())
     model_files = sorted(cont.glob("models_*.spice"))
     texts = {f: f.read_text() for f in model_files if f.name != "models_global.spice"}
-    for device in devices:
+    for device, sizes in devices.items():
         block = next((b for b in (cut_subckt(t, device) for t in texts.values()) if b), None)
         if block is None:
             raise ConfigError(
                 f"device {device!r} has no .subckt in {cont}/models_*.spice: check its name "
                 "(e.g. sky130_fd_pr__nfet_01v8) or pass devices=None to load the full library"
             )
+        if sizes is not None:
+            block = prune_bins(block, sizes)
         parts.append(f"* --- {device}\n{block}")
     return "\n".join(parts) + "\n"
 
 
 def model_include(
-    source: ModelSource, corner: Corner, devices: tuple[str, ...] | None, cache_dir: Path | None = None
+    source: ModelSource,
+    corner: Corner,
+    devices: tuple[str | DeviceUse, ...] | None,
+    cache_dir: Path | None = None,
 ) -> tuple[str, str]:
     """Deck lines loading the models, and a hash of the model content they load.
 
     ``devices=None`` (or a source without the continuous layout) loads the full ``.lib`` section;
-    otherwise a minimal set is built once per (source version, corner, devices) under
-    ``cache_dir/models/`` and included.
+    otherwise a minimal set is built once per (source version, corner, devices and sizes) under
+    ``cache_dir/models/`` and included; devices given with sizes keep only the bins covering them.
     """
     if devices is None or source.continuous_dir is None:
         lib = source.lib_path
         digest = hashlib.sha256(f"{lib}|{source.version}|{lib.stat().st_mtime_ns}".encode()).hexdigest()
         return f'.lib "{lib}" {corner.lib_section}', digest
-    key = "|".join([source.kind, source.version, str(source.root), corner.value, *sorted(set(devices))])
+    merged = _merge(devices)
+    key = "|".join([source.kind, source.version, str(source.root), corner.value, *map(repr, merged.items())])
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = Path(cache_dir or default_cache_dir()) / "models" / f"sky130_{corner.value}_{name}.spice"
     if not path.is_file():
-        text = _minimal_text(source, corner, tuple(sorted(set(devices))))
+        text = _minimal_text(source, corner, merged)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}_{threading.get_ident()}")  # per process and thread
         tmp.write_text(text)
         os.replace(tmp, path)  # atomic: parallel workers never read a half-written set
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return f'.include "{path}"', digest
+
+
+def _cards(text: str) -> list[list[str]]:
+    """Netlist cards as lower-case tokens: continuations joined, comments dropped, ``k = v`` -> ``k=v``."""
+    joined = re.sub(r"\n[ \t]*\+", " ", "\n".join(ln for ln in text.lower().splitlines() if not ln.lstrip().startswith("*")))
+    return [re.sub(r"\s*=\s*", "=", ln).split() for ln in joined.splitlines() if ln.strip()]
+
+
+def _params(tokens: list[str]) -> dict[str, str]:
+    return dict(t.split("=", 1) for t in tokens if "=" in t)
+
+
+def _value(text: str, scope: Mapping[str, float], where: str) -> float:
+    """A number, or a ``{name}``/``name`` of the enclosing subckt's parameters; else ConfigError."""
+    bare = text.strip("{}'")
+    try:
+        return float(bare)
+    except ValueError:
+        if bare in scope:
+            return scope[bare]
+    raise ConfigError(
+        f"cannot read the size {text!r} of {where}: device_uses resolves numbers and plain subckt "
+        "parameters only; pass Sim(devices=(DeviceUse(name, sizes_um), ...)) by hand instead"
+    )
+
+
+def device_uses(circuit: str, prefix: str = "sky130_fd_pr__") -> tuple[DeviceUse, ...]:
+    """The ``prefix`` subckts instantiated by a netlist body, with the sizes they are used at.
+
+    Walks the hierarchy from the top-level ``X`` lines through the body's own ``.subckt``
+    definitions (instance parameters override the definition's defaults) and reads each device's
+    ``W``, ``L``, ``nf`` (nf defaults to 1). A device without W or L gets ``sizes_um=None`` (all
+    bins); a size that is neither a number nor a parameter raises ConfigError. Subckts defined in
+    ``.include``d files are not read: their devices are missing from the result, and ngspice then
+    fails loudly on the unknown model (never a silent wrong bin).
+    """
+    cards = _cards(circuit)
+    subckts: dict[str, tuple[dict[str, str], list[list[str]]]] = {}
+    top: list[list[str]] = []
+    body = top
+    for c in cards:
+        if c[0] == ".subckt":
+            body = []
+            subckts[c[1]] = (_params(c[2:]), body)
+        elif c[0] == ".ends":
+            body = top
+        else:
+            body.append(c)
+    uses: list[DeviceUse] = []
+
+    def walk(lines: list[list[str]], scope: Mapping[str, float], path: str) -> None:
+        for c in lines:
+            pos = [t for t in c[1:] if "=" not in t]
+            if not c[0].startswith("x") or not pos:
+                continue
+            par = _params(c[1:])
+            name, where = pos[-1], f"{path}{c[0]}"
+            if name.startswith(prefix):
+                if "w" in par and "l" in par:
+                    size = tuple(_value(par[k], scope, where) for k in ("w", "l")) + (
+                        int(_value(par.get("nf", "1"), scope, where)),)
+                    uses.append(DeviceUse(name, (size,)))
+                else:
+                    uses.append(DeviceUse(name))
+            elif name in subckts:
+                defaults, sub = subckts[name]
+                inner = {k: _value(v, scope, where) for k, v in {**defaults, **par}.items()}
+                walk(sub, inner, f"{where}.")
+
+    walk(top, {}, "")
+    return tuple(DeviceUse(n, s) for n, s in _merge(tuple(uses)).items())

@@ -16,7 +16,7 @@ from typing import Mapping, Union
 
 from imcpnn.errors import ConfigError
 
-from ._models import Corner, find_models, model_include
+from ._models import Corner, Devices, find_models, model_include, normalize_devices
 
 
 def _fmt(x: float) -> str:
@@ -135,7 +135,10 @@ class Sim:
     circuit: the netlist body, without models and analyses.
     analyses: one or more of Op, Dc, Tran, Ac; each becomes one plot of the raw file.
     devices: the sky130 subcircuits the circuit instantiates (a minimal model set is built for
-        them, ~0.1 s load); None loads the full library (~6 s).
+        them, ~0.1 s load); None loads the full library (~6 s). Entries are names (all model
+        bins) or ``DeviceUse(name, sizes_um=((W, L, nf), ...))`` (only the bins covering those
+        sizes: much faster subckt expansion); a mapping ``{name: sizes or None}`` works too, and
+        ``device_uses(circuit)`` reads the sizes from the circuit.
     save: node/branch vectors to save (``.save``), e.g. ("v(out)", "i(vd)"); empty saves all.
     options: ``.options`` entries, e.g. {"reltol": 1e-4, "klu": None} (None -> bare flag).
     """
@@ -144,7 +147,7 @@ class Sim:
     analyses: tuple[Analysis, ...]
     corner: Corner = Corner.TT
     temp_c: float = 27.0
-    devices: tuple[str, ...] | None = None
+    devices: Devices | None = None
     save: tuple[str, ...] = ()
     options: Mapping[str, object] = field(default_factory=lambda: _DEFAULT_OPTIONS)
 
@@ -158,10 +161,8 @@ class Sim:
         for a in self.analyses:
             if not isinstance(a, (Op, Dc, Tran, Ac)):
                 raise ConfigError(f"Sim.analyses holds {a!r}: use Op(), Dc(...), Tran(...) or Ac(...)")
-        if isinstance(self.devices, str):
-            object.__setattr__(self, "devices", (self.devices,))
         if self.devices is not None:
-            object.__setattr__(self, "devices", tuple(self.devices))
+            object.__setattr__(self, "devices", normalize_devices(self.devices))
         if isinstance(self.save, str):
             object.__setattr__(self, "save", (self.save,))
         object.__setattr__(self, "save", tuple(self.save))

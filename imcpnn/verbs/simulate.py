@@ -37,9 +37,8 @@ def _run_netlist(args: argparse.Namespace):
 
     from imcpnn.circuits.measure import spike_table
     from imcpnn.circuits.network import PhaseSchedule
-    from imcpnn.circuits.simulate import NETWORK_DEVICES
     from imcpnn.errors import ConfigError
-    from imcpnn.spice import Corner, Sim, Tran, run
+    from imcpnn.spice import Corner, Sim, Tran, device_uses, run
 
     path = Path(args.netlist)
     mapping_path = path.parent / "mapping.json"
@@ -55,7 +54,7 @@ def _run_netlist(args: argparse.Namespace):
     saves += tuple(f"v(m{l}_{i})" for l in range(len(widths) - 1) for i in range(widths[l + 1]))
     t_stop = schedule.t_stop_s(n_samples, len(widths) - 1)
     sim = Sim(text, (Tran(schedule.t_step_max_s, t_stop, schedule.t_step_max_s),), corner=Corner.parse(args.corner),
-              devices=NETWORK_DEVICES, save=saves)  # fmt: skip
+              devices=device_uses(text), save=saves)  # fmt: skip
     plot = run(sim, cache_dir=args.cache_dir).plot("tran")
     time_s = np.asarray(plot[plot.names[0]])
     traces = {n: np.asarray(plot[n]) for n in saves}
