@@ -40,7 +40,7 @@ def test_single_neuron_orderings(characterization, spice_cache):
 
 
 def test_5_5_5_network_batched_in_one_run(characterization, spice_cache):
-    n_samples = 8  # 50 take several minutes of ngspice (~350 devices); the batching logic is the same
+    n_samples = 50  # the acceptance size: one ngspice run, model load paid once
     rng = np.random.default_rng(3)
     w = [rng.uniform(-0.6, 1.0, (5, 5)), rng.uniform(-0.6, 1.0, (5, 5))]
     t_in = np.column_stack([rng.uniform(0, 1, (n_samples, 4)), np.zeros(n_samples)])  # + bias at t = 0
