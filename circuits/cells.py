@@ -53,54 +53,48 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Inv(Cell):
+class _LogicCell(Cell):
+    """A CMOS logic cell sized by one NMOS width, one PMOS width and one channel length."""
+
+    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
+
+    def __post_init__(self) -> None:
+        for f in ("wn_m", "wp_m"):
+            _check_min(self, f, W_MIN_M)
+        _check_min(self, "l_m", L_MIN_M)
+
+
+@dataclass(frozen=True)
+class Inv(_LogicCell):
     """Static CMOS inverter."""
 
     subckt: ClassVar[str] = "inv"
     ports: ClassVar[tuple[str, ...]] = ("in", "out", "vdd", "vss")
-    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
     wn_m: float = 1.0e-6
     wp_m: float = 2.0e-6
     l_m: float = 0.15e-6
 
-    def __post_init__(self) -> None:
-        for f in ("wn_m", "wp_m"):
-            _check_min(self, f, W_MIN_M)
-        _check_min(self, "l_m", L_MIN_M)
-
 
 @dataclass(frozen=True)
-class Nand2(Cell):
+class Nand2(_LogicCell):
     """Two-input static CMOS NAND."""
 
     subckt: ClassVar[str] = "nand2"
     ports: ClassVar[tuple[str, ...]] = ("a", "b", "out", "vdd", "vss")
-    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
     wn_m: float = 1.0e-6
     wp_m: float = 1.0e-6
     l_m: float = 0.15e-6
 
-    def __post_init__(self) -> None:
-        for f in ("wn_m", "wp_m"):
-            _check_min(self, f, W_MIN_M)
-        _check_min(self, "l_m", L_MIN_M)
-
 
 @dataclass(frozen=True)
-class TGate(Cell):
+class TGate(_LogicCell):
     """CMOS transmission gate, closed while ``en`` is high and ``en_b`` low."""
 
     subckt: ClassVar[str] = "tgate"
     ports: ClassVar[tuple[str, ...]] = ("a", "b", "en", "en_b", "vdd", "vss")
-    _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
     wn_m: float = 1.0e-6
     wp_m: float = 1.0e-6
     l_m: float = 0.15e-6
-
-    def __post_init__(self) -> None:
-        for f in ("wn_m", "wp_m"):
-            _check_min(self, f, W_MIN_M)
-        _check_min(self, "l_m", L_MIN_M)
 
 
 @dataclass(frozen=True)
