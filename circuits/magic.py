@@ -268,6 +268,7 @@ select top cell
 extract style ngspice(si)
 extract all
 ext2spice format ngspice
+ext2spice hierarchy {hierarchy}
 ext2spice scale off
 ext2spice merge none
 ext2spice cthresh 0
@@ -275,23 +276,9 @@ ext2spice -o {cell}_pex_si.spice
 ext2spice lvs
 ext2spice -o {cell}_lvs_si.spice
 """
-
-# Fallback when the flat output above segfaults (magic 8.3.105 does so on some larger flat cells,
-# e.g. the neuron, inside `ext2spice -o` whatever the thresholds): hierarchical output works but
-# drops node-to-substrate capacitances, which add_substrate_caps restores from the .ext file.
-_EXTRACT_HIER_SCRIPT = """load {cell}
-select top cell
-extract style ngspice(si)
-extract all
-ext2spice format ngspice
-ext2spice hierarchy on
-ext2spice scale off
-ext2spice merge none
-ext2spice cthresh 0
-ext2spice -o {cell}_pex_si.spice
-ext2spice lvs
-ext2spice -o {cell}_lvs_si.spice
-"""
+# The flat output (hierarchy off) can segfault in magic 8.3.105 on some larger flat cells, e.g. the
+# neuron, inside `ext2spice -o` whatever the thresholds; the fallback is hierarchy on, which works
+# but drops node-to-substrate capacitances, which add_substrate_caps restores from the .ext file.
 
 
 def substrate_caps_f(ext: str) -> tuple[str, dict[str, float]]:
@@ -386,11 +373,11 @@ def magic_extract(
     write_mag(layout, build_dir)
     cell = layout.name
     try:
-        run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell), build_dir)
+        run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="off"), build_dir)
     except NetlistError as err:
         if "exit code -11" not in str(err) or use_resistance:
             raise
-        run_magic(setup, _EXTRACT_HIER_SCRIPT.format(cell=cell), build_dir)
+        run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="on"), build_dir)
         pex = build_dir / f"{cell}_pex_si.spice"
         sub, caps = substrate_caps_f((build_dir / f"{cell}.ext").read_text())
         pex.write_text(add_substrate_caps(pex.read_text(), sub, caps))
