@@ -15,12 +15,19 @@ from imcpnn import __version__
 from imcpnn.errors import ImcpnnError
 
 #: Verbs in the order a user meets them in the flow.
-VERBS: tuple[str, ...] = ()
+VERBS: tuple[str, ...] = ("doctor", "characterize", "netlist", "simulate", "layout", "train", "validate", "report", "demo")
 
 _EPILOG = """\
 The flow, bottom up:
   imcpnn doctor                      what is installed (ngspice, sky130 models, torch, GPU)
   imcpnn characterize --out DIR      sky130 device sweeps -> lambda -> E_plus, E_minus, E_dis
+  imcpnn netlist --random 5,5,5 --out DIR   weights -> sky130 network netlist + mapping JSON
+  imcpnn simulate --random 5,5,5 --out DIR  network transient in ngspice -> spike-time CSV + plot
+  imcpnn layout --cells inv,mim --out DIR    sky130 layout -> DRC, extraction, LVS, PNG
+  imcpnn train --dataset iris --out DIR     train an RC-Spike PNN (DSTD, finite E) -> weights + curves
+  imcpnn validate --out DIR          model vs SPICE: top-down vs bottom-up vs trace-fitted + report
+  imcpnn report DIR                  redraw a validation report from saved results (no simulation)
+  imcpnn demo --out DIR              everything on the default (Iris 5-5-5, sky130 tt) -> report.html
 
 Every verb has its own help: imcpnn <verb> --help
 Long jobs cache finished work: after an interruption, rerun the same command to resume.

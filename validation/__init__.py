@@ -1,1 +1,31 @@
-"""Model vs SPICE: bottom-up vs top-down pipelines, trace fitting, metrics and reports."""
+"""Model vs SPICE: bottom-up vs top-down vs trace-fitted pipelines, trace fitting, metrics, reports.
+
+Entry points: :func:`run_validation` (the whole experiment, resumable; what ``imcpnn validate`` and
+``imcpnn demo`` call), :func:`render_report` (``imcpnn report``), :func:`fit_traces` (physical
+parameters from transient traces), the pure metrics, and :func:`coarse_to_fine` (scale search).
+"""
+
+from ._config import SearchConfig as SearchConfig
+from ._config import TraceFitConfig as TraceFitConfig
+from ._config import ValidationConfig as ValidationConfig
+from ._fit import PARAMETER_NAMES as PARAMETER_NAMES
+from ._fit import FitResult as FitResult
+from ._fit import PhysicalParameters as PhysicalParameters
+from ._fit import TraceSet as TraceSet
+from ._fit import fit_traces as fit_traces
+from ._fit import predict as predict
+from ._metrics import accuracy as accuracy
+from ._metrics import compare_spike_tables as compare_spike_tables
+from ._metrics import effective_spike_time as effective_spike_time
+from ._metrics import layer_metrics as layer_metrics
+from ._metrics import membrane_rmse_v as membrane_rmse_v
+from ._metrics import output_rmse_ns as output_rmse_ns
+from ._metrics import predicted_class as predicted_class
+from ._metrics import spike_table as spike_table
+from ._metrics import spike_time_rmse as spike_time_rmse
+from ._metrics import worst_sample as worst_sample
+from ._search import coarse_to_fine as coarse_to_fine
+from .report import SUMMARY_KEYS as SUMMARY_KEYS
+from .report import load_results as load_results
+from .report import render_report as render_report
+from ._pipeline import run_validation as run_validation

@@ -1,0 +1,31 @@
+"""``imcpnn demo``: the whole flow on the embedded default (Iris, 5-5-5, sky130 tt, 50 samples)."""
+
+from __future__ import annotations
+
+import argparse
+
+from imcpnn.verbs import validate
+
+SUMMARY = "the end-to-end demo: characterize, train both models, SPICE, scale searches, report"
+
+DESCRIPTION = """\
+Run everything on the embedded default, the paper's circuit experiment: Iris (4 features + a
+bias input), a 5-5-5 RC-Spike network, sky130 tt at 27 C, 50 test samples. Stages:
+characterize -> trace fit -> train (top-down, bottom-up, trace-fitted) -> map weights to gate
+biases -> ngspice -> current-scale searches -> report (DIR/report.html, DIR/summary.json).
+
+It is `imcpnn validate` with the default configuration; the options below make a reduced run.
+Each stage is saved when it finishes: if interrupted, rerun the same command to resume.
+
+Examples:
+  imcpnn demo --out runs/demo
+  imcpnn demo --out runs/demo_quick --n-test 10 --epochs 30 --coarse
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    validate.add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    return validate.run(args)

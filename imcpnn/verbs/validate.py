@@ -1,0 +1,89 @@
+"""``imcpnn validate``: model vs SPICE for the top-down, bottom-up and trace-fitted pipelines."""
+
+from __future__ import annotations
+
+import argparse
+
+SUMMARY = "model vs SPICE: top-down vs bottom-up vs trace-fitted, scale searches, report"
+
+DESCRIPTION = """\
+Run the headline experiment of the method (section 5) and write a report folder:
+
+  1. characterize sky130 devices (or read --characterization FILE) -> E_plus, E_minus, E_dis;
+  2. fit the same physical parameters to SPICE transient traces of a single-layer testbench
+     (least squares through the exact model, with standard errors);
+  3. train three Iris models: ideal (|E| = 100, top-down), DC-derived E (bottom-up), fitted E;
+  4. map weights to gate biases and simulate all test samples in ngspice; search the current
+     scales coarse-to-fine (top-down: scale_plus and scale_minus; the others: one global scale),
+     each candidate one batched ngspice run, candidates in parallel, everything cached;
+  5. write summary.json, CSV tables, PNG figures, report.md and a self-contained report.html.
+
+Every stage is saved when it finishes: rerun the same command to resume after an interruption.
+`imcpnn report DIR` redraws the report from the saved results without simulating.
+
+Examples:
+  imcpnn validate --out runs/val
+  imcpnn validate --out runs/quick --n-test 10 --epochs 30 --coarse
+  imcpnn validate --out runs/val_ff --corner ff --characterization runs/char_ff/characterization.json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="result folder (created; rerun to resume)")
+    parser.add_argument("--config", default=None,
+                        help="ValidationConfig JSON file (e.g. a previous run's config.json); "
+                             "options given below override it")
+    parser.add_argument("--characterization", default=None,
+                        help="existing characterization.json to use instead of simulating one")
+    parser.add_argument("--n-test", type=int, default=None, help="test samples simulated (default 50)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per model (default 100)")
+    parser.add_argument("--search-steps", default=None,
+                        help="relative steps of the coarse-to-fine scale search, comma separated "
+                             "(default 0.1,0.03,0.01: 1 %% resolution)")
+    parser.add_argument("--coarse", action="store_true",
+                        help="one-level search at 10 %% steps (fast, for CI and a first look)")
+    parser.add_argument("--corner", default=None, help="sky130 corner tt, ff, ss, sf, fs (default tt)")
+    parser.add_argument("--temp", type=float, default=None, help="temperature in deg C (default 27)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of split, init and testbench (default 0)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace):
+    """ValidationConfig from --config (if any) with the command-line overrides applied."""
+    import dataclasses
+
+    from imcpnn.config import load_json
+    from imcpnn.errors import ConfigError
+    from imcpnn.validation import ValidationConfig
+
+    config = load_json(ValidationConfig, args.config) if args.config else ValidationConfig()
+    changes = {name: getattr(args, arg) for name, arg in
+               (("n_test", "n_test"), ("epochs", "epochs"), ("corner", "corner"),
+                ("temp_c", "temp"), ("seed", "seed")) if getattr(args, arg) is not None}
+    search = config.search
+    if args.search_steps:
+        try:
+            steps = tuple(float(s) for s in args.search_steps.split(","))
+        except ValueError:
+            raise ConfigError(f"--search-steps {args.search_steps!r} must be comma-separated "
+                              "numbers, e.g. 0.1,0.03,0.01") from None
+        search = dataclasses.replace(search, steps=steps)
+    if args.coarse:
+        search = dataclasses.replace(search, steps=(0.1,))
+    return dataclasses.replace(config, search=search, **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from imcpnn.validation import run_validation
+
+    summary = run_validation(config_from_args(args), args.out,
+                             characterization=args.characterization, cache_dir=args.cache_dir,
+                             progress=not args.quiet)
+    print(f"output spike-time RMSE (ns): top-down {summary['rmse_top_down_ns']:.2f}, bottom-up "
+          f"{summary['rmse_bottom_up_ns']:.2f}, trace-fitted {summary['rmse_trace_fitted_ns']:.2f}"
+          f"; test accuracy model {summary['test_accuracy_model']:.3f}, SPICE "
+          f"{summary['test_accuracy_spice']:.3f}; {summary['elapsed_s']:.0f} s")
+    print(f"report: {args.out}/report.html")
+    return 0

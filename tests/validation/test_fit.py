@@ -1,0 +1,101 @@
+"""Trace fitter: recover known physical parameters from model-generated traces (no SPICE)."""
+
+import numpy as np
+import pytest
+import torch
+
+from imcpnn.validation import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces, predict
+
+TRUE = PhysicalParameters(e_plus=3.0, e_minus=-2.0, e_dis=4.0, current_scale=1.2, v_th_circ_v=0.85)
+
+
+def synthetic_traces(params, *, noise_v=5e-4, noise_t=2e-3, seed=0):
+    """Traces from the model itself with Gaussian noise: the fit must give ``params`` back."""
+    rng = np.random.default_rng(seed)
+    batch, n_in, n_out = 12, 5, 4
+    t_in = rng.uniform(0.0, 0.8, (batch, n_in))
+    t_in[:, 0] = 0.0  # bias input at t = 0, as in the Iris encoding
+    w = rng.uniform(-0.4, 0.9, (n_in, n_out))
+    t_eval = np.linspace(0.0, 1.0, 21)
+    skeleton = TraceSet(t_in, w, t_eval, np.zeros((batch, n_out, 21)), np.zeros((batch, n_out)),
+                        np.ones((batch, n_out), bool))
+    with torch.no_grad():
+        v, t = predict(torch.tensor(params.vector(), dtype=torch.float64), skeleton)
+    v = v.numpy() + rng.normal(0, noise_v, v.shape)
+    t = t.numpy() + rng.normal(0, noise_t, t.shape)
+    return TraceSet(t_in, w, t_eval, v, t, (t > 0) & (t < 1))
+
+
+def test_fit_recovers_known_parameters_within_uncertainty():
+    traces = synthetic_traces(TRUE)
+    assert traces.spiked.sum() >= 20  # enough spike times to pin V_th_circ (see _fit docstring)
+    start = PhysicalParameters(e_plus=10.0, e_minus=-10.0, e_dis=10.0, current_scale=1.0,
+                               v_th_circ_v=0.9)
+    result = fit_traces(traces, start, sigma_v_v=5e-4, sigma_t=2e-3)
+    for name in PARAMETER_NAMES:
+        fitted, true, err = getattr(result.parameters, name), getattr(TRUE, name), result.stderr[name]
+        assert err > 0
+        assert abs(fitted - true) < 5 * err, (name, fitted, true, err)
+        assert abs(fitted - true) < 0.1 * abs(true), (name, fitted, true)
+    # Noise of 0.5 mV: the fitted model should explain the traces down to that noise floor.
+    assert 0.35 < result.rms_v_membrane_mv < 0.7
+
+
+def test_fixed_parameters_are_held_and_have_zero_stderr():
+    traces = synthetic_traces(TRUE, seed=1)
+    start = PhysicalParameters(e_plus=5.0, e_minus=-5.0, e_dis=4.0, current_scale=1.0,
+                               v_th_circ_v=0.85)
+    result = fit_traces(traces, start, fixed=("e_dis", "v_th_circ_v"), sigma_v_v=5e-4, sigma_t=2e-3)
+    assert result.parameters.e_dis == 4.0 and result.stderr["e_dis"] == 0.0
+    assert result.free == ("e_plus", "e_minus", "current_scale")
+    assert abs(result.parameters.e_plus - 3.0) < 0.3
+
+
+def test_fit_rejects_unknown_fixed_name():
+    with pytest.raises(ValueError, match="cannot fix"):
+        fit_traces(synthetic_traces(TRUE), TRUE, fixed=("e_pluss",))
+
+
+def test_fit_rejects_nonpositive_sigma():
+    with pytest.raises(ValueError, match="must both be > 0"):
+        fit_traces(synthetic_traces(TRUE), TRUE, sigma_v_v=0.0)
+
+
+def test_fit_rejects_too_few_residuals():
+    traces = synthetic_traces(TRUE)
+    tiny = TraceSet(traces.t_in[:1, :], traces.w[:, :1], traces.t_eval[:2],
+                    traces.v_membrane_v[:1, :1, :2], traces.t_spike[:1, :1],
+                    np.zeros((1, 1), bool))
+    with pytest.raises(ValueError, match="cannot determine"):
+        fit_traces(tiny, TRUE)
+
+
+def test_unconstrained_parameter_is_named():
+    traces = synthetic_traces(TRUE)
+    silent = TraceSet(traces.t_in, traces.w, traces.t_eval, traces.v_membrane_v, traces.t_spike,
+                      np.zeros_like(traces.spiked))  # no spike times: nothing pins E_dis
+    with pytest.raises(ValueError, match=r"do not depend on \['e_dis'\]"):
+        fit_traces(silent, TRUE)
+
+
+def test_traceset_shape_mismatch_is_named():
+    traces = synthetic_traces(TRUE)
+    with pytest.raises(ValueError, match="v_membrane_v has shape"):
+        TraceSet(traces.t_in, traces.w, traces.t_eval, traces.v_membrane_v[:, :, :3],
+                 traces.t_spike, traces.spiked)
+
+
+def test_parameters_out_of_range_are_rejected():
+    with pytest.raises(ValueError, match="e_minus=1.0 is outside"):
+        PhysicalParameters(e_plus=3.0, e_minus=1.0, e_dis=4.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"n_patterns": 0}, "n_patterns"),
+                                           ({"n_times": 2}, "n_times"),
+                                           ({"sigma_v_v": 0.0}, "sigma_v_v")])
+def test_trace_fit_config_rejects_bad_values(kwargs, match):
+    from imcpnn.errors import ConfigError
+    from imcpnn.validation import TraceFitConfig
+
+    with pytest.raises(ConfigError, match=match):
+        TraceFitConfig(**kwargs)

@@ -1,0 +1,78 @@
+"""Pipeline plumbing that needs no SPICE: resumable stages, guards, CLI option parsing."""
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imcpnn.config import to_json
+from imcpnn.errors import ConfigError, ResultsError
+from imcpnn.validation import ValidationConfig, run_validation
+from imcpnn.validation._pipeline import (_cached_stage, accumulation_traces, fit_testbench,
+                                         stage_characterization)
+from imcpnn.verbs.validate import add_arguments, config_from_args
+
+
+def test_stage_runs_once_then_reads_back(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": 1.5}
+
+    assert _cached_stage(tmp_path, "demo", compute, False) == {"value": 1.5}
+    assert _cached_stage(tmp_path, "demo", compute, False) == {"value": 1.5}
+    assert len(calls) == 1
+
+
+def test_corrupt_stage_file_is_named(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "demo.json").write_text("{broken")
+    with pytest.raises(ResultsError, match="demo.json is corrupt"):
+        _cached_stage(tmp_path, "demo", dict, False)
+
+
+def test_run_refuses_folder_of_another_config(tmp_path):
+    to_json(ValidationConfig(n_test=7), tmp_path / "config.json")
+    with pytest.raises(ConfigError, match="different config"):
+        run_validation(ValidationConfig(), tmp_path)
+
+
+def test_missing_characterization_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.json does not exist"):
+        stage_characterization(ValidationConfig(), tmp_path, tmp_path / "nope.json", None, False)
+
+
+def test_accumulation_traces_interpolate_and_detect_gaps():
+    t = np.linspace(0.0, 2.0, 21)
+    table = pd.DataFrame({"sample": 0, "layer": 0, "neuron": 0, "t": t, "v_mem_v": 1.3 - 0.1 * t})
+    out = accumulation_traces(table, np.array([0.0, 0.25, 1.0]), 0, 1, 1)
+    assert np.allclose(out[0, 0], [1.3, 1.275, 1.2])
+    with pytest.raises(ResultsError, match="lacks some"):
+        accumulation_traces(table, np.array([0.0, 1.0]), 0, 1, 2)
+
+
+def test_fit_testbench_has_bias_and_mixed_weights():
+    t_in, w = fit_testbench(ValidationConfig())
+    assert t_in.shape == (6, 5) and np.all(t_in[:, 0] == 0) and np.all((t_in >= 0) & (t_in <= 1))
+    assert w.shape == (5, 4) and (w > 0).any() and (w < 0).any()
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from_args(parser.parse_args(["--out", "x", *argv]))
+
+
+def test_cli_options_override_defaults_and_config_file(tmp_path):
+    to_json(ValidationConfig(epochs=7, n_test=9), tmp_path / "c.json")
+    config = parse("--config", str(tmp_path / "c.json"), "--n-test", "3", "--coarse")
+    assert (config.epochs, config.n_test, config.search.steps) == (7, 3, (0.1,))
+    assert parse("--search-steps", "0.2,0.05").search.steps == (0.2, 0.05)
+
+
+def test_cli_rejects_malformed_search_steps():
+    with pytest.raises(ConfigError, match="comma-separated"):
+        parse("--search-steps", "0.1;0.01")

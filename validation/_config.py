@@ -1,0 +1,114 @@
+"""Configuration of a validation run (the demo's embedded default is ``ValidationConfig()``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from imcpnn.errors import ConfigError
+
+
+def _require(owner: str, name: str, value, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{owner}.{name}={value!r} is invalid: allowed {allowed}")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Coarse-to-fine current-scale search against SPICE (one batched ngspice run per candidate)."""
+
+    steps: tuple[float, ...] = (0.1, 0.03, 0.01)
+    """Relative step of each level, coarse to fine; the last one is the search resolution."""
+    half_width: int = 1
+    """Stencil of each level: centre +- 1..half_width steps along each axis."""
+    max_recentre: int = 3
+    """Times a level may recentre its grid when the best candidate lies on the grid's edge."""
+    scale_range: tuple[float, ...] = (0.2, 5.0)
+    """Candidates outside [low, high] are not simulated."""
+
+    def __post_init__(self):
+        _require("SearchConfig", "steps", self.steps,
+                 len(self.steps) >= 1 and all(0 < s < 1 for s in self.steps)
+                 and list(self.steps) == sorted(self.steps, reverse=True),
+                 "one or more relative steps in (0, 1), decreasing")
+        _require("SearchConfig", "half_width", self.half_width,
+                 isinstance(self.half_width, int) and 1 <= self.half_width <= 10,
+                 "an integer in [1, 10]")
+        _require("SearchConfig", "max_recentre", self.max_recentre, 0 <= self.max_recentre <= 20,
+                 "an integer in [0, 20]")
+        ok = len(self.scale_range) == 2 and 0 < self.scale_range[0] < 1 < self.scale_range[1]
+        _require("SearchConfig", "scale_range", self.scale_range, ok,
+                 "(low, high) with 0 < low < 1 < high")
+
+
+@dataclass(frozen=True)
+class TraceFitConfig:
+    """Testbench and weighting of the trace fit (trace-fitted pipeline)."""
+
+    n_patterns: int = 6
+    """Input patterns (samples) of the single-layer characterization testbench."""
+    n_times: int = 26
+    """Membrane samples per pattern over the accumulation window."""
+    sigma_v_v: float = 2e-3
+    """Membrane residual weight (V): about the model-vs-SPICE agreement one hopes for."""
+    sigma_t: float = 1e-2
+    """Spike-time residual weight (normalized; 10 ns at T = 1 us)."""
+
+    def __post_init__(self):
+        _require("TraceFitConfig", "n_patterns", self.n_patterns, 1 <= self.n_patterns <= 200,
+                 "an integer in [1, 200]")
+        _require("TraceFitConfig", "n_times", self.n_times, 3 <= self.n_times <= 1000,
+                 "an integer in [3, 1000]")
+        for name in ("sigma_v_v", "sigma_t"):
+            value = getattr(self, name)
+            _require("TraceFitConfig", name, value, value > 0, "a number > 0")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """One validation run: Iris, 5-5-5 (4 features + bias -> 5 hidden -> 5 outputs), sky130 tt."""
+
+    n_test: int = 50
+    """Test samples simulated in SPICE (Iris' held-out third has 50)."""
+    epochs: int = 100
+    """Training epochs of each model (Iris is tiny: one epoch is milliseconds)."""
+    hidden: int = 5
+    """Hidden-layer width."""
+    n_outputs: int = 5
+    """Output neurons (3 classes use the first three, as in the paper)."""
+    lr: float = 0.01
+    """Adam learning rate (Iris, 100 training samples: larger than the paper's 1e-4 for MNIST)."""
+    batch_size: int = 16
+    """Training mini-batch."""
+    e_ideal: float = 100.0
+    """|E| of the top-down 'ideal ANN' model."""
+    corner: str = "tt"
+    """sky130 corner: tt, ff, ss, sf, fs."""
+    temp_c: float = 27.0
+    """Temperature (deg C)."""
+    seed: int = 0
+    """Seed of data split, initialisation and testbench patterns."""
+    t_step_max_s: float = 5e-9
+    """Largest ngspice transient step (s); spike edges still get small steps."""
+    spice_batch: int = 25
+    """Test samples per ngspice run (runs go in parallel; fewer per run use more cores)."""
+    search: SearchConfig = field(default_factory=SearchConfig)
+    fit: TraceFitConfig = field(default_factory=TraceFitConfig)
+
+    def __post_init__(self):
+        _require("ValidationConfig", "n_test", self.n_test, 1 <= self.n_test <= 50,
+                 "an integer in [1, 50] (Iris' test split has 50 samples)")
+        _require("ValidationConfig", "epochs", self.epochs, self.epochs >= 1, "an integer >= 1")
+        _require("ValidationConfig", "hidden", self.hidden, self.hidden >= 1, "an integer >= 1")
+        _require("ValidationConfig", "n_outputs", self.n_outputs, self.n_outputs >= 3,
+                 "an integer >= 3 (Iris has 3 classes)")
+        _require("ValidationConfig", "lr", self.lr, 0 < self.lr < 1, "a number in (0, 1)")
+        _require("ValidationConfig", "batch_size", self.batch_size, self.batch_size >= 1,
+                 "an integer >= 1")
+        _require("ValidationConfig", "t_step_max_s", self.t_step_max_s,
+                 1e-11 <= self.t_step_max_s <= 1e-7, "a step in [1e-11, 1e-7] s")
+        _require("ValidationConfig", "spice_batch", self.spice_batch, self.spice_batch >= 1,
+                 "an integer >= 1")
+        _require("ValidationConfig", "e_ideal", self.e_ideal, self.e_ideal >= 10,
+                 "a number >= 10 (it stands for the ideal, E -> infinity)")
+        _require("ValidationConfig", "corner", self.corner,
+                 self.corner in ("tt", "ff", "ss", "sf", "fs"), "one of tt, ff, ss, sf, fs")

@@ -1,0 +1,210 @@
+"""Trace fitting: the model's physical parameters from transient waveforms, with uncertainties.
+
+The DC characterization derives E_plus, E_minus, E_dis from lambda at one operating point. Here the
+same parameters are fitted to *transient* traces (membrane waveforms and spike times of a layer
+testbench) by weighted least squares through the differentiable exact model of :mod:`imcpnn.pnn`.
+
+Model of a trace set (one layer, inputs t_in (batch, n_in), nominal weights w (n_in, n_out)):
+
+    v(t)        = membrane_trace(t_in, s w, E_plus, E_minus, t)         normalized, accumulation
+    V_pred(t)   = V0 - V_th_circ v(t)                                   volts (polarity inverted)
+    t_pred      = spike_times(t_in, s w, E_plus, E_minus, e_dis=E_dis)  normalized firing time
+
+s is the effective current scale (true w / nominal w = C_nom V_th_nom / (C_m V_th_circ), so it
+absorbs C_m and parasitics). The membrane alone cannot separate (V_th, s, E): (c V_th, s/c, E/c)
+gives the same V(t); the spike times break that degeneracy, so fit both (or fix V_th_circ).
+
+Residuals r = [(V_pred - V_spice) / sigma_v, (t_pred - t_spice) / sigma_t] (spike terms only for
+neurons that spiked inside their window). Solver: scipy ``least_squares`` (trust region,
+bounded), Jacobian from torch autograd (one double-backward jvp per parameter, float64).
+Uncertainty at the optimum: covariance = s^2 (J^T J)^-1 with s^2 = sum(r^2) / (n - k), the usual
+Gauss-Newton estimate (valid when residuals are independent and the model is locally linear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import least_squares
+
+#: Fit parameters, their order in vectors, and their bounds (lower, upper).
+PARAMETER_NAMES = ("e_plus", "e_minus", "e_dis", "current_scale", "v_th_circ_v")
+_BOUNDS = {"e_plus": (0.05, 1e4), "e_minus": (-1e4, -0.05), "e_dis": (1.001, 1e4),
+           "current_scale": (1e-3, 1e3), "v_th_circ_v": (1e-3, 1.8)}
+
+
+@dataclass(frozen=True)
+class PhysicalParameters:
+    """What the model needs from the circuit, in the units of ``../shared/docs/method.md`` s. 5."""
+
+    e_plus: float
+    """Excitatory reversal potential E_plus = 1 / (V_th_circ lambda_N), normalized, > 0."""
+    e_minus: float
+    """Inhibitory reversal potential E_minus = -1 / (V_th_circ lambda_P), normalized, < 0."""
+    e_dis: float
+    """Discharger reversal potential E_dis = 1 / (V_th_circ lambda_dis), normalized, > 1."""
+    current_scale: float = 1.0
+    """True weight / nominal weight (absorbs C_m and parasitic capacitance), > 0."""
+    v_th_circ_v: float = 0.87
+    """Circuit threshold V0 - V_switch (V), > 0."""
+
+    def __post_init__(self):
+        for name in PARAMETER_NAMES:
+            low, high = _BOUNDS[name]
+            value = getattr(self, name)
+            if not (np.isfinite(value) and low <= value <= high):
+                raise ValueError(f"PhysicalParameters.{name}={value!r} is outside [{low}, {high}]")
+
+    def vector(self) -> np.ndarray:
+        return np.array([getattr(self, n) for n in PARAMETER_NAMES], dtype=float)
+
+
+@dataclass(frozen=True)
+class TraceSet:
+    """Transient traces of one layer testbench (SPICE, or synthetic for tests).
+
+    Shapes: t_in (batch, n_in) and t_eval (n_times,) normalized to the phase window; w (n_in, n_out)
+    nominal weights; v_membrane_v (batch, n_out, n_times) in volts; t_spike and spiked
+    (batch, n_out), t_spike normalized to the firing window.
+    """
+
+    t_in: np.ndarray
+    w: np.ndarray
+    t_eval: np.ndarray
+    v_membrane_v: np.ndarray
+    t_spike: np.ndarray
+    spiked: np.ndarray
+    v_reset_v: float = 1.3
+
+    def __post_init__(self):
+        batch, n_in = np.shape(self.t_in)
+        n_out = np.shape(self.w)[1]
+        expected = {"w": (n_in, n_out), "t_eval": (len(self.t_eval),),
+                    "v_membrane_v": (batch, n_out, len(self.t_eval)),
+                    "t_spike": (batch, n_out), "spiked": (batch, n_out)}
+        for name, shape in expected.items():
+            if np.shape(getattr(self, name)) != shape:
+                raise ValueError(f"TraceSet.{name} has shape {np.shape(getattr(self, name))}, "
+                                 f"expected {shape} from t_in {np.shape(self.t_in)} and w")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted parameters with 1-sigma standard errors and fit diagnostics."""
+
+    parameters: PhysicalParameters
+    stderr: dict
+    """name -> standard error (0.0 for parameters held fixed)."""
+    free: tuple
+    covariance: np.ndarray
+    """(k, k) covariance of the free parameters, in the order of ``free``."""
+    rms_v_membrane_mv: float
+    rms_t_spike: float
+    n_residuals: int
+    message: str
+
+    def table(self, initial: PhysicalParameters | None = None) -> list[dict]:
+        """Rows (parameter, value, stderr[, dc_value]) for reports."""
+        rows = []
+        for name in PARAMETER_NAMES:
+            row = {"parameter": name, "fitted": getattr(self.parameters, name),
+                   "stderr": self.stderr[name], "fixed": name not in self.free}
+            if initial is not None:
+                row["dc_derived"] = getattr(initial, name)
+            rows.append(row)
+        return rows
+
+
+def predict(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model membrane (V, (batch, n_out, n_times)) and spike times ((batch, n_out)) of ``traces``.
+
+    ``params`` is a float64 tensor ordered as :data:`PARAMETER_NAMES`.
+    """
+    from imcpnn.pnn import membrane_trace, spike_times
+
+    e_plus, e_minus, e_dis, scale, v_th = params
+    t_in = torch.as_tensor(traces.t_in, dtype=torch.float64)
+    w = torch.as_tensor(traces.w, dtype=torch.float64) * scale
+    t_eval = torch.as_tensor(traces.t_eval, dtype=torch.float64)
+    v = membrane_trace(t_in, w, e_plus, e_minus, t_eval)
+    t_out = spike_times(t_in, w, e_plus, e_minus, e_dis=e_dis)
+    return traces.v_reset_v - v_th * v, t_out
+
+
+def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
+               fixed: tuple[str, ...] = (), sigma_v_v: float = 1e-3,
+               sigma_t: float = 1e-2) -> FitResult:
+    """Least-squares fit of :class:`PhysicalParameters` to ``traces``, starting at ``initial``.
+
+    **Arguments:** ``fixed`` names parameters held at their initial value; ``sigma_v_v`` and
+    ``sigma_t`` weight membrane (V) against spike-time (normalized) residuals.
+    **Returns:** :class:`FitResult` with covariance = s^2 (J^T J)^-1 over the free parameters.
+    **Raises:** ValueError for an unknown fixed name, non-positive sigmas, too few residuals, or a
+    free parameter the residuals do not depend on.
+    """
+    unknown = [n for n in fixed if n not in PARAMETER_NAMES]
+    if unknown:
+        raise ValueError(f"cannot fix {unknown}: fit parameters are {list(PARAMETER_NAMES)}")
+    if sigma_v_v <= 0 or sigma_t <= 0:
+        raise ValueError(f"sigma_v_v={sigma_v_v} and sigma_t={sigma_t} must both be > 0")
+    free = tuple(n for n in PARAMETER_NAMES if n not in fixed)
+    free_idx = [PARAMETER_NAMES.index(n) for n in free]
+    base = torch.as_tensor(initial.vector(), dtype=torch.float64)
+    v_obs = torch.as_tensor(traces.v_membrane_v, dtype=torch.float64)
+    t_obs = torch.as_tensor(traces.t_spike, dtype=torch.float64)
+    # A spike time at a window edge is clipped (no spike, or fired at once): it has no gradient.
+    use_t = torch.as_tensor(np.asarray(traces.spiked, bool)
+                            & (traces.t_spike > 0) & (traces.t_spike < 1))
+
+    def residuals(x: torch.Tensor) -> torch.Tensor:
+        params = base.clone()
+        params[free_idx] = x
+        v_pred, t_pred = predict(params, traces)
+        r_v = ((v_pred - v_obs) / sigma_v_v).reshape(-1)
+        r_t = ((t_pred - t_obs) / sigma_t)[use_t]
+        return torch.cat([r_v, r_t])
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return residuals(torch.as_tensor(x, dtype=torch.float64)).numpy()
+
+    def column(x_t: torch.Tensor, k: int) -> torch.Tensor:
+        direction = torch.zeros_like(x_t)
+        direction[k] = 1.0
+        return torch.autograd.functional.jvp(residuals, x_t, direction)[1]
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        x_t = torch.as_tensor(x, dtype=torch.float64)
+        return torch.stack([column(x_t, k) for k in range(len(x))], dim=1).numpy()
+
+    x0 = base[free_idx].numpy()
+    lower = np.array([_BOUNDS[n][0] for n in free])
+    upper = np.array([_BOUNDS[n][1] for n in free])
+    if len(fun(x0)) <= len(free):
+        raise ValueError(f"{len(fun(x0))} residuals cannot determine {len(free)} parameters; "
+                         "give more time points or spiking neurons")
+    flat = [n for n, column in zip(free, jac(np.clip(x0, lower, upper)).T) if not np.any(column)]
+    if flat:
+        raise ValueError(f"the residuals do not depend on {flat} (zero Jacobian column): fix them "
+                         "(fixed=...) or give traces that constrain them (E_dis needs spiking "
+                         "neurons)")
+    sol = least_squares(fun, np.clip(x0, lower, upper), jac=jac, bounds=(lower, upper),
+                        x_scale="jac", method="trf")
+    r, j = sol.fun, jac(sol.x)
+    dof = len(r) - len(free)
+    covariance = float(r @ r) / dof * np.linalg.pinv(j.T @ j)
+    values = initial.vector()
+    values[free_idx] = sol.x
+    stderr = {n: 0.0 for n in PARAMETER_NAMES}
+    stderr.update({n: float(np.sqrt(covariance[i, i])) for i, n in enumerate(free)})
+    n_v = v_obs.numel()
+    r_t = r[n_v:] * sigma_t
+    return FitResult(
+        parameters=PhysicalParameters(**dict(zip(PARAMETER_NAMES, map(float, values)))),
+        stderr=stderr, free=free, covariance=covariance,
+        rms_v_membrane_mv=float(np.sqrt(np.mean((r[:n_v] * sigma_v_v) ** 2)) * 1e3),
+        rms_t_spike=float(np.sqrt(np.mean(r_t ** 2))) if len(r_t) else float("nan"),
+        n_residuals=len(r), message=str(sol.message))
+
