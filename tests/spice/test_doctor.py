@@ -43,3 +43,13 @@ def test_doctor_verb_exit_status(monkeypatch, tmp_path, capsys):
     assert main(["doctor", "--quiet"]) == 1
     out = capsys.readouterr().out
     assert "MISSING ngspice" in out and "sudo apt-get install ngspice" in out and "ok " not in out
+
+
+def test_netgen_found_under_its_debian_name(monkeypatch, tmp_path):
+    """Debian installs netgen's LVS binary as netgen-lvs (its `netgen` package is a mesher)."""
+    fake = tmp_path / "netgen-lvs"
+    fake.write_text("#!/bin/sh\necho 'Netgen 9.9 fake'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    checks = _by_name(probe_toolchain())
+    assert checks["netgen"].ok and str(fake) in checks["netgen"].detail
