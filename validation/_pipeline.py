@@ -347,7 +347,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
     **Raises:** ConfigError when ``out_dir`` holds a run with another config.
     """
     from imcpnn.circuits.network import Network, ParasiticEstimate, PhaseSchedule
-    from imcpnn.pnn import DataConfig, load_dataset
+    from imcpnn.pnn import load_dataset
 
     start_s = time.perf_counter()
     out_dir = Path(out_dir)

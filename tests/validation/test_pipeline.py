@@ -1,7 +1,6 @@
 """Pipeline plumbing that needs no SPICE: resumable stages, guards, CLI option parsing."""
 
 import argparse
-import json
 
 import numpy as np
 import pandas as pd
