@@ -119,6 +119,8 @@ def discharger_bias_v(char: Characterization, c_m_f: float, t_phase_s: float, sc
     lo, hi = char.id_vg_dis.i_range_a
     if not lo <= i <= hi:
         raise NetlistError(
-            f"discharger current {i:.3g} A is outside its characterized range [{lo:.3g}, {hi:.3g}] A"
+            f"discharger current {i:.3g} A is outside its characterized range [{lo:.3g}, {hi:.3g}] A; "
+            "widen the tabulated NMOS gate range (CharacterizationConfig.vg_table_n_v) or change the "
+            "discharger size, C_m or the phase length"
         )
     return float(char.id_vg_dis.gate_v(i))
