@@ -107,6 +107,12 @@ def _check_e_dis(e_dis):
     return e_dis if isinstance(e_dis, Tensor) else value
 
 
+def _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset):
+    """Validate a layer call once at entry; return the grid offset and beta = 1/E per synapse."""
+    _check_layer(t_in, w, e_plus, e_minus)
+    return _check_grid(method, steps, offset), reversal_beta(w, e_plus, e_minus)
+
+
 def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
                     steps: int | None = None, offset: float | None = None) -> Tensor:
     """Membrane v(1) at the end of the accumulation phase.
@@ -119,9 +125,7 @@ def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exa
     in [0, 1/steps), None = 0; error O(steps^-2 |E|^-1)); ``steps``/``offset`` are ignored by "exact".
     **Returns:** (batch, n_out), dtype/device of t_in. **Raises:** ValueError on bad input.
     """
-    _check_layer(t_in, w, e_plus, e_minus)
-    offset = _check_grid(method, steps, offset)
-    beta = reversal_beta(w, e_plus, e_minus)
+    offset, beta = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
     if method == "exact":
         return exact_membrane(t_in, w, beta)
     return dstd_membrane(t_in, w, beta, int(steps), offset)
@@ -173,9 +177,7 @@ def ttfs_spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "ex
     is closed form, so gradients flow through it. **Returns:** (batch, n_out); neurons that never
     reach threshold get t = 1.
     """
-    _check_layer(t_in, w, e_plus, e_minus)
-    offset = _check_grid(method, steps, offset)
-    beta = reversal_beta(w, e_plus, e_minus)
+    offset, beta = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
     if method == "exact":
         return exact_ttfs(t_in, w, beta)
     return dstd_ttfs(t_in, w, beta, int(steps), offset)
