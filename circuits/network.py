@@ -254,6 +254,27 @@ class NetworkDeck:
     netlist_kind: str
 
 
+def _layer_instances(network: Network, layer: int, gate_n, gate_p, vss: str, sources=lambda j, i: []) -> list[str]:
+    """Synapse and neuron instance lines of one layer; ``gate_n(j, i)``/``gate_p(j, i)`` name the
+    bias nodes of synapse (input j, neuron i), ``sources(j, i)`` the lines that follow it."""
+    syn, neu = network.synapse, network.neuron
+    syn_par = " ".join(f"{k}={v}" for k, v in syn.params_um().items())
+    lines = []
+    for i in range(network.widths[layer + 1]):
+        for j in range(network.widths[layer]):
+            lines.append(f"XS{layer}_{j}_{i} m{layer}_{i} s{layer}_{j} sb{layer}_{j} {gate_n(j, i)} "
+                         f"{gate_p(j, i)} vdd {vss} synapse {syn_par}")
+            lines += sources(j, i)
+        lines.append(
+            neu.instance(
+                f"N{layer}_{i}",
+                (f"m{layer}_{i}", f"vgdis{layer}", "vbsense", "v0", f"rst{layer}", f"rstb{layer}",
+                 f"fire{layer}", f"fireb{layer}", f"s{layer + 1}_{i}", f"sb{layer + 1}_{i}", "vdd", vss),
+            )  # fmt: skip
+        )
+    return lines
+
+
 def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vg_dis_v: float) -> list[str]:
     """Instance and bias-source lines of one layer (synapses, neurons, wire caps).
 
@@ -261,25 +282,16 @@ def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarr
     tied to the rails so that they need no source.
     """
     n_in, n_out = network.widths[layer], network.widths[layer + 1]
-    syn, neu = network.synapse, network.neuron
-    syn_par = " ".join(f"{k}={v}" for k, v in syn.params_um().items())
+    off_n, off_p = vg_n <= 0, vg_p >= network.vdd_v
+    gate_n = lambda j, i: "0" if off_n[j, i] else f"vn{layer}_{j}_{i}"  # noqa: E731
+    gate_p = lambda j, i: "vdd" if off_p[j, i] else f"vp{layer}_{j}_{i}"  # noqa: E731
+
+    def sources(j: int, i: int) -> list[str]:
+        return ([] if off_n[j, i] else [f"VN{layer}_{j}_{i} vn{layer}_{j}_{i} 0 {vg_n[j, i]:.6f}"]) + (
+            [] if off_p[j, i] else [f"VP{layer}_{j}_{i} vp{layer}_{j}_{i} 0 {vg_p[j, i]:.6f}"])
+
     lines = [f"* layer {layer}: {n_in} x {n_out} synapses, {n_out} neurons"]
-    for i in range(n_out):
-        for j in range(n_in):
-            gn = "0" if vg_n[j, i] <= 0 else f"vn{layer}_{j}_{i}"
-            gp = "vdd" if vg_p[j, i] >= network.vdd_v else f"vp{layer}_{j}_{i}"
-            lines.append(f"XS{layer}_{j}_{i} m{layer}_{i} s{layer}_{j} sb{layer}_{j} {gn} {gp} vdd 0 synapse {syn_par}")
-            if gn != "0":
-                lines.append(f"VN{layer}_{j}_{i} {gn} 0 {vg_n[j, i]:.6f}")
-            if gp != "vdd":
-                lines.append(f"VP{layer}_{j}_{i} {gp} 0 {vg_p[j, i]:.6f}")
-        lines.append(
-            neu.instance(
-                f"N{layer}_{i}",
-                (f"m{layer}_{i}", f"vgdis{layer}", "vbsense", "v0", f"rst{layer}", f"rstb{layer}",
-                 f"fire{layer}", f"fireb{layer}", f"s{layer + 1}_{i}", f"sb{layer + 1}_{i}", "vdd", "0"),
-            )  # fmt: skip
-        )
+    lines += _layer_instances(network, layer, gate_n, gate_p, "0", sources)
     lines.append(f"VGDIS{layer} vgdis{layer} 0 {vg_dis_v:.6f}")
     if network.parasitic is not None:
         c_mem = network.parasitic.line_f(n_in)
@@ -288,6 +300,37 @@ def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarr
         for j in range(n_in):
             lines += [f"CPS{layer}_{j} s{layer}_{j} 0 {c_spk:.6g}", f"CPSB{layer}_{j} sb{layer}_{j} 0 {c_spk:.6g}"]
     return lines
+
+
+def network_core_ports(widths: tuple[int, ...]) -> tuple[str, ...]:
+    """Port order of the network core subcircuit (schematic or extracted from the layout).
+
+    The names are the testbench's node names, so a core drops into the testbench unchanged:
+    input spike lines ``s0_<j>``/``sb0_<j>``; every layer's output spike lines ``s<l+1>_<i>``/
+    ``sb<l+1>_<i>`` and membranes ``m<l>_<i>`` (ports so that they can be probed); every synapse's
+    gate biases ``vn<l>_<j>_<i>``/``vp<l>_<j>_<i>``; per layer ``vgdis<l>``, ``rst<l>``,
+    ``rstb<l>``, ``fire<l>``, ``fireb<l>``; shared ``vbsense``, ``v0``, ``vdd``, ``vss``.
+    """
+    n_layers = len(widths) - 1
+    ports = [f"{p}0_{j}" for p in ("s", "sb") for j in range(widths[0])]
+    for l in range(n_layers):
+        ports += [f"{p}{l + 1}_{i}" for p in ("s", "sb") for i in range(widths[l + 1])]
+        ports += [f"m{l}_{i}" for i in range(widths[l + 1])]
+    for l in range(n_layers):
+        ports += [f"{p}{l}_{j}_{i}" for p in ("vn", "vp") for i in range(widths[l + 1]) for j in range(widths[l])]
+    for l in range(n_layers):
+        ports += [f"{p}{l}" for p in ("vgdis", "rst", "rstb", "fire", "fireb")]
+    return (*ports, "vbsense", "v0", "vdd", "vss")
+
+
+def network_core_schematic(network: Network, name: str = "imcpnn_network") -> str:
+    """The network core as a subcircuit of cell instances (every bias a port): what LVS compares
+    the layout with, and what a post-layout core replaces. Cell definitions are not included."""
+    lines = [f".subckt {name} {' '.join(network_core_ports(network.widths))}"]
+    for l in range(len(network.widths) - 1):
+        lines += _layer_instances(network, l, lambda j, i: f"vn{l}_{j}_{i}", lambda j, i: f"vp{l}_{j}_{i}", "vss")
+    lines.append(f".ends {name}")
+    return "\n".join(lines) + "\n"
 
 
 def network_deck(

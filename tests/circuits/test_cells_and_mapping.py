@@ -344,3 +344,17 @@ def test_cli_input_errors_are_clear(tmp_path, capsys):
     assert "holds no arrays named w0, w1" in capsys.readouterr().err
     assert main(["simulate", "--netlist", str(tmp_path / "none.cir"), "--out", str(tmp_path / "s")]) == 2
     assert "written by `imcpnn netlist`" in capsys.readouterr().err
+
+
+def test_network_core_subckt_exposes_exactly_the_testbench_nodes():
+    from imcpnn.circuits.network import network_core_ports, network_core_schematic
+
+    net = Network((3, 2, 2))
+    text = network_core_schematic(net, "core")
+    header, *body, end = text.strip().splitlines()
+    ports = network_core_ports(net.widths)
+    assert header.split()[2:] == list(ports) and end == ".ends core"
+    # 3x2 + 2x2 synapses and 2 + 2 neurons; every node used is a port (no hidden core nets)
+    assert sum(line.startswith("XS") for line in body) == 10 and sum(line.startswith("XN") for line in body) == 4
+    used = {tok for line in body for tok in line.split()[1:] if "=" not in tok} - {"synapse", "neuron"}
+    assert used == set(ports)
