@@ -290,7 +290,8 @@ def build_document(results: Results) -> list:
                   f"bottom-up {_fmt_float(s['rmse_bottom_up_ns'])} ns, trace-fitted "
                   f"{_fmt_float(s['rmse_trace_fitted_ns'])} ns (bottom-up / top-down = "
                   f"{_fmt_float(ratio)}). Test accuracy: model {_fmt_float(s['test_accuracy_model'])}, "
-                  f"SPICE {_fmt_float(s['test_accuracy_spice'])} (bottom-up network). "
+                  f"SPICE {_fmt_float(s['test_accuracy_spice'])} (bottom-up network; every pipeline's in the "
+                  "table below). "
                   f"Run time {_fmt_float(s['elapsed_s'])} s."),
         Paragraph("How errors count: a spike time is compared in its own firing window "
                   "(normalized to the phase length, reported in ns). A neuron that does not spike "
@@ -312,7 +313,11 @@ def build_document(results: Results) -> list:
     blocks.append(Heading("Current-scale searches"))
     blocks.append(Paragraph("Every candidate below is one batched ngspice run over all test "
                             "samples; the search refines coarse-to-fine to the last step of "
-                            f"{list(results.config.search.steps)} (relative)."))
+                            f"{list(results.config.search.steps)} (relative). Start points "
+                            f"{json.dumps(s.get('search_starts', {}))}: bottom-up from 1; top-down "
+                            "from the scales at which the DC-parameter model best reproduces the "
+                            "ideal model (a cheap surrogate of the circuit) times the bottom-up "
+                            "scale; trace-fitted from the fit's inverse current scale."))
     for pipeline in PIPELINES:
         blocks.append(Image(_search_curve(results, pipeline),
                             f"Output RMSE vs current scale, {PIPELINE_TITLES[pipeline]}"))
