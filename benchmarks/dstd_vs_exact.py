@@ -5,8 +5,9 @@ Setup (method.md section 2): one layer of 1000 neurons, batch 100, sweeping the 
 spikes; both methods run through the library's own ``imcpnn.pnn._api.spike_times``.
 
 Each (method, n_in) point runs in a fresh subprocess so that memory peaks do not mix:
-- CPU: peak resident memory growth. The worker resets the kernel's high-water mark (``echo 5 >
-  /proc/self/clear_refs``) after building its inputs, runs one forward+backward, and reports
+- CPU: peak resident memory growth. The worker runs one tiny pass (torch's one-time set-up), resets
+  the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) after building its inputs, runs
+  one forward+backward, and reports
   VmHWM - VmRSS(before) from /proc/self/status. This sees every torch allocation (tracemalloc does
   not) but includes allocator slack, so it is an upper bound of the tensors' own peak.
 - CUDA: torch.cuda.max_memory_allocated() - memory_allocated() before (tensor bytes only).
@@ -61,6 +62,11 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
         step()
         peak_bytes = torch.cuda.max_memory_allocated() - before
     else:
+        # One tiny pass first: torch's one-time set-up (kernel dispatch, thread pools, BLAS
+        # buffers) grows RSS by tens of MiB on the first call whatever the size; it is not the
+        # method's memory and would otherwise be charged to whichever method a worker runs.
+        tiny = torch.rand(2, 8, requires_grad=True)
+        spike_times(tiny, torch.randn(8, 8, requires_grad=True), 2.8, -1.53, **kwargs).sum().backward()
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         before = _status_kib("VmRSS")
         step()
