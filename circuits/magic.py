@@ -20,8 +20,10 @@ Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky
   (:func:`imcpnn.circuits.extract.take_junction_params`), which has them right.
 - That flat ``ext2spice -o`` segfaults on some larger cells (the neuron; any thresholds, any
   merge mode). :func:`magic_extract` then writes the parasitic netlist hierarchically (``ext2spice
-  hierarchy on``, which does not crash) and restores the dropped node-to-substrate capacitances
-  from the ``.ext`` node records (:func:`substrate_caps_f`, :func:`add_substrate_caps`).
+  hierarchy on``, which does not crash).
+- Either way the netlist's node-to-substrate capacitances are wrong (hierarchical: dropped; flat:
+  a fraction, worst on long wires), so they are replaced by the ``.ext`` node records
+  (:func:`restore_substrate_caps`).
 
 Each run gets its own build directory (the caller's, or a fresh one under the system temp folder);
 magic's log is kept there as ``magic.log`` and quoted in errors.
@@ -278,7 +280,7 @@ ext2spice -o {cell}_lvs_si.spice
 """
 # The flat output (hierarchy off) can segfault in magic 8.3.105 on some larger flat cells, e.g. the
 # neuron, inside `ext2spice -o` whatever the thresholds; the fallback is hierarchy on, which works
-# but drops node-to-substrate capacitances, which add_substrate_caps restores from the .ext file.
+# but drops node-to-substrate capacitances, which restore_substrate_caps takes from the .ext file.
 
 
 def substrate_caps_f(ext: str) -> tuple[str, dict[str, float]]:
@@ -306,6 +308,27 @@ def add_substrate_caps(spice: str, substrate: str, caps_f: dict[str, float]) -> 
     end = max(i for i, line in enumerate(lines) if line.lower().startswith(".ends"))
     extra = [f"Csub{k} {node} {substrate} {c_f * 1e15:.6g}fF" for k, (node, c_f) in enumerate(caps_f.items())]
     return "\n".join(lines[:end] + extra + lines[end:]) + "\n"
+
+
+def restore_substrate_caps(spice: str, ext: str) -> str:
+    """``spice`` with its node-to-substrate capacitors set to the ``.ext`` node records' values.
+
+    magic 8.3.105's ext2spice gets these wrong in both modes: hierarchical output drops them and
+    flat output writes a fraction. Measured: a lone 100 um x 0.3 um met3 wire over the substrate
+    has 4.20 fF in its ``.ext`` record (plausible: 0.36 fF area plus fringe; a wire 5 um over a
+    ground plane has about 0.06 fF/um) but 0.59 fF in the flat netlist; in a 5-5-5 network a
+    membrane lost 14 fF of its 16 fF. Capacitors between a recorded node and the substrate net are
+    dropped, then :func:`add_substrate_caps` adds the recorded ones.
+    """
+    sub, caps = substrate_caps_f(ext)
+
+    def to_substrate(line: str) -> bool:
+        words = line.split()
+        return len(words) >= 4 and words[0][:1].upper() == "C" and sub in words[1:3] and (
+            set(words[1:3]) - {sub} <= set(caps))
+
+    kept = "\n".join(line for line in spice.splitlines() if not to_substrate(line)) + "\n"
+    return add_substrate_caps(kept, sub, caps)
 
 
 # extresist in magic 8.3.105 needs the .sim file and writes .res.ext; the R netlist comes from a
@@ -378,9 +401,6 @@ def magic_extract(
         if "exit code -11" not in str(err) or use_resistance:
             raise
         run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="on"), build_dir)
-        pex = build_dir / f"{cell}_pex_si.spice"
-        sub, caps = substrate_caps_f((build_dir / f"{cell}.ext").read_text())
-        pex.write_text(add_substrate_caps(pex.read_text(), sub, caps))
     if use_resistance:
         run_magic(setup, _RESIST_SCRIPT.format(cell=cell), build_dir)
         res_ext = build_dir / f"{cell}.res.ext"
@@ -397,6 +417,8 @@ def magic_extract(
         if not (build_dir / f"{cell}_{kind}_si.spice").exists():
             raise NetlistError(f"magic wrote no {cell}_{kind}_si.spice; log: {build_dir / 'magic.log'}")
     si = build_dir / f"{cell}_pex_si.spice"
+    if not use_resistance:
+        si.write_text(restore_substrate_caps(si.read_text(), (build_dir / f"{cell}.ext").read_text()))
     si.write_text(take_junction_params(si.read_text(), (build_dir / f"{cell}_lvs_si.spice").read_text()))
     paths = {}
     for kind in ("lvs", "pex"):

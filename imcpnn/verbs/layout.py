@@ -27,19 +27,33 @@ vertical on met3, per-synapse bias pins on met4; LVS against N_IN*N_OUT synapse 
 Cells holding a MiM (mim, neuron) are extracted without R even with --resistance: magic 8.3.105
 cannot R-extract them.
 
+--network WIDTHS (e.g. 5,5,5) lays out a whole network core instead (or as well, with --cells):
+every layer's synapse array and neuron column, wired (imcpnn.circuits.layout_network), checked
+by LVS against the network core schematic; OUT/imcpnn_network_pex.spice is its extracted core
+(ports: the network core's node names, so it drops into the post-layout testbench) and the
+JSON's port_capacitance_f.m<l>_<i> are the extracted membrane capacitances.
+
 Example:
   PDK_ROOT=../shared/pdk imcpnn layout --cells inv,mim --out runs/layout
   PDK_ROOT=../shared/pdk imcpnn layout --cells neuron,synapse_array --array-size 4x3 --out runs/layout
   imcpnn layout --cells all --resistance --gds --out runs/layout_rc
+  PDK_ROOT=../shared/pdk imcpnn layout --network 5,5,5 --out runs/layout_net
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cells", default="all", help="comma-separated cell names, or 'all' (see list above)")
+    parser.add_argument(
+        "--cells", default=None,
+        help="comma-separated cell names, or 'all' (see list above; default all, none with --network)",
+    )
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--resistance", action="store_true", help="also extract parasitic resistances (extresist)")
     parser.add_argument("--gds", action="store_true", help="also write CELL.gds (via magic) for KLayout")
     parser.add_argument("--array-size", default="5x5", help="synapse_array size N_INxN_OUT (default 5x5)")
+    parser.add_argument(
+        "--network", default=None, metavar="WIDTHS",
+        help="also lay out a network core of these layer widths, e.g. 5,5,5 (n_in,...,n_out)",
+    )
     parser.add_argument("--pdk-root", default=None, help="open_pdks root holding sky130A (default: $PDK_ROOT)")
 
 
@@ -55,10 +69,24 @@ def run(args: argparse.Namespace) -> int:
     if len(size) != 2 or not all(part.isdigit() and int(part) > 0 for part in size):
         raise ConfigError(f"--array-size {args.array_size!r}: write N_INxN_OUT with positive integers, e.g. 5x5")
     available = layout_cells((int(size[0]), int(size[1])))
-    names = list(available) if args.cells == "all" else [c.strip() for c in args.cells.split(",") if c.strip()]
+    cells = args.cells if args.cells is not None else ("all" if args.network is None else "")
+    names = list(available) if cells == "all" else [c.strip() for c in cells.split(",") if c.strip()]
     unknown = [n for n in names if n not in available]
-    if unknown or not names:
+    if unknown or (not names and args.cells is not None):
         raise ConfigError(f"--cells {args.cells!r}: unknown {unknown}; choose from {', '.join(available)} or 'all'")
+    if args.network is not None:
+        from imcpnn.circuits.layout_network import network_layout
+        from imcpnn.circuits.network import Network
+
+        parts = [p.strip() for p in args.network.split(",")]
+        if len(parts) < 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ConfigError(
+                f"--network {args.network!r}: write the layer widths as >= 2 positive integers "
+                "separated by commas, e.g. 5,5,5"
+            )
+        layout = network_layout(Network(tuple(int(p) for p in parts)))
+        available[layout.name] = layout
+        names.append(layout.name)
     setup = MagicSetup.discover(args.pdk_root)
     out = Path(args.out)
     failed = []
