@@ -54,7 +54,7 @@ def _run_netlist(args: argparse.Namespace):
     saves += tuple(f"v(m{l}_{i})" for l in range(len(widths) - 1) for i in range(widths[l + 1]))
     t_stop = schedule.t_stop_s(n_samples, len(widths) - 1)
     sim = Sim(text, (Tran(schedule.t_step_max_s, t_stop, schedule.t_step_max_s),), corner=Corner.parse(args.corner),
-              devices=device_uses(text), save=saves)  # fmt: skip
+              devices=device_uses(text), save=saves, options={"trtol": schedule.trtol})  # fmt: skip
     plot = run(sim, cache_dir=args.cache_dir).plot("tran")
     time_s = np.asarray(plot[plot.names[0]])
     traces = {n: np.asarray(plot[n]) for n in saves}

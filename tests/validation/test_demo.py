@@ -11,8 +11,9 @@ import pytest
 from imcpnn.validation import ValidationConfig
 from imcpnn.validation.report import PIPELINES
 
-# The reduced run CI affords: few samples and patterns, short training, one 10 % search level.
-REDUCED = {"n_test": 2, "epochs": 20, "t_step_max_s": 2e-8, "spice_batch": 2,
+# The reduced run CI affords: few samples and patterns, short training, one 10 % search level,
+# a loose transient tolerance (it checks artefacts and resumption, not accuracy).
+REDUCED = {"n_test": 2, "epochs": 20, "t_step_max_s": 5e-8, "trtol": 1.0, "spice_batch": 2,
            "fit": {"n_patterns": 2, "n_times": 11}, "search": {"steps": [0.1], "max_recentre": 1}}
 
 
@@ -74,6 +75,7 @@ def test_validation_config_rejects_bad_values():
                           ({"n_outputs": 2}, "n_outputs"), ({"e_ideal": 5.0}, "e_ideal"),
                           ({"lr": 2.0}, "lr"), ({"epochs": 0}, "epochs"), ({"hidden": 0}, "hidden"),
                           ({"batch_size": 0}, "batch_size"), ({"t_step_max_s": 1.0}, "t_step_max_s"),
-                          ({"spice_batch": 0}, "spice_batch")):
+                          ({"spice_batch": 0}, "spice_batch"), ({"trtol": 0.0}, "trtol"),
+                          ({"trtol": 8.0}, "trtol")):
         with pytest.raises(ConfigError, match=match):
             ValidationConfig(**kwargs)

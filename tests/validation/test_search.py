@@ -72,7 +72,8 @@ def test_empty_log_is_named(tmp_path):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"steps": (0.01, 0.1)}, "steps"), ({"half_width": 0}, "half_width"), ({"half_width": 11}, "half_width"),
-    ({"max_recentre": -1}, "max_recentre"), ({"scale_range": (1.2, 5.0)}, "scale_range")])
+    ({"max_recentre": -1}, "max_recentre"), ({"scale_range": (1.2, 5.0)}, "scale_range"),
+    ({"n_samples": -1}, "n_samples"), ({"n_samples": 2.5}, "n_samples")])
 def test_search_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         SearchConfig(**kwargs)

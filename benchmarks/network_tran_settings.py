@@ -1,0 +1,217 @@
+"""Network transient settings: ngspice CPU time vs spike-time error against a converged reference.
+
+Claim measured: which ngspice transient settings (max step, ``.options`` trtol / reltol / method)
+make one scale-search candidate of the demo cheap without moving its spike times. Every setting
+simulates the same 5-5-5 network (schematic + parasitic estimate, sky130 tt) on the same Iris test
+samples and weight sets, in one run, side by side; errors are taken against a reference with a
+50x smaller max step and a 10x tighter local error and Newton tolerance (``reference``), whose
+own convergence is checked by a second, differently tightened one (``check 2ns trtol0.01``).
+Cost is the CPU time (user + sys) of the ngspice processes (``getrusage(RUSAGE_CHILDREN)`` around
+each run in its worker), not wall time, so that a shared machine inflates it less; it is also
+counted in accepted time points. Reruns with the same ``--cache`` reuse finished runs and their
+recorded CPU times.
+
+Weight sets: with ``--demo-dir`` (a finished ``imcpnn demo`` folder) its trained bottom-up and
+top-down models at their searched scales (what the demo's candidates simulate); ``--n-random``
+more sets of random weights U(-0.3, 0.6) at scale 1 (inside the mapped range).
+
+Usage: .venv/bin/python benchmarks/network_tran_settings.py [--demo-dir DIR] [--n-random 2]
+       [--n-samples 25] [--settings "reference,20ns trtol1"] [--jobs 2] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import platform
+import resource
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imcpnn.circuits.network import PhaseSchedule
+
+_D = PhaseSchedule()  # the library's default step control (what simulate_network uses)
+#: name: (max step s, .options). The old default had no options (ngspice: trtol 7, reltol 1e-3, trap).
+SETTINGS: dict[str, tuple[float, dict]] = {
+    "reference": (1e-9, {"trtol": 0.01, "reltol": 1e-4}),
+    "check 2ns trtol0.01": (2e-9, {"trtol": 0.01}),
+    "5ns (old default)": (5e-9, {}),
+    "20ns": (20e-9, {}),
+    "20ns trtol1": (20e-9, {"trtol": 1}),
+    "50ns trtol0.3": (50e-9, {"trtol": 0.3}),
+    "50ns trtol0.1": (50e-9, {"trtol": 0.1}),
+    f"{_D.t_step_max_s * 1e9:g}ns trtol{_D.trtol:g} (default)": (_D.t_step_max_s, {"trtol": _D.trtol}),
+    "100ns trtol0.05": (100e-9, {"trtol": 0.05}),
+}
+BASELINE = "5ns (old default)"
+
+
+def _cpu_children_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed_run(sim, cache: str) -> tuple[float, str, bool]:
+    """(ngspice CPU s, run dir, from cache) of one run in this worker (its only child processes)."""
+    from imcpnn.spice import run
+
+    before = _cpu_children_s()
+    result = run(sim, cache_dir=cache, timeout_s=7200.0)
+    return _cpu_children_s() - before, str(result.run_dir), result.from_cache
+
+
+def _warm_worker() -> None:
+    from imcpnn.spice import find_ngspice
+
+    find_ngspice()  # its `ngspice -v` child must not count in the first run's CPU time
+
+
+def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.ndarray], object, object]]:
+    """(name, weights, CurrentScales, model or None) for every weight set."""
+    from imcpnn.circuits.weights import CurrentScales
+
+    sets = []
+    if demo_dir:
+        from imcpnn.pnn import load_trained
+
+        for pipeline in ("bottom_up", "top_down"):
+            model = load_trained(Path(demo_dir) / f"train_{pipeline}").model
+            best = json.loads((Path(demo_dir) / "stages" / f"search_{pipeline}.json").read_text())["best"]
+            two = len(best) == 2  # top-down: (scale_plus, scale_minus)
+            scales = CurrentScales(scale_plus=best[0], scale_minus=best[1]) if two else CurrentScales(scale=best[0])
+            sets.append((f"{pipeline} {best}", [w.double().numpy() for w in model.dense_weights()], scales, model))
+    for seed in range(n_random):
+        rng = np.random.default_rng(seed)
+        sets.append((f"random seed {seed}", [rng.uniform(-0.3, 0.6, (5, 5)) for _ in range(2)], CurrentScales(), None))
+    return sets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo-dir", default=None, help="finished `imcpnn demo` folder (models, scales, characterization)")
+    ap.add_argument("--characterization", default=None, help="characterization.json (default: the demo's, else simulated)")
+    ap.add_argument("--n-random", type=int, default=None, help="random weight sets (default 0 with --demo-dir, else 2)")
+    ap.add_argument("--n-samples", type=int, default=25, help="Iris test samples, all in one deck (the demo: 25)")
+    ap.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS to run")
+    ap.add_argument("--reference", default="reference", help="the setting the errors are taken against")
+    ap.add_argument("--jobs", type=int, default=2, help="ngspice runs side by side")
+    ap.add_argument("--cache", default="/tmp/imcpnn-tran-settings",
+                    help="private SPICE cache (reruns reuse runs and their CPU times)")
+    ap.add_argument("--json", default=None, help="also write the per-run rows to this JSON file")
+    args = ap.parse_args()
+
+    from imcpnn.circuits.characterize_fit import Characterization
+    from imcpnn.circuits.measure import spike_table as spice_spike_table
+    from imcpnn.circuits.network import Network, ParasiticEstimate
+    from imcpnn.circuits.simulate import _sim, build_testbenches, map_network
+    from imcpnn.pnn import DataConfig, load_dataset
+    from imcpnn.spice import Corner, RawFile, find_models, find_ngspice
+    from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
+    from imcpnn.validation import spike_table as model_spike_table
+    from imcpnn.validation._pipeline import model_layer_times
+
+    names = [s.strip() for s in args.settings.split(",")]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown or args.reference not in names:
+        raise SystemExit(f"unknown settings {unknown} or no {args.reference!r}; known: {list(SETTINGS)}")
+    char_path = args.characterization or (
+        args.demo_dir and Path(args.demo_dir) / "characterization" / "characterization.json")
+    if char_path:
+        char = json.loads(Path(char_path).read_text())
+    else:
+        from imcpnn.circuits.characterize import characterize
+
+        char = characterize(cache_dir=args.cache, progress=False)[0]
+    n_random = args.n_random if args.n_random is not None else (0 if args.demo_dir else 2)
+    sets = weight_sets(args.demo_dir, n_random)
+    x = load_dataset(DataConfig(dataset="iris", seed=0)).x_test.double().numpy()[: args.n_samples]
+    network = Network((5, 5, 5), parasitic=ParasiticEstimate())
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    cpu_file = cache / "cpu_seconds.json"
+    cpu_record = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
+
+    jobs = []  # (setting, set index, schedule, deck, Sim)
+    for name in names:
+        step, options = SETTINGS[name]
+        schedule = PhaseSchedule(t_step_max_s=step)
+        for k, (_, weights, scales, _) in enumerate(sets):
+            mapping = map_network(network, weights, Characterization.from_dict(char), scales, schedule.t_phase_s)
+            (deck,) = build_testbenches(network, mapping, x, schedule, len(x), save_membranes=False)
+            sim = replace(_sim(deck, Corner.TT, 27.0, trtol=7.0), options=options)  # the library's deck, these options
+            jobs.append((name, k, schedule, deck, sim))
+
+    rows, tables = [], {}
+    with cf.ProcessPoolExecutor(max_workers=args.jobs, initializer=_warm_worker) as pool:
+        futures = {pool.submit(_timed_run, job[4], str(cache)): job for job in jobs}
+        for done, fut in enumerate(cf.as_completed(futures), 1):
+            name, k, schedule, deck, _ = futures[fut]
+            cpu_s, run_dir, from_cache = fut.result()
+            if not from_cache:
+                cpu_record[Path(run_dir).name] = cpu_s
+                cpu_file.write_text(json.dumps(cpu_record, indent=1))
+            cpu_s = cpu_record.get(Path(run_dir).name, float("nan"))
+            plot = RawFile(Path(run_dir) / "out.raw").plot("tran")
+            time_s = np.asarray(plot[plot.names[0]])
+            traces = {n: np.asarray(plot[n]) for n in deck.saves}
+            tables[name, k] = spice_spike_table(time_s, traces, deck.widths, deck.n_samples, schedule, network.vdd_v)
+            rows.append({"setting": name, "set": k, "cpu_s": cpu_s, "points": len(time_s)})
+            print(f"[{done}/{len(jobs)}] {name:<30} set {k}: {cpu_s:7.1f} CPU s, {len(time_s)} points", flush=True)
+
+    runs = pd.DataFrame(rows)
+    T = PhaseSchedule().t_phase_s
+    out = []
+    for name in names:
+        per_set = [compare_spike_tables(tables[args.reference, k], tables[name, k], T) for k in range(len(sets))]
+        # compare_spike_tables' "model" side is the reference here: err = reference - setting
+        cmp = pd.concat([c.assign(sample=c["sample"] + 10_000 * k) for k, c in enumerate(per_set)])  # pool the sets
+        lm = layer_metrics(cmp).set_index("layer")
+        mismatch = int((cmp["spiked_model"] != cmp["spiked_spice"]).sum())
+        r = runs[runs["setting"] == name]
+        row = {"setting": name, "t_step_max_ns": SETTINGS[name][0] * 1e9, "options": SETTINGS[name][1],
+               "cpu_s_per_sample": r["cpu_s"].sum() / (len(sets) * len(x)),
+               "points_per_sample": r["points"].sum() / (len(sets) * len(x)),
+               "out_rmse_ns": lm.loc[1, "rmse_t_spike_ns"], "out_max_ns": lm.loc[1, "max_abs_err_t_spike_ns"],
+               "out_bias_ns": -lm.loc[1, "mean_err_t_spike_ns"],
+               "hid_rmse_ns": lm.loc[0, "rmse_t_spike_ns"], "hid_max_ns": lm.loc[0, "max_abs_err_t_spike_ns"],
+               "spiked_mismatch": mismatch,
+               "out_rmse_ns_per_set": [output_rmse_ns(c) for c in per_set]}
+        models = [(k, s[3]) for k, s in enumerate(sets) if s[3] is not None]
+        if models:  # what the demo's headline (model vs SPICE output RMSE) reads with this setting
+            row["model_vs_spice_ns"] = [
+                output_rmse_ns(compare_spike_tables(model_spike_table(model_layer_times(m, x)), tables[name, k], T))
+                for k, m in models]
+        out.append(row)
+
+    _, version = find_ngspice()
+    models = find_models()
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, load avg now "
+          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; python {platform.python_version()}, "
+          f"ngspice {version}, models {models.kind} {models.version}")
+    print(f"5-5-5 + parasitic estimate, tt 27 C, T = {T * 1e9:.0f} ns, {len(x)} Iris test samples in one deck, "
+          f"{len(sets)} weight sets: {'; '.join(s[0] for s in sets)}; {args.jobs} runs side by side")
+    print(f"spike-time errors in ns vs {args.reference!r} {SETTINGS[args.reference]}, pooled over all sets "
+          "(bias = mean of setting - reference; mism = neurons spiking in one only); CPU = ngspice user+sys")
+    default_cpu = next((o["cpu_s_per_sample"] for o in out if o["setting"] == BASELINE), float("nan"))
+    head = (f"{'setting':<30}{'CPU s/smp':>10}{'vs old':>9}{'pts/smp':>9}{'out RMSE':>10}{'out max':>9}{'out bias':>10}"
+            f"{'hid RMSE':>10}{'hid max':>9}{'mism':>6}  out RMSE per set (ns)")
+    print(head + ("  | model-vs-SPICE out RMSE (ns)" if "model_vs_spice_ns" in out[0] else ""))
+    for o in out:
+        line = (f"{o['setting']:<30}{o['cpu_s_per_sample']:>10.3g}{default_cpu / o['cpu_s_per_sample']:>8.2f}x"
+                f"{o['points_per_sample']:>9.0f}{o['out_rmse_ns']:>10.3f}{o['out_max_ns']:>9.3f}{o['out_bias_ns']:>10.3f}"
+                f"{o['hid_rmse_ns']:>10.3f}{o['hid_max_ns']:>9.3f}{o['spiked_mismatch']:>6}  "
+                + " ".join(f"{v:.3f}" for v in o["out_rmse_ns_per_set"]))
+        if "model_vs_spice_ns" in o:
+            line += "  | " + " ".join(f"{v:.3f}" for v in o["model_vs_spice_ns"])
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": rows, "summary": out}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
