@@ -26,6 +26,7 @@ from imcpnn.circuits.network import NetworkDeck as NetworkDeck
 from imcpnn.circuits.network import NeuronLayer as NeuronLayer
 from imcpnn.circuits.network import ParasiticEstimate as ParasiticEstimate
 from imcpnn.circuits.network import PhaseSchedule as PhaseSchedule
+from imcpnn.circuits.network import PostLayoutCore as PostLayoutCore
 from imcpnn.circuits.network import SynapseArray as SynapseArray
 from imcpnn.circuits.network import network_deck as network_deck
 from imcpnn.circuits.simulate import NetworkRun as NetworkRun

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imcpnn.circuits.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.circuits.extract import ExtractedNetlist, parse_extracted
 from imcpnn.errors import ConfigError, NetlistError
 
-NETLIST_KINDS = ("schematic", "schematic+parasitic-estimate")
+NETLIST_KINDS = ("schematic", "schematic+parasitic-estimate", "post-layout")
 
 
 def _positive(owner: object, *names: str) -> None:
@@ -37,19 +38,33 @@ def _positive(owner: object, *names: str) -> None:
 
 @dataclass(frozen=True)
 class PhaseSchedule:
-    """Phase length T (s), digital edge time (s), max transient step (s) and input time grid.
+    """Phase length T (s), digital edge time (s), transient step control and input time grid.
 
     ``t_grid`` (normalized, 0 = exact) rounds input spike times to a shared grid: shared edge
     times make large transients much cheaper (toolchain notes: cost ~N^2 -> ~N).
+
+    Step control: ``t_step_max_s`` caps the step, ``trtol`` is ngspice's truncation-error factor
+    (``.options trtol``, ngspice's default 7; smaller = steps chosen by a tighter local error).
+    The spike times hinge on edges (phase signals, spikes) that couple charge into the
+    membranes; only a tight local error resolves them, while the smooth ramps between edges
+    tolerate long steps. Measured on the 5-5-5 demo network, 75 samples (benchmarks/README.md):
+    the former 5 ns / trtol 7 put output spikes 14 ns RMSE (max 36 ns) off a converged reference;
+    50 ns / trtol 0.05 agrees with it to 0.08 ns RMSE (max 0.33 ns) for 1.5x the CPU time.
     """
 
     t_phase_s: float = 1.0e-6
     t_edge_s: float = 1.0e-9
-    t_step_max_s: float = 5.0e-9
+    t_step_max_s: float = 50.0e-9
     t_grid: float = 0.0
+    trtol: float = 0.05
 
     def __post_init__(self) -> None:
-        _positive(self, "t_phase_s", "t_edge_s", "t_step_max_s")
+        _positive(self, "t_phase_s", "t_edge_s", "t_step_max_s", "trtol")
+        if not self.trtol <= 7:
+            raise ConfigError(
+                f"PhaseSchedule.trtol={self.trtol!r} must be in (0, 7]: ngspice's default 7 is the "
+                "loosest useful value, smaller values resolve the spike edges"
+            )
         if not self.t_edge_s < self.t_phase_s / 10:
             raise ConfigError(
                 f"PhaseSchedule.t_edge_s={self.t_edge_s!r} s must be below t_phase_s/10 = "
@@ -125,11 +140,60 @@ class NeuronLayer:
 
 
 @dataclass(frozen=True)
+class PostLayoutCore:
+    """A network core given as netlist text (the extracted layout), instantiated once by the deck.
+
+    ``text``: the ``.subckt <name>`` (with any subcircuits it uses besides the cell library) in the
+    runner's units (:func:`imcpnn.circuits.extract.to_runner_units`; the layout flow's
+    ``<name>_pex.spice`` already is); its ports are :func:`network_core_ports` in any order, each
+    connected to the testbench node of the same name. ``membrane_f_per_layer``: the membrane
+    capacitance per layer (F, mean over its neurons) that the weight mapping uses.
+    """
+
+    text: str
+    name: str
+    membrane_f_per_layer: tuple[float, ...]
+    ports: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ports", parse_extracted(self.text, self.name).ports)
+        c = tuple(float(x) for x in self.membrane_f_per_layer)
+        if not c or not all(0 < x < 1e-9 for x in c):
+            raise ConfigError(
+                f"PostLayoutCore.membrane_f_per_layer={self.membrane_f_per_layer!r} must hold one "
+                "capacitance in (0, 1 nF) per layer, in F"
+            )
+        object.__setattr__(self, "membrane_f_per_layer", c)
+
+    @classmethod
+    def extracted(cls, text: str, netlist: ExtractedNetlist, widths: tuple[int, ...]) -> PostLayoutCore:
+        """Core from an extraction: ``text`` in runner units, ``netlist`` its parsed SI twin."""
+        return cls(text, netlist.subckt, extracted_membrane_f(netlist, widths))
+
+    @classmethod
+    def schematic(cls, network: Network, name: str = "imcpnn_network") -> PostLayoutCore:
+        """The schematic core (:func:`network_core_schematic`) in the extracted core's place, with
+        the MIM as membrane: the post-layout path without layout tools (a stand-in for tests)."""
+        n_layers = len(network.widths) - 1
+        return cls(network_core_schematic(network, name), name, (network.neuron.c_mim_f,) * n_layers)
+
+
+def extracted_membrane_f(netlist: ExtractedNetlist, widths: tuple[int, ...]) -> tuple[float, ...]:
+    """Per layer l, the mean over its neurons i of the total capacitance on ``m<l>_<i>`` (F):
+    MiM plus every parasitic capacitor touching the membrane node."""
+    return tuple(
+        float(np.mean([netlist.node_capacitance_f(f"m{l}_{i}") for i in range(n_out)]))
+        for l, n_out in enumerate(widths[1:])
+    )
+
+
+@dataclass(frozen=True)
 class Network:
     """Feed-forward RC-Spike network; ``widths`` = (n_in, n_hidden..., n_out), any depth >= 1 layer.
 
     Supply, reset voltage and sensing bias in V; ``parasitic`` adds wire capacitance estimates
-    (``netlist_kind`` then reads "schematic+parasitic-estimate").
+    (``netlist_kind`` then reads "schematic+parasitic-estimate"); ``core`` replaces the cell
+    instances by one post-layout core subcircuit ("post-layout").
     """
 
     widths: tuple[int, ...]
@@ -139,6 +203,7 @@ class Network:
     v0_v: float = 1.3
     vb_sense_v: float = 0.95
     parasitic: ParasiticEstimate | None = None
+    core: PostLayoutCore | None = None
 
     def __post_init__(self) -> None:
         widths = tuple(self.widths)
@@ -150,6 +215,24 @@ class Network:
         _positive(self, "vdd_v", "v0_v", "vb_sense_v")
         if not self.v0_v < self.vdd_v:
             raise ConfigError(f"Network.v0_v={self.v0_v} V must be below vdd_v={self.vdd_v} V")
+        if self.core is not None:
+            self._check_core(self.core)
+
+    def _check_core(self, core: PostLayoutCore) -> None:
+        if self.parasitic is not None:
+            raise ConfigError("Network has both a post-layout core and a parasitic estimate: the "
+                              "core already holds the extracted parasitics; leave parasitic=None")
+        expected = network_core_ports(self.widths)
+        missing, extra = set(expected) - set(core.ports), set(core.ports) - set(expected)
+        if missing or extra or len(core.ports) != len(expected):
+            raise NetlistError(
+                f"core {core.name} does not fit widths {self.widths}: missing ports "
+                f"{sorted(missing)[:6]}, unexpected {sorted(extra)[:6]} ({len(core.ports)} ports, "
+                f"need {len(expected)}); lay out and extract this very network"
+            )
+        if len(core.membrane_f_per_layer) != len(self.widths) - 1:
+            raise NetlistError(f"core {core.name} gives {len(core.membrane_f_per_layer)} membrane "
+                               f"capacitances for {len(self.widths) - 1} layers")
 
     @property
     def layers(self) -> tuple[NeuronLayer, ...]:
@@ -160,10 +243,13 @@ class Network:
 
     @property
     def netlist_kind(self) -> str:
-        return NETLIST_KINDS[self.parasitic is not None]
+        return NETLIST_KINDS[2 if self.core is not None else int(self.parasitic is not None)]
 
     def membrane_f(self, layer: int) -> float:
-        """Modelled membrane capacitance of ``layer`` (F): MIM plus the wire estimate if any."""
+        """Modelled membrane capacitance of ``layer`` (F): MIM plus the wire estimate if any, or
+        the extracted one of a post-layout core."""
+        if self.core is not None:
+            return self.core.membrane_f_per_layer[layer]
         c = self.neuron.c_mim_f
         if self.parasitic is not None:
             c += self.parasitic.line_f(self.widths[layer])
@@ -275,13 +361,10 @@ def _layer_instances(network: Network, layer: int, gate_n, gate_p, vss: str, sou
     return lines
 
 
-def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vg_dis_v: float) -> list[str]:
-    """Instance and bias-source lines of one layer (synapses, neurons, wire caps).
-
-    ``vg_n``, ``vg_p`` (n_in, n_out) gate biases in V; off sources (vg_n = 0, vg_p = vdd) are
-    tied to the rails so that they need no source.
-    """
-    n_in, n_out = network.widths[layer], network.widths[layer + 1]
+def _gate_biases(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray):
+    """(gate_n, gate_p, sources) of one layer: ``gate_*(j, i)`` the node of synapse (j, i)'s gate,
+    ``sources(j, i)`` its bias source lines. Off sources (vg_n <= 0, vg_p >= vdd) are tied to the
+    rails (``0``, ``vdd``) so that they need no source."""
     off_n, off_p = vg_n <= 0, vg_p >= network.vdd_v
     gate_n = lambda j, i: "0" if off_n[j, i] else f"vn{layer}_{j}_{i}"  # noqa: E731
     gate_p = lambda j, i: "vdd" if off_p[j, i] else f"vp{layer}_{j}_{i}"  # noqa: E731
@@ -290,6 +373,36 @@ def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarr
         return ([] if off_n[j, i] else [f"VN{layer}_{j}_{i} vn{layer}_{j}_{i} 0 {vg_n[j, i]:.6f}"]) + (
             [] if off_p[j, i] else [f"VP{layer}_{j}_{i} vp{layer}_{j}_{i} 0 {vg_p[j, i]:.6f}"])
 
+    return gate_n, gate_p, sources
+
+
+def core_netlist(network: Network, biases: list[tuple[np.ndarray, np.ndarray]], vg_dis_v: list[float]) -> list[str]:
+    """The post-layout core's text, its bias sources and its one instance ``XCORE``.
+
+    Every core port is the testbench node of its name, except the gate ports of off sources
+    (tied to ``0`` / ``vdd`` by naming, as the schematic deck does) and ``vss`` (ground).
+    """
+    core = network.core
+    nodes = {"vss": "0"}
+    lines = [f"* post-layout core {core.name}", core.text.strip()]
+    for l, ((vg_n, vg_p), vg_dis) in enumerate(zip(biases, vg_dis_v)):
+        gate_n, gate_p, sources = _gate_biases(network, l, vg_n, vg_p)
+        for j, i in np.ndindex(vg_n.shape):
+            nodes[f"vn{l}_{j}_{i}"], nodes[f"vp{l}_{j}_{i}"] = gate_n(j, i), gate_p(j, i)
+            lines += sources(j, i)
+        lines.append(f"VGDIS{l} vgdis{l} 0 {vg_dis:.6f}")
+    lines.append(f"XCORE {' '.join(nodes.get(p, p) for p in core.ports)} {core.name}")
+    return lines
+
+
+def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vg_dis_v: float) -> list[str]:
+    """Instance and bias-source lines of one layer (synapses, neurons, wire caps).
+
+    ``vg_n``, ``vg_p`` (n_in, n_out) gate biases in V; off sources (vg_n = 0, vg_p = vdd) are
+    tied to the rails so that they need no source.
+    """
+    n_in, n_out = network.widths[layer], network.widths[layer + 1]
+    gate_n, gate_p, sources = _gate_biases(network, layer, vg_n, vg_p)
     lines = [f"* layer {layer}: {n_in} x {n_out} synapses, {n_out} neurons"]
     lines += _layer_instances(network, layer, gate_n, gate_p, "0", sources)
     lines.append(f"VGDIS{layer} vgdis{layer} 0 {vg_dis_v:.6f}")
@@ -363,8 +476,11 @@ def network_deck(
     for j, windows in enumerate(input_windows(t_in, schedule)):
         pts = pulse_points(windows, vdd, te)
         lines += [f"VIN{j} s0_{j} 0 {_pwl(pts)}", f"VINB{j} sb0_{j} 0 {_pwl(_complement(pts, vdd))}"]
-    for l in range(n_layers):
-        lines += layer_netlist(network, l, *biases[l], vg_dis_v[l])
+    if network.core is not None:
+        lines += core_netlist(network, biases, vg_dis_v)
+    else:
+        for l in range(n_layers):
+            lines += layer_netlist(network, l, *biases[l], vg_dis_v[l])
     saves = [f"v(s{l + 1}_{i})" for l in range(n_layers) for i in range(network.widths[l + 1])]
     if save_membranes:
         saves += [f"v(m{l}_{i})" for l in range(n_layers) for i in range(network.widths[l + 1])]

@@ -70,12 +70,13 @@ def build_testbenches(
     ]
 
 
-def _sim(tb: NetworkDeck, corner: Corner, temp_c: float) -> Sim:
+def _sim(tb: NetworkDeck, corner: Corner, temp_c: float, trtol: float) -> Sim:
     # device_uses gives the sizes in use: the model set keeps only their bins (fast subckt expansion)
     return Sim(
         tb.text,
         (Tran(tb.t_step_max_s, tb.t_stop_s, tb.t_step_max_s),),
         corner=corner, temp_c=temp_c, devices=device_uses(tb.text), save=tb.saves,
+        options={"trtol": trtol},
     )  # fmt: skip
 
 
@@ -86,6 +87,7 @@ def simulate_scales(
     scales_list: list[CurrentScales],
     *,
     network: Network | None = None,
+    mapping_network: Network | None = None,
     schedule: PhaseSchedule = PhaseSchedule(),
     corner: str = "tt",
     temp_c: float = 27.0,
@@ -101,6 +103,9 @@ def simulate_scales(
     ``weights``: list of (n_l, n_{l+1}) arrays (normalized); ``t_in``: (n_samples, n_in) normalized
     spike times in [0, 1] (NaN = no spike); ``char``: the characterization (dict from its JSON or
     :class:`Characterization`). All inputs are checked (shapes, ranges, corner) before anything runs.
+    ``mapping_network``: the network whose membrane capacitances the weight mapping assumes
+    (default ``network``); e.g. the post-layout network, to drive the schematic netlist with the
+    very gate biases of the post-layout one.
     """
     if isinstance(char, dict):
         char = Characterization.from_dict(char)
@@ -113,11 +118,14 @@ def simulate_scales(
             raise ConfigError("weights is empty: pass one (n_in, n_out) matrix per layer")
         network = Network(tuple(w.shape[0] for w in weights) + (weights[-1].shape[-1],))
     t_in = check_inputs(network, t_in)
+    if mapping_network is not None and mapping_network.widths != network.widths:
+        raise ConfigError(f"mapping_network widths {mapping_network.widths} differ from the simulated "
+                          f"network's {network.widths}: map for a network of the same shape")
     plans = []
     for scales in scales_list:
-        mapping = map_network(network, weights, char, scales, schedule.t_phase_s)
+        mapping = map_network(mapping_network or network, weights, char, scales, schedule.t_phase_s)
         plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes)))
-    sims = [_sim(tb, corner_enum, temp_c) for _, tbs in plans for tb in tbs]
+    sims = [_sim(tb, corner_enum, temp_c, schedule.trtol) for _, tbs in plans for tb in tbs]
     results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))
     runs = []
     for mapping, tbs in plans:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from imcpnn.circuits.network import NETLIST_KINDS
 from imcpnn.errors import ConfigError
 
 
@@ -24,6 +25,9 @@ class SearchConfig:
     """Times a level may recentre its grid when the best candidate lies on the grid's edge."""
     scale_range: tuple[float, ...] = (0.2, 5.0)
     """Candidates outside [low, high] are not simulated."""
+    n_samples: int = 25
+    """Test samples each candidate simulates (the first n; 0 = all): the search only has to find
+    the minimum, the evaluation at the best scales then simulates every test sample."""
 
     def __post_init__(self):
         _require("SearchConfig", "steps", self.steps,
@@ -35,6 +39,8 @@ class SearchConfig:
                  "an integer in [1, 10]")
         _require("SearchConfig", "max_recentre", self.max_recentre, 0 <= self.max_recentre <= 20,
                  "an integer in [0, 20]")
+        _require("SearchConfig", "n_samples", self.n_samples,
+                 isinstance(self.n_samples, int) and self.n_samples >= 0, "an integer >= 0 (0 = all)")
         ok = len(self.scale_range) == 2 and 0 < self.scale_range[0] < 1 < self.scale_range[1]
         _require("SearchConfig", "scale_range", self.scale_range, ok,
                  "(low, high) with 0 < low < 1 < high")
@@ -87,10 +93,18 @@ class ValidationConfig:
     """Temperature (deg C)."""
     seed: int = 0
     """Seed of data split, initialisation and testbench patterns."""
-    t_step_max_s: float = 5e-9
-    """Largest ngspice transient step (s); spike edges still get small steps."""
+    t_step_max_s: float = 5e-8
+    """Largest ngspice transient step (s); edges get small steps from the truncation-error control
+    (``PhaseSchedule.trtol``), see benchmarks/network_tran_settings.py."""
+    trtol: float = 0.05
+    """ngspice truncation-error factor (``.options trtol``; ngspice's default is 7). With a 50 ns
+    max step, 0.05 puts spike times within ~0.1 ns of a converged transient; 7 was ~14 ns off."""
     spice_batch: int = 25
     """Test samples per ngspice run (runs go in parallel; fewer per run use more cores)."""
+    netlist_kind: str = "schematic+parasitic-estimate"
+    """SPICE netlist of every pipeline: "schematic", "schematic+parasitic-estimate" (wire C
+    estimate on membrane and spike lines) or "post-layout" (the generated layout's extracted
+    netlist: needs magic, netgen-lvs and PDK_ROOT with the sky130A tech file)."""
     search: SearchConfig = field(default_factory=SearchConfig)
     fit: TraceFitConfig = field(default_factory=TraceFitConfig)
 
@@ -106,9 +120,12 @@ class ValidationConfig:
                  "an integer >= 1")
         _require("ValidationConfig", "t_step_max_s", self.t_step_max_s,
                  1e-11 <= self.t_step_max_s <= 1e-7, "a step in [1e-11, 1e-7] s")
+        _require("ValidationConfig", "trtol", self.trtol, 0 < self.trtol <= 7, "a number in (0, 7]")
         _require("ValidationConfig", "spice_batch", self.spice_batch, self.spice_batch >= 1,
                  "an integer >= 1")
         _require("ValidationConfig", "e_ideal", self.e_ideal, self.e_ideal >= 10,
                  "a number >= 10 (it stands for the ideal, E -> infinity)")
+        _require("ValidationConfig", "netlist_kind", self.netlist_kind,
+                 self.netlist_kind in NETLIST_KINDS, "one of " + ", ".join(NETLIST_KINDS))
         _require("ValidationConfig", "corner", self.corner,
                  self.corner in ("tt", "ff", "ss", "sf", "fs"), "one of tt, ff, ss, sf, fs")

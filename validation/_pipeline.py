@@ -2,6 +2,8 @@
 
 Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skips it:
 
+0. layout            post-layout only, first (missing tools stop the run before any SPICE):
+                     network layouts -> DRC, extraction, LVS (:mod:`._post_layout`)
 1. characterization  sky130 DC sweeps -> lambda -> E_plus, E_minus, E_dis (or a given JSON)
 2. train_top_down    ideal model, |E| = e_ideal, ideal firing ramp
 3. train_bottom_up   E values from the characterization (E_dis included)
@@ -12,12 +14,15 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
                      global scale k from 1), then top-down (2-D scale_plus, scale_minus, from
                      the model-surrogate optimum times k), then trace-fitted (1-D, from the
                      fit's inverse current scale)
-6. evaluate_<pipeline> metrics at the best scales, tables for the report
+6. evaluate_<pipeline> metrics at the best scales, tables for the report; post-layout: also
+   compare_netlists  the bottom-up network on the schematic netlist with the same gate biases
 7. summary.json, then report.md / report.html
 
-SPICE side: the schematic netlist plus a wire-capacitance estimate on every membrane and spike
-line (:class:`imcpnn.circuits.network.ParasiticEstimate`: met1 line over the crossbar, 5 um
-synapse pitch, C = c_area L w + 2 c_fringe L); ``netlist_kind`` says so.
+SPICE side (``ValidationConfig.netlist_kind``): by default the schematic netlist plus a
+wire-capacitance estimate on every membrane and spike line
+(:class:`imcpnn.circuits.network.ParasiticEstimate`: met1 line over the crossbar, 5 um synapse
+pitch, C = c_area L w + 2 c_fringe L); or the plain schematic; or "post-layout", the netlist
+extracted from the generated layout (:mod:`imcpnn.validation._post_layout`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from imcpnn.validation._config import ValidationConfig
 from imcpnn.validation._fit import PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
                                         membrane_rmse_v, output_rmse_ns, output_times, spike_table, worst_sample)
+from imcpnn.validation._post_layout import (layout_networks, netlist_comparison, post_layout_network,
+                                            post_layout_summary, recovered_capacitance)
 from imcpnn.validation._search import coarse_to_fine
 from imcpnn.validation.report import (PIPELINES, check_summary, render_report, table_name,
                                       write_csv, write_json)
@@ -58,6 +65,8 @@ class Context:
     progress: bool
     char: dict
     network: object
+    fit_network: object
+    """The trace-fit testbench's single-layer network, of the same netlist kind."""
     schedule: object
     x_test: np.ndarray
     y_test: np.ndarray
@@ -167,13 +176,11 @@ def accumulation_traces(membranes: pd.DataFrame, t_eval: np.ndarray, layer: int,
 
 def stage_trace_fit(ctx: Context) -> dict:
     """Simulate the single-layer testbench once and fit the physical parameters to it."""
-    from imcpnn.circuits.network import Network
     from imcpnn.circuits.simulate import simulate_network
 
     def compute():
         t_in, w = fit_testbench(ctx.config)
-        net = Network((5, 4), parasitic=ctx.network.parasitic)
-        run = simulate_network([w], t_in, ctx.char, network=net, schedule=ctx.schedule,
+        run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
                                corner=ctx.config.corner, temp_c=ctx.config.temp_c,
                                cache_dir=ctx.cache_dir, progress=ctx.progress)
         t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
@@ -219,13 +226,16 @@ def _scales(pipeline: str, point: tuple[float, ...]):
     return CurrentScales(scale=point[0])
 
 
-def _simulate(ctx: Context, weights, scales_list, progress: bool):
+def _simulate(ctx: Context, weights, scales_list, progress: bool, n_samples: int | None = None,
+              **networks):
+    """Batched SPICE runs of ``ctx.network`` on the first ``n_samples`` test samples (None = all;
+    ``networks``: other ``network``/``mapping_network``)."""
     from imcpnn.circuits.simulate import simulate_scales
 
-    return simulate_scales(weights, ctx.x_test, ctx.char, scales_list, network=ctx.network,
-                           schedule=ctx.schedule, corner=ctx.config.corner,
-                           temp_c=ctx.config.temp_c, batch_size=ctx.config.spice_batch,
-                           cache_dir=ctx.cache_dir, progress=progress)
+    return simulate_scales(weights, ctx.x_test[:n_samples], ctx.char, scales_list,
+                           **({"network": ctx.network} | networks), schedule=ctx.schedule,
+                           corner=ctx.config.corner, temp_c=ctx.config.temp_c,
+                           batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir, progress=progress)
 
 
 def mappable(ctx: Context, weights, scales) -> bool:
@@ -274,12 +284,16 @@ def surrogate_top_down_scales(model, x: np.ndarray, dc: PhysicalParameters,
 
 def stage_search(ctx: Context, pipeline: str, weights, model_table: pd.DataFrame,
                  start: tuple[float, ...]) -> dict:
-    """Coarse-to-fine current-scale search; every candidate = one batched SPICE run."""
+    """Coarse-to-fine current-scale search; every candidate = one batched SPICE run of the first
+    ``config.search.n_samples`` test samples (the evaluation at the best scales uses all)."""
     n_dims = 2 if pipeline == "top_down" else 1
+    n_samples = ctx.config.search.n_samples or None
+    model_table = model_table[model_table["sample"] < (n_samples or len(ctx.x_test))]
 
     def evaluate(points):
         ok = [p for p in points if mappable(ctx, weights, _scales(pipeline, p))]
-        runs = _simulate(ctx, weights, [_scales(pipeline, p) for p in ok], ctx.progress) if ok else []
+        runs = (_simulate(ctx, weights, [_scales(pipeline, p) for p in ok], ctx.progress, n_samples)
+                if ok else [])
         rmse = {p: output_rmse_ns(compare_spike_tables(model_table, r.spikes,
                                                        ctx.schedule.t_phase_s))
                 for p, r in zip(ok, runs)}
@@ -359,6 +373,54 @@ def stage_evaluate(ctx: Context, pipeline: str, model, physics: PhysicalParamete
     return _cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress)
 
 
+def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
+                   progress: bool) -> tuple[dict, dict | None]:
+    """(networks, layout stage) of ``config.netlist_kind``: "network" (n_in, hidden, n_outputs)
+    and "trace_fit" (the trace-fit testbench's shape). Post-layout: the cached ``layout`` stage
+    lays them out and extracts them first (ToolNotFoundError when magic, netgen or PDK_ROOT is
+    missing); the stage result is returned too, else None."""
+    from imcpnn.circuits.network import Network, ParasiticEstimate
+
+    estimate = ParasiticEstimate() if config.netlist_kind == "schematic+parasitic-estimate" else None
+    networks = {"network": Network((n_in, config.hidden, config.n_outputs), parasitic=estimate),
+                "trace_fit": Network(fit_testbench(config)[1].shape, parasitic=estimate)}
+    if config.netlist_kind != "post-layout":
+        return networks, None
+    layout = _cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress)
+    return {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}, layout
+
+
+def stage_compare_netlists(ctx: Context, model, best: tuple[float, ...]) -> dict:
+    """Post-layout: the bottom-up network at its tuned scale on the schematic netlist, (a) with the
+    post-layout gate biases and (b) with its own mapping (C_m = MIM), next to the post-layout run
+    (a cache hit of the search)."""
+    from imcpnn.circuits.network import Network
+
+    def compute():
+        weights = [w.double().numpy() for w in model.dense_weights()]
+        scales = [_scales("bottom_up", tuple(best))]
+        post = _simulate(ctx, weights, scales, False)[0]
+        schematic = Network(ctx.network.widths)
+        same = _simulate(ctx, weights, scales, ctx.progress, network=schematic,
+                         mapping_network=ctx.network)[0]
+        own = _simulate(ctx, weights, scales, ctx.progress, network=schematic)[0]
+        table, layers = netlist_comparison(same.spikes, post.spikes, ctx.schedule.t_phase_s)
+        own_table, own_layers = netlist_comparison(own.spikes, post.spikes, ctx.schedule.t_phase_s)
+        table["t_schematic_own_mapping"] = own_table["t_schematic"].to_numpy()  # same row order
+        write_csv(ctx.out_dir / "tables" / "post_layout_spikes.csv", table)
+        out, own_out = layers.iloc[-1], own_layers.iloc[-1]
+        return {"rmse_schematic_vs_post_layout_ns": float(out["rmse_diff_ns"]),
+                "max_abs_diff_schematic_vs_post_layout_ns": float(out["max_abs_diff_ns"]),
+                "mean_diff_post_layout_minus_schematic_ns": float(out["mean_diff_ns"]),
+                "rmse_schematic_own_mapping_vs_post_layout_ns": float(own_out["rmse_diff_ns"]),
+                "mean_diff_post_layout_minus_schematic_own_mapping_ns": float(own_out["mean_diff_ns"]),
+                "layers": layers.to_dict(orient="records"),
+                **recovered_capacitance([L["c_m_f"] for L in post.mapping["layers"]], best[0]),
+                "c_m_schematic_f": schematic.membrane_f(0), "t_phase_s": ctx.schedule.t_phase_s}
+
+    return _cached_stage(ctx.out_dir, "compare_netlists", compute, ctx.progress)
+
+
 def _versions(char: dict) -> dict:
     def version(name):
         try:
@@ -377,9 +439,10 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
 
     **Arguments:** ``characterization`` an existing characterization.json (else simulated);
     ``cache_dir`` the SPICE result cache (None = the SPICE layer's default).
-    **Raises:** ConfigError when ``out_dir`` holds a run with another config.
+    **Raises:** ConfigError when ``out_dir`` holds a run with another config; post-layout:
+    ToolNotFoundError (before any simulation) when magic, netgen or PDK_ROOT is missing.
     """
-    from imcpnn.circuits.network import Network, ParasiticEstimate, PhaseSchedule
+    from imcpnn.circuits.network import PhaseSchedule
     from imcpnn.pnn import load_dataset
 
     start_s = time.perf_counter()
@@ -394,14 +457,14 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
     if (out_dir / "stages" / "elapsed.json").is_file():
         elapsed_before = json.loads((out_dir / "stages" / "elapsed.json").read_text())["elapsed_s"]
 
+    data = load_dataset(_train_config(config, 2.0, -2.0, None).data)
+    networks, layout = stage_networks(config, out_dir, data.x_test.shape[1], progress)
+    network = networks["network"]
     char_stage = stage_characterization(config, out_dir, characterization, cache_dir, progress)
     char = json.loads((out_dir / char_stage["json"]).read_text())
-    data = load_dataset(_train_config(config, 2.0, -2.0, None).data)
-    network = Network((data.x_test.shape[1], config.hidden, config.n_outputs),
-                      parasitic=ParasiticEstimate())
     ctx = Context(config=config, out_dir=out_dir, cache_dir=cache_dir, progress=progress,
-                  char=char, network=network,
-                  schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s),
+                  char=char, network=network, fit_network=networks["trace_fit"],
+                  schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
                   x_test=data.x_test.double().numpy(), y_test=data.y_test.numpy())
 
     dc = dc_parameters(char)
@@ -426,6 +489,8 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         search = stage_search(ctx, pipeline, weights, model_table, starts[pipeline])
         results[pipeline] = stage_evaluate(ctx, pipeline, model, physics[pipeline],
                                            tuple(search["best"]))
+        if pipeline == "bottom_up" and layout is not None:
+            post_layout = post_layout_summary(layout, stage_compare_netlists(ctx, model, search["best"]))
     results = {p: results[p] for p in PIPELINES}
 
     tables = out_dir / "tables"
@@ -458,10 +523,13 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         "mapping": {p: r["mapping"] for p, r in results.items()}
         | {"parasitic_estimate": to_dict(network.parasitic),
            "parasitic_method": "wire capacitance per line: C = c_area L w + 2 c_fringe L, met1, "
-                               "L = cells crossed x pitch (ParasiticEstimate)"},
+                               "L = cells crossed x pitch (ParasiticEstimate)"
+                               if network.parasitic is not None else None},
         "versions": _versions(char),
         "characterization_figures": char_stage["figures"],
     }
+    if layout is not None:
+        summary["post_layout"] = post_layout
     check_summary(summary, "summary")
     write_json(out_dir / "summary.json", summary)
     write_json(out_dir / "stages" / "elapsed.json", {"elapsed_s": elapsed})

@@ -12,6 +12,10 @@ Folder layout (every file is written atomically: a temporary name, then a rename
     tables/fitted_parameters.csv   trace fit: fitted values, standard errors, DC-derived values
     figures/*.png                  drawn from the tables by render_report (characterization
                                    figures are copied in by the run and listed in summary.json)
+    post-layout runs only (summary.json has ``post_layout``):
+    layout/<network>/              layout (.mag, PNG), extracted and LVS netlists, LVS report
+    layout/*.png                   neuron and synapse-array cells
+    tables/post_layout_spikes.csv  bottom-up network, schematic vs post-layout spike times
     report.md, report.html         rendered last, only once every input above has been read
 
 :func:`render_report` checks the whole folder first and raises :class:`ResultsError` naming the
@@ -34,6 +38,7 @@ from imcpnn.errors import ConfigError, ResultsError
 from imcpnn.validation._config import ValidationConfig
 from imcpnn.validation._document import Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from imcpnn.validation._metrics import require_columns
+from imcpnn.validation._post_layout import SPIKES_CSV_COLUMNS
 
 PIPELINES = ("top_down", "bottom_up", "trace_fitted")
 PIPELINE_TITLES = {"top_down": "top-down (ideal ANN, E = 100)",
@@ -49,6 +54,18 @@ SUMMARY_KEYS = {
     "elapsed_s": (float,),
 }
 
+#: summary.json's ``post_layout`` (post-layout runs only): key -> allowed JSON types.
+POST_LAYOUT_KEYS = {
+    "rmse_schematic_vs_post_layout_ns": (float,), "max_abs_diff_schematic_vs_post_layout_ns": (float,),
+    "mean_diff_post_layout_minus_schematic_ns": (float,), "layers": (list,), "t_phase_s": (float,),
+    "rmse_schematic_own_mapping_vs_post_layout_ns": (float,),
+    "mean_diff_post_layout_minus_schematic_own_mapping_ns": (float,),
+    "c_m_extracted_f": (float,), "c_m_recovered_f": (float,), "c_m_schematic_f": (float,),
+    "c_m_extracted_f_per_layer": (list,), "c_m_recovered_f_per_layer": (list,),
+    "ratio_recovered_over_extracted": (float,), "layouts": (dict,), "cell_figures": (list,),
+    "layout_elapsed_s": (float,),
+}
+
 TABLE_COLUMNS = {
     "pipelines.csv": ("pipeline", "rmse_t_spike_ns", "max_abs_err_t_spike_ns", "rmse_v_membrane_mv",
                       "scale", "scale_plus", "scale_minus", "e_plus", "e_minus", "e_dis",
@@ -59,6 +76,7 @@ TABLE_COLUMNS = {
     "search": ("scale", "scale_plus", "scale_minus", "level", "rmse_t_spike_ns"),
     "membrane": ("t_s", "layer", "neuron", "v_model_v", "v_spice_v"),
     "fitted_parameters.csv": ("parameter", "fitted", "stderr", "fixed", "dc_derived"),
+    "post_layout_spikes.csv": SPIKES_CSV_COLUMNS,
 }
 
 
@@ -134,9 +152,9 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def check_summary(summary: dict, source: str) -> None:
-    """Raise ResultsError unless ``summary`` has every key of SUMMARY_KEYS with a sane type."""
-    for key, types in SUMMARY_KEYS.items():
+def check_summary(summary: dict, source: str, keys: dict = SUMMARY_KEYS) -> None:
+    """Raise ResultsError unless ``summary`` has every key of ``keys`` with a sane type."""
+    for key, types in keys.items():
         if key not in summary:
             raise ResultsError(f"{source} is corrupt: key {key!r} is missing")
         value = summary[key]
@@ -171,6 +189,18 @@ def load_results(run_dir: str | Path) -> Results:
         if not (run_dir / rel).is_file():
             raise ResultsError(f"{run_dir / rel} is missing (a characterization figure listed in "
                                "summary.json); rerun the same command to resume")
+    if "post_layout" in summary:
+        post = summary["post_layout"]
+        if not isinstance(post, dict):
+            raise ResultsError(f"{run_dir / 'summary.json'} is corrupt: post_layout is not an object")
+        check_summary(post, f"{run_dir / 'summary.json'} (post_layout)", POST_LAYOUT_KEYS)
+        name = "post_layout_spikes.csv"
+        tables[name] = _read_csv(run_dir / "tables" / name, TABLE_COLUMNS[name])
+        pngs = [rec.get("files", {}).get("png") for rec in post["layouts"].values()]
+        for rel in [*pngs, *post["cell_figures"]]:
+            if not rel or not (run_dir / rel).is_file():
+                raise ResultsError(f"layout figure {run_dir / str(rel)} listed in summary.json is "
+                                   "missing; delete stages/layout.json and rerun to redo the layout")
     return Results(run_dir=run_dir, summary=summary, config=config, tables=tables)
 
 
@@ -248,6 +278,105 @@ def _search_curve(results: Results, pipeline: str) -> str:
     return _save(fig, results.run_dir / "figures" / f"search_{pipeline}.png")
 
 
+def _netlist_scatter(results: Results) -> str:
+    """Post-layout vs schematic spike times (ns in the firing window), one colour per layer:
+    left the schematic with the same gate biases, right with its own mapping (C_m = MIM)."""
+    plt = _plt()
+    table = results.tables["post_layout_spikes.csv"]
+    t_ns = results.summary["post_layout"]["t_phase_s"] * 1e9
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, column, title in ((axes[0], "t_schematic", "schematic with the same gate biases"),
+                              (axes[1], "t_schematic_own_mapping", "schematic with its own mapping")):
+        for layer, part in table.groupby("layer"):
+            ax.scatter(part[column] * t_ns, part["t_post_layout"] * t_ns, s=14, alpha=0.7,
+                       label=f"layer {layer}")
+        ax.plot([0, t_ns], [0, t_ns], color="0.5", lw=0.8, ls="--", label="equal")
+        ax.set_xlabel("schematic spike time (ns in firing window)")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("post-layout spike time (ns)")
+    axes[0].legend(fontsize=7)
+    return _save(fig, results.run_dir / "figures" / "schematic_vs_post_layout.png")
+
+
+def _post_layout_blocks(results: Results) -> list:
+    """The post-layout section: layouts, checks, schematic vs post-layout, recovered C."""
+    p = results.summary["post_layout"]
+    fF = 1e15
+    checks = pd.DataFrame([
+        {"layout": name, "cell": rec.get("cell"), "widths": rec.get("widths"),
+         "drc_errors": rec.get("drc_errors"), "lvs": "match" if rec.get("lvs_match") else "MISMATCH",
+         "devices": sum((rec.get("device_counts") or {}).values()),
+         "devices_as_schematic": rec.get("device_counts") == rec.get("schematic_device_counts"),
+         "parasitic_C": rec.get("n_parasitic_capacitors"), "parasitic_R": rec.get("n_parasitic_resistors"),
+         "parasitic_C_total_fF": rec.get("parasitic_capacitance_total_f", math.nan) * fF,
+         "membrane_fF_per_layer": [round(c * fF, 2) for c in rec.get("membrane_f_per_layer", [])]}
+        for name, rec in p["layouts"].items()])
+    blocks = [
+        Heading("Post-layout: generated layout, DRC, extraction, LVS"),
+        Paragraph("Every SPICE run of this report used the netlist extracted from the generated sky130 "
+                  "layout (magic: devices and parasitic capacitances), checked by magic's DRC and by "
+                  "netgen LVS against the schematic; the weight mapping used the extracted membrane "
+                  f"capacitance (MiM plus wiring). Layout, checks and extraction took "
+                  f"{_fmt_float(p['layout_elapsed_s'])} s."),
+        Table(checks, "Layout checks: DRC errors, LVS verdict, extracted devices and parasitics, "
+                      "membrane capacitance per layer (mean over the layer's neurons)"),
+    ]
+    for name, rec in p["layouts"].items():
+        blocks.append(Image(rec["files"]["png"], f"Layout of {name} ({rec.get('cell')}), layers coloured"))
+    for rel in p["cell_figures"]:
+        blocks.append(Image(rel, f"Cell layout: {Path(rel).stem.replace('_', ' ')}"))
+    table = results.tables["post_layout_spikes.csv"]
+    t_ns = p["t_phase_s"] * 1e9
+    last = table[table["layer"] == table["layer"].max()]
+    first = last[last["sample"] < 5]
+    side = pd.DataFrame({"sample": first["sample"], "neuron": first["neuron"],
+                         "t_schematic_ns": first["t_schematic"] * t_ns,
+                         "t_post_layout_ns": first["t_post_layout"] * t_ns,
+                         "diff_ns": first["diff_t_spike_ns"],
+                         "t_schematic_own_mapping_ns": first["t_schematic_own_mapping"] * t_ns})
+    c_rows = pd.DataFrame({
+        "layer": range(len(p["c_m_extracted_f_per_layer"])),
+        "C_MIM_schematic_fF": p["c_m_schematic_f"] * fF,
+        "C_extracted_fF": [c * fF for c in p["c_m_extracted_f_per_layer"]],
+        "C_recovered_fF": [c * fF for c in p["c_m_recovered_f_per_layer"]],
+        "recovered_over_extracted": p["ratio_recovered_over_extracted"]})
+    blocks += [
+        Heading("Schematic vs post-layout spike times", 3),
+        Paragraph("The bottom-up network at its tuned scale, simulated on the schematic netlist (no "
+                  "parasitics) and on the post-layout one with identical gate biases: the difference "
+                  "is what the layout's parasitics do to this circuit. Output layer: RMSE between the "
+                  f"two {_fmt_float(p['rmse_schematic_vs_post_layout_ns'])} ns, mean shift "
+                  f"(post-layout - schematic) {_fmt_float(p['mean_diff_post_layout_minus_schematic_ns'])} "
+                  f"ns, largest {_fmt_float(p['max_abs_diff_schematic_vs_post_layout_ns'])} ns "
+                  "(tables/post_layout_spikes.csv has every neuron). With the schematic's own "
+                  "mapping (C_m = MIM) at the same scale instead, the RMSE is "
+                  f"{_fmt_float(p['rmse_schematic_own_mapping_vs_post_layout_ns'])} ns (mean shift "
+                  f"{_fmt_float(p['mean_diff_post_layout_minus_schematic_own_mapping_ns'])} ns): the "
+                  "part of the layout's effect that mapping with the extracted C_m does not capture."),
+        Table(pd.DataFrame(p["layers"]), "Per layer: post-layout - schematic spike time (ns), "
+                                         "silent neurons on each netlist"),
+        Image(_netlist_scatter(results), "Spike times, post-layout vs schematic netlist: same gate "
+                                         "biases (left), schematic's own mapping (right)"),
+        Table(side, "Output spike times of the first test samples, side by side (ns in the firing "
+                    "window; silent neurons at the window end)"),
+        Heading("Membrane capacitance: recovered vs extracted", 3),
+        Paragraph("The mapping sets I = C_m V_th |w| / T x k with C_m the extracted capacitance and k "
+                  "the bottom-up scale. The circuit integrates I on its effective capacitance C_eff, "
+                  "so model and circuit agree when C_eff = k C_m: the scale search recovers "
+                  f"C_eff = {_fmt_float(p['c_m_recovered_f'] * fF)} fF against the extracted "
+                  f"{_fmt_float(p['c_m_extracted_f'] * fF)} fF (mean over layers; ratio "
+                  f"{_fmt_float(p['ratio_recovered_over_extracted'])} = k). The extraction counts the "
+                  "MiM and the wiring; the device capacitances on the membrane (synapse drain "
+                  "junctions, the sensing gate, the reset and discharger junctions) live in the "
+                  "transistor models, so C_eff above the extracted value is expected. k also absorbs "
+                  "any other current-scale error (source current away from V_D = V0, switch charge), "
+                  "so C_eff is an effective value; the schematic's MIM alone is "
+                  f"{_fmt_float(p['c_m_schematic_f'] * fF)} fF."),
+        Table(c_rows, "Membrane capacitance per layer"),
+    ]
+    return blocks
+
+
 # ------------------------------------------------------------------------------------------ report
 def _fmt_float(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else str(value)
@@ -311,8 +440,10 @@ def build_document(results: Results) -> list:
                             f"{PIPELINE_TITLES[pipeline]}: membrane voltage, model (dashed) vs SPICE "
                             f"(solid), worst test sample {worst}"))
     blocks.append(Heading("Current-scale searches"))
-    blocks.append(Paragraph("Every candidate below is one batched ngspice run over all test "
-                            "samples; the search refines coarse-to-fine to the last step of "
+    n_search = results.config.search.n_samples
+    blocks.append(Paragraph("Every candidate below is one batched ngspice run over the first "
+                            f"{n_search or 'all'} test samples (RMSE on those; the tables above "
+                            "use all test samples at the best scales); the search refines coarse-to-fine to the last step of "
                             f"{list(results.config.search.steps)} (relative). Start points "
                             f"{json.dumps(s.get('search_starts', {}))}: bottom-up from 1; top-down "
                             "from the scales at which the DC-parameter model best reproduces the "
@@ -321,6 +452,8 @@ def build_document(results: Results) -> list:
     for pipeline in PIPELINES:
         blocks.append(Image(_search_curve(results, pipeline),
                             f"Output RMSE vs current scale, {PIPELINE_TITLES[pipeline]}"))
+    if "post_layout" in s:
+        blocks += _post_layout_blocks(results)
     blocks += [
         Heading("Device characterization and E values"),
         Paragraph(f"DC-derived: E_plus = {_fmt_float(s['e_plus'])}, E_minus = "

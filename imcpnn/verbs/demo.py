@@ -17,9 +17,14 @@ biases -> ngspice -> current-scale searches -> report (DIR/report.html, DIR/summ
 It is `imcpnn validate` with the default configuration; the options below make a reduced run.
 Each stage is saved when it finishes: if interrupted, rerun the same command to resume.
 
+With --post-layout the SPICE side is the netlist extracted from the generated sky130 layout
+(needs magic, netgen-lvs and PDK_ROOT, see `imcpnn validate --help`), and the report shows the
+schematic vs post-layout spike times and the recovered vs extracted membrane capacitance.
+
 Examples:
   imcpnn demo --out runs/demo
   imcpnn demo --out runs/demo_quick --n-test 10 --epochs 30 --coarse
+  PDK_ROOT=../shared/pdk imcpnn demo --out runs/demo_post_layout --post-layout
 """
 
 

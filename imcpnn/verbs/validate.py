@@ -21,10 +21,21 @@ Run the headline experiment of the method (section 5) and write a report folder:
 Every stage is saved when it finishes: rerun the same command to resume after an interruption.
 `imcpnn report DIR` redraws the report from the saved results without simulating.
 
+SPICE netlist: by default the schematic plus a wire-capacitance estimate. --post-layout first
+lays out the network (and the trace-fit testbench), runs magic DRC, extracts devices and parasitic
+capacitances and checks LVS with netgen (files in DIR/layout/), then simulates every pipeline on
+the extracted netlist, mapping weights with the extracted membrane capacitance; the report adds
+the layouts, the checks, schematic vs post-layout spike times (bottom-up network, same gate
+biases) and the membrane capacitance the bottom-up scale recovers vs the extracted one. It needs
+magic and netgen-lvs (Debian: apt-get install magic netgen-lvs) and PDK_ROOT pointing at an
+open_pdks install holding sky130A/libs.tech/magic/sky130A.tech (the repository's shared/pdk
+copy works); without them it stops at once, saying what is missing. Time: see --post-layout.
+
 Examples:
   imcpnn validate --out runs/val
   imcpnn validate --out runs/quick --n-test 10 --epochs 30 --coarse
   imcpnn validate --out runs/val_ff --corner ff --characterization runs/char_ff/characterization.json
+  PDK_ROOT=../shared/pdk imcpnn validate --out runs/val_pl --post-layout
 """
 
 
@@ -45,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corner", default=None, help="sky130 corner tt, ff, ss, sf, fs (default tt)")
     parser.add_argument("--temp", type=float, default=None, help="temperature in deg C (default 27)")
     parser.add_argument("--seed", type=int, default=None, help="seed of split, init and testbench (default 0)")
+    parser.add_argument("--post-layout", action="store_true",
+                        help="simulate the netlist extracted from the generated layout (needs magic, "
+                             "netgen-lvs and PDK_ROOT with the sky130A tech file; the layout stage "
+                             "takes POST_LAYOUT_TIME)")
     parser.add_argument("--cache-dir", default=None,
                         help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -62,6 +77,8 @@ def config_from_args(args: argparse.Namespace):
     changes = {name: getattr(args, arg) for name, arg in
                (("n_test", "n_test"), ("epochs", "epochs"), ("corner", "corner"),
                 ("temp_c", "temp"), ("seed", "seed")) if getattr(args, arg) is not None}
+    if args.post_layout:
+        changes["netlist_kind"] = "post-layout"
     search = config.search
     if args.search_steps:
         try:
@@ -85,5 +102,11 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['rmse_bottom_up_ns']:.2f}, trace-fitted {summary['rmse_trace_fitted_ns']:.2f}"
           f"; test accuracy model {summary['test_accuracy_model']:.3f}, SPICE "
           f"{summary['test_accuracy_spice']:.3f}; {summary['elapsed_s']:.0f} s")
+    if "post_layout" in summary:
+        post = summary["post_layout"]
+        print(f"post-layout: schematic vs post-layout output spike times, RMSE "
+              f"{post['rmse_schematic_vs_post_layout_ns']:.2f} ns; membrane C extracted "
+              f"{post['c_m_extracted_f'] * 1e15:.1f} fF, recovered by the bottom-up scale "
+              f"{post['c_m_recovered_f'] * 1e15:.1f} fF")
     print(f"report: {args.out}/report.html")
     return 0

@@ -1,0 +1,67 @@
+"""Reduced post-layout demo end to end: real layout, magic DRC + extraction, netgen LVS, ngspice."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from imcpnn.validation.report import POST_LAYOUT_KEYS, SUMMARY_KEYS
+from test_demo import REDUCED
+
+PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
+MIM_7X7_F = 2 * 7.15**2 * 1e-15  # sky130 MiM area rule, 7 um x 7 um
+
+
+@pytest.mark.slow
+def test_reduced_post_layout_demo(tmp_path):
+    config = tmp_path / "reduced.json"
+    config.write_text(json.dumps(REDUCED))
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "imcpnn", "demo", "--post-layout", "--out", str(out), "--config",
+         str(config), "--cache-dir", str(tmp_path / "cache"), "--quiet"],
+        capture_output=True, text=True, env=os.environ | {"PDK_ROOT": str(PDK_ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "post-layout: schematic vs post-layout" in proc.stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(SUMMARY_KEYS) <= set(summary) and summary["netlist_kind"] == "post-layout"
+    post = summary["post_layout"]
+    assert set(POST_LAYOUT_KEYS) <= set(post)
+    for name, rec in post["layouts"].items():
+        assert rec["drc_errors"] == 0 and rec["lvs_match"], (name, rec)
+        assert rec["device_counts"] == rec["schematic_device_counts"]
+        assert rec["n_parasitic_capacitors"] > 0
+        for rel in rec["files"].values():
+            assert (out / rel).is_file(), rel
+        # MiM plus wiring: above the plate value, and wiring well below the plate's own 102 fF
+        assert all(MIM_7X7_F < c < 1.5 * MIM_7X7_F for c in rec["membrane_f_per_layer"]), rec
+    extracted = post["layouts"]["network"]["membrane_f_per_layer"]
+    assert post["c_m_extracted_f_per_layer"] == pytest.approx(extracted)
+    # recovered C = k x the C the mapping assumed (the extracted one)
+    assert post["c_m_recovered_f"] == pytest.approx(summary["scale_bottom_up"] * post["c_m_extracted_f"])
+    # Same gate biases and inputs, larger membrane C: every hidden membrane moves less, so no
+    # hidden neuron spikes earlier post-layout (5 ns: step-control noise), and spiking ones later.
+    spikes = pd.read_csv(out / "tables" / "post_layout_spikes.csv")
+    hidden = spikes[spikes["layer"] == 0]
+    assert (hidden["diff_t_spike_ns"] > -5.0).all(), hidden
+    if hidden["spiked_schematic"].any():
+        assert hidden["diff_t_spike_ns"].mean() > 0
+    for key in ("rmse_schematic_vs_post_layout_ns", "rmse_schematic_own_mapping_vs_post_layout_ns"):
+        assert math.isfinite(post[key]) and 0 <= post[key] <= 1000.0  # at most a whole 1 us window
+    print("measured: schematic vs post-layout RMSE (ns)", post["rmse_schematic_vs_post_layout_ns"],
+          "own mapping", post["rmse_schematic_own_mapping_vs_post_layout_ns"],
+          "C extracted / recovered (fF)", post["c_m_extracted_f"] * 1e15, post["c_m_recovered_f"] * 1e15,
+          "layout s", post["layout_elapsed_s"])
+
+    text = (out / "report.md").read_text()
+    assert "## Post-layout" in text and "Netlist kind: post-layout" in text
+    assert (out / "tables" / "post_layout_spikes.csv").is_file()
+    assert (out / "figures" / "schematic_vs_post_layout.png").is_file()
+    for rel in post["cell_figures"]:
+        assert (out / rel).is_file() and rel in text
