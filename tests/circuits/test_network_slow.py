@@ -41,10 +41,11 @@ def test_single_neuron_orderings(characterization, spice_cache):
 
 def test_5_5_5_network_batched_in_one_run(characterization, spice_cache):
     n_samples = 50  # the acceptance size: one ngspice run, model load paid once
+    # ngspice's loose default trtol: this test checks the batch's structure, not ns accuracy
     rng = np.random.default_rng(3)
     w = [rng.uniform(-0.6, 1.0, (5, 5)), rng.uniform(-0.6, 1.0, (5, 5))]
     t_in = np.column_stack([rng.uniform(0, 1, (n_samples, 4)), np.zeros(n_samples)])  # + bias at t = 0
-    res = simulate_network(w, t_in, characterization[0], schedule=PhaseSchedule(t_step_max_s=50e-9, t_grid=0.01),
+    res = simulate_network(w, t_in, characterization[0], schedule=PhaseSchedule(t_step_max_s=50e-9, t_grid=0.01, trtol=7.0),
                            batch_size=n_samples, save_membranes=False, cache_dir=spice_cache, progress=False)  # fmt: skip
     assert len(res.netlists) == 1  # one ngspice run for the whole batch
     sp = res.spikes
