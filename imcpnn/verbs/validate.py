@@ -29,7 +29,10 @@ the layouts, the checks, schematic vs post-layout spike times (bottom-up network
 biases) and the membrane capacitance the bottom-up scale recovers vs the extracted one. It needs
 magic and netgen-lvs (Debian: apt-get install magic netgen-lvs) and PDK_ROOT pointing at an
 open_pdks install holding sky130A/libs.tech/magic/sky130A.tech (the repository's shared/pdk
-copy works); without them it stops at once, saying what is missing. Time: see --post-layout.
+copy works); without them it stops at once, saying what is missing. Time, measured on the
+2-core development machine while shared with other jobs (2026-11-23): the layout stage 25-75 s;
+the whole default post-layout demo 90 CPU-minutes (1 h 50 min wall under that load), almost all
+of it ngspice, as without --post-layout (the extracted netlist simulates no slower).
 
 Examples:
   imcpnn validate --out runs/val
@@ -59,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-layout", action="store_true",
                         help="simulate the netlist extracted from the generated layout (needs magic, "
                              "netgen-lvs and PDK_ROOT with the sky130A tech file; the layout stage "
-                             "takes POST_LAYOUT_TIME)")
+                             "adds a layout stage of about a minute; see the description)")
     parser.add_argument("--cache-dir", default=None,
                         help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
