@@ -108,7 +108,7 @@ def main() -> None:
     from imcpnn.circuits.characterize_fit import Characterization
     from imcpnn.circuits.measure import spike_table as spice_spike_table
     from imcpnn.circuits.network import Network, ParasiticEstimate
-    from imcpnn.circuits.simulate import _sim, build_testbenches, map_network
+    from imcpnn.circuits.simulate import build_testbenches, map_network, network_sim
     from imcpnn.pnn import DataConfig, load_dataset
     from imcpnn.spice import Corner, RawFile, find_models, find_ngspice
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
@@ -143,7 +143,7 @@ def main() -> None:
         for k, (_, weights, scales, _) in enumerate(sets):
             mapping = map_network(network, weights, Characterization.from_dict(char), scales, schedule.t_phase_s)
             (deck,) = build_testbenches(network, mapping, x, schedule, len(x), save_membranes=False)
-            sim = replace(_sim(deck, Corner.TT, 27.0, trtol=7.0), options=options)  # the library's deck, these options
+            sim = replace(network_sim(deck, Corner.TT, 27.0, trtol=7.0), options=options)  # the library's deck, these options
             jobs.append((name, k, schedule, deck, sim))
 
     rows, tables = [], {}

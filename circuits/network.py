@@ -446,6 +446,14 @@ def network_core_schematic(network: Network, name: str = "imcpnn_network") -> st
     return "\n".join(lines) + "\n"
 
 
+def network_saves(widths: tuple[int, ...], membranes: bool = True) -> tuple[str, ...]:
+    """Vectors a network transient keeps: every neuron's spike line ``s<l+1>_<i>`` and, with
+    ``membranes``, its membrane ``m<l>_<i>`` (the measurement needs nothing else)."""
+    neurons = [(l, i) for l in range(len(widths) - 1) for i in range(widths[l + 1])]
+    return tuple(f"v(s{l + 1}_{i})" for l, i in neurons) + (
+        tuple(f"v(m{l}_{i})" for l, i in neurons) if membranes else ())
+
+
 def network_deck(
     network: Network,
     biases: list[tuple[np.ndarray, np.ndarray]],
@@ -481,12 +489,9 @@ def network_deck(
     else:
         for l in range(n_layers):
             lines += layer_netlist(network, l, *biases[l], vg_dis_v[l])
-    saves = [f"v(s{l + 1}_{i})" for l in range(n_layers) for i in range(network.widths[l + 1])]
-    if save_membranes:
-        saves += [f"v(m{l}_{i})" for l in range(n_layers) for i in range(network.widths[l + 1])]
     return NetworkDeck(
         text="\n".join(lines) + "\n",
-        saves=tuple(saves),
+        saves=network_saves(network.widths, save_membranes),
         t_stop_s=schedule.t_stop_s(n_samples, n_layers),
         t_step_max_s=schedule.t_step_max_s,
         n_samples=n_samples,

@@ -70,7 +70,9 @@ def build_testbenches(
     ]
 
 
-def _sim(tb: NetworkDeck, corner: Corner, temp_c: float, trtol: float) -> Sim:
+def network_sim(tb: NetworkDeck, corner: Corner, temp_c: float, trtol: float) -> Sim:
+    """The ngspice transient of a network testbench: max step from the deck, ``.options trtol``,
+    only the deck's saved vectors, a model set of just the device sizes in use."""
     # device_uses gives the sizes in use: the model set keeps only their bins (fast subckt expansion)
     return Sim(
         tb.text,
@@ -125,7 +127,7 @@ def simulate_scales(
     for scales in scales_list:
         mapping = map_network(mapping_network or network, weights, char, scales, schedule.t_phase_s)
         plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes)))
-    sims = [_sim(tb, corner_enum, temp_c, schedule.trtol) for _, tbs in plans for tb in tbs]
+    sims = [network_sim(tb, corner_enum, temp_c, schedule.trtol) for _, tbs in plans for tb in tbs]
     results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))
     runs = []
     for mapping, tbs in plans:

@@ -36,9 +36,10 @@ def _run_netlist(args: argparse.Namespace):
     import numpy as np
 
     from imcpnn.circuits.measure import spike_table
-    from imcpnn.circuits.network import PhaseSchedule
+    from imcpnn.circuits.network import NetworkDeck, PhaseSchedule, network_saves
+    from imcpnn.circuits.simulate import network_sim
     from imcpnn.errors import ConfigError
-    from imcpnn.spice import Corner, Sim, Tran, device_uses, run
+    from imcpnn.spice import Corner, run
 
     path = Path(args.netlist)
     mapping_path = path.parent / "mapping.json"
@@ -50,14 +51,12 @@ def _run_netlist(args: argparse.Namespace):
     n_samples = int(head.split(" samples")[0].rsplit(" ", 1)[1])
     widths = tuple(mapping["widths"])
     schedule = PhaseSchedule(t_phase_s=mapping["t_phase_s"])
-    saves = tuple(f"v(s{l + 1}_{i})" for l in range(len(widths) - 1) for i in range(widths[l + 1]))
-    saves += tuple(f"v(m{l}_{i})" for l in range(len(widths) - 1) for i in range(widths[l + 1]))
-    t_stop = schedule.t_stop_s(n_samples, len(widths) - 1)
-    sim = Sim(text, (Tran(schedule.t_step_max_s, t_stop, schedule.t_step_max_s),), corner=Corner.parse(args.corner),
-              devices=device_uses(text), save=saves, options={"trtol": schedule.trtol})  # fmt: skip
+    deck = NetworkDeck(text, network_saves(widths), schedule.t_stop_s(n_samples, len(widths) - 1),
+                       schedule.t_step_max_s, n_samples, widths, mapping.get("netlist_kind", "schematic"))
+    sim = network_sim(deck, Corner.parse(args.corner), 27.0, schedule.trtol)
     plot = run(sim, cache_dir=args.cache_dir).plot("tran")
     time_s = np.asarray(plot[plot.names[0]])
-    traces = {n: np.asarray(plot[n]) for n in saves}
+    traces = {n: np.asarray(plot[n]) for n in deck.saves}
     return spike_table(time_s, traces, widths, n_samples, schedule), time_s, traces, widths
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from imcpnn.circuits.network import Network, ParasiticEstimate, PhaseSchedule, network_deck
-from imcpnn.circuits.simulate import _sim, simulate_network
+from imcpnn.circuits.simulate import network_sim, simulate_network
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner, Tran
 
@@ -22,7 +22,7 @@ def test_sim_carries_step_and_trtol_of_the_schedule():
     schedule = PhaseSchedule(t_step_max_s=2e-8, trtol=0.5)
     net = Network((2, 2))
     tb = network_deck(net, [(np.full((2, 2), 0.6), np.full((2, 2), 1.8))], [0.5], np.array([[0.1, 0.4]]), schedule)
-    sim = _sim(tb, Corner.TT, 27.0, schedule.trtol)
+    sim = network_sim(tb, Corner.TT, 27.0, schedule.trtol)
     assert dict(sim.options) == {"trtol": 0.5}
     (tran,) = sim.analyses
     assert tran == Tran(2e-8, schedule.t_stop_s(1, 1), 2e-8)
