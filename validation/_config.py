@@ -25,9 +25,10 @@ class SearchConfig:
     """Times a level may recentre its grid when the best candidate lies on the grid's edge."""
     scale_range: tuple[float, ...] = (0.2, 5.0)
     """Candidates outside [low, high] are not simulated."""
-    n_samples: int = 25
+    n_samples: int = 26
     """Test samples each candidate simulates (the first n; 0 = all): the search only has to find
-    the minimum, the evaluation at the best scales then simulates every test sample."""
+    the minimum, the evaluation at the best scales then simulates every test sample. A multiple of
+    ``ValidationConfig.spice_batch``, so that the evaluation finds the search's decks in the cache."""
 
     def __post_init__(self):
         _require("SearchConfig", "steps", self.steps,
@@ -99,8 +100,11 @@ class ValidationConfig:
     trtol: float = 0.05
     """ngspice truncation-error factor (``.options trtol``; ngspice's default is 7). With a 50 ns
     max step, 0.05 puts spike times within ~0.1 ns of a converged transient; 7 was ~14 ns off."""
-    spice_batch: int = 25
-    """Test samples per ngspice run (runs go in parallel; fewer per run use more cores)."""
+    spice_batch: int = 13
+    """Test samples per ngspice run. Runs go in parallel, one per core, so smaller decks keep the
+    cores busy when a search round has fewer candidates than cores or an odd number of them (a
+    deck's fixed cost, start-up and operating point, is under a second against ~2.6 CPU-s per
+    sample)."""
     netlist_kind: str = "schematic+parasitic-estimate"
     """SPICE netlist of every pipeline: "schematic", "schematic+parasitic-estimate" (wire C
     estimate on membrane and spike lines) or "post-layout" (the generated layout's extracted
