@@ -73,7 +73,26 @@ def test_empty_log_is_named(tmp_path):
 @pytest.mark.parametrize("kwargs, match", [
     ({"steps": (0.01, 0.1)}, "steps"), ({"half_width": 0}, "half_width"), ({"half_width": 11}, "half_width"),
     ({"max_recentre": -1}, "max_recentre"), ({"scale_range": (1.2, 5.0)}, "scale_range"),
+    ({"ray_levels": 4}, "ray_levels"), ({"ray_levels": -1}, "ray_levels"),
     ({"n_samples": -1}, "n_samples"), ({"n_samples": 2.5}, "n_samples")])
 def test_search_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         SearchConfig(**kwargs)
+
+
+def test_2d_search_walks_the_ray_then_refines_apart(tmp_path):
+    # Optimum 20 % beyond the start on both scales, then a little apart: the demo's situation.
+    start = (1.38, 1.21)
+    minimum = [1.38 * 1.24, 1.21 * 1.19]
+    ray, axes = Bowl(minimum), Bowl(minimum)
+    best_ray, table = coarse_to_fine(ray, 2, SearchConfig(), tmp_path / "ray.csv", start=start)
+    best_axes, _ = coarse_to_fine(axes, 2, SearchConfig(ray_levels=0), tmp_path / "axes.csv", start=start)
+    assert np.allclose(best_ray, minimum, atol=0.005 + 1e-9)
+    opening = table.iloc[:3]  # the first stencil: both scales times 0.9, 1, 1.1
+    assert np.allclose(opening["x1"] / opening["x0"], 1.21 / 1.38, atol=0.01)
+    assert ray.calls < axes.calls
+
+
+def test_ray_stencil_scales_both_axes_on_the_final_grid():
+    points = stencil((1.38, 1.21), 0.1, 1, (0.2, 5.0), directions=[(1.38, 1.21)], grid=0.01)
+    assert points == [(1.38, 1.21), (1.24, 1.09), (1.52, 1.33)]
