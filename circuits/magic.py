@@ -24,6 +24,12 @@ Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky
 - Either way the netlist's node-to-substrate capacitances are wrong (hierarchical: dropped; flat:
   a fraction, worst on long wires), so they are replaced by the ``.ext`` node records
   (:func:`restore_substrate_caps`).
+- R extraction (``ext2sim``, ``extresist``, ``ext2spice extresist on``) needs three repairs:
+  the ``.sim`` loses the MiM's ``s`` line (:func:`sim_for_extresist`), the ``.nodes`` gets exact
+  start points (:func:`nodes_for_extresist`), and nets whose R network extresist got wrong stay
+  lumped (:func:`drop_broken_res_nets`). HVT/LVT fets need nothing: ext2sim complains that
+  ``pfet_01v8_hvt`` "does not start with n or p", but extresist takes the device type from the
+  layout and writes the right model.
 
 Each run gets its own build directory (the caller's, or a fresh one under the system temp folder);
 magic's log is kept there as ``magic.log`` and quoted in errors.
@@ -31,7 +37,9 @@ magic's log is kept there as ``magic.log`` and quoted in errors.
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -169,18 +177,33 @@ def new_build_dir(parent: Path | None = None, prefix: str = "imcpnn-layout-") ->
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
-def run_magic(setup: MagicSetup, script: str, build_dir: Path, *, timeout_s: float = 300.0) -> str:
+@functools.cache
+def _without_aslr() -> tuple[str, ...]:
+    """``setarch <arch> -R`` where this machine allows it (some containers forbid it), else ()."""
+    prefix = ("setarch", platform.machine(), "-R")
+    try:
+        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return prefix if ok else ()
+
+
+def run_magic(setup: MagicSetup, script: str, build_dir: Path, *, timeout_s: float = 300.0,
+              deterministic: bool = False) -> str:
     """Run a Tcl ``script`` in batch magic inside ``build_dir``; return the log (stdout + stderr).
 
     Command: ``magic -dnull -noconsole -rcfile /dev/null -T <trimmed tech> run.tcl``. The script
-    ends with ``quit -noprompt`` (added here). Raises NetlistError when magic crashes, times out,
-    or prints a Tcl error, quoting the log tail and naming the build directory.
+    ends with ``quit -noprompt`` (added here). ``deterministic`` runs magic without address-space
+    randomisation where the machine allows it: extresist's choices depend on pointer order, so
+    its output otherwise changes from run to run. Raises NetlistError when magic crashes, times
+    out, or prints a Tcl error, quoting the log tail and naming the build directory.
     """
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     tech = setup.prepare(build_dir)
     (build_dir / "run.tcl").write_text(script.rstrip() + "\nquit -noprompt\n")
-    cmd = [str(setup.magic), "-dnull", "-noconsole", "-rcfile", "/dev/null", "-T", str(tech), "run.tcl"]
+    cmd = [*(_without_aslr() if deterministic else ()), str(setup.magic), "-dnull", "-noconsole",
+           "-rcfile", "/dev/null", "-T", str(tech), "run.tcl"]
     try:
         proc = subprocess.run(
             cmd, cwd=build_dir, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
@@ -310,33 +333,59 @@ def add_substrate_caps(spice: str, substrate: str, caps_f: dict[str, float]) -> 
     return "\n".join(lines[:end] + extra + lines[end:]) + "\n"
 
 
-def restore_substrate_caps(spice: str, ext: str) -> str:
+def restore_substrate_caps(spice: str, ext: str, net_of=lambda node: node) -> str:
     """``spice`` with its node-to-substrate capacitors set to the ``.ext`` node records' values.
 
     magic 8.3.105's ext2spice gets these wrong in both modes: hierarchical output drops them and
     flat output writes a fraction. Measured: a lone 100 um x 0.3 um met3 wire over the substrate
     has 4.20 fF in its ``.ext`` record (plausible: 0.36 fF area plus fringe; a wire 5 um over a
     ground plane has about 0.06 fF/um) but 0.59 fF in the flat netlist; in a 5-5-5 network a
-    membrane lost 14 fF of its 16 fF. Capacitors between a recorded node and the substrate net are
-    dropped, then :func:`add_substrate_caps` adds the recorded ones.
+    membrane lost 14 fF of its 16 fF. Capacitors between a recorded net's nodes and the substrate
+    net are dropped, then :func:`add_substrate_caps` adds the recorded total of each net.
+
+    ``net_of`` maps a netlist node to its ``.ext`` net: with R extraction a net is split into
+    ``net``, ``net.t0``, ``net.n1``... (:func:`_res_net`). The total is then shared among the
+    split nodes in proportion to the values the netlist gave them (their R-tree positions), or
+    put on the node named like the net when the netlist gave none (the neuron's membrane).
     """
+    from .extract import parse_spice_number
+
     sub, caps = substrate_caps_f(ext)
-
-    def to_substrate(line: str) -> bool:
+    given: dict[str, dict[str, float]] = {}
+    kept = []
+    for line in spice.splitlines():
         words = line.split()
-        return len(words) >= 4 and words[0][:1].upper() == "C" and sub in words[1:3] and (
-            set(words[1:3]) - {sub} <= set(caps))
+        if len(words) >= 4 and words[0][:1].upper() == "C" and sub in words[1:3]:
+            others = set(words[1:3]) - {sub}
+            node = others.pop() if others else None
+            if node is None or net_of(node) in caps:
+                if node is not None:
+                    shares = given.setdefault(net_of(node), {})
+                    shares[node] = shares.get(node, 0.0) + parse_spice_number(words[3])
+                continue
+        kept.append(line)
+    restored = {}
+    for net, c_f in caps.items():
+        shares = {n: v for n, v in given.get(net, {}).items() if v > 0} or {net: 1.0}
+        total = sum(shares.values())
+        restored |= {node: c_f * v / total for node, v in shares.items()}
+    return add_substrate_caps("\n".join(kept) + "\n", sub, restored)
 
-    kept = "\n".join(line for line in spice.splitlines() if not to_substrate(line)) + "\n"
-    return add_substrate_caps(kept, sub, caps)
 
-
-# extresist in magic 8.3.105 needs the .sim file and writes .res.ext; the R netlist comes from a
-# second magic run after the substrate fix below.
-_RESIST_SCRIPT = """load {cell}
+# extresist in magic 8.3.105 reads <cell>.sim and <cell>.nodes (written by ext2sim, repaired in
+# Python by sim_for_extresist / nodes_for_extresist) and writes <cell>.res.ext. Its session must use
+# the style the .ext was written with: in a default-style session every drive point is missed
+# ("Couldn't find wire at ...", "Nets output: 0"). The R netlist comes from a third run, after the
+# substrate fix below.
+_SIM_SCRIPT = """load {cell}
 select top cell
 ext2sim labels on
 ext2sim
+"""
+
+_RESIST_SCRIPT = """load {cell}
+select top cell
+extract style ngspice(si)
 extresist tolerance 10
 extresist all
 """
@@ -351,6 +400,87 @@ ext2spice cthresh 0
 ext2spice extresist on
 ext2spice -o {cell}_pex_si.spice
 """
+
+#: First characters of the ``.sim`` lines that extresist (magic 8.3.105, resis/ResReadSim.c)
+#: reads: comment, MOSFETs (e/d/n/p/b), lumped C and R, merges, attributes, ignored c/r/D.
+_SIM_LINE_KINDS = frozenset("|ednpbCR=ADcr")
+
+
+def sim_for_extresist(sim: str) -> str:
+    """The ``.sim`` text without the lines magic 8.3.105's extresist rejects.
+
+    ext2sim writes subcircuit devices (the MiM capacitor) as ``s <top> <bottom> ...`` lines; the
+    reader stops at the first one ("Error in sim file s") and writes no ``.res.ext``. Dropped
+    devices keep their terminals in the ``.ext``: extresist just adds no tap point for them, so
+    the net's R tree ends at its port and ``ext2spice`` connects the device there.
+    """
+    return "".join(line for line in sim.splitlines(keepends=True) if line[:1] in _SIM_LINE_KINDS)
+
+
+def nodes_for_extresist(nodes: str, sim: str, ext: str) -> str:
+    """The ``.nodes`` text with each node's start point exact.
+
+    ext2sim writes node points in ``.sim`` units (``| units: <u>``, 0.5 for sky130A) as integers;
+    extresist reads them as ``x_internal = x / u``. An odd internal coordinate is then truncated by
+    one unit, and a start point off the net on both axes (a pad's lower-left corner) makes
+    extresist skip the net ("Couldn't find wire at ..."). The ``.ext`` ``node`` records hold the
+    exact internal points; they are written back as ``x * u`` (a decimal, which extresist reads).
+    """
+    units = re.search(r"^\|\s*units:\s*(\S+)", sim, re.M)
+    unit = float(units.group(1)) if units else 1.0
+    exact = {
+        m.group(1): (int(m.group(2)), int(m.group(3)))
+        for m in re.finditer(r'^node\s+"([^"]+)"\s+\S+\s+\S+\s+(-?\d+)\s+(-?\d+)\s', ext, re.M)
+    }
+    out = []
+    for line in nodes.splitlines():
+        words = line.split()
+        if len(words) >= 5 and words[1] in exact:
+            words[2:4] = (f"{v * unit:g}" for v in exact[words[1]])
+            line = " ".join(words)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _res_net(node: str) -> str:
+    """The net of an extresist node name: ``a_1_2.t0`` and ``a_1_2#`` -> ``a_1_2``."""
+    return re.sub(r"(\.[tn]\d+)+$", "", node).rstrip("#")
+
+
+def drop_broken_res_nets(res_ext: str) -> tuple[str, tuple[str, ...]]:
+    """``(res_ext, dropped nets)``: the ``.res.ext`` without the R networks extresist got wrong.
+
+    magic 8.3.105's extresist sometimes walks from a net into the diffusion of a neighbouring
+    net across a MOSFET (seen on the internal node of two series pfets, whose other side is vdd).
+    The run-to-run choice depends on pointer order (address-space randomisation), so the same
+    input fails in some runs only. The log then says "missing SD connection"; the file has
+    resistors between two nets and device terminals on a ``killnode``-removed node, which
+    ext2spice silently drops (devices lost). A net with either symptom keeps its lumped ``.ext``
+    node instead: its ``killnode``, ``rnode`` and ``resist`` records go, and device terminals on
+    its split nodes get the net's name back. Other nets keep their R networks.
+    """
+    lines = res_ext.splitlines()
+    quoted = lambda line: re.findall(r'"([^"]+)"', line)  # noqa: E731
+    killed = {_res_net(n): n for line in lines if line.startswith("killnode") for n in quoted(line)}
+    bad = set()
+    for line in lines:
+        names = quoted(line)
+        if line.startswith("resist") and _res_net(names[0]) != _res_net(names[1]):
+            bad |= {_res_net(n) for n in names}
+        elif line.startswith("device"):
+            bad |= {_res_net(n) for n in names if n in killed.values()}
+    bad &= set(killed)  # a net that was never split has nothing to undo
+
+    out = []
+    for line in lines:
+        if line.startswith(("killnode", "rnode", "resist")) and any(_res_net(n) in bad for n in quoted(line)):
+            continue
+        if line.startswith("device"):
+            line = re.sub(
+                r'"([^"]+)"', lambda m: f'"{killed.get(_res_net(m.group(1)), m.group(1))}"'
+                if _res_net(m.group(1)) in bad else m.group(0), line)
+        out.append(line)
+    return "\n".join(out) + "\n", tuple(sorted(killed[n] for n in bad))
 
 
 def fix_res_ext_substrate(res_ext: str, ext: str) -> str:
@@ -387,7 +517,9 @@ def magic_extract(
     Writes ``<cell>_lvs.spice`` (devices only, for netgen) and ``<cell>_pex.spice`` (devices +
     parasitics) in the build directory, both with MOSFET/MiM geometry in the runner's units
     (:func:`imcpnn.circuits.extract.to_runner_units`). With ``use_resistance`` the parasitic
-    resistors of ``extresist`` split each net into ``net``, ``net.t0``, ``net.n1``...
+    resistors of ``extresist`` split each net into ``net``, ``net.t0``, ``net.n1``...; the nets
+    left lumped are listed in ``<cell>.res.dropped``. Both netlists get each net's substrate
+    capacitance from the ``.ext`` records (:func:`restore_substrate_caps`).
     """
     from .extract import take_junction_params, to_runner_units
 
@@ -398,27 +530,33 @@ def magic_extract(
     try:
         run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="off"), build_dir)
     except NetlistError as err:
-        if "exit code -11" not in str(err) or use_resistance:
+        if "exit code -11" not in str(err):
             raise
         run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="on"), build_dir)
     if use_resistance:
-        run_magic(setup, _RESIST_SCRIPT.format(cell=cell), build_dir)
-        res_ext = build_dir / f"{cell}.res.ext"
-        if not res_ext.exists():
-            errors = re.findall(r"^Error.*$", (build_dir / "magic.log").read_text(), re.M)
+        run_magic(setup, _SIM_SCRIPT.format(cell=cell), build_dir)
+        files = {k: build_dir / f"{cell}.{k}" for k in ("ext", "sim", "nodes", "res.ext")}
+        sim = files["sim"].read_text()
+        files["nodes"].write_text(nodes_for_extresist(files["nodes"].read_text(), sim, files["ext"].read_text()))
+        files["sim"].write_text(sim_for_extresist(sim))
+        log = run_magic(setup, _RESIST_SCRIPT.format(cell=cell), build_dir, deterministic=True)
+        if not files["res.ext"].exists():
+            errors = re.findall(r"^(?:Error|Couldn't).*$", log, re.M)
             raise NetlistError(
-                f"magic extresist wrote no {res_ext.name} ({'; '.join(errors) or 'no message'}); "
-                "magic 8.3.105 cannot R-extract cells with MiM capacitors: extract them without "
-                f"resistance. Log: {build_dir / 'magic.log'}"
+                f"magic extresist wrote no {files['res.ext'].name} ({'; '.join(errors) or 'no message'}); "
+                f"extract without resistance. Log: {build_dir / 'magic.log'}"
             )
-        res_ext.write_text(fix_res_ext_substrate(res_ext.read_text(), (build_dir / f"{cell}.ext").read_text()))
+        repaired, dropped = drop_broken_res_nets(files["res.ext"].read_text())
+        # Kept for the user: which nets stay lumped although R extraction was on.
+        (build_dir / f"{cell}.res.dropped").write_text("".join(f"{net}\n" for net in dropped))
+        files["res.ext"].write_text(fix_res_ext_substrate(repaired, files["ext"].read_text()))
         run_magic(setup, _RESIST_OUTPUT_SCRIPT.format(cell=cell), build_dir)
     for kind in ("lvs", "pex"):
         if not (build_dir / f"{cell}_{kind}_si.spice").exists():
             raise NetlistError(f"magic wrote no {cell}_{kind}_si.spice; log: {build_dir / 'magic.log'}")
     si = build_dir / f"{cell}_pex_si.spice"
-    if not use_resistance:
-        si.write_text(restore_substrate_caps(si.read_text(), (build_dir / f"{cell}.ext").read_text()))
+    si.write_text(restore_substrate_caps(si.read_text(), (build_dir / f"{cell}.ext").read_text(),
+                                         _res_net if use_resistance else lambda node: node))
     si.write_text(take_junction_params(si.read_text(), (build_dir / f"{cell}_lvs_si.spice").read_text()))
     paths = {}
     for kind in ("lvs", "pex"):

@@ -24,8 +24,11 @@ synapse.spice), neuron (all 19 devices of netlists/neuron.spice with its 7 um x 
 membrane; the JSON's port_capacitance_f.mem is the extracted membrane capacitance), and
 synapse_array (--array-size N_INxN_OUT synapses: spike lines horizontal on met2, membrane lines
 vertical on met3, per-synapse bias pins on met4; LVS against N_IN*N_OUT synapse instances).
-Cells holding a MiM (mim, neuron) are extracted without R even with --resistance: magic 8.3.105
-cannot R-extract them.
+With --resistance, extresist splits each net into a resistor tree between its device terminals
+and its port (net, net.t0, net.n1...); the lone mim cell has no device terminals to split
+between and is extracted without R. Nets that magic 8.3.105's extresist walks wrongly (a
+run-dependent bug, seen on nodes between two series pfets) stay lumped; their names are listed in
+OUT/build/<cell>-*/extract/<cell>.res.dropped.
 
 --network WIDTHS (e.g. 5,5,5) lays out a whole network core instead (or as well, with --cells):
 every layer's synapse array and neuron column, wired (imcpnn.circuits.layout_network), checked
@@ -60,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from imcpnn.circuits.extract import MIM_MODELS, schematic_device_counts
     from imcpnn.circuits.layout import layout_cells
     from imcpnn.circuits.layout_flow import run_layout_flow
     from imcpnn.circuits.magic import MagicSetup, magic_gds
@@ -92,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     failed = []
     for name in names:
         layout = available[name]
-        # magic 8.3.105 cannot R-extract cells holding a MiM capacitor.
-        use_r = args.resistance and not any(r.layer == "mimcap2" for r in layout.rects)
+        # extresist builds R trees between device terminals and ports: a cell of MiMs only has none.
+        use_r = args.resistance and not set(schematic_device_counts(layout.schematic, layout.name)) <= MIM_MODELS
         try:
             report = run_layout_flow(layout, out, use_resistance=use_r, setup=setup)
         except NetlistError as err:

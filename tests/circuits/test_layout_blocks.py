@@ -23,7 +23,7 @@ from imcpnn.circuits.layout_blocks import (
     synapse_array_layout,
     via_stack,
 )
-from imcpnn.circuits.magic import add_substrate_caps, substrate_caps_f
+from imcpnn.circuits.magic import _res_net, add_substrate_caps, restore_substrate_caps, substrate_caps_f
 from imcpnn.errors import NetlistError
 
 PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
@@ -134,6 +134,18 @@ def test_substrate_caps_from_ext_are_added_to_the_netlist():
     assert text.rstrip().endswith(".ends")
     with pytest.raises(NetlistError, match="lacks its `scale` or `substrate`"):
         substrate_caps_f("node \"a\" 1 2 0 0 m1\n")
+
+
+def test_substrate_caps_of_an_r_split_net_keep_the_record_total():
+    # vdd's 2715.86 aF is shared 1:3 by its split nodes as the netlist had it; mem got no
+    # substrate line from ext2spice, so its 3815.3 aF goes on the node named like the net.
+    spice = (".subckt a mem vdd vss\nR0 vdd vdd.t0 1\nR1 vdd.t0 vdd.n1 1\nC0 vdd.t0 vss 0.1fF\n"
+             "C1 vdd.n1 vss 0.3fF\nC2 mem vdd 1fF\nR2 mem mem.t0 2\n.ends\n")
+    net = parse_extracted(restore_substrate_caps(spice, EXT, _res_net))
+    to_sub = {c.nodes[0]: c.value for c in net.capacitors if "vss" in c.nodes}
+    assert to_sub == pytest.approx({"vdd.t0": 2715.86e-18 / 4, "vdd.n1": 2715.86e-18 * 3 / 4,
+                                    "mem": 3815.3e-18})
+    assert net.node_capacitance_f("mem", include_mim=False) == pytest.approx(1e-15 + 3815.3e-18)
 
 
 # --- slow: magic and netgen --------------------------------------------------------------------

@@ -146,8 +146,65 @@ def test_resistance_extraction(setup, tmp_path):
     # Bodies are real nets (magic 8.3.105 writes "error" without the substrate fix).
     bodies = {e.model: e.nodes[3] for e in net.elements if e.model}
     assert bodies == {"sky130_fd_pr__nfet_01v8": "vss", "sky130_fd_pr__pfet_01v8": "vdd"}
-    with pytest.raises(NetlistError, match="cannot R-extract cells with MiM"):
-        magic_extract(mim_cap_layout(), use_resistance=True, setup=setup, build_dir=tmp_path / "mim")
+
+
+def test_neuron_resistance_extraction_keeps_mim_and_hvt_and_simulates(setup, tmp_path):
+    """The neuron (MiM + HVT/LVT fets): R > 0, the schematic's device counts, every split node
+    hangs on a resistor, no resistor joins two nets; under reset (rst high) the DC membrane sits
+    at v0, which needs the reset transmission gate wired through the R network."""
+    from imcpnn.circuits.extract import schematic_device_counts
+    from imcpnn.circuits.layout_blocks import neuron_layout
+    from imcpnn.spice import Op, Sim, run
+
+    layout = neuron_layout()
+    extraction = magic_extract(layout, use_resistance=True, setup=setup, build_dir=tmp_path / "x")
+    net = extraction.parsed()
+    assert len(net.resistors) > 0 and all(r.value > 0 for r in net.resistors)
+    assert net.device_counts == schematic_device_counts(layout.schematic, layout.name)
+    base = lambda n: n.split(".")[0].rstrip("#")  # noqa: E731
+    assert all(base(r.nodes[0]) == base(r.nodes[1]) for r in net.resistors)
+    on_r = {n for r in net.resistors for n in r.nodes[:2]}
+    terminals = {n for e in net.elements if e.model for n in e.nodes[:4]}
+    assert {n for n in terminals if "." in n} <= on_r and "error" not in terminals
+    bias = (
+        "XN mem vg_dis vb_sense v0 rst rst_b fire fire_b out out_b vdd 0 neuron\nVDD vdd 0 1.8\n"
+        "VG vg_dis 0 0\nVB vb_sense 0 1.2\nV0 v0 0 0.5\nVR rst 0 1.8\nVRB rst_b 0 0\nVF fire 0 0\n"
+        "VFB fire_b 0 1.8\n"
+    )
+    devices = tuple(sorted(net.device_counts))
+    sim = Sim(extraction.netlist_path.read_text() + bias, Op(), devices=devices)
+    assert float(run(sim, cache_dir=tmp_path / "c").trace("mem")[0]) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_extresist_failure_is_reported(setup, tmp_path, monkeypatch):
+    # Unfiltered, the MiM's `s` line stops extresist's .sim reader: no .res.ext.
+    monkeypatch.setattr("imcpnn.circuits.magic.sim_for_extresist", lambda sim: sim)
+    with pytest.raises(NetlistError, match="extresist wrote no mim.res.ext .*Error in sim file s"):
+        magic_extract(mim_cap_layout(name="mim"), use_resistance=True, setup=setup, build_dir=tmp_path)
+
+
+def test_extresist_input_repairs():
+    from imcpnn.circuits.magic import drop_broken_res_nets, nodes_for_extresist, sim_for_extresist
+
+    sim = "| units: 0.5 tech: sky130A format: MIT\np g vdd a 30 200 0 0\ns top bot 1400 1400 0 0\nC a b 1.0\n"
+    assert sim_for_extresist(sim) == "| units: 0.5 tech: sky130A format: MIT\np g vdd a 30 200 0 0\nC a b 1.0\n"
+    # (2245, 987) internal = (1122.5, 493.5) in 0.5-unit .sim coordinates; ext2sim wrote 1122 493.
+    ext = 'node "rst_b" 545 69.1 2245 987 m1 0 0\n'
+    assert nodes_for_extresist("94 rst_b 1122 493 m1;\n", sim, ext) == "94 rst_b 1122.5 493.5 m1;\n"
+    # a_1's walk leaked into vdd: its network goes, its device terminal gets the lumped name back.
+    res = "\n".join([
+        'killnode "a_1#"', 'rnode "a_1.n0" 0 0 5 5 0', 'resist "vdd" "a_1.n0" 6.9',
+        'rnode "out.t0" 0 0 9 9 0', 'resist "out" "out.t0" 12.0',
+        'device msubckt m 0 0 1 1  "error" "g" 60 0 "vdd" 200 0 "a_1.t0" 200 0',
+        'device msubckt m 4 0 5 1  "error" "g" 60 0 "a_1#" 200 0 "out.t0" 200 0',
+    ])
+    fixed, dropped = drop_broken_res_nets(res)
+    assert dropped == ("a_1#",)
+    assert fixed.splitlines() == [
+        'rnode "out.t0" 0 0 9 9 0', 'resist "out" "out.t0" 12.0',
+        'device msubckt m 0 0 1 1  "error" "g" 60 0 "vdd" 200 0 "a_1#" 200 0',
+        'device msubckt m 4 0 5 1  "error" "g" 60 0 "a_1#" 200 0 "out.t0" 200 0',
+    ]
 
 
 def test_extracted_netlists_simulate_in_the_project_runner(setup, tmp_path):
