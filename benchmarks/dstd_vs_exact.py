@@ -9,7 +9,10 @@ Each (method, n_in) point runs in a fresh subprocess so that memory peaks do not
   the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) after building its inputs, runs
   one forward+backward, and reports
   VmHWM - VmRSS(before) from /proc/self/status. This sees every torch allocation (tracemalloc does
-  not) but includes allocator slack, so it is an upper bound of the tensors' own peak.
+  not). Workers run with ``MALLOC_MMAP_THRESHOLD_=65536``: glibc's default threshold adapts up to
+  32 MiB and keeps freed blocks below it in the heap, which added 20-100 MiB of run-to-run slack
+  to DSTD's peak (measured: 157-207 MiB over repeated identical runs, 132 MiB with the fixed
+  threshold, every run); with it each tensor above 64 KiB is its own mapping, returned when freed.
 - CUDA: torch.cuda.max_memory_allocated() - memory_allocated() before (tensor bytes only).
 Time: median of ``--repeats`` forward+backward passes after one warm-up (CUDA synchronized).
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -123,7 +127,8 @@ def main(argv=None) -> int:
             continue
         cmd = [sys.executable, __file__, "--worker", method, str(n_in)] + [
             f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        env = os.environ | {"MALLOC_MMAP_THRESHOLD_": "65536"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
             done["points"][key] = {"error": tail[0]}

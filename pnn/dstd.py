@@ -43,25 +43,28 @@ def dstd_grid(steps: int, offset: float, dtype: torch.dtype, device) -> Tensor:
 
 
 def soft_steps(t_in: Tensor, grid: Tensor) -> Tensor:
-    """Cumulative hat weights S (batch, n_in, n_points): S_jm = 0 before t_j's interval, 1 after it,
+    """Cumulative hat weights S (batch, n_points, n_in): S_mj = 0 before t_j's interval, 1 after it,
     and the left hat weight s_m = (T_{m+1} - t_j)/(T_{m+1} - T_m) at the left point m of that interval.
     Piecewise linear in t_j, hence differentiable almost everywhere.
+
+    Grid points run along dim 1 so that ``S @ w`` folds (batch, n_points) into one matrix without
+    a copy, and the left weights are scattered in: autograd keeps only their int index, not a
+    (batch, n_points, n_in) mask.
     """
     n_points = grid.shape[0]
     left = (torch.searchsorted(grid, t_in.detach().contiguous(), right=True) - 1).clamp(0, n_points - 2)
     t_left, t_right = grid[left], grid[left + 1]
     left_weight = (t_right - t_in) / (t_right - t_left)
-    m = torch.arange(n_points, device=t_in.device)
-    after = (m > left.unsqueeze(-1)).to(t_in.dtype)
-    at = (m == left.unsqueeze(-1)).to(t_in.dtype)
-    return after + at * left_weight.unsqueeze(-1)
+    m = torch.arange(n_points, device=t_in.device)[:, None]
+    after = (m > left.unsqueeze(1)).to(t_in.dtype)
+    return after.scatter(1, left.unsqueeze(1), left_weight.unsqueeze(1))
 
 
 def grid_drives(t_in: Tensor, w: Tensor, beta: Tensor, steps: int, offset: float) -> tuple[Tensor, ...]:
     """Grid interval starts (1, K) and durations (1, K), and drives f, g (batch, K, n_out), K = n_points - 1."""
     grid = dstd_grid(steps, offset, t_in.dtype, t_in.device)
-    s_cum = soft_steps(t_in, grid)[:, :, :-1].transpose(1, 2)  # (batch, K, n_in)
-    return grid[None, :-1], torch.diff(grid)[None], s_cum @ (beta * w), s_cum @ w
+    s_cum = soft_steps(t_in, grid)  # the last point (S = 1) drives nothing: its rows are dropped
+    return grid[None, :-1], torch.diff(grid)[None], (s_cum @ (beta * w))[:, :-1], (s_cum @ w)[:, :-1]
 
 
 def dstd_membrane(t_in: Tensor, w: Tensor, beta: Tensor, steps: int, offset: float = 0.0) -> Tensor:

@@ -67,12 +67,12 @@ def test_grid_spans_window_and_hats_sum_to_one(steps, offset):
     assert grid[0].item() == pytest.approx(-offset, abs=1e-15) and grid[-1].item() == 1.0
     assert len(grid) == steps + (1 if offset == 0 else 2)
     t = torch.tensor([[0.0, 1e-9, 0.5, 0.73, 1 - 1e-9, 1.0]], dtype=F64)
-    s_cum = soft_steps(t, grid)
-    hats = torch.diff(s_cum, dim=-1, prepend=torch.zeros_like(s_cum[..., :1]))
-    torch.testing.assert_close(s_cum[..., -1], torch.ones_like(t), rtol=0, atol=1e-15)
-    assert ((hats > 0).sum(-1) <= 2).all() and (hats >= 0).all()
+    s_cum = soft_steps(t, grid)  # (batch, n_points, n_in)
+    hats = torch.diff(s_cum, dim=1, prepend=torch.zeros_like(s_cum[:, :1]))
+    torch.testing.assert_close(s_cum[:, -1], torch.ones_like(t), rtol=0, atol=1e-15)
+    assert ((hats > 0).sum(1) <= 2).all() and (hats >= 0).all()
     # the hat's centre of mass is the spike time (linear interpolation)
-    torch.testing.assert_close((hats * grid).sum(-1), t, rtol=0, atol=1e-14)
+    torch.testing.assert_close((hats * grid[:, None]).sum(1), t, rtol=0, atol=1e-14)
 
 
 def test_sample_offset_range_and_reproducible():
