@@ -147,7 +147,8 @@ def fit_testbench(config: ValidationConfig) -> tuple[np.ndarray, np.ndarray]:
     Input 0 is the bias (t = 0); the other inputs spike at random times. The four neurons see
     different weight mixes (mostly excitatory to clearly inhibitory) so that E_plus and E_minus
     both shape the waveforms; weights stay small enough that most neurons spike inside the
-    firing window (the spike times pin V_th_circ, see :mod:`imcpnn.validation._fit`).
+    firing window (their spike times pin E_dis, and V_th_circ when it is fitted, see
+    :mod:`imcpnn.validation._fit`).
     """
     rng = np.random.default_rng(config.seed + 1000)
     t_in = rng.uniform(0.0, 0.9, (config.fit.n_patterns, 5))
@@ -192,7 +193,8 @@ def stage_trace_fit(ctx: Context) -> dict:
                           spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"])
         dc = dc_parameters(ctx.char)
         result = fit_traces(traces, dc, sigma_v_v=ctx.config.fit.sigma_v_v,
-                            sigma_t=ctx.config.fit.sigma_t)
+                            sigma_t=ctx.config.fit.sigma_t,
+                            fixed=() if ctx.config.fit.fit_v_th_circ else ("v_th_circ_v",))
         rows = result.table(dc)
         write_csv(ctx.out_dir / "tables" / "fitted_parameters.csv", pd.DataFrame(rows))
         return {"fitted": to_dict(result.parameters), "stderr": result.stderr,

@@ -463,7 +463,8 @@ def build_document(results: Results) -> list:
         blocks.append(Image(rel, f"Characterization: {Path(rel).stem.replace('_', ' ')}"))
     blocks += [
         Table(t["fitted_parameters.csv"], "Trace fit (transient testbench): fitted values with "
-              "1-sigma standard errors from s^2 (J^T J)^-1, next to the DC-derived values"),
+              "1-sigma standard errors from s^2 (J^T J)^-1, next to the DC-derived values (rows "
+              "marked fixed are held at them: V_th_circ by default, the DC switch point)"),
         Paragraph(_fit_paragraph(s.get("trace_fit", {}))),
         Heading("Mapping settings"),
         Paragraph("Weight w -> current I = C_m V_th_circ |w| / T x scale x scale_plus (w > 0, NMOS "

@@ -47,6 +47,11 @@ def test_reduced_demo_writes_every_artefact_and_resumes(tmp_path):
     assert len(summary["scale_top_down"]) == 2 and all(s > 0 for s in summary["scale_top_down"])
     assert 0 <= summary["test_accuracy_spice"] <= 1 and 0 <= summary["test_accuracy_model"] <= 1
     assert "parasitic" in summary["netlist_kind"]
+    # V_th_circ is held at the DC switch point (TraceFitConfig.fit_v_th_circ off), so it has no
+    # standard error and equals V0 - V_switch of the characterization.
+    char = json.loads((out / "characterization" / "characterization.json").read_text())
+    assert summary["trace_fit"]["stderr"]["v_th_circ_v"] == 0.0
+    assert summary["trace_fit"]["fitted"]["v_th_circ_v"] == pytest.approx(char["v0"] - char["v_switch"])
     print("measured RMSE (ns): top-down", summary["rmse_top_down_ns"], "bottom-up",
           summary["rmse_bottom_up_ns"], "trace-fitted", summary["rmse_trace_fitted_ns"])
 
