@@ -30,9 +30,8 @@ biases) and the membrane capacitance the bottom-up scale recovers vs the extract
 magic and netgen-lvs (Debian: apt-get install magic netgen-lvs) and PDK_ROOT pointing at an
 open_pdks install holding sky130A/libs.tech/magic/sky130A.tech (the repository's shared/pdk
 copy works); without them it stops at once, saying what is missing. Time, measured on the
-2-core development machine while shared with other jobs (2026-11-23): the layout stage 25-75 s;
-the whole default post-layout demo 90 CPU-minutes (1 h 50 min wall under that load), almost all
-of it ngspice, as without --post-layout (the extracted netlist simulates no slower).
+2-core development machine beside a 1-thread training run (2026-11-23): the layout stage 16 s;
+the whole default post-layout demo 29 min wall (34 CPU-minutes), almost all of it ngspice.
 
 Examples:
   imcpnn validate --out runs/val
