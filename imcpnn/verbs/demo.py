@@ -16,8 +16,8 @@ biases -> ngspice -> current-scale searches -> report (DIR/report.html, DIR/summ
 
 It is `imcpnn validate` with the default configuration; the options below make a reduced run.
 Each stage is saved when it finishes: if interrupted, rerun the same command to resume.
-Time: 15 min 27 s wall (26 CPU-minutes) from an empty SPICE cache on a 2-core machine
-(measured 2026-11-23, see README), almost all of it ngspice.
+Time: 13 min wall from an empty SPICE cache on an idle 2-core machine (measured 2026-11-23,
+see README), almost all of it ngspice.
 
 With --post-layout the SPICE side is the netlist extracted from the generated sky130 layout
 (needs magic, netgen-lvs and PDK_ROOT, see `imcpnn validate --help`), and the report shows the
