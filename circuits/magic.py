@@ -346,11 +346,17 @@ def restore_substrate_caps(spice: str, ext: str, net_of=lambda node: node) -> st
     ``net_of`` maps a netlist node to its ``.ext`` net: with R extraction a net is split into
     ``net``, ``net.t0``, ``net.n1``... (:func:`_res_net`). The total is then shared among the
     split nodes in proportion to the values the netlist gave them (their R-tree positions), or
-    put on the node named like the net when the netlist gave none (the neuron's membrane).
+    put on one node of the net when the netlist gave none (the neuron's membrane). Record names
+    go through ``net_of`` too: an internal net's record is ``a_1_2#``, its R nodes ``a_1_2.t0``.
     """
     from .extract import parse_spice_number
 
-    sub, caps = substrate_caps_f(ext)
+    sub, records = substrate_caps_f(ext)
+    caps: dict[str, float] = {}
+    named: dict[str, str] = {}  # net -> its record's node name ("a_1_2#" for net "a_1_2")
+    for name, c_f in records.items():
+        caps[net_of(name)] = caps.get(net_of(name), 0.0) + c_f
+        named[net_of(name)] = name
     given: dict[str, dict[str, float]] = {}
     kept = []
     for line in spice.splitlines():
@@ -364,9 +370,19 @@ def restore_substrate_caps(spice: str, ext: str, net_of=lambda node: node) -> st
                     shares[node] = shares.get(node, 0.0) + parse_spice_number(words[3])
                 continue
         kept.append(line)
+    # A net the netlist gave no substrate line gets its total on one of its nodes: the one named
+    # like its record if present, else the first one met (an R netlist may hold only net.t0...).
+    present: dict[str, str] = {}
+    for line in kept:
+        if line[:1].isalpha() and not line.startswith("."):
+            for token in line.split()[1:]:
+                if "=" not in token and net_of(token) in caps:
+                    if token == named[net_of(token)] or net_of(token) not in present:
+                        present[net_of(token)] = token
     restored = {}
     for net, c_f in caps.items():
-        shares = {n: v for n, v in given.get(net, {}).items() if v > 0} or {net: 1.0}
+        shares = ({n: v for n, v in given.get(net, {}).items() if v > 0}
+                  or {present.get(net, named[net]): 1.0})
         total = sum(shares.values())
         restored |= {node: c_f * v / total for node, v in shares.items()}
     return add_substrate_caps("\n".join(kept) + "\n", sub, restored)

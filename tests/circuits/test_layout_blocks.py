@@ -148,6 +148,18 @@ def test_substrate_caps_of_an_r_split_net_keep_the_record_total():
     assert net.node_capacitance_f("mem", include_mim=False) == pytest.approx(1e-15 + 3815.3e-18)
 
 
+def test_substrate_caps_of_internal_r_nets_land_on_their_own_nodes():
+    # Internal nets are recorded as "a_1#" but split into a_1.t0, a_1.n0: the record total
+    # replaces their lines (1:1 here); b_2# has only b_2.t0 in the netlist and no line.
+    ext = ('scale 1000 1 5\nsubstrate "vss" 0 0 0 0 m1 0 0\nnode "a_1#" 1 2000 0 0 m1 0 0\n'
+           'node "b_2#" 1 500 0 0 m1 0 0\n')
+    spice = (".subckt c x vss\nR0 a_1.t0 a_1.n0 1\nR1 a_1.n0 b_2.t0 1\nR2 b_2.t0 x 1\n"
+             "C0 a_1.t0 vss 0.3fF\nC1 a_1.n0 vss 0.3fF\n.ends\n")
+    net = parse_extracted(restore_substrate_caps(spice, ext, _res_net))
+    to_sub = {c.nodes[0]: c.value for c in net.capacitors if "vss" in c.nodes}
+    assert to_sub == pytest.approx({"a_1.t0": 1e-15, "a_1.n0": 1e-15, "b_2.t0": 0.5e-15})
+
+
 # --- slow: magic and netgen --------------------------------------------------------------------
 
 
