@@ -39,9 +39,14 @@ class NetworkRun:
 
 
 def map_network(
-    network: Network, weights: list[np.ndarray], char: Characterization, scales: CurrentScales, t_phase_s: float
+    network: Network, weights: list[np.ndarray], char: Characterization, scales: CurrentScales, t_phase_s: float,
+    discharger_scale: float = 1.0,
 ) -> dict:
-    """Gate biases of every layer and the discharger biases (the JSON-able weight mapping)."""
+    """Gate biases of every layer and the discharger biases (the JSON-able weight mapping).
+
+    The weight currents follow ``scales``; the discharger sits at its design current (see
+    :func:`imcpnn.circuits.weights.discharger_current_a`) times ``discharger_scale``.
+    """
     weights = check_weights(network, weights)
     layers = []
     for l, w in enumerate(weights):
@@ -49,11 +54,12 @@ def map_network(
         vg_n, vg_p = weights_to_biases(w, char, c_m, t_phase_s, scales, network.vdd_v)
         layers.append(
             {"c_m_f": c_m, "vg_n_v": vg_n.tolist(), "vg_p_v": vg_p.tolist(),
-             "vg_dis_v": discharger_bias_v(char, c_m, t_phase_s, scales.scale)}
+             "vg_dis_v": discharger_bias_v(char, c_m, t_phase_s, discharger_scale)}
         )  # fmt: skip
     return {
         "widths": list(network.widths), "netlist_kind": network.netlist_kind, "t_phase_s": t_phase_s,
         "scales": {"scale": scales.scale, "scale_plus": scales.scale_plus, "scale_minus": scales.scale_minus},
+        "discharger_scale": discharger_scale,
         "v0": char.v0, "v_switch": char.v_switch, "v_th_circ": char.v_th_circ, "layers": layers,
     }  # fmt: skip
 
@@ -96,6 +102,7 @@ def simulate_scales(
     batch_size: int = 50,
     save_membranes: bool = True,
     keep_traces: bool = False,
+    discharger_scales: list[float] | None = None,
     cache_dir=None,
     max_workers: int | None = None,
     progress: bool = True,
@@ -105,7 +112,8 @@ def simulate_scales(
     ``weights``: list of (n_l, n_{l+1}) arrays (normalized); ``t_in``: (n_samples, n_in) normalized
     spike times in [0, 1] (NaN = no spike); ``char``: the characterization (dict from its JSON or
     :class:`Characterization`). All inputs are checked (shapes, ranges, corner) before anything runs.
-    ``mapping_network``: the network whose membrane capacitances the weight mapping assumes
+    ``discharger_scales``: one discharger current factor per candidate (default 1: the design
+    current). ``mapping_network``: the network whose membrane capacitances the weight mapping assumes
     (default ``network``); e.g. the post-layout network, to drive the schematic netlist with the
     very gate biases of the post-layout one.
     """
@@ -124,8 +132,13 @@ def simulate_scales(
         raise ConfigError(f"mapping_network widths {mapping_network.widths} differ from the simulated "
                           f"network's {network.widths}: map for a network of the same shape")
     plans = []
-    for scales in scales_list:
-        mapping = map_network(mapping_network or network, weights, char, scales, schedule.t_phase_s)
+    if discharger_scales is None:
+        discharger_scales = [1.0] * len(scales_list)
+    if len(discharger_scales) != len(scales_list):
+        raise ConfigError(f"{len(discharger_scales)} discharger scales for {len(scales_list)} current scales; "
+                          "give one per candidate")
+    for scales, k_dis in zip(scales_list, discharger_scales):
+        mapping = map_network(mapping_network or network, weights, char, scales, schedule.t_phase_s, k_dis)
         plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes)))
     sims = [network_sim(tb, corner_enum, temp_c, schedule.trtol) for _, tbs in plans for tb in tbs]
     results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))

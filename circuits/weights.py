@@ -101,16 +101,17 @@ def weights_to_biases(
 
 
 def discharger_current_a(char: Characterization, c_m_f: float, t_phase_s: float, scale: float = 1.0) -> float:
-    """Discharger current at V = V0 that takes v from 0 to 1 in one phase (A).
+    """Design current of the discharger at V = V0 (A): I_dis = C_m V_th_circ / T (times ``scale``).
 
-    In the firing phase dv/dt = a (1 - beta_dis v) with beta_dis = 1/E_dis and
-    a = -ln(1 - beta_dis)/beta_dis, so I_dis(V0) = C_m V_th_circ a / T_circ (times ``scale``).
+    The design value of the ideal ramp (dv/dt = 1 at v = 0: a neuron with no input reaches
+    threshold exactly at the end of the window, and, since the real current falls with the
+    membrane voltage, a silent neuron does not fire). It uses only design data (C_m, V_th_circ,
+    T), no fitted model parameter, so every validation pipeline gets the same discharger;
+    ``scale`` is the factor a pipeline may search when the discharger is searched.
     """
-    beta = 1.0 / char.e_dis
-    if not 0 < beta < 1:
-        raise ConfigError(f"E_dis={char.e_dis:.3g} must exceed 1 for the discharge to reach threshold")
-    a = -math.log1p(-beta) / beta
-    return unit_current_a(c_m_f, char.v_th_circ, t_phase_s) * a * scale
+    if not (math.isfinite(scale) and scale > 0):
+        raise ConfigError(f"discharger scale={scale!r} must be a finite number > 0")
+    return unit_current_a(c_m_f, char.v_th_circ, t_phase_s) * scale
 
 
 def discharger_bias_v(char: Characterization, c_m_f: float, t_phase_s: float, scale: float = 1.0) -> float:

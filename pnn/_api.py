@@ -19,6 +19,7 @@ from .dstd import sample_offset as sample_offset
 from .solver import (
     exact_membrane,
     exact_ttfs,
+    edge_kick,
     firing_ramp,
     firing_times,
     membrane_from_sorted,
@@ -131,16 +132,36 @@ def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exa
     return dstd_membrane(t_in, w, beta, int(steps), offset)
 
 
+def _check_firing(rate, t_delay, q_plus, q_minus) -> None:
+    if rate is not None:
+        value = float(rate.detach()) if isinstance(rate, Tensor) else float(rate)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"dis_rate must be a finite number > 0 (the discharge rate at v = 0), got {value}")
+    for name, x in (("t_delay", t_delay), ("q_plus", q_plus), ("q_minus", q_minus)):
+        value = float(x.detach()) if isinstance(x, Tensor) else float(x)
+        if not math.isfinite(value) or (name == "t_delay" and abs(value) >= 1):
+            raise ValueError(f"{name} must be finite{' and in (-1, 1)' if name == 't_delay' else ''}, got {value}")
+
+
 def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
-                steps: int | None = None, offset: float | None = None, e_dis=None) -> Tensor:
+                steps: int | None = None, offset: float | None = None, e_dis=None, *,
+                dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0) -> Tensor:
     """Output spike times (batch, n_out) in [0, 1] of an RC-Spike layer: accumulation then firing.
 
     t = clip(1 - v(1), 0, 1) for the ideal ramp (e_dis None or inf); with the discharge non-ideality
     (e_dis > 1, beta_dis = 1/e_dis): t = [ln(1 - beta_dis) - ln(1 - beta_dis v0)]/ln(1 - beta_dis),
-    clipped. Other arguments as :func:`membrane_at_end`.
+    clipped. Circuit terms (all off by default, see :func:`imcpnn.pnn.solver.firing_times` and
+    :func:`imcpnn.pnn.solver.edge_kick`): ``dis_rate`` the measured discharge rate at v = 0,
+    ``t_delay`` the firing-path delay, ``q_plus``/``q_minus`` the membrane step per active
+    excitatory/inhibitory synapse at the end of accumulation (v0 = v(1) + kick).
+    Other arguments as :func:`membrane_at_end`.
     """
     e_dis = _check_e_dis(e_dis)
-    return firing_times(membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset), e_dis)
+    _check_firing(dis_rate, t_delay, q_plus, q_minus)
+    v_end = membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset)
+    if not (isinstance(q_plus, (int, float)) and isinstance(q_minus, (int, float)) and q_plus == q_minus == 0):
+        v_end = v_end + edge_kick(t_in, w, q_plus, q_minus)
+    return firing_times(v_end, e_dis, dis_rate, t_delay)
 
 
 def membrane_trace(t_in: Tensor, w: Tensor, e_plus, e_minus, t_eval: Tensor) -> Tensor:

@@ -42,6 +42,11 @@ class LayerPhysics:
         test_steps: DSTD grid size M in evaluation (>= 1; paper: 30 for RC-Spike).
         random_offset: random grid offset per layer and mini-batch in training (else t_off = 0).
         noise_sigma: standard deviation of the Gaussian spike-time noise (>= 0; paper: 0.01).
+        dis_rate: measured discharge rate at v = 0 (> 0); None = a discharger designed to reach
+            threshold from v = 0 in exactly one window (method section 1).
+        t_delay: firing-path delay added to every spike time (normalized, in (-1, 1)).
+        q_plus, q_minus: membrane step per active excitatory / inhibitory synapse at the end of
+            accumulation (normalized; charge sharing with the synapses' internal nodes).
     """
 
     e_plus: float = 2.8
@@ -51,6 +56,10 @@ class LayerPhysics:
     test_steps: int = 30
     random_offset: bool = True
     noise_sigma: float = 0.01
+    dis_rate: float | None = None
+    t_delay: float = 0.0
+    q_plus: float = 0.0
+    q_minus: float = 0.0
 
     def __post_init__(self):
         if not (self.e_plus > 0 and math.isfinite(self.e_plus)):
@@ -64,6 +73,13 @@ class LayerPhysics:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1 (DSTD grid size M)")
         if not (self.noise_sigma >= 0 and math.isfinite(self.noise_sigma)):
             raise ConfigError(f"noise_sigma={self.noise_sigma} must be >= 0 (0 disables noise)")
+        if self.dis_rate is not None and not (self.dis_rate > 0 and math.isfinite(self.dis_rate)):
+            raise ConfigError(f"dis_rate={self.dis_rate} must be a finite value > 0, or None (designed ramp)")
+        if not (math.isfinite(self.t_delay) and abs(self.t_delay) < 1):
+            raise ConfigError(f"t_delay={self.t_delay} must be in (-1, 1) (a fraction of the phase)")
+        for name in ("q_plus", "q_minus"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name}={getattr(self, name)} must be finite")
 
 
 def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
@@ -110,6 +126,7 @@ class RCSpikeDense(nn.Module):
         t_out = spike_times(
             t_in, self.weight, p.e_plus, p.e_minus, method=method,
             steps=steps if method == "dstd" else None, offset=offset, e_dis=p.e_dis,
+            dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus,
         )  # fmt: skip
         return add_spike_noise(t_out, p.noise_sigma, generator) if noise else t_out
 

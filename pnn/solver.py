@@ -103,20 +103,45 @@ def _discharge_rate(beta_dis):
     return -math.log1p(-beta_dis)
 
 
-def firing_times(v_end: Tensor, e_dis=None) -> Tensor:
+def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0) -> Tensor:
     """Firing phase (shifted to [0, 1]): time at which the ramp starting at v(1) reaches V_th = 1.
 
-    Ideal ramp (e_dis None): t = clip(1 - v, 0, 1). With the discharge non-ideality
-    dv/dt = a (1 - beta_dis v), a = -ln(1 - beta_dis)/beta_dis, beta_dis = 1/e_dis (e_dis > 1):
-    t = [ln(1 - beta_dis) - ln(1 - beta_dis v0)] / ln(1 - beta_dis), clipped to [0, 1]
-    (v0 >= 1 fires at once, so v0 is capped at 1 first, which also keeps the log defined).
+    The discharger moves the membrane at dv/dt = r (1 - beta_dis v), beta_dis = 1/e_dis (0 for the
+    ideal ramp, e_dis None). Crossing time from v0 = min(v(1), 1) (v0 >= 1 fires at once):
+
+        ideal:    t_c = (1 - v0) / r
+        e_dis:    t_c = [ln(1 - beta_dis v0) - ln(1 - beta_dis)] / (beta_dis r)
+
+    ``rate`` None is the design that reaches threshold from v = 0 in exactly one window
+    (r = 1 ideal, r = -ln(1 - beta_dis)/beta_dis with e_dis); a number is the measured rate at
+    v = 0 (the discharger's current at V0 over the unit current C_eff V_th_circ / T). The spike
+    comes ``t_delay`` after the crossing (the firing path): t = min(max(t_c, 0) + t_delay, 1).
+    Shapes: v_end (batch, n_out) -> (batch, n_out).
     """
-    if e_dis is None:
-        return (1 - v_end).clamp(0, 1)
-    beta_dis = 1.0 / e_dis
-    log_floor = -_discharge_rate(beta_dis)  # ln(1 - beta_dis) < 0
     v0 = v_end.clamp(max=1)
-    return ((log_floor - torch.log1p(-beta_dis * v0)) / log_floor).clamp(0, 1)
+    if e_dis is None:
+        t_cross = (1 - v0) / (1.0 if rate is None else rate)
+    else:
+        beta_dis = 1.0 / e_dis
+        k = _discharge_rate(beta_dis)  # -ln(1 - beta_dis) > 0
+        beta_rate = k if rate is None else beta_dis * rate
+        t_cross = (k + torch.log1p(-beta_dis * v0)) / beta_rate
+    return (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+
+
+def edge_kick(t_in: Tensor, w: Tensor, q_plus, q_minus) -> Tensor:
+    """Membrane step at the end of accumulation from the synapses whose input spiked (t_j < 1).
+
+    When an input line falls at the end of the phase its selector opens and the current source's
+    internal node recharges from the membrane (charge sharing), one step per active synapse:
+    kick_i = sum_j [t_j < 1] (q_plus [w_ij > 0] + q_minus [w_ij < 0]) (normalized membrane units).
+    Shapes: t_in (batch, n_in), w (n_in, n_out) -> (batch, n_out).
+    """
+    active = (t_in < 1).to(w.dtype)
+    per_synapse = torch.where(w > 0, torch.as_tensor(q_plus, dtype=w.dtype, device=w.device),
+                              torch.where(w < 0, torch.as_tensor(q_minus, dtype=w.dtype, device=w.device),
+                                          torch.zeros((), dtype=w.dtype, device=w.device)))
+    return active @ per_synapse
 
 
 def firing_ramp(v_end: Tensor, t_eval: Tensor, e_dis=None) -> Tensor:

@@ -30,9 +30,13 @@ import torch
 from scipy.optimize import least_squares
 
 #: Fit parameters, their order in vectors, and their bounds (lower, upper).
-PARAMETER_NAMES = ("e_plus", "e_minus", "e_dis", "current_scale", "v_th_circ_v")
+PARAMETER_NAMES = ("e_plus", "e_minus", "e_dis", "current_scale", "v_th_circ_v", "dis_rate", "t_delay",
+                   "q_plus", "q_minus")
 _BOUNDS = {"e_plus": (0.05, 1e4), "e_minus": (-1e4, -0.05), "e_dis": (1.001, 1e4),
-           "current_scale": (1e-3, 1e3), "v_th_circ_v": (1e-3, 1.8)}
+           "current_scale": (1e-3, 1e3), "v_th_circ_v": (1e-3, 1.8), "dis_rate": (0.05, 20.0),
+           "t_delay": (-0.5, 0.5), "q_plus": (-0.5, 0.5), "q_minus": (-0.5, 0.5)}
+#: Which residuals a fit uses: membrane traces, spike times, or both.
+RESIDUALS = ("both", "membrane", "spikes")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,15 @@ class PhysicalParameters:
     """True weight / nominal weight (absorbs C_m and parasitic capacitance), > 0."""
     v_th_circ_v: float = 0.87
     """Circuit threshold V0 - V_switch (V), > 0."""
+    dis_rate: float = 1.0
+    """Discharge rate at v = 0 with the discharger at its design current: C_m / C_eff when the
+    discharger draws its tabulated current (normalized units per window)."""
+    t_delay: float = 0.0
+    """Firing-path delay from the membrane crossing to the output edge (normalized)."""
+    q_plus: float = 0.0
+    """Membrane step per active excitatory synapse at the end of accumulation (normalized)."""
+    q_minus: float = 0.0
+    """Membrane step per active inhibitory synapse at the end of accumulation (normalized)."""
 
     def __post_init__(self):
         for name in PARAMETER_NAMES:
@@ -124,22 +137,25 @@ def predict(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor, torch
     """
     from imcpnn.pnn import membrane_trace, spike_times
 
-    e_plus, e_minus, e_dis, scale, v_th = params
+    e_plus, e_minus, e_dis, scale, v_th, rate, t_delay, q_plus, q_minus = params
     t_in = torch.as_tensor(traces.t_in, dtype=torch.float64)
     w = torch.as_tensor(traces.w, dtype=torch.float64) * scale
     t_eval = torch.as_tensor(traces.t_eval, dtype=torch.float64)
     v = membrane_trace(t_in, w, e_plus, e_minus, t_eval)
-    t_out = spike_times(t_in, w, e_plus, e_minus, e_dis=e_dis)
+    t_out = spike_times(t_in, w, e_plus, e_minus, e_dis=e_dis, dis_rate=rate, t_delay=t_delay,
+                        q_plus=q_plus, q_minus=q_minus)
     return traces.v_reset_v - v_th * v, t_out
 
 
 def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
                fixed: tuple[str, ...] = (), sigma_v_v: float = 1e-3,
-               sigma_t: float = 1e-2) -> FitResult:
+               sigma_t: float = 1e-2, residuals: str = "both") -> FitResult:
     """Least-squares fit of :class:`PhysicalParameters` to ``traces``, starting at ``initial``.
 
     **Arguments:** ``fixed`` names parameters held at their initial value; ``sigma_v_v`` and
-    ``sigma_t`` weight membrane (V) against spike-time (normalized) residuals.
+    ``sigma_t`` weight membrane (V) against spike-time (normalized) residuals; ``residuals``
+    "membrane" or "spikes" fits to one kind only (e.g. the current scale to the membrane alone: a
+    charge measurement, known currents against the measured voltage change).
     **Returns:** :class:`FitResult` with covariance = s^2 (J^T J)^-1 over the free parameters.
     **Raises:** ValueError for an unknown fixed name, non-positive sigmas, too few residuals, or a
     free parameter the residuals do not depend on.
@@ -147,6 +163,8 @@ def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
     unknown = [n for n in fixed if n not in PARAMETER_NAMES]
     if unknown:
         raise ValueError(f"cannot fix {unknown}: fit parameters are {list(PARAMETER_NAMES)}")
+    if residuals not in RESIDUALS:
+        raise ValueError(f"residuals={residuals!r} is unknown; use one of {', '.join(RESIDUALS)}")
     if sigma_v_v <= 0 or sigma_t <= 0:
         raise ValueError(f"sigma_v_v={sigma_v_v} and sigma_t={sigma_t} must both be > 0")
     free = tuple(n for n in PARAMETER_NAMES if n not in fixed)
@@ -157,12 +175,17 @@ def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
     # A spike time at a window edge is clipped (no spike, or fired at once): it has no gradient.
     use_t = torch.as_tensor(np.asarray(traces.spiked, bool)
                             & (traces.t_spike > 0) & (traces.t_spike < 1))
+    if residuals == "membrane":
+        use_t = torch.zeros_like(use_t)
+    use_v = 0.0 if residuals == "spikes" else 1.0
 
     def residuals(x: torch.Tensor) -> torch.Tensor:
         params = base.clone()
         params[free_idx] = x
         v_pred, t_pred = predict(params, traces)
         r_v = ((v_pred - v_obs) / sigma_v_v).reshape(-1)
+        if not use_v:
+            r_v = r_v[:0]
         r_t = ((t_pred - t_obs) / sigma_t)[use_t]
         return torch.cat([r_v, r_t])
 
@@ -199,12 +222,12 @@ def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
     values[free_idx] = sol.x
     stderr = {n: 0.0 for n in PARAMETER_NAMES}
     stderr.update({n: float(np.sqrt(covariance[i, i])) for i, n in enumerate(free)})
-    n_v = v_obs.numel()
+    n_v = v_obs.numel() if use_v else 0
     r_t = r[n_v:] * sigma_t
     return FitResult(
         parameters=PhysicalParameters(**dict(zip(PARAMETER_NAMES, map(float, values)))),
         stderr=stderr, free=free, covariance=covariance,
-        rms_v_membrane_mv=float(np.sqrt(np.mean((r[:n_v] * sigma_v_v) ** 2)) * 1e3),
+        rms_v_membrane_mv=float(np.sqrt(np.mean((r[:n_v] * sigma_v_v) ** 2)) * 1e3) if n_v else float("nan"),
         rms_t_spike=float(np.sqrt(np.mean(r_t ** 2))) if len(r_t) else float("nan"),
         n_residuals=len(r), message=str(sol.message))
 

@@ -195,17 +195,18 @@ def test_weights_outside_range_name_range_and_scale():
         CurrentScales(scale_plus=-1.0)
 
 
-def test_discharger_current_takes_v_from_0_to_1_in_one_phase():
+def test_discharger_design_current_is_the_unit_current_and_reads_no_fitted_parameter():
     char = _char()
     c, T = 100e-15, 1e-6
     i = discharger_current_a(char, c, T)
-    beta = 1 / char.e_dis
-    # integrate dv/dt = a (1 - beta v), a = I/(C V_th/T), from v = 0 for one phase: reaches 1
-    a = i / (c * char.v_th_circ / T)
-    assert (1 - math.exp(-a * beta)) / beta == pytest.approx(1.0, rel=1e-9)
+    # the ideal ramp's design: dv/dt = 1 at v = 0, i.e. I = C_m V_th_circ / T
+    assert i == pytest.approx(c * char.v_th_circ / T, rel=1e-12)
+    assert discharger_current_a(char, c, T, 1.2) == pytest.approx(1.2 * i, rel=1e-12)
+    # fairness: the discharger bias does not depend on E_dis (a fitted model parameter)
+    assert discharger_bias_v(_char(e_dis=1.5), c, T) == discharger_bias_v(_char(e_dis=50.0), c, T)
     assert char.id_vg_dis.current_a(discharger_bias_v(char, c, T)) == pytest.approx(i, rel=1e-6)
-    with pytest.raises(ConfigError, match="E_dis"):
-        discharger_current_a(_char(e_dis=0.5), c, T)
+    with pytest.raises(ConfigError, match="discharger scale"):
+        discharger_current_a(char, c, T, 0.0)
     with pytest.raises(NetlistError, match="discharger current"):
         discharger_bias_v(char, 1.0, T)
 
