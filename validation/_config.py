@@ -32,11 +32,9 @@ class SearchConfig:
     and the overall current level wrong (demo, measured: start (1.38, 1.21), SPICE optimum (1.71,
     1.44), ratios 1.24 and 1.19): one factor finds that level with a 1-D stencil."""
     n_samples: int = 14
-    """Test samples each candidate simulates (the first n; 0 = all): the search only has to find
-    the minimum, the evaluation at the best scales then simulates every test sample (the minimum
-    of the demo's bottom-up search is sharp, +-1 % moves its RMSE by 10 ns, and the top-down
-    landscape is flat, so a subset places both). A multiple of
-    ``ValidationConfig.spice_batch``, so that the evaluation finds the search's decks in the cache."""
+    """Calibration samples each candidate simulates (the first n of the calibration pool, see
+    ``ValidationConfig.calibration``; 0 = all of it). A multiple of
+    ``ValidationConfig.spice_batch`` keeps every deck full."""
 
     def __post_init__(self):
         _require("SearchConfig", "steps", self.steps,
@@ -62,7 +60,7 @@ class SearchConfig:
 class TraceFitConfig:
     """Testbench and weighting of the trace fit (trace-fitted pipeline)."""
 
-    n_patterns: int = 6
+    n_patterns: int = 14
     """Input patterns (samples) of the single-layer characterization testbench."""
     n_times: int = 26
     """Membrane samples per pattern over the accumulation window."""
@@ -125,6 +123,13 @@ class ValidationConfig:
     """SPICE netlist of every pipeline: "schematic", "schematic+parasitic-estimate" (wire C
     estimate on membrane and spike lines) or "post-layout" (the generated layout's extracted
     netlist: needs magic, netgen-lvs and PDK_ROOT with the sky130A tech file)."""
+    calibration: str = "train"
+    """Samples the scale searches simulate: "train" (the first ``search.n_samples`` training
+    samples, held out from the reported test metrics) or "test" (the first test samples:
+    in-sample, the method's reference protocol)."""
+    discharger: str = "fixed"
+    """"fixed": the discharger sits at its design current for every pipeline (the method's
+    choice); "searched": every pipeline also searches one factor on it."""
     search: SearchConfig = field(default_factory=SearchConfig)
     fit: TraceFitConfig = field(default_factory=TraceFitConfig)
 
@@ -147,5 +152,9 @@ class ValidationConfig:
                  "a number >= 10 (it stands for the ideal, E -> infinity)")
         _require("ValidationConfig", "netlist_kind", self.netlist_kind,
                  self.netlist_kind in NETLIST_KINDS, "one of " + ", ".join(NETLIST_KINDS))
+        _require("ValidationConfig", "calibration", self.calibration,
+                 self.calibration in ("train", "test"), "train or test")
+        _require("ValidationConfig", "discharger", self.discharger,
+                 self.discharger in ("fixed", "searched"), "fixed or searched")
         _require("ValidationConfig", "corner", self.corner,
                  self.corner in ("tt", "ff", "ss", "sf", "fs"), "one of tt, ff, ss, sf, fs")

@@ -93,13 +93,17 @@ def layer_metrics(comparison: pd.DataFrame) -> pd.DataFrame:
     """Per-layer spike-time metrics of a :func:`compare_spike_tables` result.
 
     Columns: layer, n_neurons, rmse_t_spike_ns = sqrt(mean(err^2)), max_abs_err_t_spike_ns,
-    mean_err_t_spike_ns (bias), n_silent_model, n_silent_spice.
+    mean_err_t_spike_ns (bias), rmse_spiking_ns (over neurons that spike on both sides: NaN when
+    none does), n_silent_mismatch (silent on one side only), n_silent_model, n_silent_spice.
     """
     rows = []
     for layer, group in comparison.groupby("layer"):
         err = group["err_t_spike_ns"].to_numpy()
+        both = (group["spiked_model"] & group["spiked_spice"]).to_numpy()
         rows.append({"layer": int(layer), "n_neurons": len(group),
                      "rmse_t_spike_ns": float(np.sqrt(np.mean(err ** 2))),
+                     "rmse_spiking_ns": float(np.sqrt(np.mean(err[both] ** 2))) if both.any() else float("nan"),
+                     "n_silent_mismatch": int((group["spiked_model"] != group["spiked_spice"]).sum()),
                      "max_abs_err_t_spike_ns": float(np.max(np.abs(err))),
                      "mean_err_t_spike_ns": float(np.mean(err)),
                      "n_silent_model": int((~group["spiked_model"]).sum()),

@@ -5,18 +5,23 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
 0. layout            post-layout only, first (missing tools stop the run before any SPICE):
                      network layouts -> DRC, extraction, LVS (:mod:`._post_layout`)
 1. characterization  sky130 DC sweeps -> lambda -> E_plus, E_minus, E_dis (or a given JSON)
-2. train_top_down    ideal model, |E| = e_ideal, ideal firing ramp
-3. train_bottom_up   E values from the characterization (E_dis included)
-4. trace_fit         one SPICE transient of a single-layer testbench (chosen weights and input
-                     times) -> least-squares fit of E_plus, E_minus, E_dis, current scale,
-                     V_th_circ (with standard errors) -> train_trace_fitted with them
-5. search_<pipeline> current scales against SPICE output spike times, bottom-up first (1-D,
-                     global scale k from 1), then top-down (2-D scale_plus, scale_minus, from
-                     the model-surrogate optimum times k), then trace-fitted (1-D, from the
-                     fit's inverse current scale)
-6. evaluate_<pipeline> metrics at the best scales, tables for the report; post-layout: also
+2. dynamics          bottom-up circuit terms from one transient of a single-layer testbench of
+                     the same netlist kind: C_eff (charge measurement), discharge rate, firing
+                     delay, end-of-accumulation kick (:func:`stage_dynamics`)
+3. trace_fit         every parameter fitted jointly to the same testbench's traces
+4. train_<pipeline>  top-down: ideal model; bottom-up: DC E values + dynamics terms;
+                     trace-fitted: the fitted parameters
+5. search_<pipeline> current scales against SPICE output spike times on the calibration samples
+                     (training samples by default): top-down 2-D (scale_plus, scale_minus) from
+                     (1, 1), the others a 1-D global k from 1; with ``discharger="searched"``
+                     also a discharger factor
+6. evaluate_<pipeline> metrics on the test samples at the best scales; post-layout: also
    compare_netlists  the bottom-up network on the schematic netlist with the same gate biases
-7. summary.json, then report.md / report.html
+7. error budget, summary.json, then report.md / report.html
+
+The protocol (:func:`protocol_text`, written into summary.json): every pipeline uses the same
+netlist, I_D(V_G) tables, V_th_circ and discharger; the top-down pipeline reads no fitted model
+parameter; nothing is calibrated on the samples it is reported on (unless ``calibration="test"``).
 
 SPICE side (``ValidationConfig.netlist_kind``): by default the schematic netlist plus a
 wire-capacitance estimate on every membrane and spike line
@@ -43,7 +48,7 @@ import torch
 from imcpnn.config import to_dict, to_json
 from imcpnn.errors import ConfigError, NetlistError, ResultsError
 from imcpnn.validation._config import ValidationConfig
-from imcpnn.validation._fit import PhysicalParameters, TraceSet, fit_traces
+from imcpnn.validation._fit import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
                                         membrane_rmse_v, output_rmse_ns, output_times, spike_table, worst_sample)
 from imcpnn.validation._post_layout import (layout_networks, netlist_comparison, post_layout_network,
@@ -70,6 +75,8 @@ class Context:
     schedule: object
     x_test: np.ndarray
     y_test: np.ndarray
+    x_cal: np.ndarray
+    """Samples the scale searches simulate (:func:`calibration_inputs`)."""
 
 
 def _stage_path(out_dir: Path, name: str) -> Path:
@@ -118,40 +125,62 @@ def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path 
     return _cached_stage(out_dir, "characterization", compute, progress)
 
 
-def _train_config(config: ValidationConfig, e_plus: float, e_minus: float, e_dis: float | None):
-    from imcpnn.pnn import DataConfig, LayerPhysics, ModelConfig, OptimConfig, TrainConfig
+def _train_config(config: ValidationConfig, physics):
+    from imcpnn.pnn import DataConfig, ModelConfig, OptimConfig, TrainConfig
 
     return TrainConfig(
         data=DataConfig(dataset="iris", seed=config.seed,
                         test_subset=config.n_test if config.n_test < 50 else None),
-        model=ModelConfig(arch=f"mlp:{config.hidden}", n_outputs=config.n_outputs,
-                          physics=LayerPhysics(e_plus=e_plus, e_minus=e_minus, e_dis=e_dis)),
+        model=ModelConfig(arch=f"mlp:{config.hidden}", n_outputs=config.n_outputs, physics=physics),
         optim=OptimConfig(lr=config.lr, batch_size=config.batch_size, epochs=config.epochs),
         seed=config.seed)
 
 
-def train_pipeline_model(ctx: Context, pipeline: str, physics: PhysicalParameters | None):
-    """Train (or resume, or reload) the model of ``pipeline``; physics None = ideal top-down."""
+def ideal_parameters(config: ValidationConfig, char: dict) -> PhysicalParameters:
+    """The top-down pipeline's model: |E| = e_ideal, ideal ramp, no circuit term. It reads only
+    design data from the characterization (V_th_circ, for the membrane plots), no fitted one."""
+    return PhysicalParameters(e_plus=config.e_ideal, e_minus=-config.e_ideal, e_dis=1e4,
+                              current_scale=1.0, v_th_circ_v=char["v_th_circ"])
+
+
+def layer_physics(pipeline: str, params: PhysicalParameters, discharger_scale: float = 1.0):
+    """The :class:`imcpnn.pnn.LayerPhysics` a pipeline trains and predicts with.
+
+    Top-down: the ideal model (E = +-e_ideal, ideal ramp reaching threshold in one window, no
+    delay, no kick), whatever the discharger does. Bottom-up and trace-fitted: every circuit term
+    of ``params``; their model knows the discharger current, so ``discharger_scale`` multiplies
+    the discharge rate.
+    """
+    from imcpnn.pnn import LayerPhysics
+
+    if pipeline == "top_down":
+        return LayerPhysics(e_plus=params.e_plus, e_minus=params.e_minus)
+    return LayerPhysics(e_plus=params.e_plus, e_minus=params.e_minus, e_dis=params.e_dis,
+                        dis_rate=params.dis_rate * discharger_scale, t_delay=params.t_delay,
+                        q_plus=params.q_plus, q_minus=params.q_minus)
+
+
+def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters):
+    """Train (or resume, or reload) the model of ``pipeline`` with :func:`layer_physics`."""
     from imcpnn.pnn import train
 
-    if physics is None:
-        cfg = _train_config(ctx.config, ctx.config.e_ideal, -ctx.config.e_ideal, None)
-    else:
-        cfg = _train_config(ctx.config, physics.e_plus, physics.e_minus, physics.e_dis)
+    cfg = _train_config(ctx.config, layer_physics(pipeline, params))
     return train(cfg, ctx.out_dir / f"train_{pipeline}", progress=ctx.progress).model
 
 
 def fit_testbench(config: ValidationConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Input times (n_patterns, 5) and weights (5, 4) of the trace-fit testbench.
+    """Input times (n_patterns, 5) and weights (5, 4) of the characterization testbench.
 
-    Input 0 is the bias (t = 0); the other inputs spike at random times. The four neurons see
-    different weight mixes (mostly excitatory to clearly inhibitory) so that E_plus and E_minus
-    both shape the waveforms; weights stay small enough that most neurons spike inside the
-    firing window (their spike times pin E_dis, and V_th_circ when it is fitted, see
-    :mod:`imcpnn.validation._fit`).
+    Input 0 is the bias (t = 0); the others spike at random times in [0, 0.95] or, with
+    probability 0.3, not at all (t = 1), so that the number of active synapses per neuron varies
+    (it sets the end-of-accumulation charge kick). The four neurons see different weight mixes
+    (mostly excitatory to clearly inhibitory) so that E_plus and E_minus both shape the
+    waveforms, and end the accumulation between about 0 and 0.9 (the network's range), most of
+    them spiking inside the firing window.
     """
     rng = np.random.default_rng(config.seed + 1000)
-    t_in = rng.uniform(0.0, 0.9, (config.fit.n_patterns, 5))
+    t_in = rng.uniform(0.0, 0.95, (config.fit.n_patterns, 5))
+    t_in[rng.uniform(size=t_in.shape) < 0.3] = 1.0
     t_in[:, 0] = 0.0
     w = np.array([[0.30, 0.45, 0.60, 0.50],
                   [0.25, 0.35, -0.20, 0.30],
@@ -175,27 +204,72 @@ def accumulation_traces(membranes: pd.DataFrame, t_eval: np.ndarray, layer: int,
     return out
 
 
-def stage_trace_fit(ctx: Context) -> dict:
-    """Simulate the single-layer testbench once and fit the physical parameters to it."""
+def testbench_traces(ctx: Context) -> TraceSet:
+    """SPICE traces of the characterization testbench (:func:`fit_testbench`): one batched run of
+    a single layer of the network's netlist kind, weights mapped with the design C_m, discharger
+    at its design current (a cache hit after the first call)."""
     from imcpnn.circuits.simulate import simulate_network
 
+    t_in, w = fit_testbench(ctx.config)
+    run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
+                           corner=ctx.config.corner, temp_c=ctx.config.temp_c,
+                           batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
+                           progress=ctx.progress)
+    t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
+    spikes = run.spikes.sort_values(["sample", "neuron"])
+    shape = (len(t_in), w.shape[1])
+    return TraceSet(t_in, w, t_eval, accumulation_traces(run.membranes, t_eval, 0, *shape),
+                    np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0),
+                    spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"])
+
+
+#: Circuit terms of the bottom-up model beyond the DC E values, measured on the testbench.
+FIRING_TERMS = ("t_delay", "q_plus", "q_minus")
+
+
+def stage_dynamics(ctx: Context) -> dict:
+    """Bottom-up circuit terms, each measured from the testbench with the DC E values held:
+
+    1. C_eff (charge measurement): the accumulation membrane traces against the known currents
+       (membrane residuals only, current scale s = C_m / C_eff free), so C_eff = C_m / s;
+    2. discharge rate r = s: the discharger draws its design current C_m V_th_circ / T, which
+       moves a membrane of C_eff at r = C_m / C_eff;
+    3. firing-path delay t_delay and end-of-accumulation kick q_plus, q_minus: the spike times
+       (spike residuals only) with everything above held.
+    """
+
     def compute():
-        t_in, w = fit_testbench(ctx.config)
-        run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
-                               corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                               cache_dir=ctx.cache_dir, progress=ctx.progress)
-        t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
-        spikes = run.spikes.sort_values(["sample", "neuron"])
-        shape = (len(t_in), 4)
-        traces = TraceSet(t_in, w, t_eval,
-                          accumulation_traces(run.membranes, t_eval, 0, *shape),
-                          np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0),
-                          spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"])
+        traces = testbench_traces(ctx)
         dc = dc_parameters(ctx.char)
-        result = fit_traces(traces, dc, sigma_v_v=ctx.config.fit.sigma_v_v,
+        everything_but = lambda *free: tuple(n for n in PARAMETER_NAMES if n not in free)  # noqa: E731
+        charge = fit_traces(traces, dc, fixed=everything_but("current_scale"), residuals="membrane",
+                            sigma_v_v=ctx.config.fit.sigma_v_v)
+        s = charge.parameters.current_scale
+        held = PhysicalParameters(**{**to_dict(dc), "current_scale": s, "dis_rate": s})
+        firing = fit_traces(traces, held, fixed=everything_but(*FIRING_TERMS), residuals="spikes",
+                            sigma_t=ctx.config.fit.sigma_t)
+        c_m = ctx.fit_network.membrane_f(0)
+        return {"parameters": to_dict(firing.parameters),
+                "stderr": {"current_scale": charge.stderr["current_scale"],
+                           **{n: firing.stderr[n] for n in FIRING_TERMS}},
+                "c_m_design_f": c_m, "c_eff_f": c_m / s,
+                "rms_v_membrane_mv": charge.rms_v_membrane_mv,
+                "rms_t_spike_ns": firing.rms_t_spike * ctx.schedule.t_phase_s * 1e9,
+                "n_spiking": int(np.sum(traces.spiked)), "n_patterns": int(len(traces.t_in))}
+
+    return _cached_stage(ctx.out_dir, "dynamics", compute, ctx.progress)
+
+
+def stage_trace_fit(ctx: Context, start: PhysicalParameters) -> dict:
+    """Every model parameter fitted jointly to the testbench traces (membrane and spikes), from
+    the bottom-up values; V_th_circ held at the DC switch point unless ``fit.fit_v_th_circ``."""
+
+    def compute():
+        traces = testbench_traces(ctx)
+        result = fit_traces(traces, start, sigma_v_v=ctx.config.fit.sigma_v_v,
                             sigma_t=ctx.config.fit.sigma_t,
                             fixed=() if ctx.config.fit.fit_v_th_circ else ("v_th_circ_v",))
-        rows = result.table(dc)
+        rows = result.table(start)
         write_csv(ctx.out_dir / "tables" / "fitted_parameters.csv", pd.DataFrame(rows))
         return {"fitted": to_dict(result.parameters), "stderr": result.stderr,
                 "rms_v_membrane_mv": result.rms_v_membrane_mv, "rms_t_spike": result.rms_t_spike,
@@ -206,112 +280,120 @@ def stage_trace_fit(ctx: Context) -> dict:
 
 
 def dc_parameters(char: dict) -> PhysicalParameters:
-    """The DC-derived parameters (current scale 1: the mapping's own C_m and V_th_circ)."""
+    """The DC-derived parameters (E from lambda; no circuit term: current scale 1, ideal rate)."""
     return PhysicalParameters(e_plus=char["e_plus"], e_minus=char["e_minus"], e_dis=char["e_dis"],
                               current_scale=1.0, v_th_circ_v=char["v_th_circ"])
 
 
-def model_layer_times(model, x: np.ndarray) -> list[np.ndarray]:
-    """Exact, noise-free spike times of every layer: the model's prediction to compare with SPICE."""
-    model.eval()
+def model_layer_times(model, x: np.ndarray, physics=None) -> list[np.ndarray]:
+    """Exact, noise-free spike times of every layer (float64): the model's prediction to compare
+    with SPICE; ``physics`` (a LayerPhysics) replaces the model's own, e.g. for the error budget."""
+    from imcpnn.pnn import spike_times
+
+    p = physics or model.physics
+    t = torch.as_tensor(x, dtype=torch.float64)
+    out = []
     with torch.no_grad():
-        times = model.layer_spike_times(torch.as_tensor(x, dtype=torch.float32), method="exact",
-                                        noise=False)
-    return [t.double().numpy() for t in times]
+        for w in model.dense_weights():
+            t = spike_times(t, w.detach().double(), p.e_plus, p.e_minus, e_dis=p.e_dis,
+                            dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
+            out.append(t.numpy())
+    return out
 
 
-def _scales(pipeline: str, point: tuple[float, ...]):
+def mapping_scales(pipeline: str, params: PhysicalParameters, point: tuple[float, ...]):
+    """Current scales of a search point: top-down (scale_plus, scale_minus) = point on the design
+    C_m; bottom-up and trace-fitted k / current_scale, i.e. mapped with C_eff = C_m / s and a
+    searched global factor k (1 when the model is right)."""
     from imcpnn.circuits.weights import CurrentScales
 
     if pipeline == "top_down":
         return CurrentScales(scale_plus=point[0], scale_minus=point[1])
-    return CurrentScales(scale=point[0])
+    return CurrentScales(scale=point[0] / params.current_scale)
 
 
-def _simulate(ctx: Context, weights, scales_list, progress: bool, n_samples: int | None = None,
-              **networks):
-    """Batched SPICE runs of ``ctx.network`` on the first ``n_samples`` test samples (None = all;
-    ``networks``: other ``network``/``mapping_network``)."""
+def _simulate(ctx: Context, weights, x: np.ndarray, scales_list, progress: bool,
+              discharger_scales=None, **networks):
+    """Batched SPICE runs of ``ctx.network`` on inputs ``x`` (``networks``: other
+    ``network``/``mapping_network``)."""
     from imcpnn.circuits.simulate import simulate_scales
 
-    return simulate_scales(weights, ctx.x_test[:n_samples], ctx.char, scales_list,
+    return simulate_scales(weights, x, ctx.char, scales_list,
                            **({"network": ctx.network} | networks), schedule=ctx.schedule,
                            corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                           batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir, progress=progress)
+                           batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
+                           discharger_scales=discharger_scales, progress=progress)
 
 
-def mappable(ctx: Context, weights, scales) -> bool:
+def mappable(ctx: Context, weights, scales, discharger_scale: float = 1.0) -> bool:
     """Whether every current of ``weights`` at ``scales`` lies in the characterized range."""
     from imcpnn.circuits.characterize_fit import Characterization
     from imcpnn.circuits.simulate import map_network
 
     try:
         map_network(ctx.network, weights, Characterization.from_dict(ctx.char), scales,
-                    ctx.schedule.t_phase_s)
-    except NetlistError:
+                    ctx.schedule.t_phase_s, discharger_scale)
+    except (NetlistError, ConfigError):
         return False
     return True
 
 
-def surrogate_top_down_scales(model, x: np.ndarray, dc: PhysicalParameters,
-                              scale_range: tuple[float, float]) -> tuple[float, float]:
-    """(scale_plus, scale_minus) at which the circuit, pictured by the DC-parameter model, best
-    reproduces the ideal model's output spike times: the start of the top-down SPICE search.
-
-    The circuit behaves like the bottom-up model (finite E_plus, E_minus, E_dis); mapping the ideal
-    weights W at scales (a, b) feeds it W_a,b = a W+ + b W-. The surrogate RMSE(a, b) = RMS over
-    samples and output neurons of t_DC(x; W_a,b) - t_ideal(x; W) costs milliseconds per point, so
-    a 0.05 grid over ``scale_range`` (clipped to [0.5, 2.5]) and a 0.01 grid around its best run
-    in about a second, where every SPICE candidate costs a batched transient.
-    """
-    from imcpnn.pnn import spike_times
-
-    inputs = torch.as_tensor(x, dtype=torch.float64)
-    weights = [w.detach().double() for w in model.dense_weights()]
-    target = torch.as_tensor(model_layer_times(model, x)[-1])
-
-    def rmse(a: float, b: float) -> float:
-        t = inputs
-        for w in weights:
-            t = spike_times(t, torch.where(w > 0, a * w, b * w), dc.e_plus, dc.e_minus, e_dis=dc.e_dis)
-        return float(torch.sqrt(torch.mean((t - target) ** 2)))
-
-    low, high = max(scale_range[0], 0.5), min(scale_range[1], 2.5)
-    grid = np.round(np.arange(low, high + 1e-9, 0.05), 2)
-    _, a0, b0 = min((rmse(a, b), a, b) for a in grid for b in grid)
-    fine = np.round(np.arange(-0.04, 0.041, 0.01), 2)
-    _, a1, b1 = min((rmse(a0 + da, b0 + db), a0 + da, b0 + db) for da in fine for db in fine)
-    return round(float(a1), 2), round(float(b1), 2)
+def calibration_inputs(config: ValidationConfig, x_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Samples the scale searches simulate: the first ``search.n_samples`` training samples
+    (held out from the reported test metrics), or, with ``calibration="test"``, the first test
+    samples (in-sample, the method's reference protocol, labelled so in the summary)."""
+    pool = x_train if config.calibration == "train" else x_test
+    n = config.search.n_samples or len(pool)
+    return pool[:n]
 
 
-def stage_search(ctx: Context, pipeline: str, weights, model_table: pd.DataFrame,
+def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameters, model,
                  start: tuple[float, ...]) -> dict:
-    """Coarse-to-fine current-scale search; every candidate = one batched SPICE run of the first
-    ``config.search.n_samples`` test samples (the evaluation at the best scales uses all)."""
+    """Coarse-to-fine current-scale search on the calibration samples (one batched SPICE run per
+    candidate); then, with ``discharger="searched"``, a 1-D search of the discharger factor at
+    the best scales. No test sample is simulated here."""
     n_dims = 2 if pipeline == "top_down" else 1
-    n_samples = ctx.config.search.n_samples or None
-    model_table = model_table[model_table["sample"] < (n_samples or len(ctx.x_test))]
+    x_cal = ctx.x_cal
+    T = ctx.schedule.t_phase_s
 
-    def evaluate(points):
-        ok = [p for p in points if mappable(ctx, weights, _scales(pipeline, p))]
-        runs = (_simulate(ctx, weights, [_scales(pipeline, p) for p in ok], ctx.progress, n_samples)
-                if ok else [])
-        rmse = {p: output_rmse_ns(compare_spike_tables(model_table, r.spikes,
-                                                       ctx.schedule.t_phase_s))
-                for p, r in zip(ok, runs)}
-        return [rmse.get(p, math.inf) for p in points]
+    def rmse_of(points, k_dis_of, scales_of):
+        ok = [p for p in points if mappable(ctx, weights, scales_of(p), k_dis_of(p))]
+        runs = (_simulate(ctx, weights, x_cal, [scales_of(p) for p in ok], ctx.progress,
+                          [k_dis_of(p) for p in ok]) if ok else [])
+        out = {}
+        for p, r in zip(ok, runs):
+            table = spike_table(model_layer_times(model, x_cal, layer_physics(pipeline, params, k_dis_of(p))))
+            out[p] = output_rmse_ns(compare_spike_tables(table, r.spikes, T))
+        return [out.get(p, math.inf) for p in points]
 
     def compute():
         log = ctx.out_dir / "stages" / f"search_{pipeline}.log.csv"
         log.parent.mkdir(parents=True, exist_ok=True)
-        best, table = coarse_to_fine(evaluate, n_dims, ctx.config.search, log, start=start)
+        best, table = coarse_to_fine(
+            lambda pts: rmse_of(pts, lambda p: 1.0, lambda p: mapping_scales(pipeline, params, p)),
+            n_dims, ctx.config.search, log, start=start)
         if n_dims == 1:
             table = table.assign(scale=table["x0"], scale_plus=1.0, scale_minus=1.0)
         else:
             table = table.assign(scale=1.0, scale_plus=table["x0"], scale_minus=table["x1"])
+        table = table.assign(discharger_scale=1.0)
+        k_dis = 1.0
+        if ctx.config.discharger == "searched":
+            scales = mapping_scales(pipeline, params, tuple(best))
+            (k_dis,), dis_table = coarse_to_fine(
+                lambda pts: rmse_of(pts, lambda p: p[0], lambda p: scales),
+                1, ctx.config.search, ctx.out_dir / "stages" / f"search_{pipeline}_discharger.log.csv",
+                start=(1.0,))
+            dis_table = dis_table.assign(scale=best[0] if n_dims == 1 else 1.0,
+                                         scale_plus=best[0] if n_dims == 2 else 1.0,
+                                         scale_minus=best[1] if n_dims == 2 else 1.0,
+                                         discharger_scale=dis_table["x0"])
+            table = pd.concat([table, dis_table], ignore_index=True)
         write_csv(ctx.out_dir / "tables" / table_name("search", pipeline),
-                  table[["scale", "scale_plus", "scale_minus", "level", "rmse_t_spike_ns"]])
-        return {"best": list(best), "n_candidates": len(table)}
+                  table[["scale", "scale_plus", "scale_minus", "discharger_scale", "level",
+                         "rmse_t_spike_ns"]])
+        return {"best": list(best), "discharger_scale": float(k_dis), "n_candidates": len(table),
+                "n_calibration_samples": int(len(x_cal))}
 
     return _cached_stage(ctx.out_dir, f"search_{pipeline}", compute, ctx.progress)
 
@@ -330,18 +412,21 @@ def model_membranes_v(model, x: np.ndarray, layer_times: list[np.ndarray], param
     return out
 
 
-def stage_evaluate(ctx: Context, pipeline: str, model, physics: PhysicalParameters,
-                   best: tuple[float, ...]) -> dict:
-    """Metrics at the best scales (the SPICE run is a cache hit of the search)."""
+def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameters,
+                   search: dict) -> dict:
+    """Metrics on the test samples at the searched scales (never seen by the search when the
+    calibration uses training samples)."""
+    best, k_dis = tuple(search["best"]), float(search.get("discharger_scale", 1.0))
 
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
-        layer_times = model_layer_times(model, ctx.x_test)
+        layer_times = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis))
         model_table = spike_table(layer_times)
-        run = _simulate(ctx, weights, [_scales(pipeline, tuple(best))], False)[0]
+        scales = mapping_scales(pipeline, params, best)
+        run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
         t_eval = np.linspace(0.0, 1.0, 51)
-        model_v = model_membranes_v(model, ctx.x_test, layer_times, physics, ctx.char["v0"], t_eval)
+        model_v = model_membranes_v(model, ctx.x_test, layer_times, params, ctx.char["v0"], t_eval)
         n = len(ctx.x_test)
         spice_v = [accumulation_traces(run.membranes, t_eval, layer, n, mv.shape[1])
                    for layer, mv in enumerate(model_v)]
@@ -357,13 +442,16 @@ def stage_evaluate(ctx: Context, pipeline: str, model, physics: PhysicalParamete
         write_csv(tables / table_name("spikes", pipeline), cmp)
         layers = layer_metrics(cmp).assign(pipeline=pipeline)
         out_layer = layers.iloc[-1]
-        scales = _scales(pipeline, tuple(best))
         return {
             "pipeline": pipeline, "rmse_t_spike_ns": output_rmse_ns(cmp),
             "max_abs_err_t_spike_ns": float(out_layer["max_abs_err_t_spike_ns"]),
-            "rmse_v_membrane_mv": rmse_v * 1e3, "scale": scales.scale,
+            "rmse_spiking_ns": float(out_layer["rmse_spiking_ns"]),
+            "bias_ns": float(out_layer["mean_err_t_spike_ns"]),
+            "n_silent_mismatch": int(out_layer["n_silent_mismatch"]),
+            "rmse_v_membrane_mv": rmse_v * 1e3, "scale": best[0] if len(best) == 1 else 1.0,
             "scale_plus": scales.scale_plus, "scale_minus": scales.scale_minus,
-            "e_plus": physics.e_plus, "e_minus": physics.e_minus, "e_dis": physics.e_dis,
+            "discharger_scale": k_dis,
+            "e_plus": params.e_plus, "e_minus": params.e_minus, "e_dis": params.e_dis,
             "accuracy_model": accuracy(output_times(cmp, "model"), ctx.y_test, N_CLASSES_IRIS),
             "accuracy_spice": accuracy(output_times(cmp, "spice"), ctx.y_test, N_CLASSES_IRIS),
             "worst_sample": worst, "layers": layers.to_dict(orient="records"),
@@ -373,6 +461,48 @@ def stage_evaluate(ctx: Context, pipeline: str, model, physics: PhysicalParamete
         }
 
     return _cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress)
+
+
+#: The bottom-up model's terms in the order the error budget adds them.
+BUDGET_TERMS = (
+    ("ideal model (E = inf, ideal ramp)", {}),
+    ("+ E_plus, E_minus (synapse lambda, DC sweeps)", {"e": True}),
+    ("+ E_dis (discharger lambda, DC sweeps)", {"e": True, "e_dis": True}),
+    ("+ C_eff (charge measurement: discharge rate C_m / C_eff)", {"e": True, "e_dis": True, "rate": True}),
+    ("+ firing-path delay t_delay", {"e": True, "e_dis": True, "rate": True, "t_delay": True}),
+    ("+ end-of-accumulation kick q_plus, q_minus", {"e": True, "e_dis": True, "rate": True,
+                                                    "t_delay": True, "kick": True}),
+)
+
+
+def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: float = 1.0):
+    """The bottom-up LayerPhysics with only ``terms`` switched on (the others ideal)."""
+    from imcpnn.pnn import LayerPhysics
+
+    big = 1e6  # |E| standing in for infinity
+    return LayerPhysics(
+        e_plus=params.e_plus if terms.get("e") else big,
+        e_minus=params.e_minus if terms.get("e") else -big,
+        e_dis=params.e_dis if terms.get("e_dis") else None,
+        dis_rate=(params.dis_rate if terms.get("rate") else 1.0) * discharger_scale,
+        t_delay=params.t_delay if terms.get("t_delay") else 0.0,
+        q_plus=params.q_plus if terms.get("kick") else 0.0,
+        q_minus=params.q_minus if terms.get("kick") else 0.0)
+
+
+def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: dict) -> list[dict]:
+    """Held-out output RMSE of the bottom-up network's SPICE test run against its model with the
+    terms of :data:`BUDGET_TERMS` added in turn (same weights, same SPICE run, same scales: the
+    last row is the bottom-up RMSE itself)."""
+    spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
+    spice = spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
+    rows = []
+    for term, switches in BUDGET_TERMS:
+        physics = budget_physics(params, switches, evaluation["discharger_scale"])
+        table = spike_table(model_layer_times(model, ctx.x_test, physics))
+        cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
+        rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp)})
+    return rows
 
 
 def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
@@ -392,7 +522,7 @@ def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
     return {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}, layout
 
 
-def stage_compare_netlists(ctx: Context, model, best: tuple[float, ...]) -> dict:
+def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, search: dict) -> dict:
     """Post-layout: the bottom-up network at its tuned scale on the schematic netlist, (a) with the
     post-layout gate biases and (b) with its own mapping (C_m = MIM), next to the post-layout run
     (a cache hit of the search)."""
@@ -400,12 +530,14 @@ def stage_compare_netlists(ctx: Context, model, best: tuple[float, ...]) -> dict
 
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
-        scales = [_scales("bottom_up", tuple(best))]
-        post = _simulate(ctx, weights, scales, False)[0]
+        scales = [mapping_scales("bottom_up", params, tuple(search["best"]))]
+        k_dis = [float(search.get("discharger_scale", 1.0))]
+        x = ctx.x_test
+        post = _simulate(ctx, weights, x, scales, False, k_dis)[0]
         schematic = Network(ctx.network.widths)
-        same = _simulate(ctx, weights, scales, ctx.progress, network=schematic,
+        same = _simulate(ctx, weights, x, scales, ctx.progress, k_dis, network=schematic,
                          mapping_network=ctx.network)[0]
-        own = _simulate(ctx, weights, scales, ctx.progress, network=schematic)[0]
+        own = _simulate(ctx, weights, x, scales, ctx.progress, k_dis, network=schematic)[0]
         table, layers = netlist_comparison(same.spikes, post.spikes, ctx.schedule.t_phase_s)
         own_table, own_layers = netlist_comparison(own.spikes, post.spikes, ctx.schedule.t_phase_s)
         table["t_schematic_own_mapping"] = own_table["t_schematic"].to_numpy()  # same row order
@@ -417,10 +549,33 @@ def stage_compare_netlists(ctx: Context, model, best: tuple[float, ...]) -> dict
                 "rmse_schematic_own_mapping_vs_post_layout_ns": float(own_out["rmse_diff_ns"]),
                 "mean_diff_post_layout_minus_schematic_own_mapping_ns": float(own_out["mean_diff_ns"]),
                 "layers": layers.to_dict(orient="records"),
-                **recovered_capacitance([L["c_m_f"] for L in post.mapping["layers"]], best[0]),
+                **recovered_capacitance([L["c_m_f"] for L in post.mapping["layers"]],
+                                        scales[0].scale),
                 "c_m_schematic_f": schematic.membrane_f(0), "t_phase_s": ctx.schedule.t_phase_s}
 
     return _cached_stage(ctx.out_dir, "compare_netlists", compute, ctx.progress)
+
+
+def _finite_or_none(x) -> float | None:
+    """JSON's null for a missing metric (saved NaN reads back as None)."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def protocol_text(config: ValidationConfig) -> str:
+    """The comparison protocol in words, for summary.json and the report."""
+    cal = (f"the first {config.search.n_samples or 'all'} training samples (held out: no test sample is "
+           "simulated before the evaluation)" if config.calibration == "train" else
+           f"the first {config.search.n_samples or 'all'} test samples (in-sample, as in the method's "
+           "reference; the reported RMSE includes them)")
+    dis = ("fixed at its design current C_m V_th_circ / T for every pipeline" if config.discharger == "fixed"
+           else "searched by every pipeline (one factor on its design current, 1-D, after the scales)")
+    return (f"Scales are calibrated on {cal}; metrics are on the {config.n_test} test samples. "
+            f"Discharger: {dis}. Top-down may tune (scale_plus, scale_minus) of an ideal model "
+            "(E = +-e_ideal, ideal ramp, no delay, mapped with the design C_m); bottom-up one global "
+            "scale k of the circuit model characterized from SPICE (DC E values, C_eff from a charge "
+            "measurement, firing delay and end-of-accumulation kick from a testbench; mapped with "
+            "C_eff); trace-fitted one global scale of the same model with every parameter fitted "
+            "to the testbench traces. All use the same I_D(V_G) tables, V_th_circ and netlist.")
 
 
 def _versions(char: dict) -> dict:
@@ -459,41 +614,40 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
     if (out_dir / "stages" / "elapsed.json").is_file():
         elapsed_before = json.loads((out_dir / "stages" / "elapsed.json").read_text())["elapsed_s"]
 
-    data = load_dataset(_train_config(config, 2.0, -2.0, None).data)
+    from imcpnn.pnn import LayerPhysics
+
+    data = load_dataset(_train_config(config, LayerPhysics()).data)
     networks, layout = stage_networks(config, out_dir, data.x_test.shape[1], progress)
     network = networks["network"]
     char_stage = stage_characterization(config, out_dir, characterization, cache_dir, progress)
     char = json.loads((out_dir / char_stage["json"]).read_text())
+    x_train, x_test = data.x_train.double().numpy(), data.x_test.double().numpy()
     ctx = Context(config=config, out_dir=out_dir, cache_dir=cache_dir, progress=progress,
                   char=char, network=network, fit_network=networks["trace_fit"],
                   schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
-                  x_test=data.x_test.double().numpy(), y_test=data.y_test.numpy())
+                  x_test=x_test, y_test=data.y_test.numpy(),
+                  x_cal=calibration_inputs(config, x_train, x_test))
 
-    dc = dc_parameters(char)
-    fit = stage_trace_fit(ctx)
-    fitted = PhysicalParameters(**fit["fitted"])
-    ideal = PhysicalParameters(e_plus=config.e_ideal, e_minus=-config.e_ideal, e_dis=1e4,
-                               current_scale=1.0, v_th_circ_v=char["v_th_circ"])
-    physics = {"top_down": ideal, "bottom_up": dc, "trace_fitted": fitted}
-    # Bottom-up first: its global scale k is what the circuit needs beyond the DC model, and it
-    # multiplies the surrogate start of the top-down search (which sees only the E non-ideality).
-    # The trace fit measured true w / nominal w: the circuit needs the inverse scale.
-    starts = {"bottom_up": (1.0,), "trace_fitted": (round(1.0 / fitted.current_scale, 2),)}
-    results = {}
-    for pipeline in ("bottom_up", "top_down", "trace_fitted"):
-        model = train_pipeline_model(ctx, pipeline, None if pipeline == "top_down" else physics[pipeline])
+    dynamics = stage_dynamics(ctx)
+    bottom_up = PhysicalParameters(**dynamics["parameters"])
+    fit = stage_trace_fit(ctx, bottom_up)
+    params = {"top_down": ideal_parameters(config, char), "bottom_up": bottom_up,
+              "trace_fitted": PhysicalParameters(**fit["fitted"])}
+    # Every search starts at the mapping's own answer: k = 1 (bottom-up and trace-fitted, mapped
+    # with their C_eff) and (1, 1) (top-down, design C_m); none reads another pipeline's result.
+    starts = {"top_down": (1.0, 1.0), "bottom_up": (1.0,), "trace_fitted": (1.0,)}
+    results, searches, models = {}, {}, {}
+    for pipeline in PIPELINES:
+        models[pipeline] = model = train_pipeline_model(ctx, pipeline, params[pipeline])
         weights = [w.double().numpy() for w in model.dense_weights()]
-        model_table = spike_table(model_layer_times(model, ctx.x_test))
-        if pipeline == "top_down":
-            k = results["bottom_up"]["scale"]
-            a, b = surrogate_top_down_scales(model, ctx.x_test, dc, config.search.scale_range)
-            starts["top_down"] = (round(a * k, 2), round(b * k, 2))
-        search = stage_search(ctx, pipeline, weights, model_table, starts[pipeline])
-        results[pipeline] = stage_evaluate(ctx, pipeline, model, physics[pipeline],
-                                           tuple(search["best"]))
+        searches[pipeline] = stage_search(ctx, pipeline, weights, params[pipeline], model,
+                                          starts[pipeline])
+        results[pipeline] = stage_evaluate(ctx, pipeline, model, params[pipeline], searches[pipeline])
         if pipeline == "bottom_up" and layout is not None:
-            post_layout = post_layout_summary(layout, stage_compare_netlists(ctx, model, search["best"]))
-    results = {p: results[p] for p in PIPELINES}
+            post_layout = post_layout_summary(
+                layout, stage_compare_netlists(ctx, model, params[pipeline], searches[pipeline]))
+    budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
+    write_csv(out_dir / "tables" / "error_budget.csv", pd.DataFrame(budget))
 
     tables = out_dir / "tables"
     write_csv(tables / "pipelines.csv", pd.DataFrame(
@@ -517,6 +671,15 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         "test_accuracy_by_pipeline": {p: {"model": r["accuracy_model"], "spice": r["accuracy_spice"]}
                                       for p, r in results.items()},
         "search_starts": {p: list(starts[p]) for p in PIPELINES},
+        "calibration": {"source": config.calibration, "n_samples": int(len(ctx.x_cal))},
+        "discharger": config.discharger,
+        "discharger_scale": {p: r["discharger_scale"] for p, r in results.items()},
+        **{f"rmse_spiking_{p}_ns": _finite_or_none(r["rmse_spiking_ns"]) for p, r in results.items()},
+        **{f"bias_{p}_ns": r["bias_ns"] for p, r in results.items()},
+        **{f"n_silent_mismatch_{p}": r["n_silent_mismatch"] for p, r in results.items()},
+        "error_budget": budget,
+        "dynamics": dynamics,
+        "protocol": protocol_text(config),
         "models": char.get("models", {}),
         "elapsed_s": float(elapsed),
         "ratio_bottom_up_over_top_down": results["bottom_up"]["rmse_t_spike_ns"]

@@ -51,8 +51,14 @@ SUMMARY_KEYS = {
     "n_test_samples": (int,), "netlist_kind": (str,), "e_plus": (float,), "e_minus": (float,),
     "e_dis": (float,), "scale_bottom_up": (float,), "scale_top_down": (list,),
     "test_accuracy_model": (float,), "test_accuracy_spice": (float,), "models": (dict,),
-    "elapsed_s": (float,),
+    "elapsed_s": (float,), "calibration": (dict,), "discharger": (str,),
+    **{f"{k}_{p}{unit}": types for p in ("top_down", "bottom_up", "trace_fitted")
+       for k, unit, types in (("rmse_spiking", "_ns", (float, type(None))), ("bias", "_ns", (float,)),
+                              ("n_silent_mismatch", "", (int,)))},
+    "error_budget": (list,),
 }
+
+# rmse_spiking_<pipeline>_ns is null when no output neuron spikes on both sides.
 
 #: summary.json's ``post_layout`` (post-layout runs only): key -> allowed JSON types.
 POST_LAYOUT_KEYS = {
@@ -407,6 +413,26 @@ def _mapping_table(mapping: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _dynamics_paragraph(d: dict) -> str:
+    if not d:
+        return "Bottom-up circuit terms: not recorded."
+    p, e = d.get("parameters", {}), d.get("stderr", {})
+    T_ns = 1000.0
+
+    def pm(name, scale=1.0, unit=""):
+        return f"{_fmt_float(p.get(name, math.nan) * scale)} +- {_fmt_float(e.get(name, math.nan) * scale)}{unit}"
+
+    return ("Bottom-up circuit terms, measured on the characterization testbench "
+            f"({d.get('n_patterns')} patterns, {d.get('n_spiking')} spiking neurons): C_eff = "
+            f"{_fmt_float(d.get('c_eff_f', math.nan) * 1e15)} fF against a design C_m of "
+            f"{_fmt_float(d.get('c_m_design_f', math.nan) * 1e15)} fF (charge measurement, membrane "
+            f"residual {_fmt_float(d.get('rms_v_membrane_mv'))} mV RMS); discharge rate "
+            f"{_fmt_float(p.get('dis_rate', math.nan))} = C_m / C_eff; firing delay "
+            f"{pm('t_delay', T_ns, ' ns')} (at T = 1 us); kick per active synapse q_plus {pm('q_plus')}, "
+            f"q_minus {pm('q_minus')} (normalized membrane units); spike residual "
+            f"{_fmt_float(d.get('rms_t_spike_ns'))} ns RMS.")
+
+
 def build_document(results: Results) -> list:
     """The report as blocks (figures are drawn into ``run_dir/figures`` on the way)."""
     s, t = results.summary, results.tables
@@ -422,15 +448,25 @@ def build_document(results: Results) -> list:
                   f"SPICE {_fmt_float(s['test_accuracy_spice'])} (bottom-up network; every pipeline's in the "
                   "table below). "
                   f"Run time {_fmt_float(s['elapsed_s'])} s."),
+        Heading("Protocol"),
+        Paragraph(str(s.get("protocol", "(not recorded)"))),
         Paragraph("How errors count: a spike time is compared in its own firing window "
                   "(normalized to the phase length, reported in ns). A neuron that does not spike "
                   "in its window counts at the window end (t = 1), where the model puts a neuron "
-                  "that never reaches threshold; silent neurons are counted in the layer table."),
+                  "that never reaches threshold; silent neurons are counted in the layer table. "
+                  "rmse_spiking_ns is over neurons that spike on both sides only, n_silent_mismatch "
+                  "counts neurons silent on one side only, mean_err_t_spike_ns is the bias "
+                  "(model - SPICE)."),
         Heading("Model vs SPICE: spike-time error"),
         Table(pipelines.reset_index()[list(TABLE_COLUMNS["pipelines.csv"])],
               "One row per pipeline: output-layer RMSE and max error (ns), membrane RMSE over the "
               "accumulation window (mV), tuned current scales, E values, accuracies"),
         Table(t["layers.csv"], "Per layer (0 = hidden, last = output)"),
+        Table(pd.DataFrame(s.get("error_budget", [])),
+              "Error budget: held-out output RMSE of the bottom-up network's SPICE test run against "
+              "its model with the circuit terms added in turn (same weights, run and scales; the "
+              "last row is the bottom-up RMSE)"),
+        Paragraph(_dynamics_paragraph(s.get("dynamics", {}))),
         Image(_histograms(results), "Histograms of output spike-time differences, model - SPICE"),
         Heading("Membrane waveforms of the worst sample"),
     ]
@@ -441,14 +477,14 @@ def build_document(results: Results) -> list:
                             f"(solid), worst test sample {worst}"))
     blocks.append(Heading("Current-scale searches"))
     n_search = results.config.search.n_samples
-    blocks.append(Paragraph("Every candidate below is one batched ngspice run over the first "
-                            f"{n_search or 'all'} test samples (RMSE on those; the tables above "
-                            "use all test samples at the best scales); the search refines coarse-to-fine to the last step of "
+    cal = s.get("calibration", {})
+    blocks.append(Paragraph("Every candidate below is one batched ngspice run over the "
+                            f"{cal.get('n_samples', n_search)} calibration samples (source: "
+                            f"{cal.get('source', '?')}; RMSE on those, the tables above use the test "
+                            "samples at the best scales); the search refines coarse-to-fine to the last step of "
                             f"{list(results.config.search.steps)} (relative). Start points "
-                            f"{json.dumps(s.get('search_starts', {}))}: bottom-up from 1; top-down "
-                            "from the scales at which the DC-parameter model best reproduces the "
-                            "ideal model (a cheap surrogate of the circuit) times the bottom-up "
-                            "scale; trace-fitted from the fit's inverse current scale."))
+                            f"{json.dumps(s.get('search_starts', {}))}: each pipeline from its own "
+                            "mapping (k = 1, or (1, 1) for top-down); none reads another's result."))
     for pipeline in PIPELINES:
         blocks.append(Image(_search_curve(results, pipeline),
                             f"Output RMSE vs current scale, {PIPELINE_TITLES[pipeline]}"))

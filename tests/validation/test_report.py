@@ -26,7 +26,12 @@ def make_results(root):
                "scale_top_down": [0.9, 1.1], "test_accuracy_model": 1.0,
                "test_accuracy_spice": 0.5, "models": {"source": "test", "version": "0"},
                "elapsed_s": 1.5, "characterization_figures": ["characterization/id_vd.png"],
-               "mapping": {"t_phase_s": 1e-6}, "versions": {"ngspice": "39"}}
+               "mapping": {"t_phase_s": 1e-6}, "versions": {"ngspice": "39"},
+               "calibration": {"source": "train", "n_samples": 14}, "discharger": "fixed",
+               "error_budget": [{"term": "ideal", "rmse_bottom_up_ns": 9.0},
+                                {"term": "+ E", "rmse_bottom_up_ns": 4.0}],
+               **{f"{k}_{p}_ns": 1.0 for k in ("rmse_spiking", "bias") for p in PIPELINES},
+               **{f"n_silent_mismatch_{p}": 0 for p in PIPELINES}}
     write_json(root / "summary.json", summary)
     (root / "characterization").mkdir()
     (root / "characterization" / "id_vd.png").write_bytes(PNG_1PX)
@@ -145,4 +150,8 @@ def test_summary_contract_lists_issue_keys():
     assert set(SUMMARY_KEYS) == {
         "rmse_top_down_ns", "rmse_bottom_up_ns", "rmse_trace_fitted_ns", "n_test_samples",
         "netlist_kind", "e_plus", "e_minus", "e_dis", "scale_bottom_up", "scale_top_down",
-        "test_accuracy_model", "test_accuracy_spice", "models", "elapsed_s"}
+        "test_accuracy_model", "test_accuracy_spice", "models", "elapsed_s",
+        # the fidelity issue's additions: protocol, honest metrics, error budget
+        "calibration", "discharger", "error_budget",
+        *(f"{k}_{p}_ns" for k in ("rmse_spiking", "bias") for p in PIPELINES),
+        *(f"n_silent_mismatch_{p}" for p in PIPELINES)}
