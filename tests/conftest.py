@@ -1,1 +1,55 @@
-"""Shared fixtures. SPICE tests really run ngspice (CI installs it); they are marked ``slow``."""
+"""Shared fixtures. SPICE tests really run ngspice (CI installs it); they are marked ``slow``.
+
+Layout, extraction, LVS and post-layout tests need a sky130A magic tech file: they take the
+``pdk_root`` fixture, which finds one the way users install it and skips the test (with the
+reason and the fix) where none exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: The file the layout flow needs below a PDK root (circuits.magic.find_tech_file).
+TECH_SUBPATH = Path("sky130A/libs.tech/magic/sky130A.tech")
+#: Set (to anything) to skip the CI lookup of ``<repo>/../shared/pdk`` (the no-PDK test sets it).
+NO_SHARED_PDK_ENV = "IMCPNN_TEST_NO_SHARED_PDK"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PDK_SKIP_REASON = (
+    "no sky130A magic tech file found in $PDK_ROOT, ~/.ciel, ~/.volare or ../shared/pdk; install one "
+    "with `ciel enable --pdk-family sky130 <open_pdks hash>` (or `volare enable --pdk sky130 <version>`), "
+    "then `export PDK_ROOT=~/.ciel` (or ~/.volare)"
+)
+
+
+def pdk_root_candidates() -> list[Path]:
+    """Where a PDK root may be, in order: $PDK_ROOT, ciel's and volare's default roots (the enabled
+    version, then their versioned builds, newest first), then CI's ``<repo>/../shared/pdk``."""
+    found: list[Path] = []
+    if os.environ.get("PDK_ROOT"):
+        found.append(Path(os.environ["PDK_ROOT"]).expanduser())
+    home = Path.home()  # $HOME on POSIX
+    for tool in ("ciel", "volare"):
+        base = home / f".{tool}"
+        found.append(base)  # `<tool> enable` links <base>/sky130A to the enabled version
+        builds = [*base.glob(f"{tool}/sky130/versions/*"), *base.glob("sky130/versions/*")]
+        found.extend(sorted(builds, key=lambda p: p.stat().st_mtime, reverse=True))
+    if not os.environ.get(NO_SHARED_PDK_ENV):
+        found.append(REPO_ROOT.parent / "shared" / "pdk")
+    return found
+
+
+def find_pdk_root() -> Path | None:
+    """The first candidate holding ``sky130A/libs.tech/magic/sky130A.tech``, or None."""
+    return next((root for root in pdk_root_candidates() if (root / TECH_SUBPATH).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def pdk_root() -> Path:
+    """The PDK root (the folder holding sky130A/); skips the test with the fix where none is found."""
+    root = find_pdk_root()
+    if root is None:
+        pytest.skip(PDK_SKIP_REASON)
+    return root

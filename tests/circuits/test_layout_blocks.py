@@ -10,8 +10,6 @@ enable, bias, nand2 x2, inv, output tgate = 7; one LVT nfet, one HVT pfet); an a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from imcpnn.circuits.cells import Neuron
@@ -26,7 +24,6 @@ from imcpnn.circuits.layout_blocks import (
 from imcpnn.circuits.magic import _res_net, add_substrate_caps, restore_substrate_caps, substrate_caps_f
 from imcpnn.errors import NetlistError
 
-PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
 NFET, PFET = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"
 NEURON_DEVICES = {
     "sky130_fd_pr__cap_mim_m3_2": 1,
@@ -164,10 +161,10 @@ def test_substrate_caps_of_internal_r_nets_land_on_their_own_nodes():
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(pdk_root):
     from imcpnn.circuits.magic import MagicSetup
 
-    return MagicSetup.discover(PDK_ROOT)
+    return MagicSetup.discover(pdk_root)
 
 
 @pytest.mark.slow

@@ -8,8 +8,6 @@ follows its input.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -21,7 +19,6 @@ from imcpnn.errors import NetlistError
 
 pytestmark = pytest.mark.slow
 
-PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
 MIM_7X7_F = 2e-15 / 1e-12 * (7e-6 + 0.15e-6) ** 2  # 102.245 fF
 #: Wiring on the top plate: the met5 plate's fringe to the met4 bottom plate outside the cap.
 #: Bound: met5-met4 overlap cap 68 aF/um^2 (tech file) on at most the 1 um met4 tab and a
@@ -30,8 +27,8 @@ WIRING_MAX_F = 5e-15
 
 
 @pytest.fixture(scope="module")
-def setup() -> MagicSetup:
-    return MagicSetup.discover(PDK_ROOT)
+def setup(pdk_root) -> MagicSetup:
+    return MagicSetup.discover(pdk_root)
 
 
 @pytest.mark.parametrize("name", sorted(layout_cells()))
@@ -229,9 +226,9 @@ def test_gds_export(setup, tmp_path):
     assert path.read_bytes()[:4] == b"\x00\x06\x00\x02"  # GDSII HEADER record
 
 
-def test_layout_verb_end_to_end(tmp_path, monkeypatch):
+def test_layout_verb_end_to_end(tmp_path, monkeypatch, pdk_root):
     from imcpnn.cli import main
 
-    monkeypatch.setenv("PDK_ROOT", str(PDK_ROOT))
+    monkeypatch.setenv("PDK_ROOT", str(pdk_root))
     assert main(["layout", "--cells", "inv", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "inv_layout.json").exists() and (tmp_path / "inv.png").exists()

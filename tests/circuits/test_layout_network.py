@@ -1,5 +1,5 @@
 """Network layout: geometry, ports and schematic (fast), then DRC, extraction and LVS of a 2-2-2 and
-the 5-5-5 demo network (slow, real magic and netgen, PDK_ROOT=../shared/pdk).
+the 5-5-5 demo network (slow, real magic and netgen, a PDK from the pdk_root fixture).
 
 Expected values come from hand counts and physics, not from earlier runs:
 
@@ -21,7 +21,6 @@ Expected values come from hand counts and physics, not from earlier runs:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,6 @@ from imcpnn.circuits.magic import restore_substrate_caps
 from imcpnn.circuits.network import Network, network_core_ports
 from imcpnn.errors import ConfigError
 
-PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
 NFET, PFET = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"
 MIM_7X7_F = 2e-15 / 1e-12 * (7e-6 + 0.15e-6) ** 2
 NEURON_WIRING_F = (1e-15, 15e-15)
@@ -130,10 +128,10 @@ def test_layout_verb_rejects_bad_network_widths(tmp_path, widths):
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(pdk_root):
     from imcpnn.circuits.magic import MagicSetup
 
-    return MagicSetup.discover(PDK_ROOT)
+    return MagicSetup.discover(pdk_root)
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +187,12 @@ def test_network_222_flow_and_lvs_sees_the_inter_layer_wiring(setup, tmp_path):
 
 
 @pytest.mark.slow
-def test_layout_verb_network(tmp_path, monkeypatch):
+def test_layout_verb_network(tmp_path, monkeypatch, pdk_root):
     import json
 
     from imcpnn.cli import main
 
-    monkeypatch.setenv("PDK_ROOT", str(PDK_ROOT))
+    monkeypatch.setenv("PDK_ROOT", str(pdk_root))
     assert main(["layout", "--network", "1,1", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "imcpnn_network_layout.json").read_text())
     assert summary["drc_errors"] == 0 and summary["lvs_match"]

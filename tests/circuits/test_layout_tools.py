@@ -24,10 +24,6 @@ from imcpnn.circuits.magic import (
 )
 from imcpnn.errors import ConfigError, NetlistError, ToolNotFoundError
 
-#: The shared tech file, found relative to the repository as CI does (PDK_ROOT=../shared/pdk).
-PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
-
-
 def _fake_tool(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / name
     path.write_text("#!/bin/sh\n" + body + "\n")
@@ -35,10 +31,10 @@ def _fake_tool(tmp_path: Path, name: str, body: str) -> Path:
     return path
 
 
-def test_tech_file_found_below_pdk_root(monkeypatch):
-    monkeypatch.setenv("PDK_ROOT", str(PDK_ROOT))
+def test_tech_file_found_below_pdk_root(monkeypatch, pdk_root):
+    monkeypatch.setenv("PDK_ROOT", str(pdk_root))
     assert find_tech_file().name == "sky130A.tech"
-    assert find_tech_file(PDK_ROOT) == PDK_ROOT / "sky130A/libs.tech/magic/sky130A.tech"
+    assert find_tech_file(pdk_root) == pdk_root / "sky130A/libs.tech/magic/sky130A.tech"
 
 
 def test_missing_pdk_root_says_how_to_set_it(monkeypatch, tmp_path):
@@ -55,8 +51,12 @@ def test_missing_magic_and_netgen_name_their_packages(monkeypatch, tmp_path):
         find_magic()
     with pytest.raises(ToolNotFoundError, match=r"netgen-lvs not found on PATH.*apt-get install netgen-lvs"):
         find_netgen()
+
+
+def test_discover_without_magic_names_it(monkeypatch, tmp_path, pdk_root):
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolNotFoundError, match="magic not found"):
-        MagicSetup.discover(PDK_ROOT)
+        MagicSetup.discover(pdk_root)
 
 
 def test_magic_version_without_number(tmp_path):
@@ -65,31 +65,31 @@ def test_magic_version_without_number(tmp_path):
         magic_version(fake)
 
 
-def _fake_setup(tmp_path: Path, body: str) -> MagicSetup:
-    return MagicSetup(_fake_tool(tmp_path, "magic", body), "8.3.105", PDK_ROOT / "sky130A/libs.tech/magic/sky130A.tech")
+def _fake_setup(tmp_path: Path, body: str, pdk_root: Path) -> MagicSetup:
+    return MagicSetup(_fake_tool(tmp_path, "magic", body), "8.3.105", pdk_root / "sky130A/libs.tech/magic/sky130A.tech")
 
 
-def test_run_magic_failure_timeout_and_missing_drc_count(tmp_path):
-    crash = _fake_setup(tmp_path, "echo 'Segmentation fault'; exit 139")
+def test_run_magic_failure_timeout_and_missing_drc_count(tmp_path, pdk_root):
+    crash = _fake_setup(tmp_path, "echo 'Segmentation fault'; exit 139", pdk_root)
     with pytest.raises(NetlistError, match=r"magic failed \(exit code 139\)"):
         run_magic(crash, "drc check", tmp_path / "a")
-    tcl = _fake_setup(tmp_path, 'echo \'invalid command name "drcx"\'')
+    tcl = _fake_setup(tmp_path, 'echo \'invalid command name "drcx"\'', pdk_root)
     with pytest.raises(NetlistError, match="magic failed"):
         run_magic(tcl, "drcx", tmp_path / "b")
-    slow = _fake_setup(tmp_path, "sleep 5")
+    slow = _fake_setup(tmp_path, "sleep 5", pdk_root)
     with pytest.raises(NetlistError, match="magic ran longer than 0.5 s"):
         run_magic(slow, "drc check", tmp_path / "c", timeout_s=0.5)
-    silent = _fake_setup(tmp_path, "true")
+    silent = _fake_setup(tmp_path, "true", pdk_root)
     with pytest.raises(NetlistError, match="printed no DRC count"):
         magic_drc(layout_cells()["nfet"], setup=silent, build_dir=tmp_path / "d")
     # The trimmed tech copy is made even for a fake magic: its version line is patched.
     assert "requires magic-8.3.105" in (tmp_path / "d" / "sky130A.tech").read_text()
 
 
-def test_magic_that_writes_nothing(tmp_path):
+def test_magic_that_writes_nothing(tmp_path, pdk_root):
     from imcpnn.circuits.magic import magic_extract, magic_gds
 
-    silent = _fake_setup(tmp_path, "true")
+    silent = _fake_setup(tmp_path, "true", pdk_root)
     with pytest.raises(NetlistError, match="magic wrote no nfet_lvs_si.spice"):
         magic_extract(layout_cells()["nfet"], setup=silent, build_dir=tmp_path / "x")
     with pytest.raises(NetlistError, match="magic wrote no GDS"):

