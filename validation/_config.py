@@ -27,10 +27,8 @@ class SearchConfig:
     """Candidates outside [low, high] are not simulated."""
     ray_levels: int = 1
     """Coarse levels at which a 2-D search (scale_plus, scale_minus) first moves both scales by one
-    common factor, along the ray from the origin through its start, then along each axis. The
-    top-down start comes from a model surrogate that gets the ratio of the two scales about right
-    and the overall current level wrong (demo, measured: start (1.38, 1.21), SPICE optimum (1.71,
-    1.44), ratios 1.24 and 1.19): one factor finds that level with a 1-D stencil."""
+    common factor, along the ray from the origin through its start, then along each axis: the
+    overall current level is the first thing to find, the ratio of the two scales the second."""
     n_samples: int = 14
     """Calibration samples each candidate simulates (the first n of the calibration pool, see
     ``ValidationConfig.calibration``; 0 = all of it). A multiple of

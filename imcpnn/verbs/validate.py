@@ -10,13 +10,17 @@ DESCRIPTION = """\
 Run the headline experiment of the method (section 5) and write a report folder:
 
   1. characterize sky130 devices (or read --characterization FILE) -> E_plus, E_minus, E_dis;
-  2. fit the same physical parameters to SPICE transient traces of a single-layer testbench
-     (least squares through the exact model, with standard errors);
-  3. train three Iris models: ideal (|E| = 100, top-down), DC-derived E (bottom-up), fitted E;
-  4. map weights to gate biases and simulate all test samples in ngspice; search the current
-     scales coarse-to-fine (top-down: scale_plus and scale_minus; the others: one global scale),
-     each candidate one batched ngspice run, candidates in parallel, everything cached;
-  5. write summary.json, CSV tables, PNG figures, report.md and a self-contained report.html.
+  2. measure the bottom-up model's circuit terms on a single-layer testbench transient: the
+     membrane's effective capacitance C_eff (charge measurement), the firing-path delay and the
+     end-of-accumulation charge kick; fit every parameter jointly to the same traces
+     (trace-fitted, with standard errors);
+  3. train three Iris models: ideal (|E| = 100, top-down), bottom-up, trace-fitted;
+  4. map weights to gate biases; search the current scales coarse-to-fine against ngspice on
+     held-out calibration samples (training samples; --calibration test for the method's
+     in-sample protocol): top-down scale_plus and scale_minus, the others one global scale;
+     the discharger sits at its design current for all (--discharger searched: all search it);
+  5. simulate the test samples at the best scales; write summary.json (with the protocol, the
+     honest metrics and the error budget), CSV tables, PNG figures, report.md and report.html.
 
 Every stage is saved when it finishes: rerun the same command to resume after an interruption.
 `imcpnn report DIR` redraws the report from the saved results without simulating.
@@ -64,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "adds a layout stage of about a minute; see the description)")
     parser.add_argument("--cache-dir", default=None,
                         help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
+    parser.add_argument("--calibration", choices=("train", "test"), default=None,
+                        help="samples the scale searches simulate: train (held out, default) or test "
+                             "(in-sample, the method's reference protocol)")
+    parser.add_argument("--discharger", choices=("fixed", "searched"), default=None,
+                        help="discharger at its design current for every pipeline (fixed, default) "
+                             "or one factor on it searched by every pipeline")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -78,7 +88,8 @@ def config_from_args(args: argparse.Namespace):
     config = load_json(ValidationConfig, args.config) if args.config else ValidationConfig()
     changes = {name: getattr(args, arg) for name, arg in
                (("n_test", "n_test"), ("epochs", "epochs"), ("corner", "corner"),
-                ("temp_c", "temp"), ("seed", "seed")) if getattr(args, arg) is not None}
+                ("temp_c", "temp"), ("seed", "seed"), ("calibration", "calibration"),
+                ("discharger", "discharger")) if getattr(args, arg, None) is not None}
     if args.post_layout:
         changes["netlist_kind"] = "post-layout"
     search = config.search
