@@ -272,8 +272,14 @@ def check_weights(network: Network, weights: list[np.ndarray]) -> list[np.ndarra
     return out
 
 
+def num(x: float) -> str:
+    """A number for a deck, written exactly (shortest repr that reads back to the same float):
+    a PWL time at 150 us written with 6 digits would move an edge by up to 0.5 ns."""
+    return repr(float(x))
+
+
 def _pwl(points: list[tuple[float, float]]) -> str:
-    return "PWL(" + " ".join(f"{t:.6g} {v:.6g}" for t, v in points) + ")"
+    return "PWL(" + " ".join(f"{num(t)} {num(v)}" for t, v in points) + ")"
 
 
 def pulse_points(windows: list[tuple[float, float]], high_v: float, t_edge_s: float) -> list[tuple[float, float]]:
@@ -370,8 +376,8 @@ def _gate_biases(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarra
     gate_p = lambda j, i: "vdd" if off_p[j, i] else f"vp{layer}_{j}_{i}"  # noqa: E731
 
     def sources(j: int, i: int) -> list[str]:
-        return ([] if off_n[j, i] else [f"VN{layer}_{j}_{i} vn{layer}_{j}_{i} 0 {vg_n[j, i]:.6f}"]) + (
-            [] if off_p[j, i] else [f"VP{layer}_{j}_{i} vp{layer}_{j}_{i} 0 {vg_p[j, i]:.6f}"])
+        return ([] if off_n[j, i] else [f"VN{layer}_{j}_{i} vn{layer}_{j}_{i} 0 {num(vg_n[j, i])}"]) + (
+            [] if off_p[j, i] else [f"VP{layer}_{j}_{i} vp{layer}_{j}_{i} 0 {num(vg_p[j, i])}"])
 
     return gate_n, gate_p, sources
 
@@ -390,7 +396,7 @@ def core_netlist(network: Network, biases: list[tuple[np.ndarray, np.ndarray]], 
         for j, i in np.ndindex(vg_n.shape):
             nodes[f"vn{l}_{j}_{i}"], nodes[f"vp{l}_{j}_{i}"] = gate_n(j, i), gate_p(j, i)
             lines += sources(j, i)
-        lines.append(f"VGDIS{l} vgdis{l} 0 {vg_dis:.6f}")
+        lines.append(f"VGDIS{l} vgdis{l} 0 {num(vg_dis)}")
     lines.append(f"XCORE {' '.join(nodes.get(p, p) for p in core.ports)} {core.name}")
     return lines
 
@@ -405,13 +411,13 @@ def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarr
     gate_n, gate_p, sources = _gate_biases(network, layer, vg_n, vg_p)
     lines = [f"* layer {layer}: {n_in} x {n_out} synapses, {n_out} neurons"]
     lines += _layer_instances(network, layer, gate_n, gate_p, "0", sources)
-    lines.append(f"VGDIS{layer} vgdis{layer} 0 {vg_dis_v:.6f}")
+    lines.append(f"VGDIS{layer} vgdis{layer} 0 {num(vg_dis_v)}")
     if network.parasitic is not None:
         c_mem = network.parasitic.line_f(n_in)
         c_spk = network.parasitic.line_f(n_out)
-        lines += [f"CPM{layer}_{i} m{layer}_{i} 0 {c_mem:.6g}" for i in range(n_out)]
+        lines += [f"CPM{layer}_{i} m{layer}_{i} 0 {num(c_mem)}" for i in range(n_out)]
         for j in range(n_in):
-            lines += [f"CPS{layer}_{j} s{layer}_{j} 0 {c_spk:.6g}", f"CPSB{layer}_{j} sb{layer}_{j} 0 {c_spk:.6g}"]
+            lines += [f"CPS{layer}_{j} s{layer}_{j} 0 {num(c_spk)}", f"CPSB{layer}_{j} sb{layer}_{j} 0 {num(c_spk)}"]
     return lines
 
 

@@ -359,3 +359,24 @@ def test_network_core_subckt_exposes_exactly_the_testbench_nodes():
     assert sum(line.startswith("XS") for line in body) == 10 and sum(line.startswith("XN") for line in body) == 4
     used = {tok for line in body for tok in line.split()[1:] if "=" not in tok} - {"synapse", "neuron"}
     assert used == set(ports)
+
+
+def test_deck_numbers_are_written_exactly():
+    """PWL times of late samples keep every digit (6 significant digits moved sample 49's edges
+    by up to 0.5 ns), and so do the bias sources."""
+    import re
+
+    from imcpnn.circuits.network import Network, PhaseSchedule, network_deck
+
+    net = Network((2, 1))
+    sched = PhaseSchedule()
+    t_in = np.full((50, 2), 1.0)
+    t_in[49] = [0.0, 0.123456789]
+    vg = 0.512345678901
+    deck = network_deck(net, [(np.array([[vg], [0.0]]), np.array([[1.8], [1.8]]))], [0.5432109876],
+                        t_in, sched)
+    line = next(l for l in deck.text.splitlines() if l.startswith("VIN1 "))
+    times = [float(x) for x in re.findall(r"PWL\((.*)\)", line)[0].split()[0::2]]
+    rise = sched.window_start_s(49, 0, "accumulation") + 0.123456789 * sched.t_phase_s
+    assert rise in times
+    assert f" {vg!r}" in deck.text and " 0.5432109876" in deck.text
