@@ -15,7 +15,8 @@ from imcpnn import __version__
 from imcpnn.errors import ImcpnnError
 
 #: Verbs in the order a user meets them in the flow.
-VERBS: tuple[str, ...] = ("doctor", "characterize", "netlist", "simulate", "layout", "train", "validate", "report", "demo")
+VERBS: tuple[str, ...] = ("doctor", "characterize", "netlist", "simulate", "layout", "train", "validate", "report", "demo",
+                          "cache")
 
 _EPILOG = """\
 The flow, bottom up:
@@ -28,6 +29,9 @@ The flow, bottom up:
   imcpnn validate --out DIR          model vs SPICE: top-down vs bottom-up vs trace-fitted + report
   imcpnn report DIR                  redraw a validation report from saved results (no simulation)
   imcpnn demo --out DIR              everything on the default (Iris 5-5-5, sky130 tt) -> report.html
+
+Housekeeping:
+  imcpnn cache info | clean [--all]  the SPICE result cache: size, entries, leftovers of killed runs
 
 Every verb has its own help: imcpnn <verb> --help
 Long jobs cache finished work: after an interruption, rerun the same command to resume.

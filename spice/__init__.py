@@ -1,10 +1,15 @@
 """Run ngspice on sky130 models, read its raw traces, cache and parallelize runs. Knows nothing of the other subpackages."""
 
+from ._cache import CacheInfo as CacheInfo
+from ._cache import cache_info as cache_info
+from ._cache import clean_cache as clean_cache
+from ._models import CacheWarning as CacheWarning
 from ._models import Corner as Corner
 from ._models import DeviceUse as DeviceUse
 from ._models import device_uses as device_uses
 from ._models import ModelSource as ModelSource
 from ._models import PdkModelsWarning as PdkModelsWarning
+from ._models import cache_root as cache_root
 from ._models import default_cache_dir as default_cache_dir
 from ._models import find_models as find_models
 from ._raw import Plot as Plot

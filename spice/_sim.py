@@ -188,7 +188,16 @@ class Sim:
 
     def deck_and_model_hash(self, cache_dir: Path | None = None) -> tuple[str, str]:
         """The full deck text and the hash of the model content it loads."""
+        deck, _, model_hash = self._deck_parts(cache_dir)
+        return deck, model_hash
+
+    def _deck_parts(self, cache_dir: Path | None = None) -> tuple[str, str, str]:
+        """(deck, key text, model hash). The key text is the deck with the model line replaced by
+        the hash of the model content: it holds no path of the models or of the cache."""
         models, model_hash = model_include(find_models(), self.corner, self.devices, cache_dir)
+        return self._render(models), self._render(f"* models sha256 {model_hash}"), model_hash
+
+    def _render(self, models: str) -> str:
         lines = ["* imcpnn deck", models, f".temp {_fmt(self.temp_c)}"]
         if self.options:
             opts = " ".join(k if v is None else f"{k}={v}" for k, v in self.options.items())
@@ -198,7 +207,7 @@ class Sim:
             lines.append(".save " + " ".join(self.save))
         lines += [a.line() for a in self.analyses]
         lines.append(".end")
-        return "\n".join(lines) + "\n", model_hash
+        return "\n".join(lines) + "\n"
 
     def deck(self, cache_dir: Path | None = None) -> str:
         """The complete ngspice deck (models, temperature, options, circuit, saves, analyses)."""
