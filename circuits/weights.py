@@ -101,13 +101,12 @@ def weights_to_biases(
 
 
 def discharger_current_a(char: Characterization, c_m_f: float, t_phase_s: float, scale: float = 1.0) -> float:
-    """Design current of the discharger at V = V0 (A): I_dis = C_m V_th_circ / T (times ``scale``).
+    """Discharger current at V = V0 (A): I_dis = C_m V_th_circ / T times ``scale``.
 
-    The design value of the ideal ramp (dv/dt = 1 at v = 0: a neuron with no input reaches
-    threshold exactly at the end of the window, and, since the real current falls with the
-    membrane voltage, a silent neuron does not fire). It uses only design data (C_m, V_th_circ,
-    T), no fitted model parameter, so every validation pipeline gets the same discharger;
-    ``scale`` is the factor a pipeline may search when the discharger is searched.
+    The unit is the ideal ramp's current (dv/dt = 1 at v = 0). The real current falls as the
+    membrane discharges and the firing path adds a delay, so the validation places the design
+    factor by simulation (a neuron with no input fires exactly at the window end); the function
+    itself reads only design data (C_m, V_th_circ, T), no fitted model parameter.
     """
     if not (math.isfinite(scale) and scale > 0):
         raise ConfigError(f"discharger scale={scale!r} must be a finite number > 0")

@@ -32,6 +32,7 @@ extracted from the generated layout (:mod:`imcpnn.validation._post_layout`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -77,6 +78,9 @@ class Context:
     y_test: np.ndarray
     x_cal: np.ndarray
     """Samples the scale searches simulate (:func:`calibration_inputs`)."""
+    discharger_design: float = 1.0
+    """Design factor k* on the discharger's unit current, the same for every pipeline
+    (:func:`stage_discharger`); searched factors multiply it."""
 
 
 def _stage_path(out_dir: Path, name: str) -> Path:
@@ -207,20 +211,84 @@ def accumulation_traces(membranes: pd.DataFrame, t_eval: np.ndarray, layer: int,
 def testbench_traces(ctx: Context) -> TraceSet:
     """SPICE traces of the characterization testbench (:func:`fit_testbench`): one batched run of
     a single layer of the network's netlist kind, weights mapped with the design C_m, discharger
-    at its design current (a cache hit after the first call)."""
+    at its design bias (a cache hit after the first call)."""
     from imcpnn.circuits.simulate import simulate_network
 
     t_in, w = fit_testbench(ctx.config)
     run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
                            corner=ctx.config.corner, temp_c=ctx.config.temp_c,
                            batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
-                           progress=ctx.progress)
+                           discharger_scales=[ctx.discharger_design], progress=ctx.progress)
     t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
     spikes = run.spikes.sort_values(["sample", "neuron"])
     shape = (len(t_in), w.shape[1])
     return TraceSet(t_in, w, t_eval, accumulation_traces(run.membranes, t_eval, 0, *shape),
                     np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0),
                     spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"])
+
+
+#: Discharger factors (on the unit current C_m V_th_circ / T) simulated to place the design bias.
+DISCHARGER_GRID = (1.2, 1.35, 1.5, 1.7, 2.0, 2.5, 3.3)
+
+
+def stage_discharger(ctx: Context) -> dict:
+    """The discharger's design bias, one for every pipeline (no model parameter, no network
+    search): the factor k* on the unit current C_m V_th_circ / T at which a neuron with no input
+    crosses threshold exactly at the end of its firing window ("chosen so that a neuron with no
+    input does not fire", method section 4).
+
+    Measured on the testbench layer (same netlist kind) with no input spike at the factors of
+    :data:`DISCHARGER_GRID`, in parallel: the ramp time of a fixed voltage swing scales as 1/k,
+    so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
+    over the neurons that fire gives k* = K / (1 - t_0).
+    """
+    from imcpnn.circuits.simulate import simulate_scales
+    from imcpnn.circuits.weights import CurrentScales
+
+    def compute():
+        w = fit_testbench(ctx.config)[1]
+        t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
+        ks = [k for k in DISCHARGER_GRID if mappable_discharger(ctx, w, k)]
+        runs = simulate_scales([w], t_in, ctx.char, [CurrentScales()] * len(ks),
+                               network=ctx.fit_network, schedule=ctx.schedule,
+                               corner=ctx.config.corner, temp_c=ctx.config.temp_c,
+                               discharger_scales=ks, batch_size=1, cache_dir=ctx.cache_dir,
+                               progress=ctx.progress, save_membranes=False)
+        rows = [(k, float(t)) for k, r in zip(ks, runs)
+                for t, fired in zip(r.spikes["t_spike"], r.spikes["spiked"]) if fired and 0 < t < 1]
+        if len({k for k, _ in rows}) < 2:
+            raise ConfigError(
+                f"a neuron with no input fires at fewer than two of the discharger factors {ks}: "
+                "the discharger cannot reach the sensing threshold in one phase at this corner; "
+                "check vb_sense_v, the discharger size or the characterized gate range")
+        k, t = np.array(rows).T
+        k_star, t0, big_k, rms = discharger_factor(k, t)
+        return {"factor": k_star, "t_0": t0, "K": big_k, "fit_rms_ns": rms * ctx.schedule.t_phase_s * 1e9,
+                "grid": [list(map(float, r)) for r in rows]}
+
+    return _cached_stage(ctx.out_dir, "discharger", compute, ctx.progress)
+
+
+def discharger_factor(k: np.ndarray, t: np.ndarray) -> tuple[float, float, float, float]:
+    """(k*, t_0, K, rms): least squares t = t_0 + K / k over the firing points (k, t), each
+    (n,), and the factor at which the spike comes at the window end, k* = K / (1 - t_0)."""
+    k, t = np.asarray(k, float), np.asarray(t, float)
+    (t0, big_k), *_ = np.linalg.lstsq(np.stack([np.ones_like(k), 1 / k], axis=1), t, rcond=None)
+    rms = float(np.sqrt(np.mean((t0 + big_k / k - t) ** 2)))
+    return float(big_k / (1 - t0)), float(t0), float(big_k), rms
+
+
+def mappable_discharger(ctx: Context, w: np.ndarray, k: float) -> bool:
+    from imcpnn.circuits.characterize_fit import Characterization
+    from imcpnn.circuits.simulate import map_network
+    from imcpnn.circuits.weights import CurrentScales
+
+    try:
+        map_network(ctx.fit_network, [w], Characterization.from_dict(ctx.char), CurrentScales(),
+                    ctx.schedule.t_phase_s, k)
+    except (NetlistError, ConfigError):
+        return False
+    return True
 
 
 #: Circuit terms of the bottom-up model beyond the DC E values, measured on the testbench.
@@ -232,8 +300,8 @@ def stage_dynamics(ctx: Context) -> dict:
 
     1. C_eff (charge measurement): the accumulation membrane traces against the known currents
        (membrane residuals only, current scale s = C_m / C_eff free), so C_eff = C_m / s;
-    2. discharge rate r = s: the discharger draws its design current C_m V_th_circ / T, which
-       moves a membrane of C_eff at r = C_m / C_eff;
+    2. discharge rate r = k* s: the discharger draws its design current k* C_m V_th_circ / T
+       (:func:`stage_discharger`), which moves a membrane of C_eff at r = k* C_m / C_eff;
     3. firing-path delay t_delay and end-of-accumulation kick q_plus, q_minus: the spike times
        (spike residuals only) with everything above held.
     """
@@ -245,7 +313,8 @@ def stage_dynamics(ctx: Context) -> dict:
         charge = fit_traces(traces, dc, fixed=everything_but("current_scale"), residuals="membrane",
                             sigma_v_v=ctx.config.fit.sigma_v_v)
         s = charge.parameters.current_scale
-        held = PhysicalParameters(**{**to_dict(dc), "current_scale": s, "dis_rate": s})
+        held = PhysicalParameters(**{**to_dict(dc), "current_scale": s,
+                                     "dis_rate": s * ctx.discharger_design})
         firing = fit_traces(traces, held, fixed=everything_but(*FIRING_TERMS), residuals="spikes",
                             sigma_t=ctx.config.fit.sigma_t)
         c_m = ctx.fit_network.membrane_f(0)
@@ -314,10 +383,13 @@ def mapping_scales(pipeline: str, params: PhysicalParameters, point: tuple[float
 
 def _simulate(ctx: Context, weights, x: np.ndarray, scales_list, progress: bool,
               discharger_scales=None, **networks):
-    """Batched SPICE runs of ``ctx.network`` on inputs ``x`` (``networks``: other
+    """Batched SPICE runs of ``ctx.network`` on inputs ``x``; ``discharger_scales``: searched
+    factors on the design discharger, one per candidate (``networks``: other
     ``network``/``mapping_network``)."""
     from imcpnn.circuits.simulate import simulate_scales
 
+    factors = discharger_scales or [1.0] * len(scales_list)
+    discharger_scales = [ctx.discharger_design * k for k in factors]
     return simulate_scales(weights, x, ctx.char, scales_list,
                            **({"network": ctx.network} | networks), schedule=ctx.schedule,
                            corner=ctx.config.corner, temp_c=ctx.config.temp_c,
@@ -332,7 +404,7 @@ def mappable(ctx: Context, weights, scales, discharger_scale: float = 1.0) -> bo
 
     try:
         map_network(ctx.network, weights, Characterization.from_dict(ctx.char), scales,
-                    ctx.schedule.t_phase_s, discharger_scale)
+                    ctx.schedule.t_phase_s, ctx.discharger_design * discharger_scale)
     except (NetlistError, ConfigError):
         return False
     return True
@@ -468,7 +540,7 @@ BUDGET_TERMS = (
     ("ideal model (E = inf, ideal ramp)", {}),
     ("+ E_plus, E_minus (synapse lambda, DC sweeps)", {"e": True}),
     ("+ E_dis (discharger lambda, DC sweeps)", {"e": True, "e_dis": True}),
-    ("+ C_eff (charge measurement: discharge rate C_m / C_eff)", {"e": True, "e_dis": True, "rate": True}),
+    ("+ C_eff (charge measurement: discharge rate k* C_m / C_eff)", {"e": True, "e_dis": True, "rate": True}),
     ("+ firing-path delay t_delay", {"e": True, "e_dis": True, "rate": True, "t_delay": True}),
     ("+ end-of-accumulation kick q_plus, q_minus", {"e": True, "e_dis": True, "rate": True,
                                                     "t_delay": True, "kick": True}),
@@ -476,7 +548,8 @@ BUDGET_TERMS = (
 
 
 def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: float = 1.0):
-    """The bottom-up LayerPhysics with only ``terms`` switched on (the others ideal)."""
+    """The bottom-up LayerPhysics with only ``terms`` switched on (the others ideal; the
+    discharger's design current k* is known without any term, C_eff sets the rate with "rate")."""
     from imcpnn.pnn import LayerPhysics
 
     big = 1e6  # |E| standing in for infinity
@@ -484,7 +557,7 @@ def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: fl
         e_plus=params.e_plus if terms.get("e") else big,
         e_minus=params.e_minus if terms.get("e") else -big,
         e_dis=params.e_dis if terms.get("e_dis") else None,
-        dis_rate=(params.dis_rate if terms.get("rate") else 1.0) * discharger_scale,
+        dis_rate=params.dis_rate / (1.0 if terms.get("rate") else params.current_scale) * discharger_scale,
         t_delay=params.t_delay if terms.get("t_delay") else 0.0,
         q_plus=params.q_plus if terms.get("kick") else 0.0,
         q_minus=params.q_minus if terms.get("kick") else 0.0)
@@ -567,8 +640,10 @@ def protocol_text(config: ValidationConfig) -> str:
            "simulated before the evaluation)" if config.calibration == "train" else
            f"the first {config.search.n_samples or 'all'} test samples (in-sample, as in the method's "
            "reference; the reported RMSE includes them)")
-    dis = ("fixed at its design current C_m V_th_circ / T for every pipeline" if config.discharger == "fixed"
-           else "searched by every pipeline (one factor on its design current, 1-D, after the scales)")
+    dis = ("fixed at its design bias for every pipeline (the current k* C_m V_th_circ / T at which a "
+           "neuron with no input fires exactly at the end of its window, placed by a SPICE run of "
+           "the neuron layer, not by any model)" if config.discharger == "fixed"
+           else "searched by every pipeline (one factor on its design bias, 1-D, after the scales)")
     return (f"Scales are calibrated on {cal}; metrics are on the {config.n_test} test samples. "
             f"Discharger: {dis}. Top-down may tune (scale_plus, scale_minus) of an ideal model "
             "(E = +-e_ideal, ideal ramp, no delay, mapped with the design C_m); bottom-up one global "
@@ -628,6 +703,8 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
                   x_test=x_test, y_test=data.y_test.numpy(),
                   x_cal=calibration_inputs(config, x_train, x_test))
 
+    discharger = stage_discharger(ctx)
+    ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
     dynamics = stage_dynamics(ctx)
     bottom_up = PhysicalParameters(**dynamics["parameters"])
     fit = stage_trace_fit(ctx, bottom_up)
@@ -673,6 +750,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         "search_starts": {p: list(starts[p]) for p in PIPELINES},
         "calibration": {"source": config.calibration, "n_samples": int(len(ctx.x_cal))},
         "discharger": config.discharger,
+        "discharger_design": discharger,
         "discharger_scale": {p: r["discharger_scale"] for p, r in results.items()},
         **{f"rmse_spiking_{p}_ns": _finite_or_none(r["rmse_spiking_ns"]) for p, r in results.items()},
         **{f"bias_{p}_ns": r["bias_ns"] for p, r in results.items()},

@@ -1,7 +1,6 @@
 """The reduced end-to-end demo (real ngspice, real training): every artefact, sane summary, resume."""
 
 import json
-import math
 import subprocess
 import sys
 import time
@@ -11,10 +10,20 @@ import pytest
 from imcpnn.validation import ValidationConfig
 from imcpnn.validation.report import PIPELINES
 
-# The reduced run CI affords: few samples and patterns, short training, one 10 % search level,
-# a loose transient tolerance (it checks artefacts and resumption, not accuracy).
-REDUCED = {"n_test": 2, "epochs": 20, "t_step_max_s": 5e-8, "trtol": 1.0, "spice_batch": 2,
-           "fit": {"n_patterns": 2, "n_times": 11}, "search": {"steps": [0.1], "max_recentre": 1}}
+# The reduced run CI affords, at the demo's converged transient setting (50 ns max step, trtol
+# 0.05): one deck of 7 test samples, scales calibrated on 7 training samples (held out), a
+# 10 % then 3 % search, the 14-pattern characterization testbench.
+REDUCED = {"n_test": 7, "epochs": 60, "t_step_max_s": 5e-8, "trtol": 0.05, "spice_batch": 7,
+           "fit": {"n_patterns": 14, "n_times": 26},
+           "search": {"steps": [0.1, 0.03], "max_recentre": 2, "n_samples": 7}}
+
+# Bound on the held-out bottom-up output RMSE of the reduced run, from the error budget: the
+# characterization testbench leaves about 0.7 ns RMS of spike-time residual with every circuit
+# term in (summary["dynamics"]["rms_t_spike_ns"]), the 3 % search resolution moves output spikes
+# by a few ns at most, and the network adds its hidden layer's error to the output's. 10 ns is
+# several times what that budget leaves, and well under the top-down error, which lacks the
+# ~40 ns firing delay alone.
+BOTTOM_UP_BOUND_NS = 10.0
 
 
 def run_demo(out, config, cache):
@@ -39,10 +48,23 @@ def test_reduced_demo_writes_every_artefact_and_resumes(tmp_path):
              "elapsed_s": float}
     for key, kind in types.items():
         assert isinstance(summary[key], kind), (key, summary[key])
-    for key in ("rmse_top_down_ns", "rmse_bottom_up_ns", "rmse_trace_fitted_ns"):
-        # Bounded by the window: at worst every output spike is a whole phase (1 us) off.
-        assert math.isfinite(summary[key]) and 0 <= summary[key] <= 1000.0
-    assert summary["n_test_samples"] == 2
+    # The claim itself, held out: the bottom-up model predicts the circuit, the ideal model does not.
+    print("measured RMSE (ns): top-down", summary["rmse_top_down_ns"], "bottom-up",
+          summary["rmse_bottom_up_ns"], "trace-fitted", summary["rmse_trace_fitted_ns"],
+          "budget", summary["error_budget"])
+    assert summary["calibration"] == {"source": "train", "n_samples": 7}
+    assert summary["discharger"] == "fixed"
+    assert summary["rmse_bottom_up_ns"] < BOTTOM_UP_BOUND_NS
+    assert summary["rmse_bottom_up_ns"] < summary["rmse_top_down_ns"] / 3
+    assert summary["n_silent_mismatch_bottom_up"] <= 1
+    # the budget ends at the bottom-up RMSE and its circuit terms lower the error overall
+    budget = [row["rmse_bottom_up_ns"] for row in summary["error_budget"]]
+    assert budget[-1] == pytest.approx(summary["rmse_bottom_up_ns"])
+    assert budget[-1] < budget[2]  # delay, C_eff and kick together beat the DC-only model
+    # the measured membrane capacitance: MIM + wire estimate + device capacitance, a few % above
+    dyn = summary["dynamics"]
+    assert 1.0 < dyn["c_eff_f"] / dyn["c_m_design_f"] < 1.15
+    assert summary["n_test_samples"] == 7
     assert summary["e_plus"] > 0 > summary["e_minus"] and summary["e_dis"] > 1
     assert len(summary["scale_top_down"]) == 2 and all(s > 0 for s in summary["scale_top_down"])
     assert 0 <= summary["test_accuracy_spice"] <= 1 and 0 <= summary["test_accuracy_model"] <= 1
@@ -52,8 +74,6 @@ def test_reduced_demo_writes_every_artefact_and_resumes(tmp_path):
     char = json.loads((out / "characterization" / "characterization.json").read_text())
     assert summary["trace_fit"]["stderr"]["v_th_circ_v"] == 0.0
     assert summary["trace_fit"]["fitted"]["v_th_circ_v"] == pytest.approx(char["v0"] - char["v_switch"])
-    print("measured RMSE (ns): top-down", summary["rmse_top_down_ns"], "bottom-up",
-          summary["rmse_bottom_up_ns"], "trace-fitted", summary["rmse_trace_fitted_ns"])
 
     for name in ("config.json", "report.md", "report.html", "tables/pipelines.csv",
                  "tables/layers.csv", "tables/fitted_parameters.csv",

@@ -126,3 +126,14 @@ def test_layer_metrics_count_spiking_pairs_and_one_sided_silences():
     assert row["n_silent_mismatch"] == 2
     assert row["mean_err_t_spike_ns"] == pytest.approx(-7.0 / 4)
     assert row["rmse_t_spike_ns"] == pytest.approx(np.sqrt((9 + 1600 + 2500) / 4))
+
+
+def test_discharger_design_factor_puts_a_silent_neuron_at_the_window_end():
+    """t(k) = t_0 + K / k (ramp time ~ 1/current plus the firing delay): the design factor k*
+    is where t = 1, recovered from points that all fire earlier."""
+    t0, big_k = 0.04, 1.29
+    k = np.array([1.5, 1.7, 2.0, 2.5, 3.3])
+    k_star, t0_fit, k_fit, rms = pipe.discharger_factor(k, t0 + big_k / k)
+    assert k_star == pytest.approx(big_k / (1 - t0), rel=1e-9)
+    assert (t0_fit, k_fit) == (pytest.approx(t0), pytest.approx(big_k)) and rms < 1e-12
+    assert t0 + big_k / k_star == pytest.approx(1.0)
