@@ -11,13 +11,14 @@ SUMMARY = "the end-to-end demo: characterize, train both models, SPICE, scale se
 DESCRIPTION = """\
 Run everything on the embedded default, the paper's circuit experiment: Iris (4 features + a
 bias input), a 5-5-5 RC-Spike network, sky130 tt at 27 C, 50 test samples. Stages:
-characterize -> trace fit -> train (top-down, bottom-up, trace-fitted) -> map weights to gate
-biases -> ngspice -> current-scale searches -> report (DIR/report.html, DIR/summary.json).
+characterize (DC sweeps, discharger design bias, circuit terms from a testbench transient) ->
+trace fit -> train (top-down, bottom-up, trace-fitted) -> map weights to gate biases ->
+current-scale searches on held-out training samples in ngspice -> test samples in ngspice ->
+report (DIR/report.html, DIR/summary.json, with the protocol and the error budget).
 
 It is `imcpnn validate` with the default configuration; the options below make a reduced run.
 Each stage is saved when it finishes: if interrupted, rerun the same command to resume.
-Time: 13 min wall from an empty SPICE cache on an idle 2-core machine (measured 2026-11-23,
-see README), almost all of it ngspice.
+Almost all of the time is ngspice (tens of minutes on a 2-core machine from an empty cache).
 
 With --post-layout the SPICE side is the netlist extracted from the generated sky130 layout
 (needs magic, netgen-lvs and PDK_ROOT, see `imcpnn validate --help`), and the report shows the
