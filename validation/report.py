@@ -42,7 +42,7 @@ from imcpnn.validation._post_layout import SPIKES_CSV_COLUMNS
 
 PIPELINES = ("top_down", "bottom_up", "trace_fitted")
 PIPELINE_TITLES = {"top_down": "top-down (ideal ANN, E = 100)",
-                   "bottom_up": "bottom-up (DC characterization)",
+                   "bottom_up": "bottom-up (characterized circuit model)",
                    "trace_fitted": "trace-fitted (transient fit)"}
 
 #: summary.json contract: key -> allowed JSON types (other tools read these keys).
@@ -427,7 +427,7 @@ def _dynamics_paragraph(d: dict) -> str:
             f"{_fmt_float(d.get('c_eff_f', math.nan) * 1e15)} fF against a design C_m of "
             f"{_fmt_float(d.get('c_m_design_f', math.nan) * 1e15)} fF (charge measurement, membrane "
             f"residual {_fmt_float(d.get('rms_v_membrane_mv'))} mV RMS); discharge rate "
-            f"{_fmt_float(p.get('dis_rate', math.nan))} = C_m / C_eff; firing delay "
+            f"{_fmt_float(p.get('dis_rate', math.nan))} = k* C_m / C_eff; firing delay "
             f"{pm('t_delay', T_ns, ' ns')} (at T = 1 us); kick per active synapse q_plus {pm('q_plus')}, "
             f"q_minus {pm('q_minus')} (normalized membrane units); spike residual "
             f"{_fmt_float(d.get('rms_t_spike_ns'))} ns RMS.")
