@@ -4,6 +4,12 @@ Conventions: ``t_in`` (batch, n_in) spike times in [0, 1]; ``w`` (n_in, n_out); 
 (batch, n_out) with the dtype and device of the inputs. ``e_plus > 0`` and ``e_minus < 0`` are floats
 (``math.inf`` = ideal ANN; E = 100 is the paper's stand-in for it) or 0-d tensors (gradients flow to
 them). Inputs are validated once here and raise ValueError naming the problem and the fix.
+
+The validation of tensor values (finite entries, spike times in [0, 1]) costs a device sync per
+check, so it lives only in these public functions. The layers (:mod:`imcpnn.pnn.layers`), whose
+settings are checked when the layer is built and whose inputs come from the previous layer, call
+the unchecked math (:func:`_membrane_at_end`, :func:`_spike_times`, :func:`_ttfs_spike_times`)
+in the training hot path.
 """
 
 from __future__ import annotations
@@ -108,10 +114,10 @@ def _check_e_dis(e_dis):
     return e_dis if isinstance(e_dis, Tensor) else value
 
 
-def _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset):
-    """Validate a layer call once at entry; return the grid offset and beta = 1/E per synapse."""
+def _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset) -> float:
+    """Validate a layer call once at entry; return the grid offset (0 when None or exact)."""
     _check_layer(t_in, w, e_plus, e_minus)
-    return _check_grid(method, steps, offset), reversal_beta(w, e_plus, e_minus)
+    return _check_grid(method, steps, offset)
 
 
 def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
@@ -126,10 +132,18 @@ def membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exa
     in [0, 1/steps), None = 0; error O(steps^-2 |E|^-1)); ``steps``/``offset`` are ignored by "exact".
     **Returns:** (batch, n_out), dtype/device of t_in. **Raises:** ValueError on bad input.
     """
-    offset, beta = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
+    offset = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
+    return _membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset)
+
+
+def _membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+                     steps: int | None = None, offset: float | None = None) -> Tensor:
+    """:func:`membrane_at_end` without input validation (no device sync): for callers whose inputs
+    are valid by construction (the layers). ``offset`` None = 0."""
+    beta = reversal_beta(w, e_plus, e_minus)
     if method == "exact":
         return exact_membrane(t_in, w, beta)
-    return dstd_membrane(t_in, w, beta, int(steps), offset)
+    return dstd_membrane(t_in, w, beta, int(steps), 0.0 if offset is None else float(offset))
 
 
 def _check_firing(rate, t_delay, q_plus, q_minus) -> None:
@@ -158,7 +172,17 @@ def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
     """
     e_dis = _check_e_dis(e_dis)
     _check_firing(dis_rate, t_delay, q_plus, q_minus)
-    v_end = membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset)
+    offset = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
+    return _spike_times(t_in, w, e_plus, e_minus, method, steps, offset, e_dis, dis_rate=dis_rate,
+                        t_delay=t_delay, q_plus=q_plus, q_minus=q_minus)  # fmt: skip
+
+
+def _spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+                 steps: int | None = None, offset: float | None = None, e_dis=None, *,
+                 dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0) -> Tensor:
+    """:func:`spike_times` without input validation (no device sync): for the layers, whose
+    settings were checked when built. ``e_dis`` must already be None (ideal ramp) or > 1."""
+    v_end = _membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset)
     if not (isinstance(q_plus, (int, float)) and isinstance(q_minus, (int, float)) and q_plus == q_minus == 0):
         v_end = v_end + edge_kick(t_in, w, q_plus, q_minus)
     return firing_times(v_end, e_dis, dis_rate, t_delay)
@@ -198,7 +222,14 @@ def ttfs_spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "ex
     is closed form, so gradients flow through it. **Returns:** (batch, n_out); neurons that never
     reach threshold get t = 1.
     """
-    offset, beta = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
+    offset = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
+    return _ttfs_spike_times(t_in, w, e_plus, e_minus, method, steps, offset)
+
+
+def _ttfs_spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+                      steps: int | None = None, offset: float | None = None) -> Tensor:
+    """:func:`ttfs_spike_times` without input validation (no device sync)."""
+    beta = reversal_beta(w, e_plus, e_minus)
     if method == "exact":
         return exact_ttfs(t_in, w, beta)
-    return dstd_ttfs(t_in, w, beta, int(steps), offset)
+    return dstd_ttfs(t_in, w, beta, int(steps), 0.0 if offset is None else float(offset))

@@ -30,8 +30,17 @@ from .solver import first_crossing, integrate_intervals
 
 
 def sample_offset(steps: int, generator: torch.Generator | None = None) -> float:
-    """Random grid offset, uniform in [0, 1/steps): draw once per layer and per mini-batch in training."""
-    return torch.rand((), generator=generator, dtype=torch.float64).item() / steps
+    """Random grid offset, uniform in [0, 1/steps): draw once per layer and per mini-batch in training.
+
+    The number is drawn on the generator's own device (a CUDA generator draws on the GPU, as training
+    passes one; None = the global CPU generator) and returned as a Python float, since the grid is
+    built from it on the host. The same generator state gives the same offset. On CUDA the
+    ``.item()`` is one host sync per layer and mini-batch (training syncs once per batch anyway to
+    check the loss), and sharing the generator with the spike-time noise keeps a run reproducible
+    from one seed and one saved generator state.
+    """
+    device = generator.device if generator is not None else None
+    return torch.rand((), generator=generator, dtype=torch.float64, device=device).item() / steps
 
 
 def dstd_grid(steps: int, offset: float, dtype: torch.dtype, device) -> Tensor:

@@ -1,7 +1,9 @@
 """RC-Spike layers as ``torch.nn.Module`` s and a network builder from an architecture string.
 
 The modules only hold parameters and choose the solver settings (method, grid size M, grid
-offset, noise); the neuron math is :func:`imcpnn.pnn._api.spike_times` (method.md sections 1-2).
+offset, noise); the neuron math is :func:`imcpnn.pnn._api.spike_times` (method.md sections 1-2),
+called without its per-call input validation (each check of tensor values is a device sync per
+layer): the physics is validated when built (:class:`LayerPhysics`), the method when a layer fires.
 
 Per layer and mode:
 
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imcpnn.errors import ConfigError
-from imcpnn.pnn._api import METHODS, sample_offset, spike_times
+from imcpnn.pnn._api import METHODS, _spike_times, sample_offset
 
 #: Layers of the VGG-like CNN of the paper (method.md section 3): conv widths, "pool", fc widths.
 VGG7: tuple = (("conv", 64), ("conv", 64), ("pool", 2), ("conv", 128), ("conv", 128), ("pool", 2),
@@ -91,14 +94,16 @@ def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None =
     return (t + sigma * noise).clamp(0.0, 1.0)
 
 
-def init_weights(n_in: int, n_out: int) -> Tensor:
-    """w ~ N(1/n_in, 1/n_in) (mean 1/n_in, std 1/sqrt(n_in)), shape (n_in, n_out).
+def init_weights(n_in: int, n_out: int, generator: torch.Generator | None = None) -> Tensor:
+    """w ~ N(1/n_in, 1/n_in) (mean 1/n_in, std 1/sqrt(n_in)), shape (n_in, n_out), on the CPU.
+
+    Drawn from ``generator`` (a CPU one; None = the global torch RNG).
 
     With activations 1 - t in [0, 1] the membrane v = sum_j w_j (1 - t_j) then starts with a small
     positive mean and O(1) spread, so most neurons fire inside (0, 1) where the hard-sigmoid has a
     gradient, rather than all silent (v <= 0) or all saturated (v >= 1).
     """
-    return torch.randn(n_in, n_out) / math.sqrt(n_in) + 1.0 / n_in
+    return torch.randn(n_in, n_out, generator=generator) / math.sqrt(n_in) + 1.0 / n_in
 
 
 class RCSpikeDense(nn.Module):
@@ -107,10 +112,10 @@ class RCSpikeDense(nn.Module):
     Inputs of more than two dimensions are flattened (an image into a vector).
     """
 
-    def __init__(self, n_in: int, n_out: int, physics: LayerPhysics):
+    def __init__(self, n_in: int, n_out: int, physics: LayerPhysics, generator: torch.Generator | None = None):
         super().__init__()
         self.physics = physics
-        self.weight = nn.Parameter(init_weights(n_in, n_out))
+        self.weight = nn.Parameter(init_weights(n_in, n_out, generator))
 
     def fire(self, t_in: Tensor, *, method=None, steps=None, noise=True, generator=None) -> Tensor:
         """Output spike times of (rows, n_in) inputs with this layer's solver settings."""
@@ -121,9 +126,11 @@ class RCSpikeDense(nn.Module):
         offset = None
         if method == "dstd":
             steps = steps or (p.train_steps if self.training else p.test_steps)
+            if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+                raise ConfigError(f"steps={steps!r} must be an integer >= 1 (DSTD grid size M)")
             if self.training and p.random_offset:
                 offset = sample_offset(steps, generator=generator)
-        t_out = spike_times(
+        t_out = _spike_times(
             t_in, self.weight, p.e_plus, p.e_minus, method=method,
             steps=steps if method == "dstd" else None, offset=offset, e_dis=p.e_dis,
             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus,
@@ -143,8 +150,9 @@ class RCSpikeConv2d(RCSpikeDense):
     unfold's zero padding would mean "spikes first".
     """
 
-    def __init__(self, in_channels: int, out_channels: int, physics: LayerPhysics, kernel_size=3):
-        super().__init__(in_channels * kernel_size**2, out_channels, physics)
+    def __init__(self, in_channels: int, out_channels: int, physics: LayerPhysics, kernel_size=3,
+                 generator: torch.Generator | None = None):  # fmt: skip
+        super().__init__(in_channels * kernel_size**2, out_channels, physics, generator)
         self.kernel_size = kernel_size
 
     def forward(self, t_in: Tensor, **solver) -> Tensor:
@@ -199,9 +207,11 @@ class PNN(nn.Module):
         input_shape: per-sample input shape, (n_in,) or (C, H, W) (conv layers need the latter).
         n_outputs: output neurons (may exceed the number of classes).
         physics: E values and solver settings shared by all layers.
+        generator: CPU generator of the initial weights (None = the global torch RNG).
     """
 
-    def __init__(self, arch: str, input_shape: tuple[int, ...], n_outputs: int, physics: LayerPhysics):
+    def __init__(self, arch: str, input_shape: tuple[int, ...], n_outputs: int, physics: LayerPhysics,
+                 generator: torch.Generator | None = None):  # fmt: skip
         super().__init__()
         self.arch = arch
         self.physics = physics
@@ -211,20 +221,20 @@ class PNN(nn.Module):
         layers: list[nn.Module] = []
         for kind, size in parse_arch(arch):
             if kind == "dense":
-                layers.append(RCSpikeDense(math.prod(shape), size, physics))
+                layers.append(RCSpikeDense(math.prod(shape), size, physics, generator))
                 shape = (size,)
                 continue
             if len(shape) != 3:
                 raise ConfigError(f"arch={arch!r} needs image inputs (C, H, W), got shape {shape}")
             if kind == "conv":
-                layers.append(RCSpikeConv2d(shape[0], size, physics))
+                layers.append(RCSpikeConv2d(shape[0], size, physics, generator=generator))
                 shape = (size, shape[1], shape[2])
             else:
                 if min(shape[1:]) < size:
                     raise ConfigError(f"arch={arch!r}: image {shape[1:]} too small to pool again")
                 layers.append(MinPool2d(size))
                 shape = (shape[0], shape[1] // size, shape[2] // size)
-        layers.append(RCSpikeDense(math.prod(shape), n_outputs, physics))
+        layers.append(RCSpikeDense(math.prod(shape), n_outputs, physics, generator))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, t_in: Tensor, **solver) -> Tensor:

@@ -149,15 +149,16 @@ def predict(t_out: Tensor, n_classes: int) -> Tensor:
     return t_out[:, :n_classes].argmin(dim=1)
 
 
-def build_model(config: TrainConfig, data: DataSplits) -> PNN:
-    """The network for ``config`` on ``data`` (weights drawn from the global torch RNG)."""
+def build_model(config: TrainConfig, data: DataSplits, generator: torch.Generator | None = None) -> PNN:
+    """The network for ``config`` on ``data``; weights drawn from ``generator`` (a CPU one; None =
+    the global torch RNG)."""
     n_outputs = config.model.n_outputs or data.n_classes
     if n_outputs < data.n_classes:
         raise ConfigError(
             f"ModelConfig.n_outputs={n_outputs} is below the {data.n_classes} classes of "
             f"{config.data.dataset}; use n_outputs >= {data.n_classes}"
         )
-    return PNN(config.model.arch, data.input_shape, n_outputs, config.model.physics)
+    return PNN(config.model.arch, data.input_shape, n_outputs, config.model.physics, generator)
 
 
 @torch.no_grad()
@@ -224,14 +225,18 @@ def _write_outputs(out_dir: Path, config: TrainConfig, model: PNN, history: list
 
 
 def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]) -> None:
-    """learning_curve.png (matplotlib Agg; drawn once per call of :func:`train`, it is slow)."""
-    import matplotlib
+    """learning_curve.png (drawn once per call of :func:`train`, it is slow).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A bare Figure on an Agg canvas: no pyplot, no ``matplotlib.use`` (the caller's backend and
+    open figures stay untouched).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax_loss.plot(epochs, [h["test_loss"] for h in history], label="test")
     ax_loss.set(xlabel="epoch", ylabel="loss")
@@ -245,7 +250,6 @@ def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]
     fig.suptitle(f"{config.data.dataset} {config.model.arch}")
     fig.tight_layout()
     fig.savefig(out_dir / CURVE_FILE, dpi=120)
-    plt.close(fig)
 
 
 def train(
@@ -263,29 +267,38 @@ def train(
         data: already loaded data (else loaded from ``config.data``).
 
     Raises:
-        ConfigError: ``out_dir`` holds a run with a different config (and not ``overwrite``).
+        ConfigError: ``out_dir`` holds a run with a different config (and not ``overwrite``), or
+            ``config.device`` is "cuda" where torch finds no CUDA device.
         TrainingError: the loss became NaN/inf (names epoch and batch; the last good checkpoint
             stays in ``out_dir``).
     """
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "TrainConfig.device='cuda' but torch finds no CUDA device (torch.cuda.is_available() is "
+            "False); train with device='cpu' (CLI: --device cpu) or install a CUDA build of torch"
+        )
     _check_run_dir(config, out_dir, overwrite)
     data = data or load_dataset(config.data)
     device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    model = build_model(config, data).to(device)
+    # explicit generators, no global RNG state: init (CPU, the same draws torch.manual_seed(seed)
+    # gave), shuffling (CPU), grid offsets and noise (on the device, saved in the checkpoint)
+    init_gen = torch.Generator().manual_seed(config.seed)
+    model = build_model(config, data, init_gen).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     model_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     history: list[dict] = []
     ckpt_path = out_dir / CHECKPOINT_FILE
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        shuffle_gen.set_state(state["shuffle_rng"])
-        model_gen.set_state(state["model_rng"])
+        # RNG states are CPU byte tensors even for a CUDA generator; map_location moved them
+        shuffle_gen.set_state(state["shuffle_rng"].cpu())
+        model_gen.set_state(state["model_rng"].cpu())
         history = state["history"]
     n_classes, n_train = data.n_classes, len(data.y_train)
     batch_size = config.optim.batch_size
@@ -360,7 +373,7 @@ def load_trained(out_dir: str | Path, *, device: str = "cpu") -> TrainResult:
             "train one with: imcpnn train --out DIR"
         )
     config = from_dict(TrainConfig, json.loads(config_path.read_text()))
-    state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    state = torch.load(ckpt_path, map_location=device, weights_only=True)
     model = PNN(config.model.arch, state["input_shape"], state["n_outputs"], config.model.physics)
     model.load_state_dict(state["model"])
     model.to(device).eval()
