@@ -195,11 +195,11 @@ def characterize(cfg: CharacterizationConfig = CharacterizationConfig(), *, cach
 
 def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: CharacterizationConfig,
                   json_path: Path | None = None) -> Path:
-    """characterization.json (or ``json_path``), lambda_fits.csv, id_vg.csv and three PNG plots."""
-    import matplotlib
+    """characterization.json (or ``json_path``), lambda_fits.csv, id_vg.csv and three PNG plots.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The plots are bare Figures on Agg canvases: no pyplot, no ``matplotlib.use`` (the caller's
+    backend and open figures stay untouched).
+    """
     import pandas as pd
 
     out_dir = Path(out_dir)
@@ -212,7 +212,8 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
         [pd.DataFrame({"device": d, **summary[f"id_vg_{d}"]}) for d in ("n", "p", "dis")]
     ).to_csv(out_dir / "id_vg.csv", index=False)
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig = _figure(figsize=(13, 4))
+    axes = fig.subplots(1, 3)
     for ax, d, fam in zip(axes, ("n", "p", "dis"), (cfg.vg_n_v, cfg.vg_p_v, cfg.vg_dis_v)):
         for k, vg in enumerate(fam):
             ax.plot(curves[d]["v_d_v"], curves[d]["i_d_a"][k] * 1e9, label=f"V_G={vg:.2f} V")
@@ -222,9 +223,9 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "id_vd.png", dpi=120)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = _figure(figsize=(5, 4))
+    ax = fig.subplots()
     for d in ("n", "p", "dis"):
         sel = fits[fits.device == d]
         ax.semilogx(sel.i_v0_a, sel.lambda_per_v, "o-", label=f"{d} (median {summary['lambda_' + d]:.3f} 1/V)")
@@ -232,14 +233,23 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "lambda_vs_current.png", dpi=120)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = _figure(figsize=(5, 4))
+    ax = fig.subplots()
     ax.plot(curves["switch"]["v_mem_v"], curves["switch"]["v_out_v"])
     ax.axvline(summary["v_switch"], color="r", ls="--", label=f"V_switch = {summary['v_switch']:.3f} V")
     ax.set(xlabel="membrane V (V)", ylabel="neuron output (V)", title="sensing stage transfer (firing phase)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "switch_transfer.png", dpi=120)
-    plt.close(fig)
     return json_path
+
+
+def _figure(**kwargs):
+    """A matplotlib Figure on its own Agg canvas (no pyplot state, no backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig

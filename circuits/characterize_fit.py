@@ -160,6 +160,11 @@ class Characterization:
 
     Build it with :meth:`from_dict` from the JSON written by ``imcpnn characterize``; the
     I_D(V_G) tables at V_D = V0 map weights to gate biases.
+
+    Operating point of the characterization (its JSON ``settings``): ``corner``, ``temp_c``,
+    ``vdd_v``, ``vb_sense_v`` (and ``v0``). None = not recorded (data built by hand, without
+    settings): the network run that uses it supplies the value. A recorded value must equal the
+    network run's, see :func:`imcpnn.circuits.simulate.check_operating_point`.
     """
 
     v0: float
@@ -174,8 +179,10 @@ class Characterization:
     id_vg_n: IdVgTable
     id_vg_p: IdVgTable
     id_vg_dis: IdVgTable
-    corner: str = "tt"
-    temp_c: float = 27.0
+    corner: str | None = None
+    temp_c: float | None = None
+    vdd_v: float | None = None
+    vb_sense_v: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Characterization":
@@ -192,6 +199,8 @@ class Characterization:
             id_vg_n=IdVgTable.from_dict(data["id_vg_n"]),
             id_vg_p=IdVgTable.from_dict(data["id_vg_p"]),
             id_vg_dis=IdVgTable.from_dict(data["id_vg_dis"]),
-            corner=str(settings.get("corner", "tt")),
-            temp_c=float(settings.get("temp_c", 27.0)),
+            corner=None if settings.get("corner") is None else str(settings["corner"]),
+            temp_c=None if settings.get("temp_c") is None else float(settings["temp_c"]),
+            vdd_v=None if settings.get("vdd_v") is None else float(settings["vdd_v"]),
+            vb_sense_v=None if settings.get("vb_sense_v") is None else float(settings["vb_sense_v"]),
         )

@@ -567,19 +567,20 @@ LAYER_STYLE: dict[str, tuple[str, int]] = {
 def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path:
     """Save a PNG of ``layout``: layers as translucent coloured rectangles, contacts dark, ports named.
 
-    Axes in um. Uses matplotlib's Agg backend (no display needed).
+    Axes in um. A bare Figure on an Agg canvas (no display needed; no pyplot, no
+    ``matplotlib.use``: the caller's backend and open figures stay untouched).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
 
     um = GRID_M * 1e6
     x0, y0, x1, y1 = layout.bbox
     aspect = (x1 - x0) / (y1 - y0)
     # Wide blocks (the neuron) get a wide figure, tall ones (arrays) a tall one.
-    fig, ax = plt.subplots(figsize=(min(16.0, 3 + 6 * max(aspect, 0.5)), min(12.0, 6 / min(aspect, 1.0))))
+    fig = Figure(figsize=(min(16.0, 3 + 6 * max(aspect, 0.5)), min(12.0, 6 / min(aspect, 1.0))))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     seen: dict[str, str] = {}
     for r in sorted(layout.rects, key=lambda r: LAYER_STYLE.get(r.layer, ("", 9))[1]):
         if r.layer in CONTACT_LAYERS:
@@ -607,7 +608,6 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
-    plt.close(fig)
     return path
 
 

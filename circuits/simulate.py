@@ -9,6 +9,7 @@ which also caches finished runs: a rerun with the same inputs reads them back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,47 @@ class NetworkRun:
     mapping: dict
     netlists: tuple[str, ...]
     traces: tuple = field(default=(), repr=False)
+
+
+#: Absolute tolerance (V, deg C) of the operating-point comparison (JSON round trips are exact).
+OP_TOL = 1e-6
+
+
+def check_operating_point(network: Network, char: Characterization, corner: str = "tt",
+                          temp_c: float = 27.0, *, role: str = "network") -> None:
+    """Refuse a run whose operating point differs from the characterization that maps its weights.
+
+    The gate biases come from I_D(V_G) tables measured at the characterization's V0, VDD, sensing
+    bias, corner and temperature; a deck run at another point would use biases for currents that
+    are not the intended ones. Compared: V0 (``char.v0`` vs ``network.v0_v``), VDD, the sensing bias,
+    the corner and the temperature. A characterization value of None (not recorded, e.g. built by
+    hand without ``settings``) takes the run's value. Raises ConfigError naming every mismatch,
+    both values and the fix.
+    """
+    run_corner = Corner.parse(corner)
+    diffs, fixes = [], []
+    for label, name, char_value, run_value in (
+        ("V0", "v0_v", char.v0, network.v0_v),
+        ("VDD", "vdd_v", char.vdd_v, network.vdd_v),
+        ("sense bias", "vb_sense_v", char.vb_sense_v, network.vb_sense_v),
+    ):
+        if char_value is not None and not math.isclose(char_value, run_value, rel_tol=0, abs_tol=OP_TOL):
+            diffs.append(f"{label} {run_value:g} V ({role}.{name}) vs {char_value:g} V (characterization)")
+            fixes.append(f"Network(..., {name}={char_value:g})")
+    if char.corner is not None and Corner.parse(char.corner) != run_corner:
+        char_corner = Corner.parse(char.corner).value
+        diffs.append(f"corner {run_corner.value} (run) vs {char_corner} (characterization)")
+        fixes.append(f"corner={char_corner!r}")
+    if char.temp_c is not None and not math.isclose(char.temp_c, temp_c, rel_tol=0, abs_tol=OP_TOL):
+        diffs.append(f"temperature {temp_c:g} C (run) vs {char.temp_c:g} C (characterization)")
+        fixes.append(f"temp_c={char.temp_c:g}")
+    if diffs:
+        raise ConfigError(
+            "operating point mismatch between the network run and the characterization that maps its "
+            f"weights: {'; '.join(diffs)}. The gate biases are only right at the characterized point: "
+            "re-characterize at the run's point (imcpnn characterize with the same corner, temperature "
+            f"and voltages) or run at the characterization's: {', '.join(fixes)}"
+        )
 
 
 def map_network(
@@ -111,7 +153,9 @@ def simulate_scales(
 
     ``weights``: list of (n_l, n_{l+1}) arrays (normalized); ``t_in``: (n_samples, n_in) normalized
     spike times in [0, 1] (NaN = no spike); ``char``: the characterization (dict from its JSON or
-    :class:`Characterization`). All inputs are checked (shapes, ranges, corner) before anything runs.
+    :class:`Characterization`). All inputs are checked (shapes, ranges, corner) before anything runs;
+    the network's V0, VDD and sense bias, ``corner`` and ``temp_c`` must be the characterization's
+    (:func:`check_operating_point`), else ConfigError.
     ``discharger_scales``: one discharger current factor per candidate (default 1: the design
     current). ``mapping_network``: the network whose membrane capacitances the weight mapping assumes
     (default ``network``); e.g. the post-layout network, to drive the schematic netlist with the
@@ -131,6 +175,9 @@ def simulate_scales(
     if mapping_network is not None and mapping_network.widths != network.widths:
         raise ConfigError(f"mapping_network widths {mapping_network.widths} differ from the simulated "
                           f"network's {network.widths}: map for a network of the same shape")
+    check_operating_point(network, char, corner, temp_c)
+    if mapping_network is not None:
+        check_operating_point(mapping_network, char, corner, temp_c, role="mapping_network")
     plans = []
     if discharger_scales is None:
         discharger_scales = [1.0] * len(scales_list)

@@ -63,11 +63,9 @@ def _run_netlist(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from imcpnn.circuits.simulate import simulate_network
     from imcpnn.verbs.netlist import load_problem
@@ -82,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size, keep_traces=True, cache_dir=args.cache_dir)  # fmt: skip
         spikes, (time_s, traces), widths = res.spikes, res.traces[0], network.widths
     spikes.to_csv(out / "spikes.csv", index=False)
-    fig, axes = plt.subplots(len(widths) - 1, 1, figsize=(9, 2.5 * (len(widths) - 1)), squeeze=False)
+    fig = Figure(figsize=(9, 2.5 * (len(widths) - 1)))  # no pyplot, no backend switch
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(widths) - 1, 1, squeeze=False)
     for l, ax in enumerate(axes[:, 0]):
         for i in range(widths[l + 1]):
             ax.plot(np.asarray(time_s) * 1e6, traces[f"v(m{l}_{i})"], lw=0.8, label=f"neuron {i}")
@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         ax.legend(fontsize=6, ncol=5)
     fig.tight_layout()
     fig.savefig(out / "membranes.png", dpi=110)
-    plt.close(fig)
     print(spikes.groupby("layer").spiked.mean().rename("fraction spiked").to_string())
     print(f"wrote {out / 'spikes.csv'} and {out / 'membranes.png'}")
     return 0
