@@ -57,15 +57,23 @@ def table() -> str:
         for p in PIPELINES:
             acc = s["test_accuracy_by_pipeline"][p]
             rows.append(f"| {d['name']} | {s['netlist_kind']} | {cal['source']} ({cal['n_samples']}) | "
-                        f"{s['discharger']} | {p} | {_f(s[f'rmse_{p}_ns'])} | "
-                        f"{_f(s[f'rmse_spiking_{p}_ns'])} | {_f(s[f'bias_{p}_ns'])} | "
+                        f"{s['discharger']} | {p} | {_f(s[f'rmse_{p}_ns'], 2)} | "
+                        f"{_f(s[f'rmse_spiking_{p}_ns'], 2)} | {_f(s[f'bias_{p}_ns'], 2)} | "
                         f"{s[f'n_silent_mismatch_{p}']} | {acc['model']:.2f} / {acc['spice']:.2f} |")
+    ratios = ["", "| run | top-down / bottom-up | trace-fitted / bottom-up | wall time | note |",
+              "|---|---:|---:|---:|---|"]
+    for path in sorted(RESULTS.glob("demo_fidelity_*.json")):
+        d = json.loads(path.read_text())
+        s = d["summary"]
+        wall = "-" if d.get("wall_s") is None else f"{d['wall_s'] / 60:.0f} min"
+        ratios.append(f"| {d['name']} | {s['rmse_top_down_ns'] / s['rmse_bottom_up_ns']:.1f} | "
+                      f"{s['rmse_trace_fitted_ns'] / s['rmse_bottom_up_ns']:.2f} | {wall} | {d.get('note', '')} |")
     budget = ["", "| run | bottom-up model | held-out output RMSE ns |", "|---|---|---:|"]
     for path in sorted(RESULTS.glob("demo_fidelity_*.json")):
         d = json.loads(path.read_text())
-        budget += [f"| {d['name']} | {row['term']} | {_f(row['rmse_bottom_up_ns'])} |"
+        budget += [f"| {d['name']} | {row['term']} | {_f(row['rmse_bottom_up_ns'], 2)} |"
                    for row in d["summary"]["error_budget"]]
-    return "\n".join(rows + budget)
+    return "\n".join(rows + ratios + budget)
 
 
 def main(argv=None) -> int:
