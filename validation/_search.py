@@ -12,9 +12,8 @@ then shrinks the step (10 % -> 3 % -> 1 %). With half_width 1 a 1-D search to 1 
 search curves in the report show the landscape around it.
 
 Why the 2-D search's coarse level steps along a ray: an axis stencil walks a diagonal valley one
-axis at a time. On the demo the top-down optimum lay about 20 % beyond its surrogate start on
-both scales (the surrogate misjudges the overall current level, not the ratio of the two scales),
-and the axis-only search spent 38 candidates, recentring at every level. So the coarse level
+axis at a time, recentring at every level, when the optimum lies off in both scales by a similar
+factor (the overall current level is wrong, not the ratio of the two scales). So the coarse level
 first steps both scales by one common factor (a 1-D search for the level), then walks the axes
 at the same step as before; the finer levels refine the two scales apart.
 
