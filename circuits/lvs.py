@@ -1,6 +1,6 @@
 """LVS with netgen: extracted (layout) netlist vs schematic netlist, result parsed.
 
-No sky130 netgen setup file ships with ``../shared/pdk``. Without one netgen treats the sky130
+No sky130 netgen setup file is required (a PDK may hold only the magic tech file). Without one netgen treats the sky130
 models as black-box subcircuits and compares connectivity pin by pin, which is what we need; the
 minimal setup written here (:func:`netgen_setup_text`) adds, per MOSFET model, source/drain
 permutation (pins 1 and 3) and property rules: W and L compared at 1 % tolerance, layout-only

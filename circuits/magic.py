@@ -105,8 +105,8 @@ def find_tech_file(pdk_root: Path | str | None = None) -> Path:
     if not root:
         raise ToolNotFoundError(
             "PDK_ROOT is not set: point it at an open_pdks install holding "
-            f"{TECH_SUBPATH} (e.g. `export PDK_ROOT=$HOME/.volare`), or at the repository's "
-            "../shared/pdk copy"
+            f"{TECH_SUBPATH} (e.g. `export PDK_ROOT=$HOME/.ciel` after `ciel enable`, or "
+            "$HOME/.volare after `volare enable`)"
         )
     tech = Path(root).expanduser() / TECH_SUBPATH
     if not tech.is_file():

@@ -41,7 +41,7 @@ RESIDUALS = ("both", "membrane", "spikes")
 
 @dataclass(frozen=True)
 class PhysicalParameters:
-    """What the model needs from the circuit, in the units of ``../shared/docs/method.md`` s. 5."""
+    """What the model needs from the circuit, in the units of the method's section 5 (Sakemi et al., arXiv 2412.09010)."""
 
     e_plus: float
     """Excitatory reversal potential E_plus = 1 / (V_th_circ lambda_N), normalized, > 0."""

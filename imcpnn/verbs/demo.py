@@ -27,7 +27,7 @@ schematic vs post-layout spike times and the recovered vs extracted membrane cap
 Examples:
   imcpnn demo --out runs/demo
   imcpnn demo --out runs/demo_quick --n-test 10 --epochs 30 --coarse
-  PDK_ROOT=../shared/pdk imcpnn demo --out runs/demo_post_layout --post-layout
+  PDK_ROOT=~/.ciel imcpnn demo --out runs/demo_post_layout --post-layout
 """
 
 

@@ -37,10 +37,10 @@ by LVS against the network core schematic; OUT/imcpnn_network_pex.spice is its e
 JSON's port_capacitance_f.m<l>_<i> are the extracted membrane capacitances.
 
 Example:
-  PDK_ROOT=../shared/pdk imcpnn layout --cells inv,mim --out runs/layout
-  PDK_ROOT=../shared/pdk imcpnn layout --cells neuron,synapse_array --array-size 4x3 --out runs/layout
+  PDK_ROOT=~/.ciel imcpnn layout --cells inv,mim --out runs/layout
+  PDK_ROOT=~/.ciel imcpnn layout --cells neuron,synapse_array --array-size 4x3 --out runs/layout
   imcpnn layout --cells all --resistance --gds --out runs/layout_rc
-  PDK_ROOT=../shared/pdk imcpnn layout --network 5,5,5 --out runs/layout_net
+  PDK_ROOT=~/.ciel imcpnn layout --network 5,5,5 --out runs/layout_net
 """
 
 

@@ -32,16 +32,14 @@ the extracted netlist, mapping weights with the extracted membrane capacitance; 
 the layouts, the checks, schematic vs post-layout spike times (bottom-up network, same gate
 biases) and the membrane capacitance the bottom-up scale recovers vs the extracted one. It needs
 magic and netgen-lvs (Debian: apt-get install magic netgen-lvs) and PDK_ROOT pointing at an
-open_pdks install holding sky130A/libs.tech/magic/sky130A.tech (the repository's shared/pdk
-copy works); without them it stops at once, saying what is missing. Time, measured on the
-2-core development machine beside a 1-thread training run (2026-11-23): the layout stage 16 s;
-the whole default post-layout demo 29 min wall (34 CPU-minutes), almost all of it ngspice.
+open_pdks install holding sky130A/libs.tech/magic/sky130A.tech (e.g. ~/.ciel after `ciel
+enable`); without them it stops at once, saying what is missing.
 
 Examples:
   imcpnn validate --out runs/val
   imcpnn validate --out runs/quick --n-test 10 --epochs 30 --coarse
   imcpnn validate --out runs/val_ff --corner ff --characterization runs/char_ff/characterization.json
-  PDK_ROOT=../shared/pdk imcpnn validate --out runs/val_pl --post-layout
+  PDK_ROOT=~/.ciel imcpnn validate --out runs/val_pl --post-layout
 """
 
 
