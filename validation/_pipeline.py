@@ -159,9 +159,7 @@ def layer_physics(pipeline: str, params: PhysicalParameters, discharger_scale: f
 
     if pipeline == "top_down":
         return LayerPhysics(e_plus=params.e_plus, e_minus=params.e_minus)
-    return LayerPhysics(e_plus=params.e_plus, e_minus=params.e_minus, e_dis=params.e_dis,
-                        dis_rate=params.dis_rate * discharger_scale, t_delay=params.t_delay,
-                        q_plus=params.q_plus, q_minus=params.q_minus)
+    return budget_physics(params, BUDGET_TERMS[-1][1], discharger_scale)
 
 
 def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters):
@@ -248,7 +246,7 @@ def stage_discharger(ctx: Context) -> dict:
     def compute():
         w = fit_testbench(ctx.config)[1]
         t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
-        ks = [k for k in DISCHARGER_GRID if mappable_discharger(ctx, w, k)]
+        ks = [k for k in DISCHARGER_GRID if mappable(ctx, [w], CurrentScales(), k, ctx.fit_network)]
         runs = simulate_scales([w], t_in, ctx.char, [CurrentScales()] * len(ks),
                                network=ctx.fit_network, schedule=ctx.schedule,
                                corner=ctx.config.corner, temp_c=ctx.config.temp_c,
@@ -276,19 +274,6 @@ def discharger_factor(k: np.ndarray, t: np.ndarray) -> tuple[float, float, float
     (t0, big_k), *_ = np.linalg.lstsq(np.stack([np.ones_like(k), 1 / k], axis=1), t, rcond=None)
     rms = float(np.sqrt(np.mean((t0 + big_k / k - t) ** 2)))
     return float(big_k / (1 - t0)), float(t0), float(big_k), rms
-
-
-def mappable_discharger(ctx: Context, w: np.ndarray, k: float) -> bool:
-    from imcpnn.circuits.characterize_fit import Characterization
-    from imcpnn.circuits.simulate import map_network
-    from imcpnn.circuits.weights import CurrentScales
-
-    try:
-        map_network(ctx.fit_network, [w], Characterization.from_dict(ctx.char), CurrentScales(),
-                    ctx.schedule.t_phase_s, k)
-    except (NetlistError, ConfigError):
-        return False
-    return True
 
 
 #: Circuit terms of the bottom-up model beyond the DC E values, measured on the testbench.
@@ -397,13 +382,15 @@ def _simulate(ctx: Context, weights, x: np.ndarray, scales_list, progress: bool,
                            discharger_scales=discharger_scales, progress=progress)
 
 
-def mappable(ctx: Context, weights, scales, discharger_scale: float = 1.0) -> bool:
-    """Whether every current of ``weights`` at ``scales`` lies in the characterized range."""
+def mappable(ctx: Context, weights, scales, discharger_scale: float = 1.0, network=None) -> bool:
+    """Whether every current of ``weights`` at ``scales`` (and the discharger's at its design
+    factor times ``discharger_scale``) lies in the characterized range; ``network`` defaults to
+    the validated network."""
     from imcpnn.circuits.characterize_fit import Characterization
     from imcpnn.circuits.simulate import map_network
 
     try:
-        map_network(ctx.network, weights, Characterization.from_dict(ctx.char), scales,
+        map_network(network or ctx.network, weights, Characterization.from_dict(ctx.char), scales,
                     ctx.schedule.t_phase_s, ctx.discharger_design * discharger_scale)
     except (NetlistError, ConfigError):
         return False
@@ -428,14 +415,20 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     x_cal = ctx.x_cal
     T = ctx.schedule.t_phase_s
 
+    model_tables = {}  # discharger factor -> the model's spike table on x_cal
+
+    def model_table(k_dis: float) -> pd.DataFrame:
+        if k_dis not in model_tables:
+            physics = layer_physics(pipeline, params, k_dis)
+            model_tables[k_dis] = spike_table(model_layer_times(model, x_cal, physics))
+        return model_tables[k_dis]
+
     def rmse_of(points, k_dis_of, scales_of):
         ok = [p for p in points if mappable(ctx, weights, scales_of(p), k_dis_of(p))]
         runs = (_simulate(ctx, weights, x_cal, [scales_of(p) for p in ok], ctx.progress,
                           [k_dis_of(p) for p in ok]) if ok else [])
-        out = {}
-        for p, r in zip(ok, runs):
-            table = spike_table(model_layer_times(model, x_cal, layer_physics(pipeline, params, k_dis_of(p))))
-            out[p] = output_rmse_ns(compare_spike_tables(table, r.spikes, T))
+        out = {p: output_rmse_ns(compare_spike_tables(model_table(k_dis_of(p)), r.spikes, T))
+               for p, r in zip(ok, runs)}
         return [out.get(p, math.inf) for p in points]
 
     def compute():
