@@ -70,7 +70,11 @@ def test_reduced_demo_writes_every_artefact_and_resumes(tmp_path):
     assert summary["n_test_samples"] == 7
     assert summary["e_plus"] > 0 > summary["e_minus"] and summary["e_dis"] > 1
     assert len(summary["scale_top_down"]) == 2 and all(s > 0 for s in summary["scale_top_down"])
-    assert 0 <= summary["test_accuracy_spice"] <= 1 and 0 <= summary["test_accuracy_model"] <= 1
+    # the circuit classifies as its bottom-up model does (measured 6 of 7 both, every decision the
+    # same): at most one of the 7 samples decided differently, and far above 3-class chance
+    acc = summary["test_accuracy_by_pipeline"]["bottom_up"]
+    assert abs(acc["model"] - acc["spice"]) <= 1 / 7 + 1e-9
+    assert acc["spice"] >= 4 / 7
     assert "parasitic" in summary["netlist_kind"]
     # V_th_circ is held at the DC switch point (TraceFitConfig.fit_v_th_circ off), so it has no
     # standard error and equals V0 - V_switch of the characterization.
