@@ -126,14 +126,6 @@ def _run_key(deck: str, model_hash: str, version: str, spiceinit: str = SPICEINI
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_entry(final: Path) -> tuple[dict, RawFile] | str:
     """(done.json, raw file) of an intact finished run, or why it is damaged."""
     try:
@@ -284,7 +276,7 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
         raise error
     (work / "done.json").write_text(json.dumps({
         "elapsed_s": elapsed, "log": log, "ngspice": version, "models": models.describe(),
-        "model_sha256": model_hash, "raw_sha256": _sha256(work / "out.raw"),
+        "model_sha256": model_hash, "raw_sha256": file_digest(work / "out.raw"),
         "raw_bytes": (work / "out.raw").stat().st_size, "format": _KEY_FORMAT}))
     if not keep_run_dir:
         for scratch in (".spiceinit", "ngspice.log"):
