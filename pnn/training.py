@@ -10,9 +10,17 @@ n_classes), and the batch is averaged like the cross-entropy, so that gamma keep
 any batch size.
 
 A run directory holds ``config.json`` (the full :class:`TrainConfig`), ``checkpoint.pt`` (model,
-optimizer, RNG states, history; rewritten after every epoch), ``history.csv``, ``results.json``,
-``learning_curve.png`` and ``model.pt``. Rerunning :func:`train` on the same directory with the same
-config resumes from the checkpoint and gives the same history as an uninterrupted run.
+optimizer, RNG states, history, config; rewritten after every epoch), ``history.csv``,
+``results.json``, ``learning_curve.png``, ``model.pt`` and ``elapsed.json`` (wall time summed over
+the runs that resumed it). Rerunning :func:`train` on the same directory with the same config
+resumes from the checkpoint and gives the same history as an uninterrupted run.
+
+The run directory is locked while :func:`train` writes into it (:class:`imcpnn.rundir.RunDirLock`:
+a second command on it stops with the owner's PID). config.json is written only once the inputs
+are checked (data loaded, model built), so a refused option blocks no corrected rerun. Repairs: a
+deleted history.csv, results.json, model.pt or learning curve is rewritten from the checkpoint; a
+corrupt checkpoint is set aside (``checkpoint.pt.corrupt``) and training restarts from epoch 1,
+with a note; a deleted or corrupt config.json is checked against the checkpoint's copy.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from torch import Tensor
 
 from imcpnn.config import from_dict, to_dict, to_json
 from imcpnn.errors import ConfigError, ResultsError, TrainingError
+from imcpnn.rundir import RunClock, RunDirLock, note, write_json_atomic
 from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
 from imcpnn.pnn.layers import PNN, LayerPhysics, parse_arch
 
@@ -39,6 +48,12 @@ MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.csv"
 RESULTS_FILE = "results.json"
 CURVE_FILE = "learning_curve.png"
+ELAPSED_FILE = "elapsed.json"
+#: Where a checkpoint that cannot be read is set aside.
+CORRUPT_CHECKPOINT_FILE = "checkpoint.pt.corrupt"
+#: Keys every checkpoint holds (``config`` only from this version on).
+_CHECKPOINT_KEYS = ("model", "optimizer", "history", "shuffle_rng", "model_rng", "input_shape",
+                    "n_outputs", "n_classes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +142,8 @@ class TrainResult:
     model: PNN
     history: list[dict]
     n_classes: int
+    elapsed_s: float | None = None
+    """Wall time of the run in seconds, summed over the calls that resumed it (None: unknown)."""
 
     @property
     def test_accuracy(self) -> float:
@@ -179,23 +196,111 @@ def evaluate(
     return total_loss / len(y), correct / len(y)
 
 
-def _check_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool) -> None:
-    path = out_dir / CONFIG_FILE
-    if path.is_file() and not overwrite:
-        old = json.loads(path.read_text())
-        if old != to_dict(config):
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A checkpoint's state, on the CPU.
+
+    Raises:
+        ResultsError: the file cannot be read or lacks a key (names the file).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"holds a {type(state).__name__}, not a checkpoint")
+        missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise KeyError(f"lacks {', '.join(missing)}")
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise ResultsError(
+            f"{path} is corrupt ({_short(err)}); rerun the same `imcpnn train` command to retrain "
+            "(it sets the file aside), or delete it"
+        ) from None
+    return state
+
+
+@dataclasses.dataclass
+class _RunPlan:
+    """What :func:`_check_run_dir` found in a run directory (nothing written yet)."""
+
+    state: dict | None = None
+    """Checkpoint to resume (None: start at epoch 1)."""
+    corrupt_checkpoint: str | None = None
+    """Why the checkpoint cannot be resumed (it is set aside when the run starts)."""
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def _check_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool) -> _RunPlan:
+    """Refuse ``out_dir`` when its results belong to another config; writes nothing.
+
+    The config the results belong to is config.json, or, where that is missing or corrupt, the
+    copy in the checkpoint. A config.json alone (a run that saved no epoch) is no result.
+    """
+    plan = _RunPlan()
+    if overwrite:
+        return plan
+    config_path, ckpt_path = out_dir / CONFIG_FILE, out_dir / CHECKPOINT_FILE
+    if ckpt_path.is_file():
+        try:
+            plan.state = _load_checkpoint(ckpt_path)
+        except ResultsError as err:
+            plan.corrupt_checkpoint = str(err).split("; rerun")[0]
+    recorded, config_problem = None, None
+    if config_path.is_file():
+        try:
+            recorded = json.loads(config_path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            config_problem = f"{config_path} is corrupt ({_short(err)})"
+    else:
+        config_problem = f"{config_path} is missing"
+    if recorded is None and plan.state is not None:
+        recorded = plan.state.get("config")
+        if recorded is None:
+            raise ResultsError(
+                f"{config_problem} and {ckpt_path} (written by an older imcpnn) does not record its "
+                f"config, so the run in {out_dir} cannot be checked against this one; delete "
+                f"{ckpt_path} to retrain here, or use another --out directory"
+            )
+        if recorded == to_dict(config):
+            plan.notes.append(f"{config_problem}; rewriting it from the checkpoint's copy (same config)")
+    outputs = [name for name in (MODEL_FILE, HISTORY_FILE, RESULTS_FILE) if (out_dir / name).is_file()]
+    has_results = plan.state is not None or plan.corrupt_checkpoint is not None or bool(outputs)
+    if recorded is not None and recorded != to_dict(config):
+        if has_results:
             raise ConfigError(
-                f"{out_dir} holds a run with a different config ({path}); use another --out "
+                f"{out_dir} holds a run with a different config ({config_path}); use another --out "
                 "directory, or overwrite=True (CLI: --overwrite) to start afresh there"
             )
+        plan.notes.append(f"{out_dir} holds only the config.json of a run that saved no epoch; "
+                          "replacing it with this run's config")
+    if plan.corrupt_checkpoint:
+        plan.notes.append(f"{plan.corrupt_checkpoint}; it is set aside as {CORRUPT_CHECKPOINT_FILE} "
+                          "and training restarts from epoch 1")
+    elif plan.state is None and outputs:
+        plan.notes.append(f"{ckpt_path} is missing, so the epochs in {out_dir} cannot be resumed; "
+                          "training restarts from epoch 1")
+    return plan
+
+
+def _start_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool, plan: _RunPlan) -> None:
+    """Clear the directory on ``overwrite``, set a corrupt checkpoint aside, write config.json
+    (called once the inputs are checked, so a refused run leaves nothing behind)."""
     if overwrite:
-        for name in (CHECKPOINT_FILE, MODEL_FILE, HISTORY_FILE, RESULTS_FILE, CURVE_FILE):
+        for name in (CHECKPOINT_FILE, MODEL_FILE, HISTORY_FILE, RESULTS_FILE, CURVE_FILE,
+                     ELAPSED_FILE, CORRUPT_CHECKPOINT_FILE):
             (out_dir / name).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    to_json(config, path)
+    for text in plan.notes:
+        note(text)
+    if plan.corrupt_checkpoint:
+        (out_dir / CHECKPOINT_FILE).replace(out_dir / CORRUPT_CHECKPOINT_FILE)
+    write_json_atomic(out_dir / CONFIG_FILE, to_dict(config))
 
 
-def _save_checkpoint(path: Path, model, optimizer, epoch, history, shuffle_gen, model_gen, n_classes) -> None:
+def _save_checkpoint(path: Path, config, model, optimizer, epoch, history, shuffle_gen, model_gen,
+                     n_classes) -> None:  # fmt: skip
     state = {
         "epoch": epoch,
         "model": model.state_dict(),
@@ -206,22 +311,27 @@ def _save_checkpoint(path: Path, model, optimizer, epoch, history, shuffle_gen, 
         "input_shape": model.input_shape,
         "n_outputs": model.n_outputs,
         "n_classes": n_classes,
+        "config": to_dict(config),
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)  # atomic: an interruption never leaves a half-written checkpoint
 
 
-def _write_outputs(out_dir: Path, config: TrainConfig, model: PNN, history: list[dict]) -> None:
-    """history.csv, model.pt and results.json (cheap: written after every epoch)."""
-    with open(out_dir / HISTORY_FILE, "w", newline="") as fh:
+def _write_outputs(out_dir: Path, config: TrainConfig, model: PNN, history: list[dict],
+                   elapsed_s: float) -> None:  # fmt: skip
+    """history.csv, model.pt and results.json (cheap: written after every epoch), each atomically."""
+    tmp = out_dir / (HISTORY_FILE + ".tmp")
+    with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    torch.save(model.state_dict(), out_dir / MODEL_FILE)
-    (out_dir / RESULTS_FILE).write_text(
-        json.dumps({"final": history[-1], "epochs_done": len(history), "config": to_dict(config)}, indent=2)
-    )
+    tmp.replace(out_dir / HISTORY_FILE)
+    tmp = out_dir / (MODEL_FILE + ".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(out_dir / MODEL_FILE)
+    write_json_atomic(out_dir / RESULTS_FILE, {"final": history[-1], "epochs_done": len(history),
+                                               "elapsed_s": elapsed_s, "config": to_dict(config)})
 
 
 def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]) -> None:
@@ -255,48 +365,68 @@ def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]
 def train(
     config: TrainConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
     stop_after_epoch: int | None = None, data: DataSplits | None = None,
+    command: str = "imcpnn train",
 ) -> TrainResult:  # fmt: skip
     """Train (or resume) the run that ``config`` describes in ``out_dir``.
 
     Args:
-        config: the run; saved as ``out_dir/config.json``.
-        out_dir: run directory; an existing checkpoint with the same config is resumed.
+        config: the run; saved as ``out_dir/config.json`` once the data loaded and the model built.
+        out_dir: run directory; an existing checkpoint with the same config is resumed. It is
+            locked while this call writes into it.
         progress: show a tqdm bar with loss and accuracy.
         overwrite: discard a previous run in ``out_dir`` (even with another config).
         stop_after_epoch: return after this epoch (time-boxed jobs); rerun to continue.
         data: already loaded data (else loaded from ``config.data``).
+        command: how the lock file names this run to a second command on ``out_dir``.
 
     Raises:
         ConfigError: ``out_dir`` holds a run with a different config (and not ``overwrite``), or
             ``config.device`` is "cuda" where torch finds no CUDA device.
+        imcpnn.rundir.RunDirBusyError: another process is writing into ``out_dir``.
         TrainingError: the loss became NaN/inf (names epoch and batch; the last good checkpoint
             stays in ``out_dir``).
     """
-    from tqdm.auto import tqdm
-
+    start_s = time.perf_counter()
     out_dir = Path(out_dir)
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             "TrainConfig.device='cuda' but torch finds no CUDA device (torch.cuda.is_available() is "
             "False); train with device='cpu' (CLI: --device cpu) or install a CUDA build of torch"
         )
-    _check_run_dir(config, out_dir, overwrite)
-    data = data or load_dataset(config.data)
-    device = torch.device(config.device)
-    # explicit generators, no global RNG state: init (CPU, the same draws torch.manual_seed(seed)
-    # gave), shuffling (CPU), grid offsets and noise (on the device, saved in the checkpoint)
-    init_gen = torch.Generator().manual_seed(config.seed)
-    model = build_model(config, data, init_gen).to(device)
+    with RunDirLock(out_dir, command):
+        plan = _check_run_dir(config, out_dir, overwrite)
+        data = data or load_dataset(config.data)
+        device = torch.device(config.device)
+        # explicit generators, no global RNG state: init (CPU, the same draws torch.manual_seed(seed)
+        # gave), shuffling (CPU), grid offsets and noise (on the device, saved in the checkpoint)
+        init_gen = torch.Generator().manual_seed(config.seed)
+        model = build_model(config, data, init_gen).to(device)
+        _start_run_dir(config, out_dir, overwrite, plan)
+        clock = RunClock(out_dir / ELAPSED_FILE, start_s)
+        try:
+            history = _train_epochs(config, out_dir, model, data, plan.state, clock, progress,
+                                    stop_after_epoch)  # fmt: skip
+        finally:
+            elapsed_s = clock.save()
+        return TrainResult(out_dir, config, model, history, data.n_classes, elapsed_s)
+
+
+def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSplits,
+                  state: dict | None, clock: RunClock, progress: bool,
+                  stop_after_epoch: int | None) -> list[dict]:  # fmt: skip
+    """The epochs of :func:`train` still to do (resuming ``state``), then the outputs; the history."""
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     model_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     history: list[dict] = []
     ckpt_path = out_dir / CHECKPOINT_FILE
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        # RNG states are CPU byte tensors even for a CUDA generator; map_location moved them
+        # RNG states are CPU byte tensors even for a CUDA generator
         shuffle_gen.set_state(state["shuffle_rng"].cpu())
         model_gen.set_state(state["model_rng"].cpu())
         history = state["history"]
@@ -345,8 +475,9 @@ def train(
                 seed=config.seed,
             )[1]  # fmt: skip
         history.append(record)
-        _save_checkpoint(ckpt_path, model, optimizer, epoch, history, shuffle_gen, model_gen, n_classes)
-        _write_outputs(out_dir, config, model, history)
+        _save_checkpoint(ckpt_path, config, model, optimizer, epoch, history, shuffle_gen, model_gen,
+                         n_classes)  # fmt: skip
+        _write_outputs(out_dir, config, model, history, clock.total_s())
         if progress:
             tqdm.write(
                 f"epoch {epoch}: train loss {record['train_loss']:.4f} acc "
@@ -354,16 +485,18 @@ def train(
             )
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
-    if history:
+    if history:  # also rewrites outputs deleted since the last epoch, and the total time
+        _write_outputs(out_dir, config, model, history, clock.total_s())
         _plot_learning_curve(out_dir, config, history)
-    return TrainResult(out_dir, config, model, history, n_classes)
+    return history
 
 
 def load_trained(out_dir: str | Path, *, device: str = "cpu") -> TrainResult:
     """Reload a run written by :func:`train` (config, final weights, history).
 
     Raises:
-        ResultsError: ``out_dir`` lacks config.json or model.pt / checkpoint.pt.
+        ResultsError: ``out_dir`` lacks config.json or checkpoint.pt, or one of them is corrupt
+            (the message names the file).
     """
     out_dir = Path(out_dir)
     config_path, ckpt_path = out_dir / CONFIG_FILE, out_dir / CHECKPOINT_FILE
@@ -372,12 +505,23 @@ def load_trained(out_dir: str | Path, *, device: str = "cpu") -> TrainResult:
             f"{out_dir} is not a finished training run (needs {CONFIG_FILE} and {CHECKPOINT_FILE}); "
             "train one with: imcpnn train --out DIR"
         )
-    config = from_dict(TrainConfig, json.loads(config_path.read_text()))
-    state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    try:
+        config = from_dict(TrainConfig, json.loads(config_path.read_text()))
+    except (ValueError, UnicodeDecodeError) as err:  # ConfigError is a ValueError
+        raise ResultsError(
+            f"{config_path} is corrupt ({_short(err)}); rerun the same `imcpnn train` command to "
+            "rewrite it from the checkpoint"
+        ) from None
+    state = _load_checkpoint(ckpt_path)
     model = PNN(config.model.arch, state["input_shape"], state["n_outputs"], config.model.physics)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    return TrainResult(out_dir, config, model, state["history"], state["n_classes"])
+    elapsed_s = None
+    try:
+        elapsed_s = float(json.loads((out_dir / ELAPSED_FILE).read_text())["elapsed_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return TrainResult(out_dir, config, model, state["history"], state["n_classes"], elapsed_s)
 
 
 @dataclasses.dataclass(frozen=True)
