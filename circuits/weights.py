@@ -13,7 +13,11 @@ tunes it (bottom-up) or ``scale_plus`` / ``scale_minus`` (top-down).
 from __future__ import annotations
 
 import math
+import os
+import re
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +38,61 @@ class CurrentScales:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"CurrentScales.{name}={value!r} must be a finite number > 0")
+
+
+_SAVE_HINT = "save the weights with numpy.savez(path, w0=W0, w1=W1, ...), each W (n_in, n_out)"
+
+
+def load_weights(path: str | os.PathLike) -> list[np.ndarray]:
+    """Weight matrices from an .npz holding w0, w1, ... (float arrays (n_in, n_out), chained).
+
+    Arrays not named w<k> are ignored. Raises ConfigError naming the file and the fix when it is
+    missing, is not an .npz of numbers (a text file, a single .npy array, strings), when the layer
+    keys have a gap (w0, w2: no w1), or when a matrix is not 2-D, not finite, or does not chain
+    (w<k> has as many columns as w<k+1> has rows).
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"weights file {path} {what}; {_SAVE_HINT}")
+    try:
+        data = np.load(path, allow_pickle=False)  # allow_pickle=False: loading runs no code
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ConfigError(f"weights file {path} holds a single array, not one array per layer; "
+                              f"{_SAVE_HINT}")
+        with data:
+            found = list(data.files)
+            names = sorted((k for k in found if re.fullmatch(r"w\d+", k)), key=lambda k: int(k[1:]))
+            arrays = {k: data[k] for k in names}
+    except ConfigError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):  # text, pickle, truncated archive
+        raise ConfigError(f"weights file {path} is not a numpy .npz archive of numbers; {_SAVE_HINT}") from None
+    if not arrays:
+        raise ConfigError(f"weights file {path} holds no arrays named w0, w1, ... (found "
+                          f"{', '.join(found) or 'none'}); {_SAVE_HINT}")
+    expected = [f"w{k}" for k in range(int(names[-1][1:]) + 1)]
+    if names != expected:
+        missing = [k for k in expected if k not in names]
+        raise ConfigError(f"weights file {path} holds {', '.join(names)}: "
+                          f"the layer keys must be w0, w1, ... without a gap or duplicate "
+                          f"(missing {', '.join(missing) or 'none'}); {_SAVE_HINT}")
+    weights = []
+    for k, name in enumerate(expected):
+        w = arrays[name]
+        if w.dtype.kind not in "biuf":
+            raise ConfigError(f"weights file {path}: {name} holds {w.dtype} values, not numbers; {_SAVE_HINT}")
+        if w.ndim != 2 or 0 in w.shape:
+            raise ConfigError(f"weights file {path}: {name} has shape {w.shape}, need a 2-D (n_in, n_out) "
+                              f"matrix; {_SAVE_HINT}")
+        w = w.astype(float)
+        if not np.all(np.isfinite(w)):
+            raise ConfigError(f"weights file {path}: {name} holds NaN or inf; give finite weights")
+        if weights and weights[-1].shape[1] != w.shape[0]:
+            raise ConfigError(f"weights file {path}: w{k - 1} has shape {weights[-1].shape} but {name} has "
+                              f"{w.shape}: the columns of w{k - 1} must equal the rows of {name}")
+        weights.append(w)
+    return weights
 
 
 def unit_current_a(c_m_f: float, v_th_circ_v: float, t_phase_s: float) -> float:

@@ -29,27 +29,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_shared_arguments(parser, source)
 
 
-def _run_netlist(args: argparse.Namespace):
+def read_netlist(path_text: str) -> tuple[str, dict, int, tuple[int, ...]]:
+    """(deck text, mapping dict, n_samples, widths) of a netlist written by `imcpnn netlist`,
+    checked: the mapping.json beside it and the deck's first line (widths, sample count)."""
     import json
+    import math
+    import re
     from pathlib import Path
 
+    from imcpnn.errors import ConfigError, ResultsError
+
+    path = Path(path_text)
+    mapping_path = path.parent / "mapping.json"
+    fix = "write them again with `imcpnn netlist ... --out DIR`"
+    if not path.is_file() or not mapping_path.is_file():
+        raise ConfigError(f"--netlist needs {path} and {mapping_path} (written by `imcpnn netlist`)")
+    try:
+        mapping = json.loads(mapping_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{mapping_path} is not valid JSON (truncated or corrupt: {err}); {fix}") from None
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path} cannot be read as a text netlist ({err}); {fix}") from None
+    widths = mapping.get("widths") if isinstance(mapping, dict) else None
+    if not (isinstance(widths, list) and len(widths) >= 2
+            and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)):
+        raise ResultsError(f"{mapping_path} lacks 'widths' (a list of >= 2 positive integers) or holds "
+                           f"a wrong one ({widths!r}); {fix}")
+    t_phase = mapping.get("t_phase_s")
+    if not (isinstance(t_phase, (int, float)) and not isinstance(t_phase, bool) and math.isfinite(t_phase)
+            and t_phase > 0):
+        raise ResultsError(f"{mapping_path}: 't_phase_s' must be a number of seconds > 0, got {t_phase!r}; {fix}")
+    head = text.split("\n", 1)[0].strip()
+    match = re.fullmatch(r"\* imcpnn RC-Spike testbench: widths \(([\d, ]+)\), (\d+) samples, .*", head)
+    if match is None:
+        raise ResultsError(f"{path}: the first line must be the header `imcpnn netlist` writes ('* imcpnn "
+                           f"RC-Spike testbench: widths (...), N samples, ...'), found {head[:60]!r}; "
+                           f"restore it or {fix}")
+    deck_widths = tuple(int(w) for w in match.group(1).replace(" ", "").split(",") if w)
+    if deck_widths != tuple(widths):
+        raise ResultsError(f"{path} is for widths {deck_widths} but {mapping_path} for {tuple(widths)}: "
+                           f"they come from different runs; {fix}")
+    n_samples = int(match.group(2))
+    if n_samples < 1:
+        raise ResultsError(f"{path}: the header says {n_samples} samples; {fix}")
+    return text, mapping, n_samples, tuple(widths)
+
+
+def _run_netlist(args: argparse.Namespace, netlist):
     import numpy as np
 
     from imcpnn.circuits.measure import spike_table
     from imcpnn.circuits.network import NetworkDeck, PhaseSchedule, network_saves
     from imcpnn.circuits.simulate import network_sim
-    from imcpnn.errors import ConfigError
     from imcpnn.spice import Corner, run
 
-    path = Path(args.netlist)
-    mapping_path = path.parent / "mapping.json"
-    if not path.is_file() or not mapping_path.is_file():
-        raise ConfigError(f"--netlist needs {path} and {mapping_path} (written by `imcpnn netlist`)")
-    mapping = json.loads(mapping_path.read_text())
-    text = path.read_text()
-    head = text.splitlines()[0]
-    n_samples = int(head.split(" samples")[0].rsplit(" ", 1)[1])
-    widths = tuple(mapping["widths"])
+    text, mapping, n_samples, widths = netlist
     schedule = PhaseSchedule(t_phase_s=mapping["t_phase_s"])
     deck = NetworkDeck(text, network_saves(widths), schedule.t_stop_s(n_samples, len(widths) - 1),
                        schedule.t_step_max_s, n_samples, widths, mapping.get("netlist_kind", "schematic"))
@@ -68,12 +104,16 @@ def run(args: argparse.Namespace) -> int:
     from matplotlib.figure import Figure
 
     from imcpnn.circuits.simulate import simulate_network
+    from imcpnn.spice import Corner
+    from imcpnn.verbs._common import prepare_out_dir
     from imcpnn.verbs.netlist import load_problem
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.netlist:
-        spikes, time_s, traces, widths = _run_netlist(args)
+        netlist = read_netlist(args.netlist)
+        Corner.parse(args.corner)
+        prepare_out_dir(out)
+        spikes, time_s, traces, widths = _run_netlist(args, netlist)
     else:
         network, weights, t_in, char, scales = load_problem(args)
         res = simulate_network(weights, t_in, char, scales, network=network, corner=args.corner,

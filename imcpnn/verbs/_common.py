@@ -1,0 +1,109 @@
+"""Argument checks shared by the verbs: argparse types and readers of user-given files.
+
+Each one turns an expected mistake (a missing file, a truncated JSON, an output folder that is a
+file) into one :class:`~imcpnn.errors.ConfigError` line naming the argument and the fix, so the
+CLI prints ``imcpnn <verb>: error: ...`` and exits with 2 before any simulation starts.
+Only light imports at module level: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from imcpnn.errors import ConfigError, ResultsError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def layer_widths(text: str, option: str = "--random") -> tuple[int, ...]:
+    """Comma-separated layer widths, at least two (inputs and outputs), each >= 1; else ConfigError.
+
+    (Checked in the verb, not as an argparse type: ``main`` returns 2 for it, as scripts expect.)"""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        widths = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: give comma-separated integers (the layer widths), "
+                          "e.g. 5,5 or 5,5,5") from None
+    if len(widths) < 2:
+        raise ConfigError(f"{option} {text!r} gives 1 layer width: give at least 2 sizes (inputs and "
+                          f"outputs), e.g. {widths[0]},{widths[0]} or 5,5,5")
+    if min(widths) < 1:
+        raise ConfigError(f"{option} {text!r}: every layer width must be a positive integer, e.g. 5,5,5")
+    return widths
+
+
+def prepare_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Create the output folder (with its parents) and check it can be written; returns it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} {out} is an existing file, not a folder: give a folder path "
+                          "(it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{option} {out}: cannot create the folder ({err.strerror or err}); "
+                          "give a path in a writable place") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {out}: the folder is not writable; give a path in a writable place")
+    return out
+
+
+def read_json_file(path: str | os.PathLike, option: str, fix: str) -> object:
+    """The parsed content of a user-given JSON file; ConfigError naming ``option`` and ``fix``."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{option} {path} does not exist; {fix}")
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder, not a JSON file; {fix}")
+    try:
+        return json.loads(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"{option} {path} cannot be read ({err.strerror or err}); {fix}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{option} {path} is not valid JSON (truncated or corrupt: {err}); {fix}") from None
+
+
+_CHAR_FIX = ("write it with `imcpnn characterize --out DIR` (DIR/characterization.json), "
+             "or leave the option out to characterize on the fly")
+
+
+def read_characterization(path: str | os.PathLike, option: str = "--characterization") -> dict:
+    """The characterization dict of a user-given JSON file, checked the way the circuits read it."""
+    from imcpnn.circuits.characterize_fit import Characterization
+
+    data = read_json_file(path, option, _CHAR_FIX)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{option} {path} holds a JSON {type(data).__name__}, not the object "
+                          f"`imcpnn characterize` writes; {_CHAR_FIX}")
+    try:
+        Characterization.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{option} {path}: {err}") from None
+    except (TypeError, ValueError, KeyError, IndexError) as err:
+        raise ConfigError(f"{option} {path} holds a malformed value ({err}); {_CHAR_FIX}") from None
+    return data
+
+
+def check_resume_config(out: Path, option: str = "--out") -> None:
+    """A run folder's config.json (rerun to resume) must be readable JSON, else ResultsError."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    try:
+        json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{path} (the config of an earlier run in {option}) is not valid JSON "
+                           f"({err}); delete that file to start afresh there, or use another {option}") from None
