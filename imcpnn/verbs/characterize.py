@@ -60,8 +60,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from imcpnn.circuits.characterize import characterize, write_outputs
+    from imcpnn.errors import ConfigError
+    from imcpnn.verbs._common import prepare_out_dir
 
     cfg = config_from_args(args)
+    prepare_out_dir(args.out)
+    if args.json:
+        if Path(args.json).is_dir():
+            raise ConfigError(f"--json {args.json} is a folder: give the path of the JSON file to write, "
+                              f"e.g. {Path(args.json) / 'characterization.json'}")
+        prepare_out_dir(Path(args.json).parent, "--json (its folder)")
     summary, fits, curves = characterize(cfg, cache_dir=args.cache_dir)
     path = write_outputs(Path(args.out), summary, fits, curves, cfg, Path(args.json) if args.json else None)
     print(fits.to_string(index=False))

@@ -61,13 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from imcpnn.circuits.extract import MIM_MODELS, schematic_device_counts
     from imcpnn.circuits.layout import layout_cells
     from imcpnn.circuits.layout_flow import run_layout_flow
     from imcpnn.circuits.magic import MagicSetup, magic_gds
     from imcpnn.errors import ConfigError, NetlistError
+    from imcpnn.verbs._common import prepare_out_dir
 
     size = args.array_size.lower().split("x")
     if len(size) != 2 or not all(part.isdigit() and int(part) > 0 for part in size):
@@ -91,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
         layout = network_layout(Network(tuple(int(p) for p in parts)))
         available[layout.name] = layout
         names.append(layout.name)
+    out = prepare_out_dir(args.out)
     setup = MagicSetup.discover(args.pdk_root)
-    out = Path(args.out)
     failed = []
     for name in names:
         layout = available[name]

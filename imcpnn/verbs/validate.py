@@ -105,8 +105,13 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from imcpnn.validation import run_validation
+    from imcpnn.verbs._common import check_resume_config, prepare_out_dir, read_characterization
 
-    summary = run_validation(config_from_args(args), args.out,
+    config = config_from_args(args)
+    if args.characterization:
+        read_characterization(args.characterization)
+    check_resume_config(prepare_out_dir(args.out))
+    summary = run_validation(config, args.out,
                              characterization=args.characterization, cache_dir=args.cache_dir,
                              progress=not args.quiet)
     print(f"output spike-time RMSE (ns): top-down {summary['rmse_top_down_ns']:.2f}, bottom-up "
