@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+import traceback
 
 from imcpnn import __version__
 from imcpnn.errors import ImcpnnError
@@ -38,8 +41,21 @@ Long jobs cache finished work: after an interruption, rerun the same command to 
 """
 
 
+#: Printed under the traceback of an unexpected exception.
+BUG_REPORT = ("this is a bug in imcpnn, not a mistake in the command: please report it to the imcpnn "
+              "maintainers (the project's issue tracker) with the command line, `imcpnn --version` and the "
+              "traceback above")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``imcpnn <verb>: error: ...`` and where the help is (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="imcpnn",
         description="Physical neural networks for analog in-memory computing on sky130: "
         "characterize devices with ngspice, train RC-Spike PNNs, generate netlists and validate "
@@ -62,12 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    """SIGTERM handler: stop like Ctrl-C, so the interrupted-run path (exit 130) handles it."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``imcpnn <verb>``. Exit codes: 0 success, 2 a user mistake (one ``error:`` line; argparse's
+    own errors exit with 2 too), 130 interrupted (Ctrl-C or SIGTERM), 1 a bug (traceback + a line
+    saying so) or a verb's own failure report."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help()
         return 1
+    handling = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    if handling:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args._run(args) or 0)
     except ImcpnnError as err:
@@ -80,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"imcpnn {args.verb}: internal error: {BUG_REPORT}", file=sys.stderr)
+        return 1
+    finally:
+        if handling:  # None: a handler not installed from Python, the default stands for it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":
