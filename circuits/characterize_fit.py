@@ -186,14 +186,31 @@ class Characterization:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Characterization":
-        """From the characterization JSON dict (extra keys such as ``models`` are ignored)."""
+        """From the characterization JSON dict (extra keys such as ``models`` are ignored).
+
+        Raises:
+            ConfigError: ``data`` is not a dict, lacks a key or holds a malformed value.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"characterization data is a {type(data).__name__}, not a JSON object; "
+                              "regenerate it with `imcpnn characterize --out DIR`")
         missing = [k for k in (*CONTRACT_KEYS, "id_vg_n", "id_vg_p", "id_vg_dis") if k not in data]
         if missing:
             raise ConfigError(
                 f"characterization data lacks {', '.join(missing)}; regenerate it with "
                 "`imcpnn characterize --out DIR`"
             )
-        settings = data.get("settings", {})
+        try:
+            return cls._from_checked_dict(data)
+        except (TypeError, ValueError, AttributeError, KeyError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"characterization data holds a malformed value ({err}); regenerate it "
+                              "with `imcpnn characterize --out DIR`") from err
+
+    @classmethod
+    def _from_checked_dict(cls, data: dict) -> "Characterization":
+        settings = data.get("settings") or {}
         return cls(
             **{k: float(data[k]) for k in CONTRACT_KEYS},
             id_vg_n=IdVgTable.from_dict(data["id_vg_n"]),

@@ -134,3 +134,24 @@ def test_characterization_plots_need_no_pyplot(tmp_path, no_pyplot):
 
 def test_layout_plot_needs_no_pyplot(tmp_path, no_pyplot):
     assert plot_layout(layout_cells()["inv"], tmp_path / "inv.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("data, named", [
+    ([1, 2], "not a JSON object"),
+    ({"lambda_n": 1.0}, "lacks"),
+    ("mangled", "not a JSON object"),
+])
+def test_malformed_characterization_data_is_a_config_error(data, named):
+    with pytest.raises(ConfigError, match=named):
+        Characterization.from_dict(data)
+
+
+def test_malformed_characterization_values_are_a_config_error():
+    data = _char_dict()
+    data["e_plus"] = "abc"
+    with pytest.raises(ConfigError, match="malformed value"):
+        Characterization.from_dict(data)
+    data = _char_dict()
+    data["id_vg_n"] = 3
+    with pytest.raises(ConfigError, match="malformed value"):
+        Characterization.from_dict(data)
