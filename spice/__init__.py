@@ -12,6 +12,9 @@ from ._models import PdkModelsWarning as PdkModelsWarning
 from ._models import cache_root as cache_root
 from ._models import default_cache_dir as default_cache_dir
 from ._models import find_models as find_models
+from ._proc import KILL_GRACE_S as KILL_GRACE_S
+from ._proc import Stopped as Stopped
+from ._proc import run_captured as run_captured
 from ._raw import Plot as Plot
 from ._raw import RawFile as RawFile
 from ._raw import Trace as Trace

@@ -13,6 +13,7 @@ by the next run (see ``_cache``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import functools
 import hashlib
 import json
@@ -33,8 +34,10 @@ import numpy as np
 from imcpnn.errors import (ConfigError, ConvergenceError, ResultsError, SpiceError, SpiceTimeoutError,
                            ToolNotFoundError)
 
+from . import _proc
 from ._cache import remove_dead_tmp
 from ._models import CacheWarning, ModelSource, cache_root, file_digest, find_models
+from ._proc import StopFile, StopFlag, Stopped
 from ._raw import Plot, RawFile
 from ._sim import Sim
 
@@ -190,20 +193,20 @@ def classify_failure(log: str, deck: str, run_dir: Path) -> SpiceError:
     return SpiceError(f"ngspice failed without a known message; last output:\n{tail}", run_dir=run_dir, log=log)
 
 
-def _execute(ngspice: Path, work: Path, timeout_s: float) -> tuple[int | None, str]:
-    """Run ngspice in ``work``; (returncode or None on timeout, combined output)."""
+def _execute(ngspice: Path, work: Path, timeout_s: float, *, own_group: bool = True,
+             stop: StopFlag | None = None) -> tuple[int | None, str]:
+    """Run ngspice in ``work``; (returncode or None on timeout, combined output).
+
+    ngspice is stopped (SIGTERM, then SIGKILL) on timeout, when ``stop`` is set, and on any
+    exception while it runs (Ctrl-C's KeyboardInterrupt): see ``_proc``.
+    """
     with open(work / "ngspice.log", "wb") as log:
-        proc = subprocess.Popen(
+        proc = _proc.start(
             [str(ngspice), "-b", "-r", "out.raw", "deck.cir"], cwd=work, stdout=log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stderr=subprocess.STDOUT, own_group=own_group,
             env={**os.environ, "HOME": str(work)},  # only the run dir's .spiceinit applies
         )
-        try:
-            rc: int | None = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = None
+        rc = _proc.wait(proc, timeout_s, own_group=own_group, stop=stop)
     return rc, (work / "ngspice.log").read_text(errors="replace")
 
 
@@ -223,7 +226,16 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
         loaded in this process; needs the optional PySpice, see ``_pyspice``).
     Raises SpiceError (netlist/model problems, with the deck line), ConvergenceError,
     SpiceTimeoutError; the run directory of a failure is kept and named in the message.
+    An interrupt (Ctrl-C, or SIGTERM where a handler turns it into KeyboardInterrupt) stops
+    ngspice at once and removes the unfinished run's folder; finished runs stay in the cache.
     """
+    return _run(sim, cache_dir=cache_dir, timeout_s=timeout_s, keep_run_dir=keep_run_dir, backend=backend)
+
+
+def _run(sim: Sim, *, cache_dir: str | Path | None, timeout_s: float, keep_run_dir: bool = False,
+         backend: str = "batch", own_group: bool = True, stop: StopFlag | None = None) -> SimResult:
+    """``run`` with the batch controls: ``stop`` stops the run (raising Stopped) when set;
+    ``own_group=False`` keeps ngspice in this process's group (a pool worker leading its own)."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
     cache = cache_root(cache_dir)
@@ -256,7 +268,15 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
     (work / "deck.cir").write_text(deck)
     (work / ".spiceinit").write_text(SPICEINIT)
     t0 = time.perf_counter()
-    rc, log = execute_shared(work, timeout_s) if ngspice is None else _execute(ngspice, work, timeout_s)
+    try:
+        if stop is not None and stop.is_set():  # queued before its batch was interrupted
+            raise Stopped("run not started: its batch was interrupted")
+        rc, log = (execute_shared(work, timeout_s) if ngspice is None
+                   else _execute(ngspice, work, timeout_s, own_group=own_group, stop=stop))
+    except BaseException:
+        # interrupted (ngspice is stopped by then) or could not start: the folder holds no result
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     elapsed = time.perf_counter() - t0
     failed = runs / f"{key}.failed"
     error: SpiceError | None = None
@@ -295,8 +315,69 @@ def run(sim: Sim, *, cache_dir: str | Path | None = None, timeout_s: float = 600
     return SimResult(RawFile(final / "out.raw"), deck, models, version, final, False, elapsed, log)
 
 
-def _run_star(sim: Sim, cache_dir, timeout_s: float, backend: str) -> SimResult:
-    return run(sim, cache_dir=cache_dir, timeout_s=timeout_s, backend=backend)
+def _run_star(sim: Sim, cache_dir, timeout_s: float, backend: str, in_own_worker: bool,
+              stop: StopFlag | None) -> SimResult:
+    # A worker of run_many's own pool leads its own process group (_own_worker_init): ngspice
+    # stays in it, so that killing the group stops the worker and its ngspice together.
+    own_group = not (in_own_worker and os.getpgrp() == os.getpid())
+    return _run(sim, cache_dir=cache_dir, timeout_s=timeout_s, backend=backend, own_group=own_group, stop=stop)
+
+
+def _own_worker_init() -> None:
+    """Initializer of run_many's pool workers: a process group of their own, default signals.
+
+    The group keeps the terminal's Ctrl-C away from the workers (the main process stops them)
+    and lets one ``killpg`` end a worker with its ngspice. Handlers inherited from the parent
+    (a SIGTERM handler that raises KeyboardInterrupt) would let a worker survive that and
+    take the next queued sim, so SIGINT and SIGTERM get their default action back.
+    """
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _kill_own_workers(processes: list) -> None:
+    """SIGTERM to each worker's process group (worker and its ngspice), SIGKILL after the grace."""
+    def send(p, sig: int) -> None:
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:  # its group is gone (or was never made): the worker alone
+            with contextlib.suppress(OSError):
+                os.kill(p.pid, sig)
+        except PermissionError:
+            pass
+
+    for p in processes:
+        send(p, signal.SIGTERM)
+    deadline = time.monotonic() + _proc.KILL_GRACE_S
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        if p.exitcode is None:
+            send(p, signal.SIGKILL)
+        else:  # reaped, but an ngspice that ignored SIGTERM keeps its group alive
+            with contextlib.suppress(OSError):
+                os.killpg(p.pid, signal.SIGKILL)
+    for p in processes:
+        p.join(1.0)
+
+
+def _abort(pool: cf.Executor, own: bool, futures: dict, stop) -> None:
+    """Stop a batch now: no queued sim starts, every running ngspice is killed; finished runs
+    stay cached. Interrupts arriving meanwhile are held back until this is done."""
+    with _proc.deferred_interrupts():
+        if stop is not None:
+            stop.set()
+        for fut in futures:
+            fut.cancel()
+        if own:
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            _kill_own_workers(processes)
+        elif isinstance(pool, cf.ThreadPoolExecutor):
+            # the threads stop their ngspice within a poll interval plus the kill grace
+            cf.wait([f for f in futures if not f.done()], timeout=_proc.KILL_GRACE_S + 2.0)
 
 
 def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | None = None,
@@ -308,17 +389,27 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
     Default: a ProcessPoolExecutor with ``max_workers`` (None -> CPU count). The result list keeps
     the order of ``sims``. If some sims fail, the others still finish (and are cached); then the
     first failure is raised, its message counting all failures.
+
+    An interrupt of the calling thread (KeyboardInterrupt from Ctrl-C, or from a SIGTERM handler)
+    cancels the sims not started and stops every running ngspice at once, then propagates; the
+    finished runs stay cached, so running the batch again resumes it. Own pool: its workers are
+    killed with their ngspice. A ThreadPoolExecutor: its threads stop their ngspice before this
+    returns. Another executor: a stop file tells its runs to stop (within 0.05 s) or not to start.
     """
     from tqdm.auto import tqdm
 
     sims = list(sims)
     cache = cache_root(cache_dir)
     own = executor is None
-    pool = cf.ProcessPoolExecutor(max_workers=max_workers) if own else executor
+    pool = cf.ProcessPoolExecutor(max_workers=max_workers, initializer=_own_worker_init) if own else executor
+    stop: threading.Event | StopFile | None = (
+        None if own else threading.Event() if isinstance(pool, cf.ThreadPoolExecutor) else StopFile())
     results: list[SimResult | None] = [None] * len(sims)
     errors: list[tuple[int, BaseException]] = []
+    futures: dict[cf.Future, int] = {}
     try:
-        futures = {pool.submit(_run_star, s, cache, timeout_s, backend): i for i, s in enumerate(sims)}
+        for i, s in enumerate(sims):
+            futures[pool.submit(_run_star, s, cache, timeout_s, backend, own, stop)] = i
         with tqdm(total=len(sims), desc=desc, disable=not progress, unit="sim") as bar:
             for fut in cf.as_completed(futures):
                 i = futures[fut]
@@ -327,9 +418,11 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
                 except Exception as exc:  # collected: the other sims must finish first
                     errors.append((i, exc))
                 bar.update(1)
-    finally:
-        if own:
-            pool.shutdown()
+    except BaseException:
+        _abort(pool, own, futures, stop)  # shuts an own pool down without waiting
+        raise
+    if own:
+        pool.shutdown()
     if errors:
         errors.sort(key=lambda e: e[0])
         i, first = errors[0]
