@@ -12,15 +12,17 @@ the um of ``netlists/*.spice``.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from imcpnn.errors import NetlistError
+from imcpnn.spice import run_captured
 
 from .extract import MIM_MODELS
 from .layout import MOSFET_TYPES
-from .magic import find_netgen
+from .magic import find_netgen, tcl_quote
 
 _SETUP = """# imcpnn minimal netgen setup for sky130 black-box device models
 # (placeholder cells are not listed by `cells list`; catch skips models a netlist lacks)
@@ -76,21 +78,31 @@ def run_lvs(
     *,
     timeout_s: float = 120.0,
 ) -> LvsResult:
-    """``netgen -batch lvs "<layout> <cell>" "<schematic> <cell>" setup report`` in ``build_dir``."""
+    """``netgen -batch lvs "<layout> <cell>" "<schematic> <cell>" setup report`` in ``build_dir``.
+
+    netgen ``eval``s its command line as Tcl and splits each "<file> <cell>" argument as a Tcl
+    list, so a path with a space, ``[``, ``$``... is not passed through: both netlists are
+    copied into ``build_dir`` (``lvs_layout.spice``, ``lvs_schematic.spice``, kept beside the
+    report) and every file is named relative to it.
+    """
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     setup = build_dir / "netgen_setup.tcl"
     setup.write_text(netgen_setup_text())
     report = build_dir / "lvs_report.txt"
-    cmd = [
-        str(find_netgen()), "-batch", "lvs",
-        f"{Path(layout_netlist).resolve()} {layout_cell}",
-        f"{Path(schematic_netlist).resolve()} {schematic_cell}",
-        str(setup), str(report),
-    ]
+    report.unlink(missing_ok=True)
+    inputs = []
+    for source, name, cell in ((layout_netlist, "lvs_layout.spice", layout_cell),
+                               (schematic_netlist, "lvs_schematic.spice", schematic_cell)):
+        copy = build_dir / name
+        if not Path(source).exists():
+            copy.unlink(missing_ok=True)  # netgen then reports the missing file, not a stale copy
+        elif Path(source).resolve() != copy.resolve():
+            shutil.copyfile(source, copy)
+        inputs.append(f"{tcl_quote(name)} {tcl_quote(cell)}")
+    cmd = [str(find_netgen()), "-batch", "lvs", *inputs, setup.name, report.name]
     try:
-        proc = subprocess.run(cmd, cwd=build_dir, capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
+        proc = run_captured(cmd, cwd=build_dir, timeout_s=timeout_s)
     except subprocess.TimeoutExpired as err:
         raise NetlistError(f"netgen ran longer than {timeout_s:g} s in {build_dir}") from err
     (build_dir / "netgen.log").write_text(proc.stdout + proc.stderr)

@@ -32,7 +32,10 @@ Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky
   layout and writes the right model.
 
 Each run gets its own build directory (the caller's, or a fresh one under the system temp folder);
-magic's log is kept there as ``magic.log`` and quoted in errors.
+magic's log is kept there as ``magic.log`` and quoted in errors. Scripts name files relative to
+it and quote every word they interpolate (:func:`tcl_quote`), so a build or output folder may hold
+spaces or Tcl's ``[ ] $ { } \\``. magic and netgen run in their own process group and stop with
+the caller (timeout, Ctrl-C, SIGTERM via the CLI): :func:`imcpnn.spice.run_captured`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imcpnn.errors import NetlistError, ToolNotFoundError
+from imcpnn.spice import run_captured
 
 from .layout import Layout, write_mag
 
@@ -69,6 +73,24 @@ KEPT_DEVICE_MODELS = frozenset(
 )
 
 _INSTALL_HINT = "install it with `apt-get install {pkg}` (Debian/Ubuntu package {pkg})"
+
+
+_TCL_PLAIN = re.compile(r"[A-Za-z0-9_./:+,=@%^-]+")
+_TCL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\v": "\\v", "\f": "\\f"}
+
+
+def tcl_quote(text: str) -> str:
+    """``text`` as one Tcl word (and one Tcl list element) that stands for exactly ``text``.
+
+    Plain words stay as they are; others are brace-quoted (no substitution inside braces), or,
+    when they hold a brace or a backslash, backslash-escaped character by character. So a path
+    may hold spaces, ``[ ] $ ; " { } \\`` and line breaks: ``a b[c]$d`` -> ``{a b[c]$d}``.
+    """
+    if _TCL_PLAIN.fullmatch(text):
+        return text
+    if not any(c in text for c in "{}\\\n\r"):
+        return "{" + text + "}"
+    return "".join(_TCL_ESCAPES.get(c) or (c if c.isalnum() else "\\" + c) for c in text)
 
 
 def find_tool(name: str, package: str) -> Path:
@@ -119,7 +141,7 @@ def find_tech_file(pdk_root: Path | str | None = None) -> Path:
 
 def magic_version(magic: Path) -> str:
     """``8.3.105``-style version of the magic executable (from ``magic --version``)."""
-    out = subprocess.run([str(magic), "--version"], capture_output=True, text=True, timeout=30)
+    out = run_captured([str(magic), "--version"], timeout_s=30)
     match = re.search(r"(\d+\.\d+\.\d+)", out.stdout + out.stderr)
     if match is None:
         raise ToolNotFoundError(f"{magic} --version printed no version: {out.stdout!r}{out.stderr!r}")
@@ -182,7 +204,7 @@ def _without_aslr() -> tuple[str, ...]:
     """``setarch <arch> -R`` where this machine allows it (some containers forbid it), else ()."""
     prefix = ("setarch", platform.machine(), "-R")
     try:
-        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+        ok = run_captured([*prefix, "true"], timeout_s=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         ok = False
     return prefix if ok else ()
@@ -205,9 +227,7 @@ def run_magic(setup: MagicSetup, script: str, build_dir: Path, *, timeout_s: flo
     cmd = [*(_without_aslr() if deterministic else ()), str(setup.magic), "-dnull", "-noconsole",
            "-rcfile", "/dev/null", "-T", str(tech), "run.tcl"]
     try:
-        proc = subprocess.run(
-            cmd, cwd=build_dir, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
-        )
+        proc = run_captured(cmd, cwd=build_dir, timeout_s=timeout_s)
     except subprocess.TimeoutExpired as err:
         raise NetlistError(f"magic ran longer than {timeout_s:g} s; build directory {build_dir}") from err
     log = proc.stdout + proc.stderr
@@ -259,7 +279,7 @@ def magic_drc(layout: Layout, *, setup: MagicSetup | None = None, build_dir: Pat
     setup = setup or MagicSetup.discover()
     build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
     write_mag(layout, build_dir)
-    log = run_magic(setup, _DRC_SCRIPT.format(cell=layout.name), build_dir)
+    log = run_magic(setup, _DRC_SCRIPT.format(cell=tcl_quote(layout.name)), build_dir)
     count = re.search(r"^IMCPNN_DRC_COUNT (\d+)", log, re.M)
     if count is None:
         raise NetlistError(f"magic printed no DRC count for {layout.name}; log: {build_dir / 'magic.log'}")
@@ -297,9 +317,9 @@ ext2spice hierarchy {hierarchy}
 ext2spice scale off
 ext2spice merge none
 ext2spice cthresh 0
-ext2spice -o {cell}_pex_si.spice
+ext2spice -o {pex}
 ext2spice lvs
-ext2spice -o {cell}_lvs_si.spice
+ext2spice -o {lvs}
 """
 # The flat output (hierarchy off) can segfault in magic 8.3.105 on some larger flat cells, e.g. the
 # neuron, inside `ext2spice -o` whatever the thresholds; the fallback is hierarchy on, which works
@@ -414,7 +434,7 @@ ext2spice scale off
 ext2spice merge none
 ext2spice cthresh 0
 ext2spice extresist on
-ext2spice -o {cell}_pex_si.spice
+ext2spice -o {pex}
 """
 
 #: First characters of the ``.sim`` lines that extresist (magic 8.3.105, resis/ResReadSim.c)
@@ -543,19 +563,21 @@ def magic_extract(
     build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
     write_mag(layout, build_dir)
     cell = layout.name
+    words = {"cell": tcl_quote(cell), "pex": tcl_quote(f"{cell}_pex_si.spice"),
+             "lvs": tcl_quote(f"{cell}_lvs_si.spice")}
     try:
-        run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="off"), build_dir)
+        run_magic(setup, _EXTRACT_SCRIPT.format(**words, hierarchy="off"), build_dir)
     except NetlistError as err:
         if "exit code -11" not in str(err):
             raise
-        run_magic(setup, _EXTRACT_SCRIPT.format(cell=cell, hierarchy="on"), build_dir)
+        run_magic(setup, _EXTRACT_SCRIPT.format(**words, hierarchy="on"), build_dir)
     if use_resistance:
-        run_magic(setup, _SIM_SCRIPT.format(cell=cell), build_dir)
+        run_magic(setup, _SIM_SCRIPT.format(**words), build_dir)
         files = {k: build_dir / f"{cell}.{k}" for k in ("ext", "sim", "nodes", "res.ext")}
         sim = files["sim"].read_text()
         files["nodes"].write_text(nodes_for_extresist(files["nodes"].read_text(), sim, files["ext"].read_text()))
         files["sim"].write_text(sim_for_extresist(sim))
-        log = run_magic(setup, _RESIST_SCRIPT.format(cell=cell), build_dir, deterministic=True)
+        log = run_magic(setup, _RESIST_SCRIPT.format(**words), build_dir, deterministic=True)
         if not files["res.ext"].exists():
             errors = re.findall(r"^(?:Error|Couldn't).*$", log, re.M)
             raise NetlistError(
@@ -566,7 +588,7 @@ def magic_extract(
         # Kept for the user: which nets stay lumped although R extraction was on.
         (build_dir / f"{cell}.res.dropped").write_text("".join(f"{net}\n" for net in dropped))
         files["res.ext"].write_text(fix_res_ext_substrate(repaired, files["ext"].read_text()))
-        run_magic(setup, _RESIST_OUTPUT_SCRIPT.format(cell=cell), build_dir)
+        run_magic(setup, _RESIST_OUTPUT_SCRIPT.format(**words), build_dir)
     for kind in ("lvs", "pex"):
         if not (build_dir / f"{cell}_{kind}_si.spice").exists():
             raise NetlistError(f"magic wrote no {cell}_{kind}_si.spice; log: {build_dir / 'magic.log'}")
@@ -586,12 +608,21 @@ def magic_extract(
 def magic_gds(
     layout: Layout, path: Path, *, setup: MagicSetup | None = None, build_dir: Path | None = None
 ) -> Path:
-    """Write ``layout`` as GDS (via magic's ``gds write``) for KLayout users; returns ``path``."""
+    """Write ``layout`` as GDS (via magic's ``gds write``) for KLayout users; returns ``path``.
+
+    magic writes ``<cell>.gds`` in the build directory (magic expands ``~`` and ``$`` in file
+    names itself), which is then copied to ``path``.
+    """
     setup = setup or MagicSetup.discover()
     build_dir = Path(build_dir) if build_dir is not None else new_build_dir()
     write_mag(layout, build_dir)
     path = Path(path).resolve()
-    run_magic(setup, f"load {layout.name}\ngds write {path}\n", build_dir)
-    if not path.exists():
-        raise NetlistError(f"magic wrote no GDS at {path}; log: {build_dir / 'magic.log'}")
+    written = build_dir / f"{layout.name}.gds"
+    written.unlink(missing_ok=True)
+    run_magic(setup, f"load {tcl_quote(layout.name)}\ngds write {tcl_quote(written.name)}\n", build_dir)
+    if not written.exists():
+        raise NetlistError(f"magic wrote no GDS at {written}; log: {build_dir / 'magic.log'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if written.resolve() != path:
+        shutil.copyfile(written, path)
     return path

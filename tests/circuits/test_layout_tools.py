@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,70 @@ def test_layout_verb_rejects_bad_array_size(tmp_path, size):
     args = parser.parse_args(["--cells", "synapse_array", "--array-size", size, "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match="write N_INxN_OUT with positive integers"):
         verb.run(args)
+
+
+# A tool that starts a grandchild and waits: an interrupt must stop both (the process group).
+_GRANDCHILD = "sleep 30 & echo $! > {pid_file}; wait"
+
+
+def _interrupt_soon(delay_s: float = 0.7) -> threading.Timer:
+    """A real SIGINT to the main thread, as Ctrl-C sends it (interrupts the blocking wait)."""
+    timer = threading.Timer(delay_s, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def _gone(pid: int, within_s: float = 1.0) -> bool:
+    """Has the process ended (or become a zombie) within ``within_s``?"""
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in "ZX":
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_interrupt_stops_magic_and_its_children(tmp_path):
+    tech = tmp_path / "sky130A.tech"
+    tech.write_text("tech\n  requires magic-8.3.111\nend\n")
+    pid_file = tmp_path / "magic_child.pid"
+    setup = MagicSetup(_fake_tool(tmp_path, "magic", _GRANDCHILD.format(pid_file=pid_file)), "8.3.105", tech)
+    timer = _interrupt_soon()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_magic(setup, "drc check", tmp_path / "build")
+    timer.join()
+    assert time.monotonic() - t0 < 2.0
+    assert _gone(int(pid_file.read_text())), "magic's child survived Ctrl-C"
+
+
+def test_interrupt_stops_netgen_and_its_children(tmp_path, monkeypatch):
+    pid_file = tmp_path / "netgen_child.pid"
+    fake = _fake_tool(tmp_path, "netgen", _GRANDCHILD.format(pid_file=pid_file))
+    monkeypatch.setattr(lvs_module, "find_netgen", lambda: fake)
+    timer = _interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        run_lvs(tmp_path / "a.spice", "a", tmp_path / "b.spice", "b", tmp_path / "lvs")
+    timer.join()
+    assert _gone(int(pid_file.read_text())), "netgen's child survived Ctrl-C"
+
+
+def test_lvs_names_files_relative_to_its_build_dir(tmp_path, monkeypatch):
+    """netgen gets "<file> <cell>" lists of plain names: the netlists are copied beside the report."""
+    args_file = tmp_path / "args"
+    fake = _fake_tool(tmp_path, "netgen", f'printf "%s\\n" "$@" > {args_file}; echo "Circuits match uniquely." > "$6"')
+    monkeypatch.setattr(lvs_module, "find_netgen", lambda: fake)
+    src = tmp_path / "in [x] $y"
+    src.mkdir()
+    (src / "lay out.spice").write_text(".subckt inv a\n.ends\n")
+    (src / "sch.spice").write_text(".subckt inv a\n.ends\n")
+    build = tmp_path / "a b[c]$d"
+    result = run_lvs(src / "lay out.spice", "inv", src / "sch.spice", "inv", build)
+    assert result.is_match
+    assert args_file.read_text().splitlines() == [
+        "-batch", "lvs", "lvs_layout.spice inv", "lvs_schematic.spice inv", "netgen_setup.tcl", "lvs_report.txt"]
+    assert (build / "lvs_layout.spice").read_text() == ".subckt inv a\n.ends\n"
