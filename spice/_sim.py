@@ -9,6 +9,7 @@ share one ngspice start (and one model load).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -16,12 +17,27 @@ from typing import Mapping, Union
 
 from imcpnn.errors import ConfigError
 
-from ._models import Corner, Devices, find_models, model_include, normalize_devices
+from ._models import Corner, Devices, cache_root, find_models, model_include, normalize_devices
 
 
 def _fmt(x: float) -> str:
     """Shortest exact text of a float for a deck (``repr`` round-trips)."""
     return repr(float(x))
+
+
+#: What ngspice reads as the start of a comment anywhere on a line, quotes or not: ";", and "$"
+#: after a blank (measured with ngspice 39: `.include "/x/a;b/m.spice"` -> ".include filename
+#: missing"). A path holding one cannot be included; spaces, "[]{}*'\\$~#" and a "$" after
+#: another character are fine.
+_NGSPICE_COMMENT = re.compile(r";|\s\$")
+
+
+def _check_includable(path: str, what: str, fix: str) -> None:
+    """ConfigError when ngspice would cut ``path`` short in an ``.include``/``.lib`` line."""
+    m = _NGSPICE_COMMENT.search(path)
+    if m:
+        raise ConfigError(f"{what} {path!r} contains {m.group(0)!r}, which ngspice reads as the start of a "
+                          f"comment even inside quotes, so a deck cannot include files from it: {fix}")
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -194,7 +210,12 @@ class Sim:
     def _deck_parts(self, cache_dir: Path | None = None) -> tuple[str, str, str]:
         """(deck, key text, model hash). The key text is the deck with the model line replaced by
         the hash of the model content: it holds no path of the models or of the cache."""
+        _check_includable(str(cache_root(cache_dir)), "SPICE cache directory",
+                          "choose another --cache-dir / $IMCPNN_CACHE")
         models, model_hash = model_include(find_models(), self.corner, self.devices, cache_dir)
+        included = re.search(r'"([^"]*)"', models)
+        if included:
+            _check_includable(included.group(1), "model file", "move the PDK (PDK_ROOT) or the cache")
         return self._render(models), self._render(f"* models sha256 {model_hash}"), model_hash
 
     def _render(self, models: str) -> str:

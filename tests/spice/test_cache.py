@@ -102,6 +102,27 @@ def test_cache_path_with_quote_or_newline_is_a_config_error(tmp_path, bad):
         _divider(1.0).deck(tmp_path / bad)
 
 
+@pytest.mark.parametrize("bad", ["my;cache", "my $cache", "tab\t$cache"])
+def test_cache_path_ngspice_reads_as_a_comment_is_a_config_error(tmp_path, bad):
+    """ngspice cuts an .include line at ";" or a blank + "$", quotes or not: refused before any file is written."""
+    with pytest.raises(ConfigError, match="start of a comment even inside quotes.*--cache-dir"):
+        run(Sim(NFET_OP, Op(), devices=(NFET,)), cache_dir=tmp_path / bad)
+    with pytest.raises(ConfigError, match="start of a comment"):
+        _divider(1.0).deck(tmp_path / bad)
+    assert not (tmp_path / bad).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cache with space", "a b[c]$d", "it's {x} #1 ~y"])
+def test_cache_path_with_spaces_and_metacharacters(tmp_path, name):
+    """The deck includes the model set by its absolute path in the cache: quoted, it may hold these."""
+    sim = Sim(NFET_OP, Op(), devices=(NFET,))
+    first = run(sim, cache_dir=tmp_path / name)
+    assert first.run_dir.parent == tmp_path / name / "runs" and f'"{tmp_path / name}/models/' in first.deck
+    assert 0 < -first.plot("op")["i(vd)"][0] < 1e-3
+    assert run(sim, cache_dir=tmp_path / name).from_cache
+
+
 @pytest.mark.slow
 def test_pdk_edit_in_place_gives_new_results(fake_pdk, tmp_path):
     """The repro: same cache, nfet_01v8's sw_vth0 raised in the PDK file (same mtime) -> a new run."""
