@@ -33,6 +33,7 @@ import numpy as np
 
 from imcpnn.errors import (ConfigError, ConvergenceError, ResultsError, SpiceError, SpiceTimeoutError,
                            ToolNotFoundError)
+from imcpnn.progress import progress_bar
 
 from . import _proc
 from ._cache import remove_dead_tmp
@@ -395,9 +396,10 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
     finished runs stay cached, so running the batch again resumes it. Own pool: its workers are
     killed with their ngspice. A ThreadPoolExecutor: its threads stop their ngspice before this
     returns. Another executor: a stop file tells its runs to stop (within 0.05 s) or not to start.
-    """
-    from tqdm.auto import tqdm
 
+    progress: a tqdm bar on a terminal; when stderr is not one (a log file), a line
+    ``desc: k/n sim`` at most every 10 s and one with the final count (``imcpnn.progress``).
+    """
     sims = list(sims)
     cache = cache_root(cache_dir)
     own = executor is None
@@ -410,7 +412,7 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
     try:
         for i, s in enumerate(sims):
             futures[pool.submit(_run_star, s, cache, timeout_s, backend, own, stop)] = i
-        with tqdm(total=len(sims), desc=desc, disable=not progress, unit="sim") as bar:
+        with progress_bar(total=len(sims), desc=desc, enabled=progress, unit="sim") as bar:
             for fut in cf.as_completed(futures):
                 i = futures[fut]
                 try:

@@ -51,6 +51,15 @@ def test_run_many_keeps_order(tmp_path, executor):
 
 
 @pytest.mark.slow
+def test_run_many_progress_in_a_log_is_a_line_not_a_bar(tmp_path, capsys):
+    """stderr is not a terminal here (captured): no carriage-return bar updates, the final count."""
+    run_many([_divider(v) for v in (1.0, 2.0, 3.0)], executor=cf.ThreadPoolExecutor(2), cache_dir=tmp_path,
+             desc="dividers")
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") == 1 and err.startswith("dividers: 3/3 sim (")
+
+
+@pytest.mark.slow
 def test_run_many_failure_raises_after_others_cached(tmp_path):
     sims = [_divider(1.0), Sim("v1 a 0 1\nX1 a 0 nosuchcell", Op(), devices=()), _divider(3.0)]
     with pytest.raises(SpiceError, match="unknown subckt"):
