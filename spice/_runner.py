@@ -71,7 +71,7 @@ _CONVERGENCE_FIX = ("fix: look for floating nodes or voltage-source loops, add i
 
 @functools.lru_cache(maxsize=None)
 def _ngspice_version(path: str) -> str:
-    out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=30).stdout
+    out = _proc.run_captured([path, "-v"], timeout_s=30).stdout
     m = re.search(r"ngspice-(\S+)", out)
     return m.group(1) if m else out.strip().splitlines()[0] if out.strip() else "unknown"
 
@@ -324,14 +324,19 @@ def _run_star(sim: Sim, cache_dir, timeout_s: float, backend: str, in_own_worker
     return _run(sim, cache_dir=cache_dir, timeout_s=timeout_s, backend=backend, own_group=own_group, stop=stop)
 
 
-def _own_worker_init() -> None:
-    """Initializer of run_many's pool workers: a process group of their own, default signals.
+def _own_worker_init(lead_group: bool) -> None:
+    """Initializer of run_many's pool workers: with ``lead_group``, a process group of their own
+    and default signals.
 
     The group keeps the terminal's Ctrl-C away from the workers (the main process stops them)
     and lets one ``killpg`` end a worker with its ngspice. Handlers inherited from the parent
     (a SIGTERM handler that raises KeyboardInterrupt) would let a worker survive that and
-    take the next queued sim, so SIGINT and SIGTERM get their default action back.
+    take the next queued sim, so SIGINT and SIGTERM get their default action back. Without
+    ``lead_group`` (run_many outside the main thread, which never sees KeyboardInterrupt) the
+    workers stay in the caller's group: Ctrl-C reaches them and they stop their ngspice.
     """
+    if not lead_group:
+        return
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -403,7 +408,9 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
     sims = list(sims)
     cache = cache_root(cache_dir)
     own = executor is None
-    pool = cf.ProcessPoolExecutor(max_workers=max_workers, initializer=_own_worker_init) if own else executor
+    in_main = threading.current_thread() is threading.main_thread()
+    pool = (cf.ProcessPoolExecutor(max_workers=max_workers, initializer=_own_worker_init, initargs=(in_main,))
+            if own else executor)
     stop: threading.Event | StopFile | None = (
         None if own else threading.Event() if isinstance(pool, cf.ThreadPoolExecutor) else StopFile())
     results: list[SimResult | None] = [None] * len(sims)
