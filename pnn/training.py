@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from imcpnn.config import from_dict, to_dict, to_json
+from imcpnn.config import from_dict, to_dict
 from imcpnn.errors import ConfigError, ResultsError, TrainingError
 from imcpnn.rundir import RunClock, RunDirLock, note, write_json_atomic
 from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset

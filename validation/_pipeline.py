@@ -19,6 +19,16 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
    compare_netlists  the bottom-up network on the schematic netlist with the same gate biases
 7. error budget, summary.json, then report.md / report.html
 
+The result folder (:func:`run_validation`): locked while a run writes into it
+(:class:`imcpnn.rundir.RunDirLock`: a second command on it stops with the owner's PID); config.json
+is written only once the inputs check out (the characterization file reads, the post-layout tools
+exist where the layout is still to do), so a refused option blocks no corrected rerun; a stage
+whose JSON or one of its files (tables, the characterization copy, layout files) is missing or
+corrupt is recomputed with a note naming the file (cached SPICE runs make that cheap); the
+characterization is part of the run's identity by content hash (a different ``characterization``
+file on a rerun is refused); ``elapsed_s`` is the wall time summed over every run of the folder,
+interrupted ones included (stages/elapsed.json).
+
 The protocol (:func:`protocol_text`, written into summary.json): every pipeline uses the same
 netlist, I_D(V_G) tables, V_th_circ and discharger; the top-down pipeline reads no fitted model
 parameter; nothing is calibrated on the samples it is reported on (unless ``calibration="test"``).
@@ -46,14 +56,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imcpnn.config import to_dict, to_json
+from imcpnn.config import to_dict
 from imcpnn.errors import ConfigError, NetlistError, ResultsError
+from imcpnn.rundir import (RunClock, RunDirLock, file_sha256, holds_results, note,
+                           write_json_atomic)
 from imcpnn.validation._config import ValidationConfig
 from imcpnn.validation._fit import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
                                         membrane_rmse_v, output_rmse_ns, output_times, spike_table, worst_sample)
-from imcpnn.validation._post_layout import (layout_networks, netlist_comparison, post_layout_network,
-                                            post_layout_summary, recovered_capacitance)
+from imcpnn.validation._post_layout import (check_layout_tools, layout_networks, netlist_comparison,
+                                            post_layout_network, post_layout_summary,
+                                            recovered_capacitance)
 from imcpnn.validation._search import coarse_to_fine
 from imcpnn.validation.report import (PIPELINES, check_summary, render_report, table_name,
                                       write_csv, write_json)
@@ -87,28 +100,139 @@ def _stage_path(out_dir: Path, name: str) -> Path:
     return out_dir / "stages" / f"{name}.json"
 
 
-def _cached_stage(out_dir: Path, name: str, compute, progress: bool) -> dict:
-    """Result of stage ``name``: read back if saved, else computed and saved (atomically)."""
+def _output_problem(out_dir: Path, rel: str) -> str | None:
+    """Why the stage output ``out_dir/rel`` cannot be used, or None: missing, or not readable as
+    what its suffix says (JSON, a CSV with rows, any other file non-empty)."""
+    path = out_dir / rel
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            if pd.read_csv(path).empty:
+                return f"{path} is corrupt (no rows)"
+        elif path.stat().st_size == 0:
+            return f"{path} is corrupt (empty)"
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError, pandas' errors
+        return f"{path} is corrupt ({type(err).__name__}: {str(err)[:120]})"
+    return None
+
+
+def _saved_stage(out_dir: Path, name: str, outputs=(), check=None) -> tuple[dict | None, str | None]:
+    """(result, None) when stage ``name`` is saved and whole, else (None, what is wrong) -- (None,
+    None) when it was never saved. See :func:`_cached_stage` for ``outputs`` and ``check``."""
     path = _stage_path(out_dir, name)
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ResultsError(f"{path} is corrupt; delete it to redo stage {name!r}") from None
+    if not path.is_file():
+        return None, None
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+        files = outputs(result) if callable(outputs) else outputs
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        return None, f"{path} is corrupt ({type(err).__name__}: {str(err)[:120]})"
+    for rel in files:
+        problem = _output_problem(out_dir, rel)
+        if problem:
+            return None, problem
+    problem = check(result) if check is not None else None
+    return (None, problem) if problem else (result, None)
+
+
+def _cached_stage(out_dir: Path, name: str, compute, progress: bool, outputs=(), check=None) -> dict:
+    """Result of stage ``name``: read back if saved and whole, else computed and saved (atomically).
+
+    ``outputs``: the files (relative to ``out_dir``) the stage writes besides its JSON, or a
+    function of the stage result that lists them; ``check``: a function of the result that says
+    what is wrong with it (None: nothing). When the stage JSON, one of its files or the check
+    fails, the stage is computed again with a :class:`imcpnn.rundir.RunDirNote` naming the file
+    (the SPICE cache makes that cheap), so that no rerun stops at a damaged file.
+    """
+    result, problem = _saved_stage(out_dir, name, outputs, check)
+    if result is not None:
+        return result
+    if problem:
+        note(f"{problem}; redoing stage {name!r}")
     if progress:
         print(f"[imcpnn] stage {name} ...", flush=True)
     result = compute()
-    write_json(path, result)
+    write_json(_stage_path(out_dir, name), result)
     return result
 
 
 # ------------------------------------------------------------------------------------- stages
+#: The characterization the run uses, relative to the result folder.
+CHAR_JSON = "characterization/characterization.json"
+
+
+def _recorded_characterization(out_dir: Path) -> dict | None:
+    """What the result folder says its characterization was: ``source`` ("given", "simulated" or
+    None = unknown, a folder of an older imcpnn), ``given`` (the file's path then) and ``sha256``
+    (of its bytes); None when the folder has none yet."""
+    stage, _ = _saved_stage(out_dir, "characterization")
+    if stage is not None and stage.get("sha256"):
+        return {"source": stage.get("source"), "given": stage.get("given"), "sha256": stage["sha256"]}
+    if _output_problem(out_dir, CHAR_JSON) is None:
+        return {"source": None, "given": None, "sha256": file_sha256(out_dir / CHAR_JSON)}
+    return None
+
+
+def check_characterization_input(out_dir: Path, given: str | Path | None) -> None:
+    """Refuse a ``characterization`` file that is missing, unreadable or lacks a key, or that
+    differs (by content) from the one the results in ``out_dir`` were computed with; also refuse
+    leaving the option out where the folder's run had it. Raises ConfigError; writes nothing."""
+    from imcpnn.circuits.characterize_fit import Characterization
+
+    given_sha = None
+    if given is not None:
+        given = Path(given)
+        if not given.is_file():
+            raise ConfigError(f"characterization file {given} does not exist; create it with "
+                              "`imcpnn characterize --out DIR` or leave the option out")
+        try:
+            data = json.loads(given.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ConfigError(f"characterization file {given} is not valid JSON ({err}); give the "
+                              "characterization.json that `imcpnn characterize` wrote") from None
+        try:
+            if not isinstance(data, dict):
+                raise ConfigError("it is not a JSON object")
+            Characterization.from_dict(data)
+        except (ConfigError, ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"characterization file {given}: {err}") from None
+        given_sha = file_sha256(given)
+    recorded = _recorded_characterization(out_dir)
+    if recorded is None:
+        return
+    sha = recorded["sha256"]
+    if given is not None and given_sha != sha:
+        was = (f"--characterization {recorded['given']}" if recorded["source"] == "given" else
+               "simulated by its first run" if recorded["source"] == "simulated" else
+               f"{out_dir / CHAR_JSON}")
+        raise ConfigError(
+            f"--characterization {given} (sha256 {given_sha[:12]}) differs from the characterization "
+            f"the results in {out_dir} were computed with ({was}, sha256 {sha[:12]}); give that "
+            "one again, or use another --out for the new file")
+    if given is None and recorded["source"] == "given":
+        raise ConfigError(
+            f"{out_dir} was run with --characterization {recorded['given']} (sha256 {sha[:12]}); "
+            "its results depend on it: rerun with that option, or use another --out")
+
+
 def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path | None,
                            cache_dir, progress: bool) -> dict:
-    """characterization.json (copied from ``given`` or simulated) and its figures under out_dir."""
+    """characterization.json (copied from ``given`` or simulated) and its figures under out_dir.
+
+    The stage records the file's SHA-256: a copy in the folder that went missing or changed is
+    restored (copied again, or simulated again: the SPICE cache answers), and a simulation that no
+    longer gives the recorded file raises ResultsError, since the later stages used the old one.
+    :func:`check_characterization_input` compares a ``given`` file with the record first.
+    """
     from imcpnn.circuits.characterize import CharacterizationConfig, characterize, write_outputs
 
     char_dir = out_dir / "characterization"
+    recorded = _recorded_characterization(out_dir)
 
     def compute():
         if given is not None:
@@ -116,17 +240,33 @@ def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path 
                 raise ConfigError(f"characterization file {given} does not exist; create it with "
                                   "`imcpnn characterize --out DIR` or leave the option out")
             char_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copy(given, char_dir / "characterization.json")
+            shutil.copy(given, out_dir / CHAR_JSON)
             for png in Path(given).parent.glob("*.png"):
                 shutil.copy(png, char_dir / png.name)
         else:
             cfg = CharacterizationConfig(corner=config.corner, temp_c=config.temp_c)
             summary, fits, curves = characterize(cfg, cache_dir=cache_dir, progress=progress)
             write_outputs(char_dir, summary, fits, curves, cfg)
-        return {"json": "characterization/characterization.json",
-                "figures": sorted(f"characterization/{p.name}" for p in char_dir.glob("*.png"))}
+        sha = file_sha256(out_dir / CHAR_JSON)
+        if recorded is not None and sha != recorded["sha256"]:
+            raise ResultsError(
+                f"{out_dir / CHAR_JSON} came out different (sha256 {sha[:12]}) from the one the later "
+                f"stages in {out_dir} were computed with ({recorded['sha256'][:12]}): they are stale; "
+                f"use another --out, or delete {out_dir} to start afresh")
+        return {"json": CHAR_JSON,
+                "figures": sorted(f"characterization/{p.name}" for p in char_dir.glob("*.png")),
+                "source": "simulated" if given is None else "given",
+                "given": None if given is None else str(given), "sha256": sha}
 
-    return _cached_stage(out_dir, "characterization", compute, progress)
+    def check(result):
+        sha = result.get("sha256")
+        if sha and file_sha256(out_dir / result["json"]) != sha:
+            return (f"{out_dir / result['json']} differs from the one the run used "
+                    f"(sha256 {sha[:12]})")
+        return None
+
+    return _cached_stage(out_dir, "characterization", compute, progress,
+                         outputs=lambda r: [r["json"], *r["figures"]], check=check)
 
 
 def _train_config(config: ValidationConfig, physics):
@@ -330,7 +470,8 @@ def stage_trace_fit(ctx: Context, start: PhysicalParameters) -> dict:
                 "n_residuals": result.n_residuals, "message": result.message,
                 "n_spiking": int(traces.spiked.sum())}
 
-    return _cached_stage(ctx.out_dir, "trace_fit", compute, ctx.progress)
+    return _cached_stage(ctx.out_dir, "trace_fit", compute, ctx.progress,
+                         outputs=["tables/fitted_parameters.csv"])
 
 
 def dc_parameters(char: dict) -> PhysicalParameters:
@@ -460,7 +601,8 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
         return {"best": list(best), "discharger_scale": float(k_dis), "n_candidates": len(table),
                 "n_calibration_samples": int(len(x_cal))}
 
-    return _cached_stage(ctx.out_dir, f"search_{pipeline}", compute, ctx.progress)
+    return _cached_stage(ctx.out_dir, f"search_{pipeline}", compute, ctx.progress,
+                         outputs=[f"tables/{table_name('search', pipeline)}"])
 
 
 def model_membranes_v(model, x: np.ndarray, layer_times: list[np.ndarray], params: PhysicalParameters,
@@ -525,7 +667,8 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
                "vg_dis_v_per_layer": [layer["vg_dis_v"] for layer in run.mapping["layers"]]},
         }
 
-    return _cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress)
+    return _cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress,
+                         outputs=[f"tables/{table_name(kind, pipeline)}" for kind in ("membrane", "spikes")])
 
 
 #: The bottom-up model's terms in the order the error budget adds them.
@@ -571,6 +714,12 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     return rows
 
 
+def _layout_outputs(stage: dict) -> list[str]:
+    """Files of the layout stage that later stages and the report read."""
+    return [*(rec["files"][key] for rec in stage["layouts"].values() for key in ("pex_netlist", "png")),
+            *stage["cell_figures"]]
+
+
 def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
                    progress: bool) -> tuple[dict, dict | None]:
     """(networks, layout stage) of ``config.netlist_kind``: "network" (n_in, hidden, n_outputs)
@@ -584,7 +733,8 @@ def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
                 "trace_fit": Network(fit_testbench(config)[1].shape, parasitic=estimate)}
     if config.netlist_kind != "post-layout":
         return networks, None
-    layout = _cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress)
+    layout = _cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress,
+                           outputs=_layout_outputs)
     return {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}, layout
 
 
@@ -619,7 +769,8 @@ def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, sear
                                         scales[0].scale),
                 "c_m_schematic_f": schematic.membrane_f(0), "t_phase_s": ctx.schedule.t_phase_s}
 
-    return _cached_stage(ctx.out_dir, "compare_netlists", compute, ctx.progress)
+    return _cached_stage(ctx.out_dir, "compare_netlists", compute, ctx.progress,
+                         outputs=["tables/post_layout_spikes.csv"])
 
 
 def _finite_or_none(x) -> float | None:
@@ -657,34 +808,92 @@ def _versions(char: dict) -> dict:
             "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
+def _flat(data, prefix: str = "") -> dict:
+    if not isinstance(data, dict):
+        return {prefix or "(config)": data}
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return out
+
+
+def _config_diff(old, new: dict, limit: int = 4) -> str:
+    """``n_test 7 -> 1, search.steps [0.1] -> [0.1, 0.03]`` (the first ``limit`` differences)."""
+    a, b = _flat(old), _flat(new)
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k, "(unset)") != b.get(k, "(unset)")]
+    parts = [f"{k.rstrip('.')} {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in keys[:limit]]
+    return ", ".join(parts) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+#: Files of a result folder that are not results of its run.
+_NOT_RESULTS = ("config.json", "stages/elapsed.json")
+
+
+def _check_config(config: ValidationConfig, out_dir: Path) -> str | None:
+    """Refuse ``out_dir`` when its results belong to another config (ConfigError), or when its
+    config.json is corrupt and results exist (ResultsError); writes nothing. A config.json alone
+    (a run that saved no result) is no reason to refuse: returns the note to give when replacing
+    it, else None."""
+    path = out_dir / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        old, problem = json.loads(path.read_text()), None
+    except (ValueError, UnicodeDecodeError) as err:
+        old, problem = None, f"{path} is corrupt ({err})"
+    if old == to_dict(config):
+        return None
+    if not holds_results(out_dir, ignore=_NOT_RESULTS):
+        return (f"{out_dir} holds only the config.json of a run that saved no result; replacing it "
+                "with this run's config")
+    if problem:
+        raise ResultsError(f"{problem}; it says which config the results in {out_dir} belong to: "
+                           f"restore it, or use another --out folder (or delete {out_dir} to start "
+                           "afresh)")
+    raise ConfigError(f"{out_dir} holds a run with a different config ({path}: "
+                      f"{_config_diff(old, to_dict(config))}); use another --out folder, or delete it "
+                      "to start afresh")
+
+
 def run_validation(config: ValidationConfig, out_dir: str | Path, *,
                    characterization: str | Path | None = None, cache_dir: str | Path | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, command: str = "imcpnn validate") -> dict:
     """Run (or resume) every stage and write summary.json and the report; returns the summary.
 
     **Arguments:** ``characterization`` an existing characterization.json (else simulated);
-    ``cache_dir`` the SPICE result cache (None = the SPICE layer's default).
-    **Raises:** ConfigError when ``out_dir`` holds a run with another config; post-layout:
-    ToolNotFoundError (before any simulation) when magic, netgen or PDK_ROOT is missing.
+    ``cache_dir`` the SPICE result cache (None = the SPICE layer's default); ``command`` how the
+    folder's lock names this run to a second command on ``out_dir``.
+    **Raises:** RunDirBusyError (a ConfigError) when another process is writing into ``out_dir``;
+    ConfigError when ``out_dir`` holds a run with another config, or the characterization file
+    is unreadable or differs from the one the folder's run used; post-layout: ToolNotFoundError
+    (before any simulation, and before config.json is written) when magic, netgen or PDK_ROOT is
+    missing. Nothing is written into ``out_dir`` before these checks pass.
     """
-    from imcpnn.circuits.network import PhaseSchedule
-    from imcpnn.pnn import load_dataset
+    from imcpnn.pnn import LayerPhysics, load_dataset
 
     start_s = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path = out_dir / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text()) != to_dict(config):
-        raise ConfigError(f"{out_dir} holds a run with a different config ({config_path}); use "
-                          "another --out folder, or delete it to start afresh")
-    to_json(config, config_path)
-    elapsed_before = 0.0
-    if (out_dir / "stages" / "elapsed.json").is_file():
-        elapsed_before = json.loads((out_dir / "stages" / "elapsed.json").read_text())["elapsed_s"]
+    with RunDirLock(out_dir, command):
+        replacing = _check_config(config, out_dir)
+        check_characterization_input(out_dir, characterization)
+        if config.netlist_kind == "post-layout" and _saved_stage(out_dir, "layout", _layout_outputs)[0] is None:
+            check_layout_tools()
+        data = load_dataset(_train_config(config, LayerPhysics()).data)
+        if replacing:
+            note(replacing)
+        write_json_atomic(out_dir / "config.json", to_dict(config))
+        clock = RunClock(out_dir / "stages" / "elapsed.json", start_s)
+        try:
+            return _run_stages(config, out_dir, characterization, cache_dir, progress, data, clock)
+        finally:
+            clock.save()  # also when interrupted: elapsed_s is the total over every run
 
-    from imcpnn.pnn import LayerPhysics
 
-    data = load_dataset(_train_config(config, LayerPhysics()).data)
+def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
+                data, clock: RunClock) -> dict:
+    """The stages of :func:`run_validation`, in a locked folder whose config is written."""
+    from imcpnn.circuits.network import PhaseSchedule
+
     networks, layout = stage_networks(config, out_dir, data.x_test.shape[1], progress)
     network = networks["network"]
     char_stage = stage_characterization(config, out_dir, characterization, cache_dir, progress)
@@ -724,7 +933,6 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         [{k: v for k, v in r.items() if k not in ("layers", "mapping")} for r in results.values()]))
     write_csv(tables / "layers.csv", pd.DataFrame(
         [row for r in results.values() for row in r["layers"]]))
-    elapsed = elapsed_before + time.perf_counter() - start_s
     summary = {
         "rmse_top_down_ns": results["top_down"]["rmse_t_spike_ns"],
         "rmse_bottom_up_ns": results["bottom_up"]["rmse_t_spike_ns"],
@@ -752,7 +960,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         "dynamics": dynamics,
         "protocol": protocol_text(config),
         "models": char.get("models", {}),
-        "elapsed_s": float(elapsed),
+        "elapsed_s": float(clock.total_s()),
         "ratio_bottom_up_over_top_down": results["bottom_up"]["rmse_t_spike_ns"]
         / results["top_down"]["rmse_t_spike_ns"],
         "trace_fit": fit,
@@ -768,6 +976,5 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         summary["post_layout"] = post_layout
     check_summary(summary, "summary")
     write_json(out_dir / "summary.json", summary)
-    write_json(out_dir / "stages" / "elapsed.json", {"elapsed_s": elapsed})
     render_report(out_dir)
     return summary

@@ -45,6 +45,15 @@ COMPARISON_COLUMNS = ("sample", "layer", "neuron", "t_schematic", "t_post_layout
 SPIKES_CSV_COLUMNS = (*COMPARISON_COLUMNS, "t_schematic_own_mapping")
 
 
+def check_layout_tools() -> None:
+    """Raise ToolNotFoundError, saying what to install, unless magic, netgen and the sky130A tech
+    file (PDK_ROOT) are found: the validation checks this before it writes anything."""
+    from imcpnn.circuits.magic import MagicSetup, find_netgen
+
+    MagicSetup.discover()
+    find_netgen()
+
+
 def layout_networks(networks: dict, out_dir: Path) -> dict:
     """Lay out, DRC-check, extract and LVS-check each network into ``out_dir/layout/<key>/``.
 

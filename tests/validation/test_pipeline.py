@@ -8,6 +8,7 @@ import pytest
 
 from imcpnn.config import to_json
 from imcpnn.errors import ConfigError, ResultsError
+from imcpnn.rundir import RunDirNote
 from imcpnn.validation import ValidationConfig, run_validation
 from imcpnn.validation._pipeline import (_cached_stage, accumulation_traces, fit_testbench,
                                          stage_characterization)
@@ -26,16 +27,18 @@ def test_stage_runs_once_then_reads_back(tmp_path):
     assert len(calls) == 1
 
 
-def test_corrupt_stage_file_is_named(tmp_path):
+def test_corrupt_stage_file_is_named_and_redone(tmp_path):
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "demo.json").write_text("{broken")
-    with pytest.raises(ResultsError, match="demo.json is corrupt"):
-        _cached_stage(tmp_path, "demo", dict, False)
+    with pytest.warns(RunDirNote, match="demo.json is corrupt"):
+        assert _cached_stage(tmp_path, "demo", dict, False) == {}
 
 
 def test_run_refuses_folder_of_another_config(tmp_path):
     to_json(ValidationConfig(n_test=7), tmp_path / "config.json")
-    with pytest.raises(ConfigError, match="different config"):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "dynamics.json").write_text("{}")  # a result of that config
+    with pytest.raises(ConfigError, match=r"different config .*config.json: n_test 7 -> 50\)"):
         run_validation(ValidationConfig(), tmp_path)
 
 
