@@ -179,6 +179,15 @@ class RunDirLock:
         except BlockingIOError:
             owner = LockInfo.parse(_read_fd(fd))
             os.close(fd)
+            if owner is not None and owner.host == info.host and not pid_alive(owner.pid):
+                # held through a descriptor that a child forked by the dead owner inherited (a
+                # worker outliving its parent): the owner is gone, start on a fresh lock file
+                self._take_over_note(owner, "that process is no longer running")
+                try:
+                    self.path.unlink()
+                except FileNotFoundError:
+                    pass
+                return "retry"
             raise self._busy(owner) from None
         except OSError:  # ENOLCK, EOPNOTSUPP, ...: a file system without flock
             os.close(fd)

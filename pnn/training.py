@@ -197,8 +197,10 @@ def evaluate(
 
 
 def _short(err: BaseException) -> str:
+    """``Type: first sentence`` of an exception (torch's messages run to paragraphs)."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__
+    text = text.split(". ")[0][:160]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _load_checkpoint(path: Path) -> dict:

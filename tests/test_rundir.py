@@ -82,6 +82,23 @@ def test_killed_holder_does_not_block(tmp_path, mode):
             assert info["pid"] == os.getpid() and info["command"] == "imcpnn train"
 
 
+def test_lock_inherited_by_a_child_of_a_dead_owner_is_taken_over(tmp_path):
+    orphaning = ("import os, sys\nfrom imcpnn.rundir import RunDirLock\n"
+                 "RunDirLock(sys.argv[1], 'imcpnn validate').acquire()\n"
+                 "if os.fork() == 0:\n    sys.stdin.read()\n    os._exit(0)\n"
+                 "print('locked', flush=True)\nos._exit(0)\n")  # the owner dies, its child lives
+    proc = subprocess.Popen([sys.executable, "-c", orphaning, str(tmp_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        proc.wait()
+        with pytest.warns(RunDirNote, match=f"stale lock of PID {proc.pid}"):
+            with RunDirLock(tmp_path, "imcpnn train"):
+                assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    finally:
+        proc.stdin.close()
+
+
 def test_lock_of_a_dead_pid_or_another_host_is_taken_over(tmp_path, mode):
     _write_lock(tmp_path / "a", _dead_pid())
     with pytest.warns(RunDirNote, match="no longer running"):
