@@ -240,9 +240,12 @@ def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path 
                 raise ConfigError(f"characterization file {given} does not exist; create it with "
                                   "`imcpnn characterize --out DIR` or leave the option out")
             char_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copy(given, out_dir / CHAR_JSON)
+            target = out_dir / CHAR_JSON
+            if not (target.exists() and target.samefile(given)):  # given may be the folder's copy
+                shutil.copy(given, target)
             for png in Path(given).parent.glob("*.png"):
-                shutil.copy(png, char_dir / png.name)
+                if not ((char_dir / png.name).exists() and (char_dir / png.name).samefile(png)):
+                    shutil.copy(png, char_dir / png.name)
         else:
             cfg = CharacterizationConfig(corner=config.corner, temp_c=config.temp_c)
             summary, fits, curves = characterize(cfg, cache_dir=cache_dir, progress=progress)

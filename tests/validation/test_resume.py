@@ -128,6 +128,16 @@ def test_characterization_copy_in_the_folder_is_restored(tmp_path, stop_at_spice
     assert copy.read_bytes() == a.read_bytes()
 
 
+def test_folder_own_characterization_given_back_after_a_corrupt_stage_file(tmp_path, stop_at_spice):
+    out = tmp_path / "run"
+    run(out, characterization=char_file(tmp_path / "a.json"))
+    own = out / "characterization" / "characterization.json"
+    (out / "stages" / "characterization.json").write_text("{trunc")
+    with pytest.warns(RunDirNote, match="stages/characterization.json is corrupt"):
+        run(out, characterization=own)  # copied onto itself: no SameFileError
+    assert json.loads(own.read_text())["e_plus"] == 2.94
+
+
 # -------------------------------------------------------------------------- stage repairs
 def test_corrupt_stage_file_is_recomputed_with_a_note(tmp_path):
     (tmp_path / "stages").mkdir()
