@@ -375,7 +375,9 @@ def train(
         config: the run; saved as ``out_dir/config.json`` once the data loaded and the model built.
         out_dir: run directory; an existing checkpoint with the same config is resumed. It is
             locked while this call writes into it.
-        progress: show a tqdm bar with loss and accuracy.
+        progress: show a progress bar with loss and accuracy (:func:`imcpnn.progress.progress_bar`:
+            a tqdm bar on a terminal, a line every few seconds and one per epoch in a log) and a
+            line per epoch.
         overwrite: discard a previous run in ``out_dir`` (even with another config).
         stop_after_epoch: return after this epoch (time-boxed jobs); rerun to continue.
         data: already loaded data (else loaded from ``config.data``).
@@ -419,6 +421,8 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
     """The epochs of :func:`train` still to do (resuming ``state``), then the outputs; the history."""
     from tqdm.auto import tqdm
 
+    from imcpnn.progress import progress_bar
+
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
@@ -440,8 +444,8 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
         start_s = time.perf_counter()
         order = torch.randperm(n_train, generator=shuffle_gen)
         loss_sum, correct = 0.0, 0
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{config.optim.epochs}",
-                   disable=not progress, leave=False)  # fmt: skip
+        bar = progress_bar(range(n_batches), desc=f"epoch {epoch}/{config.optim.epochs}",
+                           enabled=progress, unit="batch", leave=False)  # fmt: skip
         for batch in bar:
             idx = order[batch * batch_size : (batch + 1) * batch_size]
             xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
