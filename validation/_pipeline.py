@@ -828,33 +828,44 @@ def _config_diff(old, new: dict, limit: int = 4) -> str:
     return ", ".join(parts) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+#: A copy of config.json among the stages: it restores a deleted or corrupt config.json.
+CONFIG_COPY = "stages/run_config.json"
 #: Files of a result folder that are not results of its run.
-_NOT_RESULTS = ("config.json", "stages/elapsed.json")
+_NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json")
 
 
 def _check_config(config: ValidationConfig, out_dir: Path) -> str | None:
-    """Refuse ``out_dir`` when its results belong to another config (ConfigError), or when its
-    config.json is corrupt and results exist (ResultsError); writes nothing. A config.json alone
-    (a run that saved no result) is no reason to refuse: returns the note to give when replacing
-    it, else None."""
-    path = out_dir / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        old, problem = json.loads(path.read_text()), None
-    except (ValueError, UnicodeDecodeError) as err:
-        old, problem = None, f"{path} is corrupt ({err})"
-    if old == to_dict(config):
-        return None
+    """Refuse ``out_dir`` when its results belong to another config (ConfigError), or when they
+    belong to a config that can no longer be read (ResultsError naming config.json); writes
+    nothing. The recorded config is config.json, else its copy :data:`CONFIG_COPY`. A config
+    alone (a run that saved no result) is no reason to refuse. Returns the note to give when
+    config.json is written over something else than itself, else None."""
+    wanted = to_dict(config)
+    recorded, problems = None, []
+    for rel in ("config.json", CONFIG_COPY):
+        path = out_dir / rel
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+            continue
+        try:
+            recorded = json.loads(path.read_text())
+            break
+        except (ValueError, UnicodeDecodeError) as err:
+            problems.append(f"{path} is corrupt ({err})")
+    config_problem = next((p for p in problems if p.startswith(f"{out_dir / 'config.json'} ")), None)
+    if recorded == wanted:
+        return None if config_problem is None else f"{config_problem}; rewriting it from {CONFIG_COPY}"
     if not holds_results(out_dir, ignore=_NOT_RESULTS):
+        if recorded is None and not (out_dir / "config.json").exists():
+            return None  # a fresh folder
         return (f"{out_dir} holds only the config.json of a run that saved no result; replacing it "
                 "with this run's config")
-    if problem:
-        raise ResultsError(f"{problem}; it says which config the results in {out_dir} belong to: "
-                           f"restore it, or use another --out folder (or delete {out_dir} to start "
-                           "afresh)")
-    raise ConfigError(f"{out_dir} holds a run with a different config ({path}: "
-                      f"{_config_diff(old, to_dict(config))}); use another --out folder, or delete it "
+    if recorded is None:
+        raise ResultsError(f"{'; '.join(problems)}: nothing says which config the results in "
+                           f"{out_dir} belong to; restore {out_dir / 'config.json'}, or use another "
+                           f"--out folder (or delete {out_dir} to start afresh)")
+    raise ConfigError(f"{out_dir} holds a run with a different config ({out_dir / 'config.json'}: "
+                      f"{_config_diff(recorded, wanted)}); use another --out folder, or delete it "
                       "to start afresh")
 
 
@@ -885,6 +896,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         if replacing:
             note(replacing)
         write_json_atomic(out_dir / "config.json", to_dict(config))
+        write_json_atomic(out_dir / CONFIG_COPY, to_dict(config))
         clock = RunClock(out_dir / "stages" / "elapsed.json", start_s)
         try:
             return _run_stages(config, out_dir, characterization, cache_dir, progress, data, clock)

@@ -90,11 +90,21 @@ def test_leftover_config_of_a_run_that_saved_nothing_is_replaced(tmp_path, stop_
     assert json.loads((out / "config.json").read_text())["n_test"] == 1
 
 
-def test_config_json_corrupt_with_results_names_the_file(tmp_path, stop_at_spice):
-    run(tmp_path, characterization=char_file(tmp_path / "c" / "c.json"))
-    (tmp_path / "config.json").write_text("{trunc")
-    with pytest.raises(ResultsError, match=f"{tmp_path / 'config.json'} is corrupt"):
-        run_validation(SMALL, tmp_path, characterization=tmp_path / "c" / "c.json", progress=False)
+def test_deleted_or_corrupt_config_json_is_checked_against_its_copy(tmp_path, stop_at_spice):
+    out, char = tmp_path / "run", char_file(tmp_path / "c.json")
+    run(out, characterization=char)
+    config = out / "config.json"
+    config.unlink()
+    with pytest.raises(ConfigError, match="different config .*n_test 1 -> 2"):
+        run_validation(ValidationConfig(n_test=2, epochs=1), out, characterization=char, progress=False)
+    config.write_text("{trunc")
+    with pytest.warns(RunDirNote, match=f"{config} is corrupt .*rewriting it from stages/run_config.json"):
+        run(out, characterization=char)
+    assert json.loads(config.read_text())["n_test"] == 1
+    config.write_text("{trunc")
+    (out / "stages" / "run_config.json").unlink()  # no copy left (a folder of an older imcpnn)
+    with pytest.raises(ResultsError, match=f"{config} is corrupt .*restore {config}"):
+        run_validation(SMALL, out, characterization=char, progress=False)
 
 
 # ------------------------------------------------------------------ characterization identity
