@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 
 from imcpnn import __version__
 from imcpnn.errors import ImcpnnError
@@ -83,6 +84,20 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _note_printer(verb: str):
+    """``warnings.showwarning`` for a verb: the project's notes as ``imcpnn <verb>: note: ...`` lines
+    (no file:line and source line, which mean nothing to a user); other libraries' warnings as usual."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "imcpnn":
+            print(f"imcpnn {verb}: note: {message}", file=sys.stderr if file is None else file)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``imcpnn <verb>``. Exit codes: 0 success, 2 a user mistake (one ``error:`` line; argparse's
     own errors exit with 2 too), 130 interrupted (Ctrl-C or SIGTERM), 1 a bug (traceback + a line
@@ -96,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     if handling:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _note_printer(args.verb)
+            return int(args._run(args) or 0)
     except ImcpnnError as err:
         print(f"imcpnn {args.verb}: error: {err}", file=sys.stderr)
         return 2

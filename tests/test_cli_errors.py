@@ -225,13 +225,14 @@ def test_train_on_cuda_without_cuda(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------ corrupt resume files
-@pytest.mark.parametrize("verb", ["train", "validate"])
-def test_corrupt_config_json_in_out(tmp_path, char, capsys, verb):
+def test_corrupt_config_json_in_out(tmp_path, char, capsys):
+    """A corrupt config.json beside results and no saved copy to repair it from: one line naming it.
+    (Training repairs the same case from its checkpoint's copy: tests/pnn/test_train_resume.py.)"""
     out = tmp_path / "run"
-    out.mkdir()
+    (out / "stages").mkdir(parents=True)
     (out / "config.json").write_text('{"data": ')
-    extra = ["--characterization", char] if verb == "validate" else ["--epochs", "1"]
-    _expect(capsys, [verb, *extra, "--out", out], "config.json", "not valid JSON", "--out")
+    (out / "stages" / "discharger.json").write_text("{}")
+    _expect(capsys, ["validate", "--characterization", char, "--out", out], "config.json")
 
 
 # ------------------------------------------------------------------------------ argparse errors
@@ -267,3 +268,22 @@ def test_sigterm_is_an_interruption_and_the_handler_is_restored(monkeypatch, cap
     err = capsys.readouterr().err
     assert "imcpnn doctor: interrupted" in err and "Traceback" not in err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_project_notes_are_one_line_other_warnings_unchanged(monkeypatch, capsys):
+    import warnings
+
+    from imcpnn.rundir import RunDirNote
+    from imcpnn.verbs import doctor
+
+    def noisy(args):
+        warnings.warn("the lock of DIR was stale; taken over", RunDirNote, stacklevel=1)
+        warnings.warn("a library's own warning", DeprecationWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(doctor, "run", noisy)
+    with pytest.warns(DeprecationWarning, match="a library's own warning"):  # passed on as usual
+        assert main(["doctor"]) == 0
+    err = capsys.readouterr().err
+    assert "imcpnn doctor: note: the lock of DIR was stale; taken over\n" in err
+    assert "RunDirNote" not in err and "test_cli_errors.py" not in err

@@ -95,15 +95,3 @@ def read_characterization(path: str | os.PathLike, option: str = "--characteriza
     except (TypeError, ValueError, KeyError, IndexError) as err:
         raise ConfigError(f"{option} {path} holds a malformed value ({err}); {_CHAR_FIX}") from None
     return data
-
-
-def check_resume_config(out: Path, option: str = "--out") -> None:
-    """A run folder's config.json (rerun to resume) must be readable JSON, else ResultsError."""
-    path = out / "config.json"
-    if not path.is_file():
-        return
-    try:
-        json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ResultsError(f"{path} (the config of an earlier run in {option}) is not valid JSON "
-                           f"({err}); delete that file to start afresh there, or use another {option}") from None

@@ -129,12 +129,10 @@ def run(args) -> int:
 
     from imcpnn.pnn.data import load_dataset
     from imcpnn.pnn.training import scaled_ann_search, train
-    from imcpnn.verbs._common import check_resume_config, prepare_out_dir
+    from imcpnn.verbs._common import prepare_out_dir
 
     config = config_from_args(args)
-    out = prepare_out_dir(args.out)
-    if not args.overwrite:
-        check_resume_config(out)
+    prepare_out_dir(args.out)
     data = load_dataset(config.data)
     result = train(config, args.out, progress=not args.quiet, overwrite=args.overwrite, data=data)
     last = result.history[-1]

@@ -105,15 +105,15 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from imcpnn.validation import run_validation
-    from imcpnn.verbs._common import check_resume_config, prepare_out_dir, read_characterization
+    from imcpnn.verbs._common import prepare_out_dir, read_characterization
 
     config = config_from_args(args)
     if args.characterization:
         read_characterization(args.characterization)
-    check_resume_config(prepare_out_dir(args.out))
+    prepare_out_dir(args.out)
     summary = run_validation(config, args.out,
                              characterization=args.characterization, cache_dir=args.cache_dir,
-                             progress=not args.quiet)
+                             progress=not args.quiet, command=f"imcpnn {args.verb}")
     print(f"output spike-time RMSE (ns): top-down {summary['rmse_top_down_ns']:.2f}, bottom-up "
           f"{summary['rmse_bottom_up_ns']:.2f}, trace-fitted {summary['rmse_trace_fitted_ns']:.2f}"
           f"; test accuracy model {summary['test_accuracy_model']:.3f}, SPICE "
