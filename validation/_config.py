@@ -49,9 +49,9 @@ class SearchConfig:
                  "an integer from 0 to the number of steps")
         _require("SearchConfig", "n_samples", self.n_samples,
                  isinstance(self.n_samples, int) and self.n_samples >= 0, "an integer >= 0 (0 = all)")
-        ok = len(self.scale_range) == 2 and 0 < self.scale_range[0] < 1 < self.scale_range[1]
+        ok = len(self.scale_range) == 2 and 0 < self.scale_range[0] <= 1 < self.scale_range[1]
         _require("SearchConfig", "scale_range", self.scale_range, ok,
-                 "(low, high) with 0 < low < 1 < high")
+                 "(low, high) with 0 < low <= 1 < high")
 
 
 @dataclass(frozen=True)

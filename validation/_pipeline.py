@@ -369,6 +369,14 @@ def testbench_traces(ctx: Context) -> TraceSet:
 
 
 #: Discharger factors (on the unit current C_m V_th_circ / T) simulated to place the design bias.
+#: Smallest factor a ``--discharger searched`` search may try on the design bias. The design current
+#: is, by its definition (stage ``discharger``), the weakest at which a neuron with zero net input
+#: still crosses threshold by the window's end; below it such neurons, and all the inhibited ones,
+#: stay silent, in the model and in SPICE alike. Silent neurons agree trivially (both count at the
+#: window end), so an unbounded search drifts towards a silent output layer: RMSE 0, chance
+#: accuracy. The bound keeps the search among circuits that compute.
+DISCHARGER_SEARCH_MIN = 1.0
+
 DISCHARGER_GRID = (1.2, 1.35, 1.5, 1.7, 2.0, 2.5, 3.3)
 
 
@@ -589,9 +597,11 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
         k_dis = 1.0
         if ctx.config.discharger == "searched":
             scales = mapping_scales(pipeline, params, tuple(best))
+            high = ctx.config.search.scale_range[1]
+            dis_search = dataclasses.replace(ctx.config.search, scale_range=(DISCHARGER_SEARCH_MIN, high))
             (k_dis,), dis_table = coarse_to_fine(
                 lambda pts: rmse_of(pts, lambda p: p[0], lambda p: scales),
-                1, ctx.config.search, ctx.out_dir / "stages" / f"search_{pipeline}_discharger.log.csv",
+                1, dis_search, ctx.out_dir / "stages" / f"search_{pipeline}_discharger.log.csv",
                 start=(1.0,))
             dis_table = dis_table.assign(scale=best[0] if n_dims == 1 else 1.0,
                                          scale_plus=best[0] if n_dims == 2 else 1.0,

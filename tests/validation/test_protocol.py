@@ -116,6 +116,41 @@ def test_search_simulates_only_calibration_samples(tmp_path, monkeypatch):
     assert result["best"][0] == pytest.approx(1.0) and result["n_calibration_samples"] == 7
 
 
+def test_searched_discharger_never_goes_below_its_design_bias(tmp_path, monkeypatch):
+    """Below the design factor neurons without net input fall silent on both sides, which an RMSE
+    counts as agreement: a "circuit" whose error shrinks as the discharger weakens must not pull
+    the search there."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=100.0, e_minus=-100.0))
+    rng = np.random.default_rng(2)
+    x_train, x_test = rng.uniform(size=(30, 5)), rng.uniform(size=(10, 5))
+    config = ValidationConfig(search=SearchConfig(steps=(0.1, 0.03), max_recentre=2, n_samples=7),
+                              discharger="searched")
+    factors = []
+
+    class Run:
+        def __init__(self, spikes):
+            self.spikes = spikes
+
+    def fake_simulate(ctx, weights, x, scales_list, progress, discharger_scales=None, **networks):
+        ks = discharger_scales or [1.0] * len(scales_list)
+        factors.extend(ks)
+        times = pipe.model_layer_times(model, x)
+        return [Run(pipe.spike_table([t * (1.0 + 0.3 * k) for t in times])) for k in ks]
+
+    monkeypatch.setattr(pipe, "_simulate", fake_simulate)
+    monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
+    ctx = pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
+                       network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,
+                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test))
+    params = pipe.ideal_parameters(config, char_dict())
+    result = pipe.stage_search(ctx, "top_down", None, params, model, (1.0, 1.0))
+    assert min(factors) == pytest.approx(pipe.DISCHARGER_SEARCH_MIN) and max(factors) > 1.0
+    assert result["discharger_scale"] == pytest.approx(pipe.DISCHARGER_SEARCH_MIN)
+
+
 def test_layer_metrics_count_spiking_pairs_and_one_sided_silences():
     cmp = pd.DataFrame({"sample": [0, 0, 1, 1], "layer": 1, "neuron": [0, 1, 0, 1],
                         "spiked_model": [True, True, False, False],
