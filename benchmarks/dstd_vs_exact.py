@@ -45,7 +45,7 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
     """Worker: time and peak memory of spike_times(...) forward + backward for one configuration."""
     import torch
 
-    from imcpnn.pnn._api import spike_times
+    from imcpnn.pnn import spike_times
 
     g = torch.Generator().manual_seed(0)
     t_in = torch.rand(batch, n_in, generator=g).to(device).requires_grad_(True)

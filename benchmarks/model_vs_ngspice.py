@@ -28,7 +28,7 @@ def characterization(path: str | None) -> dict:
     """The given characterization JSON, or a fresh one (cached by the SPICE layer)."""
     if path:
         return json.loads(Path(path).read_text())
-    from imcpnn.circuits.characterize import characterize
+    from imcpnn.circuits.characterization.sweeps import characterize
 
     return characterize(progress=False)[0]
 
@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--characterization", default=None, help="characterization.json to use")
     args = parser.parse_args()
 
-    from imcpnn.circuits.network import Network, ParasiticEstimate
-    from imcpnn.circuits.simulate import simulate_network
+    from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
+    from imcpnn.circuits.simulate.run import simulate_network
 
     char = characterization(args.characterization)
     rng = np.random.default_rng(0)

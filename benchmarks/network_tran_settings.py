@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imcpnn.circuits.network import PhaseSchedule
+from imcpnn.circuits.netlist.network import PhaseSchedule
 
 _D = PhaseSchedule()  # the library's default step control (what simulate_network uses)
 #: name: (max step s, .options). The old default had no options (ngspice: trtol 7, reltol 1e-3, trap).
@@ -73,7 +73,7 @@ def _warm_worker() -> None:
 
 def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.ndarray], object, object]]:
     """(name, weights, CurrentScales, model or None) for every weight set."""
-    from imcpnn.circuits.weights import CurrentScales
+    from imcpnn.circuits.simulate.weights import CurrentScales
 
     sets = []
     if demo_dir:
@@ -105,15 +105,15 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the per-run rows to this JSON file")
     args = ap.parse_args()
 
-    from imcpnn.circuits.characterize_fit import Characterization
-    from imcpnn.circuits.measure import spike_table as spice_spike_table
-    from imcpnn.circuits.network import Network, ParasiticEstimate
-    from imcpnn.circuits.simulate import build_testbenches, map_network, network_sim
+    from imcpnn.circuits.characterization.fit import Characterization
+    from imcpnn.circuits.simulate.measure import spike_table as spice_spike_table
+    from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
+    from imcpnn.circuits.simulate.run import build_testbenches, map_network, network_sim
     from imcpnn.pnn import DataConfig, load_dataset
     from imcpnn.spice import Corner, RawFile, find_models, find_ngspice
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
     from imcpnn.validation import spike_table as model_spike_table
-    from imcpnn.validation._pipeline import model_layer_times
+    from imcpnn.validation import model_layer_times
 
     names = [s.strip() for s in args.settings.split(",")]
     unknown = [n for n in names if n not in SETTINGS]
@@ -124,7 +124,7 @@ def main() -> None:
     if char_path:
         char = json.loads(Path(char_path).read_text())
     else:
-        from imcpnn.circuits.characterize import characterize
+        from imcpnn.circuits.characterization.sweeps import characterize
 
         char = characterize(cache_dir=args.cache, progress=False)[0]
     n_random = args.n_random if args.n_random is not None else (0 if args.demo_dir else 2)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from imcpnn.spice import Dc, Op, Sim, find_models, find_ngspice, run, run_many
-from imcpnn.spice._pyspice import pyspice_version
+from imcpnn.spice import pyspice_version
 
 NFET = "sky130_fd_pr__nfet_01v8"
 CIRCUIT = f"vd d 0 {{vd}}\nvg g 0 1.2\nXM1 d g 0 0 {NFET} W=1 L=0.25 nf=1"

@@ -8,7 +8,7 @@ them). Inputs are validated once here and raise ValueError naming the problem an
 The validation of tensor values (finite entries, spike times in [0, 1]) costs a device sync per
 check, so it lives only in these public functions. The layers (:mod:`imcpnn.pnn.layers`), whose
 settings are checked when the layer is built and whose inputs come from the previous layer, call
-the unchecked math (:func:`_membrane_at_end`, :func:`_spike_times`, :func:`_ttfs_spike_times`)
+the unchecked math (:func:`_membrane_at_end`, :func:`spike_times_unchecked`, :func:`_ttfs_spike_times`)
 in the training hot path.
 """
 
@@ -173,11 +173,11 @@ def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
     e_dis = _check_e_dis(e_dis)
     _check_firing(dis_rate, t_delay, q_plus, q_minus)
     offset = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
-    return _spike_times(t_in, w, e_plus, e_minus, method, steps, offset, e_dis, dis_rate=dis_rate,
+    return spike_times_unchecked(t_in, w, e_plus, e_minus, method, steps, offset, e_dis, dis_rate=dis_rate,
                         t_delay=t_delay, q_plus=q_plus, q_minus=q_minus)  # fmt: skip
 
 
-def _spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
+def spike_times_unchecked(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
                  steps: int | None = None, offset: float | None = None, e_dis=None, *,
                  dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0) -> Tensor:
     """:func:`spike_times` without input validation (no device sync): for the layers, whose

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imcpnn.errors import ConfigError
-from imcpnn.pnn._api import METHODS, _spike_times, sample_offset
+from imcpnn.pnn._api import METHODS, spike_times_unchecked, sample_offset
 
 #: Layers of the VGG-like CNN of the paper (method.md section 3): conv widths, "pool", fc widths.
 VGG7: tuple = (("conv", 64), ("conv", 64), ("pool", 2), ("conv", 128), ("conv", 128), ("pool", 2),
@@ -130,7 +130,7 @@ class RCSpikeDense(nn.Module):
                 raise ConfigError(f"steps={steps!r} must be an integer >= 1 (DSTD grid size M)")
             if self.training and p.random_offset:
                 offset = sample_offset(steps, generator=generator)
-        t_out = _spike_times(
+        t_out = spike_times_unchecked(
             t_in, self.weight, p.e_plus, p.e_minus, method=method,
             steps=steps if method == "dstd" else None, offset=offset, e_dis=p.e_dis,
             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus,

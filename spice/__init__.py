@@ -3,6 +3,7 @@
 from ._cache import CacheInfo as CacheInfo
 from ._cache import cache_info as cache_info
 from ._cache import clean_cache as clean_cache
+from ._cache import human_bytes as human_bytes
 from ._models import CacheWarning as CacheWarning
 from ._models import Corner as Corner
 from ._models import DeviceUse as DeviceUse
@@ -28,5 +29,6 @@ from ._sim import Op as Op
 from ._sim import Sim as Sim
 from ._sim import Tran as Tran
 from ._doctor import Check as Check
+from ._pyspice import pyspice_version as pyspice_version
 from ._doctor import probe as probe_toolchain
 from ._doctor import required_ok as toolchain_ok

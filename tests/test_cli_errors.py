@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from imcpnn.circuits.characterize_fit import IdVgTable
-from imcpnn.circuits.weights import load_weights
+from imcpnn.circuits.characterization.fit import IdVgTable
+from imcpnn.circuits.simulate.weights import load_weights
 from imcpnn.cli import main
 from imcpnn.errors import ConfigError
 

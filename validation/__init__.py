@@ -29,3 +29,4 @@ from .report import SUMMARY_KEYS as SUMMARY_KEYS
 from .report import load_results as load_results
 from .report import render_report as render_report
 from ._pipeline import run_validation as run_validation
+from ._pipeline import model_layer_times as model_layer_times

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imcpnn.circuits.network import NETLIST_KINDS
+from imcpnn.circuits.netlist.network import NETLIST_KINDS
 from imcpnn.errors import ConfigError
 
 

@@ -35,7 +35,7 @@ parameter; nothing is calibrated on the samples it is reported on (unless ``cali
 
 SPICE side (``ValidationConfig.netlist_kind``): by default the schematic netlist plus a
 wire-capacitance estimate on every membrane and spike line
-(:class:`imcpnn.circuits.network.ParasiticEstimate`: met1 line over the crossbar, 5 um synapse
+(:class:`imcpnn.circuits.netlist.network.ParasiticEstimate`: met1 line over the crossbar, 5 um synapse
 pitch, C = c_area L w + 2 c_fringe L); or the plain schematic; or "post-layout", the netlist
 extracted from the generated layout (:mod:`imcpnn.validation._post_layout`).
 """
@@ -182,7 +182,7 @@ def check_characterization_input(out_dir: Path, given: str | Path | None) -> Non
     """Refuse a ``characterization`` file that is missing, unreadable or lacks a key, or that
     differs (by content) from the one the results in ``out_dir`` were computed with; also refuse
     leaving the option out where the folder's run had it. Raises ConfigError; writes nothing."""
-    from imcpnn.circuits.characterize_fit import Characterization
+    from imcpnn.circuits.characterization.fit import Characterization
 
     given_sha = None
     if given is not None:
@@ -229,7 +229,7 @@ def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path 
     longer gives the recorded file raises ResultsError, since the later stages used the old one.
     :func:`check_characterization_input` compares a ``given`` file with the record first.
     """
-    from imcpnn.circuits.characterize import CharacterizationConfig, characterize, write_outputs
+    from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, characterize, write_outputs
 
     char_dir = out_dir / "characterization"
     recorded = _recorded_characterization(out_dir)
@@ -353,7 +353,7 @@ def testbench_traces(ctx: Context) -> TraceSet:
     """SPICE traces of the characterization testbench (:func:`fit_testbench`): one batched run of
     a single layer of the network's netlist kind, weights mapped with the design C_m, discharger
     at its design bias (a cache hit after the first call)."""
-    from imcpnn.circuits.simulate import simulate_network
+    from imcpnn.circuits.simulate.run import simulate_network
 
     t_in, w = fit_testbench(ctx.config)
     run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
@@ -391,8 +391,8 @@ def stage_discharger(ctx: Context) -> dict:
     so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
     over the neurons that fire gives k* = K / (1 - t_0).
     """
-    from imcpnn.circuits.simulate import simulate_scales
-    from imcpnn.circuits.weights import CurrentScales
+    from imcpnn.circuits.simulate.run import simulate_scales
+    from imcpnn.circuits.simulate.weights import CurrentScales
 
     def compute():
         w = fit_testbench(ctx.config)[1]
@@ -511,7 +511,7 @@ def mapping_scales(pipeline: str, params: PhysicalParameters, point: tuple[float
     """Current scales of a search point: top-down (scale_plus, scale_minus) = point on the design
     C_m; bottom-up and trace-fitted k / current_scale, i.e. mapped with C_eff = C_m / s and a
     searched global factor k (1 when the model is right)."""
-    from imcpnn.circuits.weights import CurrentScales
+    from imcpnn.circuits.simulate.weights import CurrentScales
 
     if pipeline == "top_down":
         return CurrentScales(scale_plus=point[0], scale_minus=point[1])
@@ -523,7 +523,7 @@ def _simulate(ctx: Context, weights, x: np.ndarray, scales_list, progress: bool,
     """Batched SPICE runs of ``ctx.network`` on inputs ``x``; ``discharger_scales``: searched
     factors on the design discharger, one per candidate (``networks``: other
     ``network``/``mapping_network``)."""
-    from imcpnn.circuits.simulate import simulate_scales
+    from imcpnn.circuits.simulate.run import simulate_scales
 
     factors = discharger_scales or [1.0] * len(scales_list)
     discharger_scales = [ctx.discharger_design * k for k in factors]
@@ -538,8 +538,8 @@ def mappable(ctx: Context, weights, scales, discharger_scale: float = 1.0, netwo
     """Whether every current of ``weights`` at ``scales`` (and the discharger's at its design
     factor times ``discharger_scale``) lies in the characterized range; ``network`` defaults to
     the validated network."""
-    from imcpnn.circuits.characterize_fit import Characterization
-    from imcpnn.circuits.simulate import map_network
+    from imcpnn.circuits.characterization.fit import Characterization
+    from imcpnn.circuits.simulate.run import map_network
 
     try:
         map_network(network or ctx.network, weights, Characterization.from_dict(ctx.char), scales,
@@ -739,7 +739,7 @@ def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
     and "trace_fit" (the trace-fit testbench's shape). Post-layout: the cached ``layout`` stage
     lays them out and extracts them first (ToolNotFoundError when magic, netgen or PDK_ROOT is
     missing); the stage result is returned too, else None."""
-    from imcpnn.circuits.network import Network, ParasiticEstimate
+    from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
 
     estimate = ParasiticEstimate() if config.netlist_kind == "schematic+parasitic-estimate" else None
     networks = {"network": Network((n_in, config.hidden, config.n_outputs), parasitic=estimate),
@@ -755,7 +755,7 @@ def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, sear
     """Post-layout: the bottom-up network at its tuned scale on the schematic netlist, (a) with the
     post-layout gate biases and (b) with its own mapping (C_m = MIM), next to the post-layout run
     (a cache hit of the search)."""
-    from imcpnn.circuits.network import Network
+    from imcpnn.circuits.netlist.network import Network
 
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
@@ -917,7 +917,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
 def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
                 data, clock: RunClock) -> dict:
     """The stages of :func:`run_validation`, in a locked folder whose config is written."""
-    from imcpnn.circuits.network import PhaseSchedule
+    from imcpnn.circuits.netlist.network import PhaseSchedule
 
     networks, layout = stage_networks(config, out_dir, data.x_test.shape[1], progress)
     network = networks["network"]

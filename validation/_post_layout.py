@@ -3,7 +3,7 @@
 With ``ValidationConfig.netlist_kind = "post-layout"`` every SPICE run of every pipeline uses the
 netlist extracted from the generated layout (magic, sky130A tech file, parasitic C; LVS-checked
 against the schematic by netgen). The extracted core replaces the cell instances of the schematic
-testbench (:class:`imcpnn.circuits.network.PostLayoutCore`), and the weight mapping uses the
+testbench (:class:`imcpnn.circuits.netlist.network.PostLayoutCore`), and the weight mapping uses the
 extracted membrane capacitance (MiM plus wiring, mean per layer).
 
 **Recovered membrane capacitance.** The mapping turns weight w into I = C_m V_th |w| / T x k,
@@ -48,7 +48,7 @@ SPIKES_CSV_COLUMNS = (*COMPARISON_COLUMNS, "t_schematic_own_mapping")
 def check_layout_tools() -> None:
     """Raise ToolNotFoundError, saying what to install, unless magic, netgen and the sky130A tech
     file (PDK_ROOT) are found: the validation checks this before it writes anything."""
-    from imcpnn.circuits.magic import MagicSetup, find_netgen
+    from imcpnn.circuits.layout.magic import MagicSetup, find_netgen
 
     MagicSetup.discover()
     find_netgen()
@@ -57,23 +57,23 @@ def check_layout_tools() -> None:
 def layout_networks(networks: dict, out_dir: Path) -> dict:
     """Lay out, DRC-check, extract and LVS-check each network into ``out_dir/layout/<key>/``.
 
-    ``networks``: key -> :class:`imcpnn.circuits.network.Network` (schematic, no parasitic
+    ``networks``: key -> :class:`imcpnn.circuits.netlist.network.Network` (schematic, no parasitic
     estimate). The tools are looked up first: without magic, netgen or the sky130A tech file
     (PDK_ROOT) this raises ToolNotFoundError saying what to install, before any work. A dirty
     layout (DRC errors, LVS mismatch, lost devices or parasitics) raises NetlistError after the
     files are written. Also draws the neuron and synapse-array cells (PNG). Returns JSON-able
     ``layouts`` (key -> flow record, paths relative to ``out_dir``), ``cell_figures``, ``elapsed_s``.
     """
-    from imcpnn.circuits.magic import MagicSetup, find_netgen
+    from imcpnn.circuits.layout.magic import MagicSetup, find_netgen
 
     start_s = time.perf_counter()
     setup = MagicSetup.discover()
     find_netgen()
-    from imcpnn.circuits.layout import plot_layout
-    from imcpnn.circuits.layout_blocks import neuron_layout, synapse_array_layout
-    from imcpnn.circuits.layout_flow import run_layout_flow
-    from imcpnn.circuits.layout_network import network_layout
-    from imcpnn.circuits.network import extracted_membrane_f
+    from imcpnn.circuits.layout.cells import plot_layout
+    from imcpnn.circuits.layout.blocks import neuron_layout, synapse_array_layout
+    from imcpnn.circuits.layout.flow import run_layout_flow
+    from imcpnn.circuits.layout.network import network_layout
+    from imcpnn.circuits.netlist.network import extracted_membrane_f
 
     out_dir = Path(out_dir)
     layouts: dict = {}
@@ -102,7 +102,7 @@ def post_layout_network(network, stage: dict, out_dir: Path):
     its record in ``layouts``)."""
     import dataclasses
 
-    from imcpnn.circuits.network import PostLayoutCore
+    from imcpnn.circuits.netlist.network import PostLayoutCore
 
     path = Path(out_dir) / stage["files"]["pex_netlist"]
     if not path.is_file():

@@ -82,7 +82,7 @@ _CHAR_FIX = ("write it with `imcpnn characterize --out DIR` (DIR/characterizatio
 
 def read_characterization(path: str | os.PathLike, option: str = "--characterization") -> dict:
     """The characterization dict of a user-given JSON file, checked the way the circuits read it."""
-    from imcpnn.circuits.characterize_fit import Characterization
+    from imcpnn.circuits.characterization.fit import Characterization
 
     data = read_json_file(path, option, _CHAR_FIX)
     if not isinstance(data, dict):

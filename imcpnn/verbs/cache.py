@@ -75,7 +75,7 @@ def _count(paths, what: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from imcpnn.spice import cache_info, clean_cache
-    from imcpnn.spice._cache import human_bytes
+    from imcpnn.spice import human_bytes
 
     if args.action == "info":
         info = cache_info(args.cache_dir)

@@ -42,7 +42,7 @@ def config_from_args(args: argparse.Namespace):
     """CharacterizationConfig from the command line (sizes converted from um to m)."""
     import dataclasses
 
-    from imcpnn.circuits.characterize import CharacterizationConfig
+    from imcpnn.circuits.characterization.sweeps import CharacterizationConfig
 
     cfg = CharacterizationConfig(corner=args.corner, temp_c=args.temp)
     syn = cfg.synapse
@@ -59,7 +59,7 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from imcpnn.circuits.characterize import characterize, write_outputs
+    from imcpnn.circuits.characterization.sweeps import characterize, write_outputs
     from imcpnn.errors import ConfigError
     from imcpnn.verbs._common import prepare_out_dir
 

@@ -31,7 +31,7 @@ run-dependent bug, seen on nodes between two series pfets) stay lumped; their na
 OUT/build/<cell>-*/extract/<cell>.res.dropped.
 
 --network WIDTHS (e.g. 5,5,5) lays out a whole network core instead (or as well, with --cells):
-every layer's synapse array and neuron column, wired (imcpnn.circuits.layout_network), checked
+every layer's synapse array and neuron column, wired (imcpnn.circuits.layout.network), checked
 by LVS against the network core schematic; OUT/imcpnn_network_pex.spice is its extracted core
 (ports: the network core's node names, so it drops into the post-layout testbench) and the
 JSON's port_capacitance_f.m<l>_<i> are the extracted membrane capacitances.
@@ -61,10 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imcpnn.circuits.extract import MIM_MODELS, schematic_device_counts
+    from imcpnn.circuits.netlist.extracted import MIM_MODELS, schematic_device_counts
     from imcpnn.circuits.layout import layout_cells
-    from imcpnn.circuits.layout_flow import run_layout_flow
-    from imcpnn.circuits.magic import MagicSetup, magic_gds
+    from imcpnn.circuits.layout.flow import run_layout_flow
+    from imcpnn.circuits.layout.magic import MagicSetup, magic_gds
     from imcpnn.errors import ConfigError, NetlistError
     from imcpnn.verbs._common import prepare_out_dir
 
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown or (not names and args.cells is not None):
         raise ConfigError(f"--cells {args.cells!r}: unknown {unknown}; choose from {', '.join(available)} or 'all'")
     if args.network is not None:
-        from imcpnn.circuits.layout_network import network_layout
-        from imcpnn.circuits.network import Network
+        from imcpnn.circuits.layout.network import network_layout
+        from imcpnn.circuits.netlist.network import Network
 
         parts = [p.strip() for p in args.network.split(",")]
         if len(parts) < 2 or not all(p.isdigit() and int(p) > 0 for p in parts):

@@ -101,9 +101,9 @@ def load_problem(args: argparse.Namespace):
     Every file and value is checked (and --out created) before the characterization runs."""
     import numpy as np
 
-    from imcpnn.circuits.characterize import CharacterizationConfig, characterize
-    from imcpnn.circuits.network import Network, ParasiticEstimate, check_inputs
-    from imcpnn.circuits.weights import CurrentScales, load_weights
+    from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, characterize
+    from imcpnn.circuits.netlist.network import Network, ParasiticEstimate, check_inputs
+    from imcpnn.circuits.simulate.weights import CurrentScales, load_weights
     from imcpnn.verbs._common import layer_widths, prepare_out_dir, read_characterization
 
     rng = np.random.default_rng(args.seed)
@@ -131,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from imcpnn.circuits.characterize_fit import Characterization
-    from imcpnn.circuits.network import PhaseSchedule
-    from imcpnn.circuits.simulate import build_testbenches, map_network
+    from imcpnn.circuits.characterization.fit import Characterization
+    from imcpnn.circuits.netlist.network import PhaseSchedule
+    from imcpnn.circuits.simulate.run import build_testbenches, map_network
 
     network, weights, t_in, char, scales = load_problem(args)
     schedule = PhaseSchedule()

@@ -80,9 +80,9 @@ def read_netlist(path_text: str) -> tuple[str, dict, int, tuple[int, ...]]:
 def _run_netlist(args: argparse.Namespace, netlist):
     import numpy as np
 
-    from imcpnn.circuits.measure import spike_table
-    from imcpnn.circuits.network import NetworkDeck, PhaseSchedule, network_saves
-    from imcpnn.circuits.simulate import network_sim
+    from imcpnn.circuits.simulate.measure import spike_table
+    from imcpnn.circuits.netlist.network import NetworkDeck, PhaseSchedule, network_saves
+    from imcpnn.circuits.simulate.run import network_sim
     from imcpnn.spice import Corner, run
 
     text, mapping, n_samples, widths = netlist
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from imcpnn.circuits.simulate import simulate_network
+    from imcpnn.circuits.simulate.run import simulate_network
     from imcpnn.spice import Corner
     from imcpnn.verbs._common import prepare_out_dir
     from imcpnn.verbs.netlist import load_problem

@@ -13,6 +13,6 @@ def spice_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def characterization(spice_cache):
     """(summary dict, fits DataFrame, curves) of the default tt characterization."""
-    from imcpnn.circuits.characterize import CharacterizationConfig, characterize
+    from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, characterize
 
     return characterize(CharacterizationConfig(), cache_dir=spice_cache, progress=False)

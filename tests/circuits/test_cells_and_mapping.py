@@ -10,16 +10,16 @@ import time
 import numpy as np
 import pytest
 
-from imcpnn.circuits.cells import CELLS, Inv, Neuron, Synapse, cell_text
-from imcpnn.circuits.characterize_fit import (
+from imcpnn.circuits.netlist.cells import CELLS, Inv, Neuron, Synapse, cell_text
+from imcpnn.circuits.characterization.fit import (
     Characterization,
     IdVgTable,
     crossing,
     fit_lambda,
     model_constants,
 )
-from imcpnn.circuits.measure import rising_crossing_s, spike_table
-from imcpnn.circuits.network import (
+from imcpnn.circuits.simulate.measure import rising_crossing_s, spike_table
+from imcpnn.circuits.netlist.network import (
     Network,
     ParasiticEstimate,
     PhaseSchedule,
@@ -30,7 +30,7 @@ from imcpnn.circuits.network import (
     network_deck,
 )
 from imcpnn.circuits.sky130 import MODELS, mim_capacitance_f, model, um
-from imcpnn.circuits.weights import (
+from imcpnn.circuits.simulate.weights import (
     CurrentScales,
     discharger_bias_v,
     discharger_current_a,
@@ -348,7 +348,7 @@ def test_cli_input_errors_are_clear(tmp_path, capsys):
 
 
 def test_network_core_subckt_exposes_exactly_the_testbench_nodes():
-    from imcpnn.circuits.network import network_core_ports, network_core_schematic
+    from imcpnn.circuits.netlist.network import network_core_ports, network_core_schematic
 
     net = Network((3, 2, 2))
     text = network_core_schematic(net, "core")
@@ -366,7 +366,7 @@ def test_deck_numbers_are_written_exactly():
     by up to 0.5 ns), and so do the bias sources."""
     import re
 
-    from imcpnn.circuits.network import Network, PhaseSchedule, network_deck
+    from imcpnn.circuits.netlist.network import Network, PhaseSchedule, network_deck
 
     net = Network((2, 1))
     sched = PhaseSchedule()

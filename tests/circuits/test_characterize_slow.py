@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from imcpnn.circuits.cells import CELLS, Neuron, Synapse, cell_text
-from imcpnn.circuits.characterize import CharacterizationConfig, characterize
-from imcpnn.circuits.characterize_fit import CONTRACT_KEYS, Characterization
+from imcpnn.circuits.netlist.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, characterize
+from imcpnn.circuits.characterization.fit import CONTRACT_KEYS, Characterization
 from imcpnn.circuits.sky130 import MODELS
 from imcpnn.cli import main
 from imcpnn.errors import ConfigError

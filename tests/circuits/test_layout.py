@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imcpnn.circuits.cells import Inv, Nand2, Synapse, TGate
-from imcpnn.circuits.extract import (
+from imcpnn.circuits.netlist.cells import Inv, Nand2, Synapse, TGate
+from imcpnn.circuits.netlist.extracted import (
     check_extraction,
     parse_extracted,
     parse_spice_number,
@@ -13,13 +13,12 @@ from imcpnn.circuits.extract import (
     take_junction_params,
     to_runner_units,
 )
-from imcpnn.circuits.layout import (
+from imcpnn.circuits.layout.cells import (
     CONTACT_LAYERS,
     GRID_M,
     Rect,
-    _library_schematic,
     inverter_layout,
-    layout_cells,
+    library_schematic,
     mim_cap_layout,
     mosfet_layout,
     nand2_layout,
@@ -29,8 +28,9 @@ from imcpnn.circuits.layout import (
     to_grid,
     to_mag,
 )
-from imcpnn.circuits.lvs import netgen_setup_text, parse_lvs_report
-from imcpnn.circuits.magic import fix_res_ext_substrate, trim_tech_text
+from imcpnn.circuits.layout import layout_cells
+from imcpnn.circuits.layout.lvs import netgen_setup_text, parse_lvs_report
+from imcpnn.circuits.layout.magic import fix_res_ext_substrate, trim_tech_text
 from imcpnn.errors import NetlistError
 
 NFET = "sky130_fd_pr__nfet_01v8"
@@ -120,7 +120,7 @@ def test_library_schematic_renames_and_sets_sizes():
     text = inverter_layout(2e-6, 4e-6, name="inv_x2").schematic
     assert ".subckt inv_x2 in out vdd vss wn=2 wp=4 l=0.15" in text
     with pytest.raises(NetlistError, match="no parameter 'wx'"):
-        _library_schematic(Inv, "x", {"wx": 1e-6})
+        library_schematic(Inv, "x", {"wx": 1e-6})
 
 
 def test_plot_layout_writes_png(tmp_path):

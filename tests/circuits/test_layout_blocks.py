@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import pytest
 
-from imcpnn.circuits.cells import Neuron
-from imcpnn.circuits.extract import parse_extracted, schematic_device_counts
-from imcpnn.circuits.layout import GRID_M, mosfet_layout, pfet_top, tgate_layout
-from imcpnn.circuits.layout_blocks import (
+from imcpnn.circuits.netlist.cells import Neuron
+from imcpnn.circuits.netlist.extracted import parse_extracted, schematic_device_counts
+from imcpnn.circuits.layout.cells import GRID_M, mosfet_layout, pfet_top, tgate_layout
+from imcpnn.circuits.layout.blocks import (
     array_ports,
     neuron_layout,
     synapse_array_layout,
     via_stack,
 )
-from imcpnn.circuits.magic import _res_net, add_substrate_caps, restore_substrate_caps, substrate_caps_f
+from imcpnn.circuits.layout.magic import _res_net, add_substrate_caps, restore_substrate_caps, substrate_caps_f
 from imcpnn.errors import NetlistError
 
 NFET, PFET = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"
@@ -162,14 +162,14 @@ def test_substrate_caps_of_internal_r_nets_land_on_their_own_nodes():
 
 @pytest.fixture(scope="module")
 def setup(pdk_root):
-    from imcpnn.circuits.magic import MagicSetup
+    from imcpnn.circuits.layout.magic import MagicSetup
 
     return MagicSetup.discover(pdk_root)
 
 
 @pytest.mark.slow
 def test_neuron_drc_lvs_and_membrane_capacitance(setup, tmp_path):
-    from imcpnn.circuits.layout_flow import run_layout_flow
+    from imcpnn.circuits.layout.flow import run_layout_flow
 
     report = run_layout_flow(neuron_layout(), tmp_path, setup=setup)
     net = report.netlist
@@ -185,8 +185,8 @@ def test_neuron_drc_lvs_and_membrane_capacitance(setup, tmp_path):
 
 @pytest.mark.slow
 def test_synapse_array_5x5_drc_lvs_and_device_count(setup, tmp_path):
-    from imcpnn.circuits.layout_flow import run_layout_flow
-    from imcpnn.circuits.lvs import run_lvs
+    from imcpnn.circuits.layout.flow import run_layout_flow
+    from imcpnn.circuits.layout.lvs import run_lvs
 
     lay = synapse_array_layout(5, 5)
     report = run_layout_flow(lay, tmp_path, setup=setup)
@@ -208,8 +208,8 @@ def test_neuron_post_layout_fires_later_than_schematic(setup, tmp_path):
     1 + 15 fF / 102 fF; the spike comes later; both outputs stay complementary."""
     import numpy as np
 
-    from imcpnn.circuits.cells import Inv, Nand2, TGate, cell_text
-    from imcpnn.circuits.magic import magic_extract
+    from imcpnn.circuits.netlist.cells import Inv, Nand2, TGate, cell_text
+    from imcpnn.circuits.layout.magic import magic_extract
     from imcpnn.spice import Sim, Tran, run
 
     pex = magic_extract(neuron_layout(), setup=setup, build_dir=tmp_path / "x").netlist_path.read_text()
@@ -237,7 +237,7 @@ def test_neuron_post_layout_fires_later_than_schematic(setup, tmp_path):
 
 
 def test_junction_params_found_by_nets_when_extresist_renumbers():
-    from imcpnn.circuits.extract import take_junction_params
+    from imcpnn.circuits.netlist.extracted import take_junction_params
 
     flat = f".subckt a d g s b\nX7 d.t1 g.t0 s.n2 b {NFET} ad=-6.5p pd=0u as=3e4p ps=0u w=1u l=0.15u\n.ends\n"
     good = f".subckt a d g s b\nX0 s g d# b {NFET} ad=0.29p pd=2.58u as=0.31p ps=2.6u w=1u l=0.15u\n.ends\n"

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imcpnn.circuits.layout import inverter_layout, layout_cells, mim_cap_layout
-from imcpnn.circuits.layout_flow import run_layout_flow
-from imcpnn.circuits.lvs import run_lvs
-from imcpnn.circuits.magic import MagicSetup, magic_drc, magic_extract, magic_gds
+from imcpnn.circuits.layout import layout_cells
+from imcpnn.circuits.layout.cells import inverter_layout, mim_cap_layout
+from imcpnn.circuits.layout.flow import run_layout_flow
+from imcpnn.circuits.layout.lvs import run_lvs
+from imcpnn.circuits.layout.magic import MagicSetup, magic_drc, magic_extract, magic_gds
 from imcpnn.errors import NetlistError
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def test_generated_cells_are_drc_clean(name, setup, tmp_path):
 def test_drc_reports_a_real_violation(setup, tmp_path):
     from dataclasses import replace
 
-    from imcpnn.circuits.layout import Rect
+    from imcpnn.circuits.layout.cells import Rect
 
     inv = inverter_layout()
     # A 0.1 um wide met1 sliver: below met1 width 0.14 um (met1.1).
@@ -72,7 +73,7 @@ def test_inverter_flow_lvs_match_and_parasitics(setup, tmp_path):
 
 @pytest.mark.parametrize("name", ["tgate", "nand2"])
 def test_library_cells_match_their_schematics(name, setup, tmp_path):
-    from imcpnn.circuits import cells
+    from imcpnn.circuits.netlist import cells
 
     cell = {"tgate": cells.TGate, "nand2": cells.Nand2}[name]
     report = run_layout_flow(layout_cells()[name], tmp_path, setup=setup)
@@ -81,7 +82,7 @@ def test_library_cells_match_their_schematics(name, setup, tmp_path):
 
 
 def test_nand2_truth_table_post_layout(setup, tmp_path):
-    from imcpnn.circuits.layout import nand2_layout
+    from imcpnn.circuits.layout.cells import nand2_layout
     from imcpnn.spice import Op, Sim, run
 
     body = magic_extract(nand2_layout(), setup=setup, build_dir=tmp_path / "x").netlist_path.read_text()
@@ -97,8 +98,8 @@ def test_synapse_post_layout_matches_schematic_current(setup, tmp_path):
     """LVS against netlists/synapse.spice, then the same DC bias on both netlists: the membrane
     current of the extracted synapse equals the schematic one (parasitic C carry no DC current;
     only junction areas differ, whose leakage is far below 1 %)."""
-    from imcpnn.circuits.cells import Synapse, cell_text
-    from imcpnn.circuits.layout import synapse_layout
+    from imcpnn.circuits.netlist.cells import Synapse, cell_text
+    from imcpnn.circuits.layout.cells import synapse_layout
     from imcpnn.spice import Op, Sim, run
 
     report = run_layout_flow(synapse_layout(), tmp_path, setup=setup)
@@ -149,8 +150,8 @@ def test_neuron_resistance_extraction_keeps_mim_and_hvt_and_simulates(setup, tmp
     """The neuron (MiM + HVT/LVT fets): R > 0, the schematic's device counts, every split node
     hangs on a resistor, no resistor joins two nets; under reset (rst high) the DC membrane sits
     at v0, which needs the reset transmission gate wired through the R network."""
-    from imcpnn.circuits.extract import schematic_device_counts
-    from imcpnn.circuits.layout_blocks import neuron_layout
+    from imcpnn.circuits.netlist.extracted import schematic_device_counts
+    from imcpnn.circuits.layout.blocks import neuron_layout
     from imcpnn.spice import Op, Sim, run
 
     layout = neuron_layout()
@@ -175,13 +176,13 @@ def test_neuron_resistance_extraction_keeps_mim_and_hvt_and_simulates(setup, tmp
 
 def test_extresist_failure_is_reported(setup, tmp_path, monkeypatch):
     # Unfiltered, the MiM's `s` line stops extresist's .sim reader: no .res.ext.
-    monkeypatch.setattr("imcpnn.circuits.magic.sim_for_extresist", lambda sim: sim)
+    monkeypatch.setattr("imcpnn.circuits.layout.magic.sim_for_extresist", lambda sim: sim)
     with pytest.raises(NetlistError, match="extresist wrote no mim.res.ext .*Error in sim file s"):
         magic_extract(mim_cap_layout(name="mim"), use_resistance=True, setup=setup, build_dir=tmp_path)
 
 
 def test_extresist_input_repairs():
-    from imcpnn.circuits.magic import drop_broken_res_nets, nodes_for_extresist, sim_for_extresist
+    from imcpnn.circuits.layout.magic import drop_broken_res_nets, nodes_for_extresist, sim_for_extresist
 
     sim = "| units: 0.5 tech: sky130A format: MIT\np g vdd a 30 200 0 0\ns top bot 1400 1400 0 0\nC a b 1.0\n"
     assert sim_for_extresist(sim) == "| units: 0.5 tech: sky130A format: MIT\np g vdd a 30 200 0 0\nC a b 1.0\n"

@@ -24,11 +24,11 @@ import argparse
 
 import pytest
 
-from imcpnn.circuits.extract import parse_extracted, schematic_device_counts
-from imcpnn.circuits.layout import GRID_M, Layout
-from imcpnn.circuits.layout_network import _assign_slots, network_layout
-from imcpnn.circuits.magic import restore_substrate_caps
-from imcpnn.circuits.network import Network, network_core_ports
+from imcpnn.circuits.netlist.extracted import parse_extracted, schematic_device_counts
+from imcpnn.circuits.layout.cells import GRID_M, Layout
+from imcpnn.circuits.layout.network import _assign_slots, network_layout
+from imcpnn.circuits.layout.magic import restore_substrate_caps
+from imcpnn.circuits.netlist.network import Network, network_core_ports
 from imcpnn.errors import ConfigError
 
 NFET, PFET = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"
@@ -129,7 +129,7 @@ def test_layout_verb_rejects_bad_network_widths(tmp_path, widths):
 
 @pytest.fixture(scope="module")
 def setup(pdk_root):
-    from imcpnn.circuits.magic import MagicSetup
+    from imcpnn.circuits.layout.magic import MagicSetup
 
     return MagicSetup.discover(pdk_root)
 
@@ -137,7 +137,7 @@ def setup(pdk_root):
 @pytest.fixture(scope="module")
 def flow_555(setup, tmp_path_factory):
     """The demo network through the whole flow, once for the module: (layout, report)."""
-    from imcpnn.circuits.layout_flow import run_layout_flow
+    from imcpnn.circuits.layout.flow import run_layout_flow
 
     lay = network_layout(Network((5, 5, 5)))
     return lay, run_layout_flow(lay, tmp_path_factory.mktemp("net555"), setup=setup)
@@ -171,8 +171,8 @@ def test_network_555_drc_lvs_devices_and_membranes(flow_555):
 
 @pytest.mark.slow
 def test_network_222_flow_and_lvs_sees_the_inter_layer_wiring(setup, tmp_path):
-    from imcpnn.circuits.layout_flow import run_layout_flow
-    from imcpnn.circuits.lvs import run_lvs
+    from imcpnn.circuits.layout.flow import run_layout_flow
+    from imcpnn.circuits.layout.lvs import run_lvs
 
     lay = network_layout(Network((2, 2, 2)))
     report = run_layout_flow(lay, tmp_path, setup=setup)

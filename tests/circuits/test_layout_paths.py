@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from imcpnn.circuits.magic import tcl_quote
+from imcpnn.circuits.layout.magic import tcl_quote
 
 #: A folder name with a space and Tcl's command, variable and brace characters.
 NASTY = "a b[c]$d"
@@ -45,7 +45,7 @@ def test_tcl_quote_leaves_plain_words_alone():
 
 @pytest.fixture(scope="module")
 def setup(pdk_root):
-    from imcpnn.circuits.magic import MagicSetup
+    from imcpnn.circuits.layout.magic import MagicSetup
 
     return MagicSetup.discover(pdk_root)
 
@@ -53,9 +53,9 @@ def setup(pdk_root):
 @pytest.mark.slow
 def test_layout_flow_and_gds_in_a_nasty_folder(setup, tmp_path):
     """The repro: LVS failed with "Cannot find cell <path> inv" and magic wrote no GDS."""
-    from imcpnn.circuits.layout import inverter_layout
-    from imcpnn.circuits.layout_flow import run_layout_flow
-    from imcpnn.circuits.magic import magic_gds
+    from imcpnn.circuits.layout.cells import inverter_layout
+    from imcpnn.circuits.layout.flow import run_layout_flow
+    from imcpnn.circuits.layout.magic import magic_gds
 
     out = tmp_path / NASTY
     report = run_layout_flow(inverter_layout(), out, setup=setup)

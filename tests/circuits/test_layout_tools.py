@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from imcpnn.circuits import lvs as lvs_module
+from imcpnn.circuits.layout import lvs as lvs_module
 from imcpnn.circuits.layout import Layout, Rect, layout_cells
-from imcpnn.circuits.layout_flow import run_layout_flow
-from imcpnn.circuits.lvs import LvsResult, run_lvs
-from imcpnn.circuits.magic import (
+from imcpnn.circuits.layout.flow import run_layout_flow
+from imcpnn.circuits.layout.lvs import LvsResult, run_lvs
+from imcpnn.circuits.layout.magic import (
     DrcResult,
     MagicSetup,
     find_magic,
@@ -90,7 +90,7 @@ def test_run_magic_failure_timeout_and_missing_drc_count(tmp_path, pdk_root):
 
 
 def test_magic_that_writes_nothing(tmp_path, pdk_root):
-    from imcpnn.circuits.magic import magic_extract, magic_gds
+    from imcpnn.circuits.layout.magic import magic_extract, magic_gds
 
     silent = _fake_setup(tmp_path, "true", pdk_root)
     with pytest.raises(NetlistError, match="magic wrote no nfet_lvs_si.spice"):

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from imcpnn.circuits.network import PhaseSchedule
-from imcpnn.circuits.simulate import simulate_network
+from imcpnn.circuits.netlist.network import PhaseSchedule
+from imcpnn.circuits.simulate.run import simulate_network
 from imcpnn.cli import main
 from imcpnn.errors import ConfigError, NetlistError
 
@@ -70,12 +70,12 @@ def test_bad_inputs_raise_and_run_nothing(characterization, tmp_path):
     with pytest.raises(NetlistError, match=r"shape \(1, 3\)"):
         simulate_network([np.ones((2, 2))], np.zeros((1, 3)), char, **kw)
     with pytest.raises(ConfigError, match="Neuron.cm_w_m"):
-        from imcpnn.circuits.cells import Neuron
+        from imcpnn.circuits.netlist.cells import Neuron
 
         Neuron(cm_w_m=-1e-6)
     with pytest.raises(ConfigError, match="c_m_f"):
-        from imcpnn.circuits.characterize_fit import Characterization
-        from imcpnn.circuits.weights import weights_to_biases
+        from imcpnn.circuits.characterization.fit import Characterization
+        from imcpnn.circuits.simulate.weights import weights_to_biases
 
         weights_to_biases(np.ones((2, 2)), Characterization.from_dict(char), -1e-13, 1e-6)
     with pytest.raises(ConfigError, match="not one of|unknown corner|valid"):

@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imcpnn.circuits.characterize import CharacterizationConfig, write_outputs
-from imcpnn.circuits.characterize_fit import Characterization
+from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, write_outputs
+from imcpnn.circuits.characterization.fit import Characterization
 from imcpnn.circuits.layout import layout_cells, plot_layout
-from imcpnn.circuits.network import Network
-from imcpnn.circuits.simulate import check_operating_point, simulate_network
+from imcpnn.circuits.netlist.network import Network
+from imcpnn.circuits.simulate.run import check_operating_point, simulate_network
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner
 from test_cells_and_mapping import _char  # a synthetic characterization (exponential tables)
 
-simulate_module = importlib.import_module("imcpnn.circuits.simulate")
+simulate_module = importlib.import_module("imcpnn.circuits.simulate.run")
 SETTINGS = {"vdd_v": 1.8, "v0_v": 1.3, "vb_sense_v": 0.95, "corner": "tt", "temp_c": 27.0}
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imcpnn.circuits.extract import parse_extracted
-from imcpnn.circuits.network import (
+from imcpnn.circuits.netlist.extracted import parse_extracted
+from imcpnn.circuits.netlist.network import (
     Network,
     ParasiticEstimate,
     PhaseSchedule,
@@ -16,8 +16,8 @@ from imcpnn.circuits.network import (
     network_core_schematic,
     network_deck,
 )
-from imcpnn.circuits.simulate import map_network, simulate_network
-from imcpnn.circuits.weights import CurrentScales
+from imcpnn.circuits.simulate.run import map_network, simulate_network
+from imcpnn.circuits.simulate.weights import CurrentScales
 from imcpnn.errors import ConfigError, NetlistError
 from test_cells_and_mapping import _char  # a synthetic characterization (exponential tables)
 

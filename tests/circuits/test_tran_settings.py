@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imcpnn.circuits.network import Network, ParasiticEstimate, PhaseSchedule, network_deck
-from imcpnn.circuits.simulate import network_sim, simulate_network
+from imcpnn.circuits.netlist.network import Network, ParasiticEstimate, PhaseSchedule, network_deck
+from imcpnn.circuits.simulate.run import network_sim, simulate_network
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner, Tran
 

@@ -59,7 +59,7 @@ def test_missing_layout_tools_stop_the_run_before_any_spice(tmp_path, monkeypatc
 
 
 def test_cached_layout_stage_reads_the_core_back_or_names_the_missing_netlist(tmp_path):
-    from imcpnn.circuits.network import Network, PostLayoutCore
+    from imcpnn.circuits.netlist.network import Network, PostLayoutCore
 
     schematic = Network((2, 2))
     (tmp_path / "layout").mkdir()

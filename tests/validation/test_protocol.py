@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import torch
 
-from imcpnn.circuits.characterize_fit import Characterization, IdVgTable
-from imcpnn.circuits.network import Network, PhaseSchedule
-from imcpnn.circuits.simulate import map_network
+from imcpnn.circuits.characterization.fit import Characterization, IdVgTable
+from imcpnn.circuits.netlist.network import Network, PhaseSchedule
+from imcpnn.circuits.simulate.run import map_network
 from imcpnn.validation import SearchConfig, ValidationConfig, layer_metrics
 from imcpnn.validation import _pipeline as pipe
 from imcpnn.validation._fit import PhysicalParameters

@@ -3,7 +3,7 @@
 Why ``.mag`` and not GDS: magic reads ``.mag`` natively (no CIF input style, no layer mapping, no
 GDS library to depend on), the format is plain text a reviewer can diff, and magic's own device
 types (``nfet``, ``ndc``, ``mimcap2``...) carry the device identity that DRC and extraction need.
-GDS for KLayout users comes from magic's ``gds write`` on the same cell (:func:`imcpnn.circuits.magic.
+GDS for KLayout users comes from magic's ``gds write`` on the same cell (:func:`imcpnn.circuits.layout.magic.
 magic_gds`), so there is one source of geometry.
 
 Coordinates are integers on the 5 nm grid that sky130 ``.mag`` files use (``magscale 1 2`` over
@@ -13,7 +13,7 @@ Design rules used below (sky130 names, um): licon 0.17, licon-to-gate 0.055, dif
 licon 0.06, li enclosure of licon 0.08 on one side, mcon 0.17, met1 enclosure of mcon 0.03/0.06,
 poly endcap 0.13, poly enclosure of licon 0.05/0.08, licon-on-poly to diff 0.19, diff/tap spacing
 0.27, nwell enclosure of diff/tap 0.18; MiM (cap2m): met4 enclosure 0.14, contact 1.18 wide.
-magic's DRC (:func:`imcpnn.circuits.magic.magic_drc`) is the judge; these numbers only aim at it.
+magic's DRC (:func:`imcpnn.circuits.layout.magic.magic_drc`) is the judge; these numbers only aim at it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from imcpnn.circuits.cells import L_MIN_M, W_MIN_M, Inv, Nand2, Synapse, TGate, cell_text
+from imcpnn.circuits.netlist.cells import L_MIN_M, W_MIN_M, Inv, Nand2, Synapse, TGate, cell_text
 from imcpnn.circuits.sky130 import fmt_um, model
 from imcpnn.errors import NetlistError
 
@@ -61,7 +61,7 @@ def to_grid(x_m: float) -> int:
     return n
 
 
-def _u(x_um: float) -> int:
+def um(x_um: float) -> int:
     """Micrometres (rule values) -> grid units."""
     return round(x_um * 200)
 
@@ -185,14 +185,14 @@ def _terminal(x0: int, y0: int, x1: int, y1: int, contact: str) -> list[Rect]:
     li extends 0.08 um past the licons along y (li.5); met1 encloses the mcons by 0.03 um across
     and at least 0.06 um along (m1.4, m1.5), more where needed for the 0.083 um^2 area (met1.6).
     """
-    m1_w = x1 - x0 + 2 * _u(0.03)
-    m1_h = max(y1 - y0 + 2 * _u(0.06), -(-MIN_MET1_AREA_GRID2 // m1_w))
+    m1_w = x1 - x0 + 2 * um(0.03)
+    m1_h = max(y1 - y0 + 2 * um(0.06), -(-MIN_MET1_AREA_GRID2 // m1_w))
     extra = (m1_h - (y1 - y0)) // 2
     return [
         Rect(contact, x0, y0, x1, y1),
-        Rect("locali", x0, y0 - _u(0.08), x1, y1 + _u(0.08)),
+        Rect("locali", x0, y0 - um(0.08), x1, y1 + um(0.08)),
         Rect("viali", x0, y0, x1, y1),
-        Rect("metal1", x0 - _u(0.03), y0 - extra, x1 + _u(0.03), y0 - extra + m1_h),
+        Rect("metal1", x0 - um(0.03), y0 - extra, x1 + um(0.03), y0 - extra + m1_h),
     ]
 
 
@@ -239,39 +239,39 @@ def mosfet_layout(
         )
     gate, diff, contact, tap, tap_contact, needs_nwell = MOSFET_TYPES[model]
     w, ls = to_grid(w_m), [to_grid(x) for x in ls_m]
-    sd, gap, enc, inner = _u(0.29), _u(0.055), _u(0.06), _u(0.33)
+    sd, gap, enc, inner = um(0.29), um(0.055), um(0.06), um(0.33)
     xs = [sum(ls[:k]) + k * inner for k in range(n_gates)]
     right = xs[-1] + ls[-1]
     rects = [Rect(diff, -sd, 0, 0, w), Rect(diff, right, 0, right + sd, w)]
     rects += [Rect(diff, x + l, 0, x + l + inner, w) for x, l in zip(xs[:-1], ls)]
     # Contact columns of the diffusions from left to right (inner ones only when parallel).
-    columns = [-gap - _u(0.17)]
+    columns = [-gap - um(0.17)]
     if parallel:
-        columns += [x + l + _u(0.08) for x, l in zip(xs[:-1], ls)]
+        columns += [x + l + um(0.08) for x, l in zip(xs[:-1], ls)]
     columns.append(right + gap)
-    pads = [_terminal(x, enc, x + _u(0.17), w - enc, contact) for x in columns]
+    pads = [_terminal(x, enc, x + um(0.17), w - enc, contact) for x in columns]
     gate_pins = []
     for x, l in zip(xs, ls):
         # Poly: endcap below, up to a 0.27 x 0.33 pad holding the gate licon 0.28 above the
         # diffusion; poly stops at the gate (painting poly over e.g. nfetlvt would replace it).
         xc = x + l // 2
-        pad = Rect("poly", xc - _u(0.135), w + _u(0.20), xc - _u(0.135) + _u(0.27), w + _u(0.53))
+        pad = Rect("poly", xc - um(0.135), w + um(0.20), xc - um(0.135) + um(0.27), w + um(0.53))
         rects += [
             Rect(gate, x, 0, x + l, w),
-            Rect("poly", x, -_u(0.13), x + l, 0),
+            Rect("poly", x, -um(0.13), x + l, 0),
             Rect("poly", x, w, x + l, pad.y0),
             pad,
         ]
-        gate_pins.append(_terminal(xc - _u(0.085), w + _u(0.28), xc + _u(0.085), w + _u(0.45), "polycont"))
+        gate_pins.append(_terminal(xc - um(0.085), w + um(0.28), xc + um(0.085), w + um(0.45), "polycont"))
     # Body tap: 0.29-high strip 0.27 below the diffusion with a row of licons.
-    ty1 = -_u(0.27)
-    ty0 = ty1 - _u(0.29)
+    ty1 = -um(0.27)
+    ty0 = ty1 - um(0.29)
     rects.append(Rect(tap, -sd, ty0, right + sd, ty1))
-    body = _terminal_row(-sd + _u(0.12), ty0 + enc, right + sd - _u(0.12), ty1 - enc, tap_contact)
+    body = _terminal_row(-sd + um(0.12), ty0 + enc, right + sd - um(0.12), ty1 - enc, tap_contact)
     rects += [r for pin in pads + gate_pins for r in pin] + body
     if needs_nwell:
-        grow = _u(0.18)
-        rects.insert(0, Rect("nwell", -sd - grow, ty0 - grow, right + sd + grow, w + grow + _u(0.53)))
+        grow = um(0.18)
+        rects.insert(0, Rect("nwell", -sd - grow, ty0 - grow, right + sd + grow, w + grow + um(0.53)))
     gate_names = ["g"] if n_gates == 1 else [f"g{k + 1}" for k in range(n_gates)]
     if parallel:
         nodes = [("s", "d")[k % 2] + ("" if k < 2 else str(k // 2 + 1)) for k in range(n_gates + 1)]
@@ -298,9 +298,9 @@ def _terminal_row(x0: int, y0: int, x1: int, y1: int, contact: str) -> list[Rect
     """A row of licons (x0..x1 by y0..y1) strapped by li (0.08 past along x), mcon and met1."""
     return [
         Rect(contact, x0, y0, x1, y1),
-        Rect("locali", x0 - _u(0.08), y0, x1 + _u(0.08), y1),
+        Rect("locali", x0 - um(0.08), y0, x1 + um(0.08), y1),
         Rect("viali", x0, y0, x1, y1),
-        Rect("metal1", x0 - _u(0.06), y0 - _u(0.03), x1 + _u(0.06), y1 + _u(0.03)),
+        Rect("metal1", x0 - um(0.06), y0 - um(0.03), x1 + um(0.06), y1 + um(0.03)),
     ]
 
 
@@ -318,8 +318,8 @@ def mim_cap_layout(w_m: float = 7e-6, l_m: float = 7e-6, *, name: str | None = N
             "(below that the contact rule via4 + 2 * enclosure cannot fit)"
         )
     w, l = to_grid(w_m), to_grid(l_m)
-    inset, m5_over, m4_over = _u(0.2), _u(0.12), _u(0.14)
-    bot = Rect("metal4", -m4_over - _u(1.0), -m4_over, w + m4_over, l + m4_over)
+    inset, m5_over, m4_over = um(0.2), um(0.12), um(0.14)
+    bot = Rect("metal4", -m4_over - um(1.0), -m4_over, w + m4_over, l + m4_over)
     top = Rect("metal5", inset - m5_over, inset - m5_over, w - inset + m5_over, l - inset + m5_over)
     rects = (
         bot,
@@ -327,7 +327,7 @@ def mim_cap_layout(w_m: float = 7e-6, l_m: float = 7e-6, *, name: str | None = N
         Rect("mimcap2contact", inset, inset, w - inset, l - inset),
         top,
     )
-    bot_pin = Rect("metal4", bot.x0, bot.y0, bot.x0 + _u(0.8), bot.y1)
+    bot_pin = Rect("metal4", bot.x0, bot.y0, bot.x0 + um(0.8), bot.y1)
     labels = (Label("metal5", top, "top", 1), Label("metal4", bot_pin, "bot", 2))
     name = name or f"cap_mim_m3_2_w{w * 5}n_l{l * 5}n"
     schematic = (
@@ -344,7 +344,7 @@ def pfet_top(wn_m: float, wp_m: float, gap_um: float, height_m: float | None) ->
 
     Raises NetlistError when ``height_m`` is below that minimum.
     """
-    closest = to_grid(wn_m) + to_grid(wp_m) + _u(gap_um)
+    closest = to_grid(wn_m) + to_grid(wp_m) + um(gap_um)
     if height_m is None:
         return closest
     height = to_grid(height_m)
@@ -368,14 +368,14 @@ def _facing_pair(
     return nmos, pmos
 
 
-def _strap(a: Rect, b: Rect) -> Rect:
+def strap(a: Rect, b: Rect) -> Rect:
     """A met1 rectangle over the x span of ``a`` reaching from ``a`` to ``b`` vertically."""
     return Rect("metal1", a.x0, min(a.y0, b.y0), a.x1, max(a.y1, b.y1))
 
 
-def _column(right_of: Rect, y_to: int) -> Rect:
+def column(right_of: Rect, y_to: int) -> Rect:
     """A 0.23 um met1 column abutting the right edge of ``right_of``, stretched from it to ``y_to``."""
-    return Rect("metal1", right_of.x1, min(right_of.y0, y_to), right_of.x1 + _u(0.23), max(right_of.y1, y_to))
+    return Rect("metal1", right_of.x1, min(right_of.y0, y_to), right_of.x1 + um(0.23), max(right_of.y1, y_to))
 
 
 def inverter_layout(
@@ -399,15 +399,15 @@ def inverter_layout(
     nmos, pmos = _facing_pair(wn_m, wp_m, l_m, 1.2, height_m=height_m)
     gn, gp = nmos.port_rect("g"), pmos.port_rect("g")
     in_pin = Rect("metal1", gn.x0, gn.y0, gn.x1, gp.y1)
-    out_pin = _column(nmos.port_rect("d"), pmos.port_rect("d").y1)
+    out_pin = column(nmos.port_rect("d"), pmos.port_rect("d").y1)
     vss, vdd = nmos.port_rect("b"), pmos.port_rect("b")
     rects = nmos.rects + pmos.rects + (
-        Rect("poly", gn.x0 - _u(0.02), gn.y1 - _u(0.05), gn.x1 + _u(0.02), gp.y0 + _u(0.05)),
-        Rect("locali", gn.x0 + _u(0.03), gn.y1 - _u(0.1), gn.x1 - _u(0.03), gp.y0 + _u(0.1)),
+        Rect("poly", gn.x0 - um(0.02), gn.y1 - um(0.05), gn.x1 + um(0.02), gp.y0 + um(0.05)),
+        Rect("locali", gn.x0 + um(0.03), gn.y1 - um(0.1), gn.x1 - um(0.03), gp.y0 + um(0.1)),
         in_pin,
         out_pin,
-        _strap(nmos.port_rect("s"), vss),
-        _strap(pmos.port_rect("s"), vdd),
+        strap(nmos.port_rect("s"), vss),
+        strap(pmos.port_rect("s"), vdd),
     )
     labels = (
         Label("metal1", in_pin, "in", 1),
@@ -415,7 +415,7 @@ def inverter_layout(
         Label("metal1", vdd, "vdd", 3),
         Label("metal1", vss, "vss", 4),
     )
-    schematic = _library_schematic(Inv, name, {"wn": wn_m, "wp": wp_m, "l": l_m})
+    schematic = library_schematic(Inv, name, {"wn": wn_m, "wp": wp_m, "l": l_m})
     return Layout(name, rects, labels, schematic)
 
 
@@ -435,8 +435,8 @@ def tgate_layout(
     """
     nmos, pmos = _facing_pair(wn_m, wp_m, l_m, 1.3, height_m=height_m)
     sn, sp = nmos.port_rect("s"), pmos.port_rect("s")
-    a_pin = _column(nmos.port_rect("d"), pmos.port_rect("d").y1)
-    b_pin = Rect("metal1", sn.x0 - _u(0.23), sn.y0, sn.x0, sp.y1)
+    a_pin = column(nmos.port_rect("d"), pmos.port_rect("d").y1)
+    b_pin = Rect("metal1", sn.x0 - um(0.23), sn.y0, sn.x0, sp.y1)
     rects = nmos.rects + pmos.rects + (a_pin, b_pin)
     labels = (
         Label("metal1", a_pin, "a", 1),
@@ -446,14 +446,14 @@ def tgate_layout(
         Label("metal1", pmos.port_rect("b"), "vdd", 5),
         Label("metal1", nmos.port_rect("b"), "vss", 6),
     )
-    schematic = _library_schematic(TGate, name, {"wn": wn_m, "wp": wp_m, "l": l_m})
+    schematic = library_schematic(TGate, name, {"wn": wn_m, "wp": wp_m, "l": l_m})
     return Layout(name, rects, labels, schematic)
 
 
 def _via1(xc: int, yc: int) -> list[Rect]:
     """A via1 (magic region 0.26 um: one 0.15 cut + 0.055 border) centred at (xc, yc) with met1
     and met2 pads 0.32 um square (0.03 more enclosure on every side, via.5a / m2.5)."""
-    h, p = _u(0.13), _u(0.16)
+    h, p = um(0.13), um(0.16)
     return [
         Rect("metal1", xc - p, yc - p, xc + p, yc + p),
         Rect("metal2", xc - p, yc - p, xc + p, yc + p),
@@ -485,24 +485,24 @@ def nand2_layout(
         gn, gp = nmos.port_rect(g), pmos.port_rect(g)
         bridges[g] = Rect("metal1", gn.x0, gn.y0, gn.x1, gp.y1)
         rects += [
-            Rect("poly", gn.x0 - _u(0.02), gn.y1 - _u(0.05), gn.x1 + _u(0.02), gp.y0 + _u(0.05)),
-            Rect("locali", gn.x0 + _u(0.03), gn.y1 - _u(0.1), gn.x1 - _u(0.03), gp.y0 + _u(0.1)),
+            Rect("poly", gn.x0 - um(0.02), gn.y1 - um(0.05), gn.x1 + um(0.02), gp.y0 + um(0.05)),
+            Rect("locali", gn.x0 + um(0.03), gn.y1 - um(0.1), gn.x1 - um(0.03), gp.y0 + um(0.1)),
             bridges[g],
         ]
     vss, vdd = nmos.port_rect("b"), pmos.port_rect("b")
-    rects += [_strap(nmos.port_rect("s"), vss), _strap(pmos.port_rect("s"), vdd), _strap(pmos.port_rect("s2"), vdd)]
+    rects += [strap(nmos.port_rect("s"), vss), strap(pmos.port_rect("s"), vdd), strap(pmos.port_rect("s2"), vdd)]
     dn, dp = nmos.port_rect("d"), pmos.port_rect("d")
-    xn, yn = dn.x1 + _u(0.16), dn.y0 + _u(0.16)
+    xn, yn = dn.x1 + um(0.16), dn.y0 + um(0.16)
     xp, yp = (dp.x0 + dp.x1) // 2, (dp.y0 + dp.y1) // 2
     rects += _via1(xn, yn) + _via1(xp, yp) + [
-        Rect("metal2", xp - _u(0.13), yp - _u(0.13), xn + _u(0.13), yp + _u(0.13)),
-        Rect("metal2", xn - _u(0.13), yn - _u(0.13), xn + _u(0.13), yp + _u(0.13)),
+        Rect("metal2", xp - um(0.13), yp - um(0.13), xn + um(0.13), yp + um(0.13)),
+        Rect("metal2", xn - um(0.13), yn - um(0.13), xn + um(0.13), yp + um(0.13)),
     ]
-    out_pin = Rect("metal1", dn.x1 - _u(0.01), yn - _u(0.16), xn + _u(0.16), yn + _u(0.16))
+    out_pin = Rect("metal1", dn.x1 - um(0.01), yn - um(0.16), xn + um(0.16), yn + um(0.16))
     rects.append(out_pin)
     pins = (("a", bridges["g2"]), ("b", bridges["g1"]), ("out", out_pin), ("vdd", vdd), ("vss", vss))
     labels = tuple(Label("metal1", rect, text, i + 1) for i, (text, rect) in enumerate(pins))
-    schematic = _library_schematic(Nand2, name, {"wn": wn_m, "wp": wp_m, "l": l_m})
+    schematic = library_schematic(Nand2, name, {"wn": wn_m, "wp": wp_m, "l": l_m})
     return Layout(name, tuple(rects), labels, schematic)
 
 
@@ -518,20 +518,20 @@ def synapse_layout(
     """
     nmos, pmos = _facing_pair(w_m, w_m, l_m, 1.3, n_gates=2, height_m=height_m)
     vss, vdd = nmos.port_rect("b"), pmos.port_rect("b")
-    mem = _column(nmos.port_rect("d"), pmos.port_rect("d").y1)
+    mem = column(nmos.port_rect("d"), pmos.port_rect("d").y1)
     rects = nmos.rects + pmos.rects + (
-        mem, _strap(nmos.port_rect("s"), vss), _strap(pmos.port_rect("s"), vdd)
+        mem, strap(nmos.port_rect("s"), vss), strap(pmos.port_rect("s"), vdd)
     )
     pins = (
         ("mem", mem), ("spk", nmos.port_rect("g1")), ("spk_b", pmos.port_rect("g1")),
         ("vg_n", nmos.port_rect("g2")), ("vg_p", pmos.port_rect("g2")), ("vdd", vdd), ("vss", vss),
     )
     labels = tuple(Label("metal1", rect, text, i + 1) for i, (text, rect) in enumerate(pins))
-    schematic = _library_schematic(Synapse, name, {"w": w_m, "l": l_m})
+    schematic = library_schematic(Synapse, name, {"w": w_m, "l": l_m})
     return Layout(name, rects, labels, schematic)
 
 
-def _library_schematic(cell: type, name: str, params_m: dict[str, float]) -> str:
+def library_schematic(cell: type, name: str, params_m: dict[str, float]) -> str:
     """The library netlist of ``cell`` (``netlists/<subckt>.spice``) renamed to ``name``, with
     the parameter defaults on its ``.subckt`` line set to ``params_m`` (m, written in um)."""
     lines = cell_text(cell).splitlines()
@@ -574,7 +574,7 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
 
-    um = GRID_M * 1e6
+    unit_um = GRID_M * 1e6
     x0, y0, x1, y1 = layout.bbox
     aspect = (x1 - x0) / (y1 - y0)
     # Wide blocks (the neuron) get a wide figure, tall ones (arrays) a tall one.
@@ -588,15 +588,15 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
         else:
             color, alpha, fill = LAYER_STYLE.get(r.layer, ("#9e9e9e", 9))[0], 0.45, True
             seen.setdefault(r.layer, color)
-        ax.add_patch(Rectangle((r.x0 * um, r.y0 * um), (r.x1 - r.x0) * um, (r.y1 - r.y0) * um,
+        ax.add_patch(Rectangle((r.x0 * unit_um, r.y0 * unit_um), (r.x1 - r.x0) * unit_um, (r.y1 - r.y0) * unit_um,
                                facecolor=color, edgecolor=color, alpha=alpha, fill=fill, lw=0.5))
     fontsize = 9 if len(layout.labels) <= 16 else 5
     for lb in layout.labels:
         r = lb.rect
-        ax.text((r.x0 + r.x1) / 2 * um, (r.y0 + r.y1) / 2 * um, lb.text, ha="center", va="center",
+        ax.text((r.x0 + r.x1) / 2 * unit_um, (r.y0 + r.y1) / 2 * unit_um, lb.text, ha="center", va="center",
                 fontsize=fontsize, weight="bold", color="black")
-    ax.set_xlim(x0 * um - 0.2, x1 * um + 0.2)
-    ax.set_ylim(y0 * um - 0.2, y1 * um + 0.2)
+    ax.set_xlim(x0 * unit_um - 0.2, x1 * unit_um + 0.2)
+    ax.set_ylim(y0 * unit_um - 0.2, y1 * unit_um + 0.2)
     ax.set_aspect("equal")
     ax.set_xlabel("x (um)")
     ax.set_ylabel("y (um)")
@@ -609,25 +609,3 @@ def plot_layout(layout: Layout, path: Path, *, title: str | None = None) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
-
-
-def layout_cells(array_size: tuple[int, int] = (5, 5)) -> dict[str, Layout]:
-    """Every cell generated here and in :mod:`imcpnn.circuits.layout_blocks`, at its default size,
-    by short name; ``synapse_array`` is ``array_size`` = (n_in, n_out)."""
-    from imcpnn.circuits.layout_blocks import neuron_layout, synapse_array_layout
-
-    fets = {
-        "nfet": "sky130_fd_pr__nfet_01v8",
-        "nfet_lvt": "sky130_fd_pr__nfet_01v8_lvt",
-        "pfet": "sky130_fd_pr__pfet_01v8",
-        "pfet_hvt": "sky130_fd_pr__pfet_01v8_hvt",
-    }
-    cells = {short: mosfet_layout(m, 1e-6, 0.15e-6, name=short) for short, m in fets.items()}
-    cells["mim"] = mim_cap_layout(name="mim")
-    cells["inv"] = inverter_layout()
-    cells["tgate"] = tgate_layout()
-    cells["nand2"] = nand2_layout()
-    cells["synapse"] = synapse_layout()
-    cells["neuron"] = neuron_layout()
-    cells["synapse_array"] = synapse_array_layout(*array_size)
-    return cells

@@ -17,7 +17,7 @@ Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky
   parasitic netlist is therefore written first, in a fresh session, with ``ext2spice format
   ngspice; scale off; merge none; cthresh 0``; the LVS netlist follows with ``ext2spice lvs``.
   That flat output has garbage MOSFET ``ad/as/pd/ps``; they are taken from the LVS netlist
-  (:func:`imcpnn.circuits.extract.take_junction_params`), which has them right.
+  (:func:`imcpnn.circuits.netlist.extracted.take_junction_params`), which has them right.
 - That flat ``ext2spice -o`` segfaults on some larger cells (the neuron; any thresholds, any
   merge mode). :func:`magic_extract` then writes the parasitic netlist hierarchically (``ext2spice
   hierarchy on``, which does not crash).
@@ -53,7 +53,7 @@ from pathlib import Path
 from imcpnn.errors import NetlistError, ToolNotFoundError
 from imcpnn.spice import run_captured
 
-from .layout import Layout, write_mag
+from imcpnn.circuits.layout.cells import Layout, write_mag
 
 #: Path of the magic tech file below ``PDK_ROOT``.
 TECH_SUBPATH = Path("sky130A/libs.tech/magic/sky130A.tech")
@@ -302,8 +302,8 @@ class Extraction:
     build_dir: Path
 
     def parsed(self):
-        """The SI netlist as :class:`imcpnn.circuits.extract.ExtractedNetlist`."""
-        from .extract import parse_extracted
+        """The SI netlist as :class:`imcpnn.circuits.netlist.extracted.ExtractedNetlist`."""
+        from imcpnn.circuits.netlist.extracted import parse_extracted
 
         return parse_extracted(self.si_netlist_path.read_text(), self.cell)
 
@@ -369,7 +369,7 @@ def restore_substrate_caps(spice: str, ext: str, net_of=lambda node: node) -> st
     put on one node of the net when the netlist gave none (the neuron's membrane). Record names
     go through ``net_of`` too: an internal net's record is ``a_1_2#``, its R nodes ``a_1_2.t0``.
     """
-    from .extract import parse_spice_number
+    from imcpnn.circuits.netlist.extracted import parse_spice_number
 
     sub, records = substrate_caps_f(ext)
     caps: dict[str, float] = {}
@@ -552,12 +552,12 @@ def magic_extract(
 
     Writes ``<cell>_lvs.spice`` (devices only, for netgen) and ``<cell>_pex.spice`` (devices +
     parasitics) in the build directory, both with MOSFET/MiM geometry in the runner's units
-    (:func:`imcpnn.circuits.extract.to_runner_units`). With ``use_resistance`` the parasitic
+    (:func:`imcpnn.circuits.netlist.extracted.to_runner_units`). With ``use_resistance`` the parasitic
     resistors of ``extresist`` split each net into ``net``, ``net.t0``, ``net.n1``...; the nets
     left lumped are listed in ``<cell>.res.dropped``. Both netlists get each net's substrate
     capacitance from the ``.ext`` records (:func:`restore_substrate_caps`).
     """
-    from .extract import take_junction_params, to_runner_units
+    from imcpnn.circuits.netlist.extracted import take_junction_params, to_runner_units
 
     setup = setup or MagicSetup.discover()
     build_dir = Path(build_dir) if build_dir is not None else new_build_dir()

@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from imcpnn.circuits.network import PhaseSchedule
+from imcpnn.circuits.netlist.network import PhaseSchedule
 
 
 def rising_crossing_s(time_s: np.ndarray, v: np.ndarray, level_v: float, t0_s: float, t1_s: float) -> float:

@@ -3,7 +3,7 @@
 The bottom-up mapping (method section 5) needs, per current-source device, the channel-length
 modulation coefficient lambda and an invertible table I_D(V_G) at V_D = V0, plus the sensing
 inverter's switching point. The sweeps that produce the traces live in
-:mod:`imcpnn.circuits.characterize`.
+:mod:`imcpnn.circuits.characterization.sweeps`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class IdVgTable:
         """Gate voltage giving current ``i_a`` (A): the inverse of :meth:`current_a`.
 
         Currents outside :attr:`i_range_a` are clipped to the table's ends; callers check the
-        range first (see :func:`imcpnn.circuits.weights.weights_to_biases`).
+        range first (see :func:`imcpnn.circuits.simulate.weights.weights_to_biases`).
         """
         log_i = np.log(np.asarray(self.i_d_a))
         v = np.asarray(self.v_g_v)
@@ -164,7 +164,7 @@ class Characterization:
     Operating point of the characterization (its JSON ``settings``): ``corner``, ``temp_c``,
     ``vdd_v``, ``vb_sense_v`` (and ``v0``). None = not recorded (data built by hand, without
     settings): the network run that uses it supplies the value. A recorded value must equal the
-    network run's, see :func:`imcpnn.circuits.simulate.check_operating_point`.
+    network run's, see :func:`imcpnn.circuits.simulate.run.check_operating_point`.
     """
 
     v0: float

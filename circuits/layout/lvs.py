@@ -5,7 +5,7 @@ models as black-box subcircuits and compares connectivity pin by pin, which is w
 minimal setup written here (:func:`netgen_setup_text`) adds, per MOSFET model, source/drain
 permutation (pins 1 and 3) and property rules: W and L compared at 1 % tolerance, layout-only
 properties (``ad as pd ps``) and schematic-only ones (``nf mult``) deleted. Both netlists must
-give W/L in the same unit: :func:`imcpnn.circuits.magic.magic_extract` writes the LVS netlist in
+give W/L in the same unit: :func:`imcpnn.circuits.layout.magic.magic_extract` writes the LVS netlist in
 the um of ``netlists/*.spice``.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 from imcpnn.errors import NetlistError
 from imcpnn.spice import run_captured
 
-from .extract import MIM_MODELS
-from .layout import MOSFET_TYPES
-from .magic import find_netgen, tcl_quote
+from imcpnn.circuits.netlist.extracted import MIM_MODELS
+from imcpnn.circuits.layout.cells import MOSFET_TYPES
+from imcpnn.circuits.layout.magic import find_netgen, tcl_quote
 
 _SETUP = """# imcpnn minimal netgen setup for sky130 black-box device models
 # (placeholder cells are not listed by `cells list`; catch skips models a netlist lacks)

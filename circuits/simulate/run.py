@@ -2,7 +2,7 @@
 
 :func:`simulate_network` is what the validation pipeline calls. Samples are split into batches of
 ``batch_size``; each batch is one ngspice run (samples back to back, 3 T apart, see
-:mod:`imcpnn.circuits.network`), so the model load is paid once per batch. Batches and candidate
+:mod:`imcpnn.circuits.netlist.network`), so the model load is paid once per batch. Batches and candidate
 current scales (:func:`simulate_scales`) run in parallel through :func:`imcpnn.spice.run_many`,
 which also caches finished runs: a rerun with the same inputs reads them back.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from imcpnn.circuits.characterize_fit import Characterization
-from imcpnn.circuits.measure import membrane_table, spike_table
-from imcpnn.circuits.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
-from imcpnn.circuits.weights import CurrentScales, discharger_bias_v, weights_to_biases
+from imcpnn.circuits.characterization.fit import Characterization
+from imcpnn.circuits.simulate.measure import membrane_table, spike_table
+from imcpnn.circuits.netlist.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
+from imcpnn.circuits.simulate.weights import CurrentScales, discharger_bias_v, weights_to_biases
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner, Sim, Tran, device_uses, run_many
 
@@ -87,7 +87,7 @@ def map_network(
     """Gate biases of every layer and the discharger biases (the JSON-able weight mapping).
 
     The weight currents follow ``scales``; the discharger sits at its design current (see
-    :func:`imcpnn.circuits.weights.discharger_current_a`) times ``discharger_scale``.
+    :func:`imcpnn.circuits.simulate.weights.discharger_current_a`) times ``discharger_scale``.
     """
     weights = check_weights(network, weights)
     layers = []

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from imcpnn.errors import NetlistError
 
-from .extract import ExtractedNetlist, check_extraction, schematic_device_counts
-from .layout import Layout, plot_layout, write_mag
-from .lvs import LvsResult, run_lvs
-from .magic import DrcResult, Extraction, MagicSetup, magic_drc, magic_extract, new_build_dir
+from imcpnn.circuits.netlist.extracted import ExtractedNetlist, check_extraction, schematic_device_counts
+from imcpnn.circuits.layout.cells import Layout, plot_layout, write_mag
+from imcpnn.circuits.layout.lvs import LvsResult, run_lvs
+from imcpnn.circuits.layout.magic import DrcResult, Extraction, MagicSetup, magic_drc, magic_extract, new_build_dir
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the models it uses (a fraction of a second each):
 - the neuron cell itself with its firing phase enabled, membrane swept 0 -> V0: the output
   switches where the real sensing stage (LVT NMOS, HVT PMOS, bias PMOS) does.
 
-The fitting is pure and lives in :mod:`imcpnn.circuits.characterize_fit`. The lambda used for each
+The fitting is pure and lives in :mod:`imcpnn.circuits.characterization.fit`. The lambda used for each
 device is the **median** over its swept gate biases (each bias's value is kept in the table).
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imcpnn.circuits.cells import CELLS, Neuron, Synapse, cell_text
-from imcpnn.circuits.characterize_fit import (
+from imcpnn.circuits.netlist.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.circuits.characterization.fit import (
     CONTRACT_KEYS,
     IdVgTable,
     crossing,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imcpnn.circuits.characterize_fit import Characterization, IdVgTable
+from imcpnn.circuits.characterization.fit import Characterization, IdVgTable
 from imcpnn.errors import ConfigError, NetlistError
 
 

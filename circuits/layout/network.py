@@ -4,7 +4,7 @@ Floorplan, left to right, for each layer l (n_l inputs, n_{l+1} neurons)::
 
     [array l: n_l rows x n_{l+1} columns] [dendrite channel] [neuron column l] [spike channel] [array l+1] ...
 
-- **Array l** is :func:`imcpnn.circuits.layout_blocks.synapse_array_layout`: spike lines
+- **Array l** is :func:`imcpnn.circuits.layout.blocks.synapse_array_layout`: spike lines
   horizontal on met2 (one row per input j), dendrites vertical on met3 (one column per neuron i),
   every synapse's bias gates on a met4 pin.
 - **Neuron column l** stacks the n_{l+1} neurons (:func:`neuron_layout`) vertically, neuron 0 at
@@ -46,10 +46,10 @@ Separation of the membranes from the digital lines, what is done and what is not
 
 from __future__ import annotations
 
-from imcpnn.circuits.cells import Inv, Nand2, Neuron, Synapse, TGate, cell_text
-from imcpnn.circuits.layout import Label, Layout, Rect, _library_schematic, _u
-from imcpnn.circuits.layout_blocks import neuron_layout, synapse_array_layout, via_stack
-from imcpnn.circuits.network import Network, network_core_ports, network_core_schematic
+from imcpnn.circuits.netlist.cells import Inv, Nand2, Neuron, Synapse, TGate, cell_text
+from imcpnn.circuits.layout.cells import Label, Layout, Rect, library_schematic, um
+from imcpnn.circuits.layout.blocks import neuron_layout, synapse_array_layout, via_stack
+from imcpnn.circuits.netlist.network import Network, network_core_ports, network_core_schematic
 
 #: Pitch (um) of parallel lines in the channels and of the met4 lines of a neuron column: a
 #: 0.5 um via pad plus 0.3 um spacing (met3/met4 spacing 0.3).
@@ -93,13 +93,13 @@ _M2_HALF_UM, _M3_HALF_UM, _M4_HALF_UM, _BUS_HALF_UM = 0.1, 0.15, 0.25, 0.3
 
 def _hwire(layer: str, y: int, x0: int, x1: int, half_um: float) -> Rect:
     """A horizontal wire on ``layer`` from x0 to x1 (either order) centred at ``y``."""
-    h = _u(half_um)
+    h = um(half_um)
     return Rect(layer, min(x0, x1) - h, y - h, max(x0, x1) + h, y + h)
 
 
 def _vwire(layer: str, x: int, y0: int, y1: int, half_um: float) -> Rect:
     """A vertical wire on ``layer`` from y0 to y1 (either order) centred at ``x``."""
-    h = _u(half_um)
+    h = um(half_um)
     return Rect(layer, x - h, min(y0, y1) - h, x + h, max(y0, y1) + h)
 
 
@@ -110,11 +110,11 @@ def _mid(r: Rect) -> tuple[int, int]:
 def network_schematic(network: Network, name: str = "imcpnn_network") -> str:
     """What LVS compares :func:`network_layout` with: the leaf cells (``inv``, ``nand2``,
     ``tgate``), ``synapse`` and ``neuron`` sized by ``network``, then
-    :func:`imcpnn.circuits.network.network_core_schematic` (ports :func:`network_core_ports`)."""
+    :func:`imcpnn.circuits.netlist.network.network_core_schematic` (ports :func:`network_core_ports`)."""
     syn, neu = network.synapse, network.neuron
     text = "".join(cell_text(c) for c in (Inv, Nand2, TGate))
-    text += _library_schematic(Synapse, "synapse", {"w": syn.w_m, "l": syn.l_m})
-    text += _library_schematic(
+    text += library_schematic(Synapse, "synapse", {"w": syn.w_m, "l": syn.l_m})
+    text += library_schematic(
         Neuron, "neuron",
         {"cm_w": neu.cm_w_m, "cm_l": neu.cm_l_m, "w_dis": neu.w_dis_m, "l_dis": neu.l_dis_m,
          "l_bias": neu.l_bias_m},
@@ -134,34 +134,34 @@ def _neuron_template(neuron: Neuron) -> tuple[Layout, dict[str, int], dict[str, 
     x_v0 = _mid(pins["v0"])[0]
     rects = list(cell.rects)
     lines: dict[str, int] = {}
-    x_line = x_v0 - _u(_PITCH_UM)
+    x_line = x_v0 - um(_PITCH_UM)
     for net, pin, tap_y_um, bottom in _CONTROL_TAPS:
-        x_line += _u(_PITCH_UM)
+        x_line += um(_PITCH_UM)
         px, py = _mid(pins[pin])
         if pin in ("vss", "vdd"):  # tap the rail at the first x clear of the straps that meet it
             x_line = px = _free_x(cell.rects, pins[pin], x_line)
         lines[net] = x_line
-        y = py if tap_y_um is None else _u(tap_y_um)
+        y = py if tap_y_um is None else um(tap_y_um)
         if bottom == 2:  # a met2 track of the net passes under the line: tap it there
             rects += via_stack(x_line, y, 2, 4)
             continue
         if not pins[pin].y0 <= y <= pins[pin].y1:  # climb the pin's x span on met1
             p = pins[pin]
-            rects.append(Rect("metal1", p.x0, min(p.y0, y - _u(0.16)), p.x1, max(p.y1, y + _u(0.16))))
+            rects.append(Rect("metal1", p.x0, min(p.y0, y - um(0.16)), p.x1, max(p.y1, y + um(0.16))))
         if px == x_line:
             rects += via_stack(px, y, 1, 4)
         else:
             rects += via_stack(px, y, 1, 3) + via_stack(x_line, y, 3, 4)
             rects.append(_hwire("metal3", y, px, x_line, _M4_HALF_UM))  # as tall as the via pads
     for pin, y_um in (("out", _OUT_Y_UM), ("out_b", _OUT_B_Y_UM)):
-        rects += via_stack(_mid(pins[pin])[0], _u(y_um), 1, 2)
+        rects += via_stack(_mid(pins[pin])[0], um(y_um), 1, 2)
     return Layout(cell.name, tuple(rects)), lines, pins
 
 
 def _free_x(rects: tuple[Rect, ...], rail: Rect, x_min: int) -> int:
     """The smallest x >= ``x_min`` where a via1 pad (0.32 um square) centred on ``rail`` keeps
     0.14 um (met1.2) from every other met1 shape reaching within that of the rail's y span."""
-    half, space = _u(0.16), _u(0.14)
+    half, space = um(0.16), um(0.14)
     y0, y1 = (rail.y0 + rail.y1) // 2 - half - space, (rail.y0 + rail.y1) // 2 + half + space
     blocks = sorted(
         (r.x0 - space - half, r.x1 + space + half)
@@ -179,14 +179,14 @@ def _neuron_offsets(n: int, height: int, y_bottom: int, stub_ys: list[int], avoi
     """Neuron origins (grid y) of a column, bottom up: neuron k at least one neuron height plus
     :data:`_NEURON_GAP_UM` above neuron k-1 (the first at ``y_bottom``), raised in 5 nm steps until
     its ``stub_ys`` (neuron-local) keep :data:`_STUB_CLEAR_UM` from every y in ``avoid``."""
-    clear = _u(_STUB_CLEAR_UM)
+    clear = um(_STUB_CLEAR_UM)
     ys: list[int] = []
     y = y_bottom
     for _ in range(n):
         while any(abs(y + s - a) < clear for s in stub_ys for a in avoid):
             y += 1
         ys.append(y)
-        y += height + _u(_NEURON_GAP_UM)
+        y += height + um(_NEURON_GAP_UM)
     return ys
 
 
@@ -232,7 +232,7 @@ def _dendrites(arr: Layout, y_mems: list[int], x_chan: int, x_ladder: int) -> li
     """
     n_out = len(y_mems)
     n_in = sum(1 for lb in arr.labels if lb.text.startswith("spk_b"))
-    dpitch, margin = _u(_DENDRITE_PITCH_UM), _u(_MARGIN_UM)
+    dpitch, margin = um(_DENDRITE_PITCH_UM), um(_MARGIN_UM)
     columns = [arr.port_rect(f"mem{i}") for i in range(n_out)]
     y_low, y_high = arr.bbox[1], arr.bbox[3]
     below = [y_low - margin - k * dpitch for k in range(n_out)][::-1]
@@ -252,7 +252,7 @@ def _dendrites(arr: Layout, y_mems: list[int], x_chan: int, x_ladder: int) -> li
             _hwire("metal2", y_s, x_col, x_c, _M2_HALF_UM),
             *via_stack(x_c, y_s, 2, 3),
             # A short vertical is as wide as its via pad: no notch between pad and entry.
-            _vwire("metal3", x_c, y_s, y_m, _M3_HALF_UM if abs(y_s - y_m) > _u(1.0) else _M4_HALF_UM),
+            _vwire("metal3", x_c, y_s, y_m, _M3_HALF_UM if abs(y_s - y_m) > um(1.0) else _M4_HALF_UM),
             _hwire("metal3", y_m, x_c, x_ladder, _M3_HALF_UM),
         ]
     return rects
@@ -265,7 +265,7 @@ def _spike_routes(stubs: list[tuple[int, int, str]], arr: Layout, x_chan: int) -
     rects: list[Rect] = []
     for k, (x_start, y_n, net) in enumerate(stubs):
         track = arr.port_rect(net)
-        x_s, y_a = x_chan + k * _u(_PITCH_UM), _mid(track)[1]
+        x_s, y_a = x_chan + k * um(_PITCH_UM), _mid(track)[1]
         rects += [
             _hwire("metal2", y_n, x_start, x_s, _M2_HALF_UM),
             *via_stack(x_s, y_n, 2, 3),
@@ -285,7 +285,7 @@ def _buses(
     """The shared nets' buses around the finished ``rects``: ``vss`` and ``vdd`` on met2 below,
     each fed by its (x, y_top, metal) lines dropped from above; ``v0`` and ``vbsense`` on met3
     above, each fed by its (x, y_bottom) met4 lines from the columns. Returns (rects, labels)."""
-    margin = _u(_MARGIN_UM)
+    margin = um(_MARGIN_UM)
     out: list[Rect] = []
     labels: list[tuple[str, str, Rect]] = []
     x_start = min(r.x0 for r in rects)
@@ -297,7 +297,7 @@ def _buses(
         for xt, y_top, top in power_taps[net]:
             out += via_stack(xt, y, 2, top)
             out.append(_vwire(f"metal{top}", xt, y, y_top, _M3_HALF_UM if top == 3 else _M4_HALF_UM))
-        y -= _u(1.2)
+        y -= um(1.2)
     y = max(r.y1 for r in rects) + margin
     for net in ("v0", "vbsense"):
         taps = top_taps[net]
@@ -307,19 +307,19 @@ def _buses(
         for xt, y_low in taps:
             out += via_stack(xt, y, 3, 4)
             out.append(_vwire("metal4", xt, y_low, y, _M4_HALF_UM))
-        y += _u(_PITCH_UM)
+        y += um(_PITCH_UM)
     return out, labels
 
 
 def network_layout(network: Network, *, name: str = "imcpnn_network") -> Layout:
     """The layout of ``network``'s core: every layer's synapse array and neuron column, wired.
 
-    One flat cell whose ports are :func:`imcpnn.circuits.network.network_core_ports` in that
+    One flat cell whose ports are :func:`imcpnn.circuits.netlist.network.network_core_ports` in that
     order (labels: inputs ``s0_<j>``/``sb0_<j>`` and the hidden layers' spike lines on array met2;
     the last layer's outputs on its met2 stubs; membranes ``m<l>_<i>`` on array met3; synapse
     biases ``vn``/``vp`` on array met4 pins; per-layer controls on the column's met4 lines;
     ``v0``/``vbsense`` on the top met3 buses; ``vdd``/``vss`` on the bottom met2 buses). Its
-    ``schematic`` is :func:`network_schematic`, so :func:`imcpnn.circuits.layout_flow.run_layout_flow`
+    ``schematic`` is :func:`network_schematic`, so :func:`imcpnn.circuits.layout.flow.run_layout_flow`
     checks it by LVS and its extracted netlist replaces ``network_core_schematic`` in a testbench.
     Floorplan and what shields the membranes: see the module docstring.
 
@@ -330,7 +330,7 @@ def network_layout(network: Network, *, name: str = "imcpnn_network") -> Layout:
     n_layers = len(widths) - 1
     tmpl, line_x, pins = _neuron_template(network.neuron)
     tx0, ty0, tx1, ty1 = tmpl.bbox
-    pitch, margin, dpitch = _u(_PITCH_UM), _u(_MARGIN_UM), _u(_DENDRITE_PITCH_UM)
+    pitch, margin, dpitch = um(_PITCH_UM), um(_MARGIN_UM), um(_DENDRITE_PITCH_UM)
     arrays = []
     for l in range(n_layers):
         arr = synapse_array_layout(widths[l], widths[l + 1], network.synapse)
@@ -368,7 +368,7 @@ def network_layout(network: Network, *, name: str = "imcpnn_network") -> Layout:
         if l + 1 < n_layers:
             nxt = arrays[l + 1]
             avoid = [_mid(nxt.port_rect(f"{p}{j}"))[1] for p in ("spk", "spk_b") for j in range(n_out)]
-        ys = _neuron_offsets(n_out, ty1 - ty0, -ty0, [_u(_OUT_Y_UM), _u(_OUT_B_Y_UM)], avoid)
+        ys = _neuron_offsets(n_out, ty1 - ty0, -ty0, [um(_OUT_Y_UM), um(_OUT_B_Y_UM)], avoid)
         x_chan = arr.bbox[2] + margin
         x_col = x_chan + (n_out - 1) * dpitch + margin - tx0
         y_col0, y_col1 = ys[0] + ty0, ys[-1] + ty1
@@ -390,7 +390,7 @@ def network_layout(network: Network, *, name: str = "imcpnn_network") -> Layout:
                 labels.append(("metal4", f"{net}{l}", line))
         x_out = x_col + tx1
         out_stubs = [
-            (x_col + _mid(pins[pin])[0], y + _u(y_um), f"{p}{i}")
+            (x_col + _mid(pins[pin])[0], y + um(y_um), f"{p}{i}")
             for i, y in enumerate(ys)
             for pin, y_um, p in (("out", _OUT_Y_UM, "spk"), ("out_b", _OUT_B_Y_UM, "spk_b"))
         ]

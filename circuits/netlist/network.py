@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imcpnn.circuits.cells import CELLS, Neuron, Synapse, cell_text
-from imcpnn.circuits.extract import ExtractedNetlist, parse_extracted
+from imcpnn.circuits.netlist.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.circuits.netlist.extracted import ExtractedNetlist, parse_extracted
 from imcpnn.errors import ConfigError, NetlistError
 
 NETLIST_KINDS = ("schematic", "schematic+parasitic-estimate", "post-layout")
@@ -144,7 +144,7 @@ class PostLayoutCore:
     """A network core given as netlist text (the extracted layout), instantiated once by the deck.
 
     ``text``: the ``.subckt <name>`` (with any subcircuits it uses besides the cell library) in the
-    runner's units (:func:`imcpnn.circuits.extract.to_runner_units`; the layout flow's
+    runner's units (:func:`imcpnn.circuits.netlist.extracted.to_runner_units`; the layout flow's
     ``<name>_pex.spice`` already is); its ports are :func:`network_core_ports` in any order, each
     connected to the testbench node of the same name. ``membrane_f_per_layer``: the membrane
     capacitance per layer (F, mean over its neurons) that the weight mapping uses.

@@ -117,7 +117,7 @@ class Neuron(Cell):
     """RC-Spike neuron: MIM membrane, reset to V0, discharger, sensing inverter, spike output.
 
     ``parasitic_f`` is not a device of the cell: it is the estimated wiring capacitance on the
-    membrane that the generator adds beside it (see :mod:`imcpnn.circuits.network`).
+    membrane that the generator adds beside it (see :mod:`imcpnn.circuits.netlist.network`).
     """
 
     subckt: ClassVar[str] = "neuron"

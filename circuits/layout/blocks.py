@@ -1,4 +1,4 @@
-"""Composite sky130 layouts built from the cells of :mod:`imcpnn.circuits.layout`: the neuron with
+"""Composite sky130 layouts built from the cells of :mod:`imcpnn.circuits.layout.cells`: the neuron with
 its MiM membrane, and the synapse array tiling.
 
 Placement is a single row: every nfet's diffusion starts at y = 0 and every pfet's diffusion ends
@@ -13,15 +13,15 @@ membrane plate from below.
 
 from __future__ import annotations
 
-from imcpnn.circuits.cells import Inv, Nand2, Neuron, Synapse, TGate, cell_text
-from imcpnn.circuits.layout import (
+from imcpnn.circuits.netlist.cells import Inv, Nand2, Neuron, Synapse, TGate, cell_text
+from imcpnn.circuits.layout.cells import (
     Label,
     Layout,
     Rect,
-    _column,
-    _library_schematic,
-    _strap,
-    _u,
+    column,
+    library_schematic,
+    strap,
+    um,
     inverter_layout,
     mim_cap_layout,
     mosfet_layout,
@@ -42,7 +42,7 @@ TRACKS_UM = (1.9, 2.45, 3.0, 3.55)
 #: (met3/met4 0.24 um^2, met5 1.6 um wide).
 _VIAS_UM = {1: (0.13, 0.16, 0.16), 2: (0.14, 0.19, 0.25), 3: (0.16, 0.25, 0.25), 4: (0.59, 0.6, 0.8)}
 #: Half width of a met2 track (0.2 um wide: met2.1 is 0.14).
-_TRACK_HALF = _u(0.1)
+_TRACK_HALF = um(0.1)
 #: Gap between neighbouring blocks of a row (um): diffusion/tap and poly spacing with margin.
 _BLOCK_GAP_UM = 0.6
 
@@ -55,7 +55,7 @@ def via_stack(xc: int, yc: int, bottom: int, top: int) -> list[Rect]:
     pads: dict[int, int] = {}
     rects = []
     for k in range(bottom, top):
-        cut, lower, upper = (_u(x) for x in _VIAS_UM[k])
+        cut, lower, upper = (um(x) for x in _VIAS_UM[k])
         rects.append(Rect(f"via{k}", xc - cut, yc - cut, xc + cut, yc + cut))
         pads[k] = max(pads.get(k, 0), lower)
         pads[k + 1] = max(pads.get(k + 1, 0), upper)
@@ -73,7 +73,7 @@ def _mid_y(r: Rect) -> int:
 def jog(pad: Rect, y: int) -> list[Rect]:
     """A met1 pad's way onto the met2 track at ``y``: a vertical met1 strip over the pad's x span
     from the pad to ``y``, and a via1 there."""
-    h = _u(0.16)
+    h = um(0.16)
     strip = Rect("metal1", pad.x0, min(pad.y0, y - h), pad.x1, max(pad.y1, y + h))
     return [strip, *via_stack(_mid_x(pad), y, 1, 2)]
 
@@ -119,11 +119,11 @@ def neuron_layout(neuron: Neuron = Neuron(), *, name: str = "neuron") -> Layout:
             "enable switch, so it draws w_dis_m = 1e-6 only"
         )
     top = to_grid(ROW_TOP_M)
-    ty = [_u(t) for t in TRACKS_UM]
+    ty = [um(t) for t in TRACKS_UM]
     t_fire, t_mem, t_sense, t_fireb = ty
     t_nb, t_tie = ty[1], ty[0]
     nfet, pfet = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"
-    gap = _u(_BLOCK_GAP_UM)
+    gap = um(_BLOCK_GAP_UM)
 
     blocks: list[Layout] = []
     rects: list[Rect] = []
@@ -139,14 +139,14 @@ def neuron_layout(neuron: Neuron = Neuron(), *, name: str = "neuron") -> Layout:
 
     # MiM first (left); its ladder sits between it and the row.
     cap = mim_cap_layout(neuron.cm_w_m, neuron.cm_l_m)
-    cap = cap.moved(-cap.bbox[0], -_u(0.8))
+    cap = cap.moved(-cap.bbox[0], -um(0.8))
     cap_top = cap.port_rect("top")
-    ladder_x = cap.bbox[2] + _u(0.5) + _u(0.6)  # met4.5b: 0.4 um from a wide plate
+    ladder_x = cap.bbox[2] + um(0.5) + um(0.6)  # met4.5b: 0.4 um from a wide plate
     rects += list(cap.rects) + via_stack(ladder_x, t_mem, 2, 5)
-    rects.append(Rect("metal5", cap_top.x1 - _u(0.8), t_mem - _u(0.8), ladder_x + _u(0.8), t_mem + _u(0.8)))
+    rects.append(Rect("metal5", cap_top.x1 - um(0.8), t_mem - um(0.8), ladder_x + um(0.8), t_mem + um(0.8)))
     bot = cap.port_rect("bot")
     vss_ladder_x = _mid_x(bot)
-    x = ladder_x + _u(0.8) + gap
+    x = ladder_x + um(0.8) + gap
 
     (rst,) = place(tgate_layout(height_m=ROW_TOP_M))
     n_stack, p_stack = place(
@@ -161,23 +161,23 @@ def neuron_layout(neuron: Neuron = Neuron(), *, name: str = "neuron") -> Layout:
     (nand,) = place(nand2_layout(height_m=ROW_TOP_M))
     (inv,) = place(inverter_layout(height_m=ROW_TOP_M))
     (tg,) = place(tgate_layout(height_m=ROW_TOP_M))
-    x_end = x - gap + _u(1.2)
+    x_end = x - gap + um(1.2)
 
     # Sources to taps, the LVT/HVT pair's shared gate and drain, s2 bridge.
     p = lambda block, port: block.port_rect(port)  # noqa: E731
     rects += [
-        _strap(p(n_stack, "s"), p(n_stack, "b")),
-        _strap(p(p_stack, "s"), p(p_stack, "b")),
-        _strap(p(nl, "s"), p(nl, "b")),
-        _strap(p(nr, "s"), p(nr, "b")),
+        strap(p(n_stack, "s"), p(n_stack, "b")),
+        strap(p(p_stack, "s"), p(p_stack, "b")),
+        strap(p(nl, "s"), p(nl, "b")),
+        strap(p(nr, "s"), p(nr, "b")),
     ]
     mem_gate = Rect("metal1", p(nl, "g").x0, p(nl, "g").y0, p(nl, "g").x1, p(ph, "g").y1)
-    sense_col = _column(p(nl, "d"), p(ph, "d").y1)
-    s2 = Rect("metal1", p(p_stack, "d").x1 - _u(0.01), p(ph, "s").y0, p(ph, "s").x0 + _u(0.01), p(ph, "s").y1)
+    sense_col = column(p(nl, "d"), p(ph, "d").y1)
+    s2 = Rect("metal1", p(p_stack, "d").x1 - um(0.01), p(ph, "s").y0, p(ph, "s").x0 + um(0.01), p(ph, "s").y1)
     rects += [mem_gate, sense_col, s2]
 
     # Tracks: mem, fire, fire_b, sense, nb (nand2's output met2 reaches it directly).
-    mem_col = _column(p(n_stack, "d"), t_mem)
+    mem_col = column(p(n_stack, "d"), t_mem)
     nand_out = [r for r in nand.rects if r.layer == "metal2" and r.y1 - r.y0 > r.x1 - r.x0][0]
     rects += jog(p(rst, "a"), t_mem) + jog(mem_col, t_mem) + jog(mem_gate, t_mem)
     rects.append(track(t_mem, ladder_x, _mid_x(mem_gate)))
@@ -185,21 +185,21 @@ def neuron_layout(neuron: Neuron = Neuron(), *, name: str = "neuron") -> Layout:
     rects.append(track(t_fire, _mid_x(p(n_stack, "g1")), _mid_x(p(nand, "a"))))
     rects += jog(p(p_stack, "g1"), t_fireb) + jog(p(nr, "g"), t_fireb)
     rects.append(track(t_fireb, _mid_x(p(p_stack, "g1")), _mid_x(p(nr, "g"))))
-    sense_nr = _column(p(nr, "d"), t_sense)
+    sense_nr = column(p(nr, "d"), t_sense)
     rects += jog(sense_col, t_sense) + jog(sense_nr, t_sense) + jog(p(nand, "b"), t_sense)
     rects.append(track(t_sense, _mid_x(sense_col), _mid_x(p(nand, "b"))))
     rects += jog(p(inv, "in"), t_nb) + jog(p(tg, "a"), t_nb)
     rects.append(track(t_nb, nand_out.x0 + _TRACK_HALF, _mid_x(p(tg, "a"))))
 
     # Output tgate always on: en -> vdd (met2 up on the right), en_b -> vss (met3 straight down).
-    vss_rail, vdd_rail, well = _rails(blocks, vss_ladder_x - _u(0.3), x_end)
-    x_vdd = x_end - _u(0.5)
+    vss_rail, vdd_rail, well = _rails(blocks, vss_ladder_x - um(0.3), x_end)
+    x_vdd = x_end - um(0.5)
     en, en_b = p(tg, "en"), p(tg, "en_b")
     rects += jog(en, t_tie) + [track(t_tie, _mid_x(en), x_vdd)]
     rects += [Rect("metal2", x_vdd - _TRACK_HALF, t_tie, x_vdd + _TRACK_HALF, _mid_y(vdd_rail))]
     rects += via_stack(x_vdd, _mid_y(vdd_rail), 1, 2)
     rects += via_stack(_mid_x(en_b), _mid_y(en_b), 1, 3) + via_stack(_mid_x(en_b), _mid_y(vss_rail), 1, 3)
-    rects.append(Rect("metal3", _mid_x(en_b) - _u(0.15), _mid_y(vss_rail), _mid_x(en_b) + _u(0.15), _mid_y(en_b)))
+    rects.append(Rect("metal3", _mid_x(en_b) - um(0.15), _mid_y(vss_rail), _mid_x(en_b) + um(0.15), _mid_y(en_b)))
     # MiM bottom plate down to the vss rail.
     rects += via_stack(vss_ladder_x, _mid_y(vss_rail), 1, 4)
     rects += [vss_rail, vdd_rail, well]
@@ -216,7 +216,7 @@ def neuron_layout(neuron: Neuron = Neuron(), *, name: str = "neuron") -> Layout:
     params = {"cm_w": neuron.cm_w_m, "cm_l": neuron.cm_l_m, "w_dis": neuron.w_dis_m,
               "l_dis": neuron.l_dis_m, "l_bias": neuron.l_bias_m}
     schematic = "".join(cell_text(c) for c in (Inv, Nand2, TGate))
-    schematic += _library_schematic(Neuron, name, params)
+    schematic += library_schematic(Neuron, name, params)
     return Layout(name, tuple(rects), labels, schematic)
 
 
@@ -252,12 +252,12 @@ def synapse_array_schematic(n_in: int, n_out: int, synapse: Synapse = Synapse(),
         for j in range(n_out)
     ]
     lines.append(f".ends {name}")
-    cell = _library_schematic(Synapse, "synapse", {"w": synapse.w_m, "l": synapse.l_m})
+    cell = library_schematic(Synapse, "synapse", {"w": synapse.w_m, "l": synapse.l_m})
     return cell + "\n".join(lines) + "\n"
 
 
 def synapse_array_layout(n_in: int, n_out: int, synapse: Synapse = Synapse(), *, name: str | None = None) -> Layout:
-    """An ``n_in x n_out`` crossbar of :func:`imcpnn.circuits.layout.synapse_layout` cells.
+    """An ``n_in x n_out`` crossbar of :func:`imcpnn.circuits.layout.cells.synapse_layout` cells.
 
     Row i (bottom to top) holds the synapses of input i; column j those of output neuron j.
     Spike lines ``spk<i>``/``spk_b<i>`` run horizontally on met2 (tracks in each row's gate
@@ -272,10 +272,10 @@ def synapse_array_layout(n_in: int, n_out: int, synapse: Synapse = Synapse(), *,
     name = name or f"synapse_array_{n_in}x{n_out}"
     cell = synapse_layout(synapse.w_m, synapse.l_m, height_m=ARRAY_ROW_TOP_M)
     x0c, y0c, x1c, y1c = cell.bbox
-    pitch_x = x1c - x0c + _u(_ARRAY_COL_GAP_UM)
-    pitch_y = y1c - y0c + _u(_ARRAY_ROW_GAP_UM)
-    x_vss, x_vdd = -_u(2.4), -_u(1.6)
-    x_left = x_vss - _u(0.6)
+    pitch_x = x1c - x0c + um(_ARRAY_COL_GAP_UM)
+    pitch_y = y1c - y0c + um(_ARRAY_ROW_GAP_UM)
+    x_vss, x_vdd = -um(2.4), -um(1.6)
+    x_left = x_vss - um(0.6)
     rects: list[Rect] = []
     labels: list[tuple[str, str, Rect]] = []
     rails = {"vss": [], "vdd": []}
@@ -286,7 +286,7 @@ def synapse_array_layout(n_in: int, n_out: int, synapse: Synapse = Synapse(), *,
         vss, vdd, well = _rails(row, x_left, row[-1].bbox[2])
         rails["vss"].append(vss)
         rails["vdd"].append(vdd)
-        y_spk, y_spk_b = (i * pitch_y + _u(t) for t in (_SPK_TRACK_UM, _SPK_B_TRACK_UM))
+        y_spk, y_spk_b = (i * pitch_y + um(t) for t in (_SPK_TRACK_UM, _SPK_B_TRACK_UM))
         spk = track(y_spk, x_left, _mid_x(p(row[-1], "spk")))
         spk_b = track(y_spk_b, x_left, _mid_x(p(row[-1], "spk_b")))
         rects += [vss, vdd, well, spk, spk_b]
@@ -301,22 +301,42 @@ def synapse_array_layout(n_in: int, n_out: int, synapse: Synapse = Synapse(), *,
                 pin = next(r for r in stack if r.layer == "metal4")
                 labels.append(("metal4", f"{port}{i}_{j}", pin))
             mem = p(syn, "mem")
-            y_step = i * pitch_y + _u(_MEM_STEP_UM)
-            x_line = mem.x1 + _u(0.5)
-            rects.append(Rect("metal1", mem.x0, y_step - _u(0.16), x_line, y_step + _u(0.16)))
+            y_step = i * pitch_y + um(_MEM_STEP_UM)
+            x_line = mem.x1 + um(0.5)
+            rects.append(Rect("metal1", mem.x0, y_step - um(0.16), x_line, y_step + um(0.16)))
             rects += via_stack(x_line, y_step, 1, 3)
             mem_steps[j].append((x_line, y_step))
     for j, steps in mem_steps.items():
         x_line = steps[0][0]
-        line = Rect("metal3", x_line - _u(0.15), steps[0][1], x_line + _u(0.15), steps[-1][1] + _u(0.25))
+        line = Rect("metal3", x_line - um(0.15), steps[0][1], x_line + um(0.15), steps[-1][1] + um(0.25))
         rects.append(line)
         labels.append(("metal3", f"mem{j}", line))
     for net, x in (("vss", x_vss), ("vdd", x_vdd)):
         ys = [_mid_y(r) for r in rails[net]]
         for y in ys:
             rects += via_stack(x, y, 1, 3)
-        rects.append(Rect("metal3", x - _u(0.15), ys[0] - _u(0.25), x + _u(0.15), ys[-1] + _u(0.25)))
+        rects.append(Rect("metal3", x - um(0.15), ys[0] - um(0.25), x + um(0.15), ys[-1] + um(0.25)))
         labels.append(("metal1", net, rails[net][0]))
     order = {port: k + 1 for k, port in enumerate(array_ports(n_in, n_out))}
     pins = tuple(Label(layer, r, text, order[text]) for layer, text, r in labels)
     return Layout(name, tuple(rects), pins, synapse_array_schematic(n_in, n_out, synapse, name=name))
+
+
+def layout_cells(array_size: tuple[int, int] = (5, 5)) -> dict[str, Layout]:
+    """Every cell generated in :mod:`imcpnn.circuits.layout.cells` and here, at its default size,
+    by short name; ``synapse_array`` is ``array_size`` = (n_in, n_out)."""
+    fets = {
+        "nfet": "sky130_fd_pr__nfet_01v8",
+        "nfet_lvt": "sky130_fd_pr__nfet_01v8_lvt",
+        "pfet": "sky130_fd_pr__pfet_01v8",
+        "pfet_hvt": "sky130_fd_pr__pfet_01v8_hvt",
+    }
+    cells = {short: mosfet_layout(m, 1e-6, 0.15e-6, name=short) for short, m in fets.items()}
+    cells["mim"] = mim_cap_layout(name="mim")
+    cells["inv"] = inverter_layout()
+    cells["tgate"] = tgate_layout()
+    cells["nand2"] = nand2_layout()
+    cells["synapse"] = synapse_layout()
+    cells["neuron"] = neuron_layout()
+    cells["synapse_array"] = synapse_array_layout(*array_size)
+    return cells

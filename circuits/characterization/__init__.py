@@ -1,0 +1,13 @@
+"""Device characterization: ngspice sweeps of the synapse and discharger transistors and the
+sensing inverter (:mod:`.sweeps`), and the fits that turn them into the model's constants:
+lambda, V_switch, E_plus, E_minus, E_dis and the I_D(V_G) tables of the weight mapping (:mod:`.fit`).
+"""
+
+from imcpnn.circuits.characterization.fit import Characterization as Characterization
+from imcpnn.circuits.characterization.fit import IdVgTable as IdVgTable
+from imcpnn.circuits.characterization.fit import LambdaFit as LambdaFit
+from imcpnn.circuits.characterization.fit import fit_lambda as fit_lambda
+from imcpnn.circuits.characterization.fit import model_constants as model_constants
+from imcpnn.circuits.characterization.sweeps import CharacterizationConfig as CharacterizationConfig
+from imcpnn.circuits.characterization.sweeps import characterize as characterize
+from imcpnn.circuits.characterization.sweeps import write_outputs as write_outputs
