@@ -8,6 +8,8 @@ defines its own config classes next to the code that uses them.
   (enums by value, tuples as lists). An unknown key raises :class:`ConfigError` naming the key and
   the closest valid one.
 - :func:`non_default_fields` lists what differs from the defaults, for report headers.
+- :func:`require` and :func:`require_positive` are the one way a config class checks its fields in
+  ``__post_init__``: one line naming the owner, the field, the value and what is allowed.
 
 This module is a leaf: standard library only, no toolkit imports.
 """
@@ -18,6 +20,7 @@ import dataclasses
 import difflib
 import enum
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -169,3 +172,26 @@ def non_default_fields(config: Any, _prefix: str = "") -> dict[str, Any]:
         if value != default:
             out[name] = to_dict(value)
     return out
+
+
+def require(owner: object, name: str, value: Any, ok: bool, allowed: str) -> None:
+    """Raise ConfigError ``Owner.name=value is invalid: allowed <allowed>`` unless ``ok``.
+
+    ``owner`` is the config object (its class name is used) or a name string.
+    """
+    if not ok:
+        who = owner if isinstance(owner, str) else type(owner).__name__
+        raise ConfigError(f"{who}.{name}={value!r} is invalid: allowed {allowed}")
+
+
+def is_real(value: Any) -> bool:
+    """A finite int or float (bools are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def require_positive(owner: object, *names: str, unit: str = "") -> None:
+    """Each field ``names`` of ``owner`` must be a finite number > 0 (``unit`` only for the message)."""
+    for name in names:
+        value = getattr(owner, name)
+        require(owner, name, value, is_real(value) and value > 0,
+                f"a finite number > 0{' ' + unit if unit else ''}")
