@@ -12,6 +12,8 @@ from pathlib import Path
 
 from imcpnn.errors import ToolNotFoundError
 
+from ._proc import run_captured
+
 
 @dataclass(frozen=True)
 class Check:
@@ -30,8 +32,7 @@ class Check:
 
 def _tool_version(path: str, args: list[str]) -> str:
     try:
-        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=20,
-                             stdin=subprocess.DEVNULL)
+        out = run_captured([path, *args], timeout_s=20)
     except (OSError, subprocess.TimeoutExpired):
         return "version unknown"
     text = (out.stdout + out.stderr).strip().splitlines()
