@@ -7,7 +7,7 @@ import argparse
 SUMMARY = "model vs SPICE: top-down vs bottom-up vs trace-fitted, scale searches, report"
 
 DESCRIPTION = """\
-Run the headline experiment of the method (section 5) and write a report folder:
+Run the method's headline experiment (the paper's Iris circuit) and write a report folder:
 
   1. characterize sky130 devices (or read --characterization FILE) -> E_plus, E_minus, E_dis;
   2. measure the bottom-up model's circuit terms on a single-layer testbench transient: the
@@ -62,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of split, init and testbench (default 0)")
     parser.add_argument("--post-layout", action="store_true",
                         help="simulate the netlist extracted from the generated layout (needs magic, "
-                             "netgen-lvs and PDK_ROOT with the sky130A tech file; the layout stage "
-                             "adds a layout stage of about a minute; see the description)")
+                             "netgen-lvs and PDK_ROOT with the sky130A tech file; adds a layout "
+                             "stage before the others; see the description)")
     parser.add_argument("--cache-dir", default=None,
                         help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
     parser.add_argument("--calibration", choices=("train", "test"), default=None,
