@@ -1,41 +1,30 @@
 """magic and netgen as batch tools: discovery, a tech file magic 8.3.105 can load, DRC, extraction.
 
-Facts this module is built on (Debian 12, magic 8.3.105, open_pdks 1.0.255 ``sky130A.tech``):
-
-- The tech file says ``requires magic-8.3.111``. With ``-T`` magic 8.3.105 then refuses the whole
-  file ("Error loading technology") and segfaults on the first command, so every run uses a copy
-  in its build directory with that line set to the running version.
-- ``extract`` prints "Ran out of space for device types!" with the full file (this build holds fewer
-  device types than the file defines). The copy therefore keeps only the ``device`` statements of
-  :data:`KEPT_DEVICE_MODELS` (the devices our cells use, plus the generic resistors).
-- ``extract style ngspice(si)`` writes SI units. ``ext2spice lvs`` resets the thresholds, so
-  ``cthresh`` must come after it (else no parasitics at all). Measured here: even in that order
-  (``extract all; ext2spice lvs; ext2spice cthresh 0; ext2spice -o``) 8.3.105 drops every
-  capacitance to the substrate once the substrate is a named net (a p-tap on ``vss``): the
-  inverter lost out-vss 0.15 fF and in-vss 0.11 fF and kept only coupling capacitors, and
-  ``ext2spice default`` does not undo it (and turns on ``scale``, which garbles SI geometry). The
-  parasitic netlist is therefore written first, in a fresh session, with ``ext2spice format
-  ngspice; scale off; merge none; cthresh 0``; the LVS netlist follows with ``ext2spice lvs``.
-  That flat output has garbage MOSFET ``ad/as/pd/ps``; they are taken from the LVS netlist
-  (:func:`imcpnn.circuits.netlist.extracted.take_junction_params`), which has them right.
-- That flat ``ext2spice -o`` segfaults on some larger cells (the neuron; any thresholds, any
-  merge mode). :func:`magic_extract` then writes the parasitic netlist hierarchically (``ext2spice
-  hierarchy on``, which does not crash).
-- Either way the netlist's node-to-substrate capacitances are wrong (hierarchical: dropped; flat:
-  a fraction, worst on long wires), so they are replaced by the ``.ext`` node records
-  (:func:`restore_substrate_caps`).
-- R extraction (``ext2sim``, ``extresist``, ``ext2spice extresist on``) needs three repairs:
-  the ``.sim`` loses the MiM's ``s`` line (:func:`sim_for_extresist`), the ``.nodes`` gets exact
-  start points (:func:`nodes_for_extresist`), and nets whose R network extresist got wrong stay
-  lumped (:func:`drop_broken_res_nets`). HVT/LVT fets need nothing: ext2sim complains that
-  ``pfet_01v8_hvt`` "does not start with n or p", but extresist takes the device type from the
-  layout and writes the right model.
-
 Each run gets its own build directory (the caller's, or a fresh one under the system temp folder);
 magic's log is kept there as ``magic.log`` and quoted in errors. Scripts name files relative to
 it and quote every word they interpolate (:func:`tcl_quote`), so a build or output folder may hold
 spaces or Tcl's ``[ ] $ { } \\``. magic and netgen run in their own process group and stop with
 the caller (timeout, Ctrl-C, SIGTERM via the CLI): :func:`imcpnn.spice.run_captured`.
+
+Tool workarounds (magic 8.3.105 as packaged by Debian 12, open_pdks ``sky130A.tech``), each
+applied where named:
+
+- The tech file ``requires magic-8.3.111`` (8.3.105 refuses it, then crashes) and defines more
+  device types than this build holds: runs use a copy with the running version and only
+  :data:`KEPT_DEVICE_MODELS` (:func:`trim_tech_text`).
+- ``ext2spice lvs`` loses every capacitance to a named substrate net, whatever the order of
+  ``cthresh``: ``_EXTRACT_SCRIPT`` writes the parasitic netlist before switching to ``lvs``.
+- The flat parasitic netlist has wrong MOSFET ``ad/as/pd/ps``: they are taken from the LVS
+  netlist (:func:`imcpnn.circuits.netlist.extracted.take_junction_params`).
+- Flat ``ext2spice -o`` segfaults on some larger cells (the neuron): :func:`magic_extract`
+  retries with ``hierarchy on``.
+- Node-to-substrate capacitances come out dropped (hierarchical) or too small (flat): they are
+  replaced by the ``.ext`` node records (:func:`restore_substrate_caps`).
+- ``extresist`` (R extraction) stops at the MiM's ``s`` line (:func:`sim_for_extresist`), misses
+  start points rounded off the wires (:func:`nodes_for_extresist`), sometimes walks into a
+  neighbouring net depending on pointer order (run without address-space randomisation; such nets
+  stay lumped, listed in ``<cell>.res.dropped``: :func:`drop_broken_res_nets`) and writes MOSFET
+  bodies as ``"error"`` (:func:`fix_res_ext_substrate`).
 """
 
 from __future__ import annotations
@@ -321,9 +310,8 @@ ext2spice -o {pex}
 ext2spice lvs
 ext2spice -o {lvs}
 """
-# The flat output (hierarchy off) can segfault in magic 8.3.105 on some larger flat cells, e.g. the
-# neuron, inside `ext2spice -o` whatever the thresholds; the fallback is hierarchy on, which works
-# but drops node-to-substrate capacitances, which restore_substrate_caps takes from the .ext file.
+# Parasitic netlist first, LVS netlist second (``ext2spice lvs`` loses substrate capacitances);
+# ``hierarchy on`` is the fallback after a segfault (see the module docstring).
 
 
 def substrate_caps_f(ext: str) -> tuple[str, dict[str, float]]:
@@ -357,11 +345,9 @@ def restore_substrate_caps(spice: str, ext: str, net_of=lambda node: node) -> st
     """``spice`` with its node-to-substrate capacitors set to the ``.ext`` node records' values.
 
     magic 8.3.105's ext2spice gets these wrong in both modes: hierarchical output drops them and
-    flat output writes a fraction. Measured: a lone 100 um x 0.3 um met3 wire over the substrate
-    has 4.20 fF in its ``.ext`` record (plausible: 0.36 fF area plus fringe; a wire 5 um over a
-    ground plane has about 0.06 fF/um) but 0.59 fF in the flat netlist; in a 5-5-5 network a
-    membrane lost 14 fF of its 16 fF. Capacitors between a recorded net's nodes and the substrate
-    net are dropped, then :func:`add_substrate_caps` adds the recorded total of each net.
+    flat output writes a fraction of them (worst on long wires); the ``.ext`` records hold them.
+    Capacitors between a recorded net's nodes and the substrate net are dropped, then
+    :func:`add_substrate_caps` adds the recorded total of each net.
 
     ``net_of`` maps a netlist node to its ``.ext`` net: with R extraction a net is split into
     ``net``, ``net.t0``, ``net.n1``... (:func:`_res_net`). The total is then shared among the
