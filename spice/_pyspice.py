@@ -1,11 +1,22 @@
 """Optional backend: ngspice as a shared library (``libngspice``) driven through PySpice.
 
 Install with ``pip install 'imcpnn[pyspice]'`` (PySpice >= 1.5) and Debian's ``libngspice0``.
-PySpice 1.5 supports ngspice <= 34 officially; with ngspice 39 it prints "Unsupported Ngspice
-version 39" and works for what is used here: ``ngSpice_Circ`` (load a deck), ``bg_run``, and
-``write`` of every plot into one raw file, read by the same :class:`RawFile` as batch mode.
-One shared ngspice lives per process and is reused, so there is no process start per run;
-the deck (with its model set) is still parsed on every run.
+One shared ngspice lives per process and is reused, so there is no process start per run; the
+deck (with its model set) is still parsed on every run. Only ``ngSpice_Circ`` (load a deck),
+``bg_run`` and ``write`` of every plot into one raw file are used; that file is read by the same
+:class:`RawFile` as batch mode.
+
+Workarounds for PySpice 1.5 (it supports ngspice <= 34 officially; with ngspice 39 it logs
+"Unsupported Ngspice version 39" and works for the calls above):
+
+1. Its background-thread callback returns None, which cffi cannot turn into the C int ngspice
+    expects: ``_Shared`` overrides it, returns 0 and signals the end of the run.
+2. It flags every stderr line that is not a "Warning:" as an error (notes included) and logs it:
+   its logger is silenced, command errors are caught (:func:`_quiet`), and the runner classifies
+   the log as in batch mode.
+3. It drops empty deck lines: they become ``*`` comments, so ngspice's line numbers match the
+   deck.
+4. ``plot_names`` lists plots newest first: they are written in reverse, i.e. in run order.
 """
 
 from __future__ import annotations
@@ -58,15 +69,13 @@ def _ngspice_shared():
 
             @staticmethod
             def _background_thread_running(not_running, ngspice_id, user_data):
-                # ngspice calls this with true when its background run ends. PySpice 1.5 returns
-                # None here, which cffi cannot convert to the C int it needs.
+                # ngspice calls this with true when its background run ends (workaround 1).
                 if not_running:
                     ffi.from_handle(user_data).finished.set()
                 return 0
 
         _Shared.LIBRARY_PATH = str(find_libngspice())
-        # PySpice logs (and flags as errors) every stderr line that is not a "Warning:", notes
-        # included; the runner classifies the log itself instead.
+        # Workaround 2: the runner classifies the log itself.
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
         ng = _Shared.new_instance()
         from ._sim import SPICEINIT
@@ -103,7 +112,7 @@ def execute_shared(work: Path, timeout_s: float) -> tuple[int | None, str]:
     deck = (work / "deck.cir").read_text()
     log = [_quiet(ng, "destroy all"), _quiet(ng, "remcirc")]
     ng.clear_output()
-    # PySpice drops empty lines; keep them as comments so ngspice's line numbers match the deck.
+    # Workaround 3: empty lines as comments keep ngspice's line numbers equal to the deck's.
     ng.load_circuit("\n".join(line if line.strip() else "*" for line in deck.splitlines()))
     log.append("\n".join([ng.stdout, ng.stderr]))
     ng.finished.clear()
@@ -115,7 +124,7 @@ def execute_shared(work: Path, timeout_s: float) -> tuple[int | None, str]:
         return None, "\n".join(log)
     log.append("\n".join([ng.stdout, ng.stderr]))
     raw = work / "out.raw"
-    for plot in reversed(ng.plot_names):  # newest first in PySpice; the raw file keeps run order
+    for plot in reversed(ng.plot_names):  # workaround 4: the raw file keeps run order
         if plot != "const":
             log.append(_quiet(ng, f"setplot {plot}"))
             log.append(_quiet(ng, f"write {raw} all"))
