@@ -10,7 +10,7 @@ Workarounds for PySpice 1.5 (it supports ngspice <= 34 officially; with ngspice 
 "Unsupported Ngspice version 39" and works for the calls above):
 
 1. Its background-thread callback returns None, which cffi cannot turn into the C int ngspice
-    expects: ``_Shared`` overrides it, returns 0 and signals the end of the run.
+   expects: ``_Shared`` overrides it, returns 0 and signals the end of the run.
 2. It flags every stderr line that is not a "Warning:" as an error (notes included) and logs it:
    its logger is silenced, command errors are caught (:func:`_quiet`), and the runner classifies
    the log as in batch mode.
