@@ -5,12 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imcpnn.circuits.netlist.network import NETLIST_KINDS
-from imcpnn.errors import ConfigError
-
-
-def _require(owner: str, name: str, value, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{owner}.{name}={value!r} is invalid: allowed {allowed}")
+from imcpnn.config import require
 
 
 @dataclass(frozen=True)
@@ -35,23 +30,23 @@ class SearchConfig:
     ``ValidationConfig.spice_batch`` keeps every deck full."""
 
     def __post_init__(self):
-        _require("SearchConfig", "steps", self.steps,
-                 len(self.steps) >= 1 and all(0 < s < 1 for s in self.steps)
-                 and list(self.steps) == sorted(self.steps, reverse=True),
-                 "one or more relative steps in (0, 1), decreasing")
-        _require("SearchConfig", "half_width", self.half_width,
-                 isinstance(self.half_width, int) and 1 <= self.half_width <= 10,
-                 "an integer in [1, 10]")
-        _require("SearchConfig", "max_recentre", self.max_recentre, 0 <= self.max_recentre <= 20,
-                 "an integer in [0, 20]")
-        _require("SearchConfig", "ray_levels", self.ray_levels,
-                 isinstance(self.ray_levels, int) and 0 <= self.ray_levels <= len(self.steps),
-                 "an integer from 0 to the number of steps")
-        _require("SearchConfig", "n_samples", self.n_samples,
-                 isinstance(self.n_samples, int) and self.n_samples >= 0, "an integer >= 0 (0 = all)")
+        require(self, "steps", self.steps,
+                len(self.steps) >= 1 and all(0 < s < 1 for s in self.steps)
+                and list(self.steps) == sorted(self.steps, reverse=True),
+                "one or more relative steps in (0, 1), decreasing")
+        require(self, "half_width", self.half_width,
+                isinstance(self.half_width, int) and 1 <= self.half_width <= 10,
+                "an integer in [1, 10]")
+        require(self, "max_recentre", self.max_recentre, 0 <= self.max_recentre <= 20,
+                "an integer in [0, 20]")
+        require(self, "ray_levels", self.ray_levels,
+                isinstance(self.ray_levels, int) and 0 <= self.ray_levels <= len(self.steps),
+                "an integer from 0 to the number of steps")
+        require(self, "n_samples", self.n_samples,
+                isinstance(self.n_samples, int) and self.n_samples >= 0, "an integer >= 0 (0 = all)")
         ok = len(self.scale_range) == 2 and 0 < self.scale_range[0] <= 1 < self.scale_range[1]
-        _require("SearchConfig", "scale_range", self.scale_range, ok,
-                 "(low, high) with 0 < low <= 1 < high")
+        require(self, "scale_range", self.scale_range, ok,
+                "(low, high) with 0 < low <= 1 < high")
 
 
 @dataclass(frozen=True)
@@ -68,19 +63,19 @@ class TraceFitConfig:
     """Spike-time residual weight (normalized; 10 ns at T = 1 us)."""
     fit_v_th_circ: bool = False
     """Fit V_th_circ too; by default it is held at the DC switch point V0 - V_switch, which the
-    characterization measures directly. Free, it joins the membrane's (V_th, s, E) degeneracy
-    and moves the E values into its own units: on the demo it went to 0.718 V (DC 0.8425 V),
-    E_dis to 1.21, and the network RMSE of the trace-fitted pipeline to 30.5 ns, against 20.8 ns
-    with it held (same run, measured)."""
+    characterization measures directly. Free, it joins the membrane's (V_th, s, E) degeneracy:
+    the fit can trade V_th_circ against the current scale and the E values, which then no longer
+    mean what the circuit's lambdas say, and the trace-fitted network predicts SPICE worse than
+    with V_th_circ held."""
 
     def __post_init__(self):
-        _require("TraceFitConfig", "n_patterns", self.n_patterns, 1 <= self.n_patterns <= 200,
-                 "an integer in [1, 200]")
-        _require("TraceFitConfig", "n_times", self.n_times, 3 <= self.n_times <= 1000,
-                 "an integer in [3, 1000]")
+        require(self, "n_patterns", self.n_patterns, 1 <= self.n_patterns <= 200,
+                "an integer in [1, 200]")
+        require(self, "n_times", self.n_times, 3 <= self.n_times <= 1000,
+                "an integer in [3, 1000]")
         for name in ("sigma_v_v", "sigma_t"):
             value = getattr(self, name)
-            _require("TraceFitConfig", name, value, value > 0, "a number > 0")
+            require(self, name, value, value > 0, "a number > 0")
 
 
 @dataclass(frozen=True)
@@ -111,12 +106,13 @@ class ValidationConfig:
     """Largest ngspice transient step (s); edges get small steps from the truncation-error control
     (``PhaseSchedule.trtol``), see benchmarks/network_tran_settings.py."""
     trtol: float = 0.05
-    """ngspice truncation-error factor (``.options trtol``; ngspice's default is 7). With a 50 ns
-    max step, 0.05 puts spike times within ~0.1 ns of a converged transient; 7 was ~14 ns off."""
+    """ngspice truncation-error factor (``.options trtol``; ngspice's default is 7). The large
+    max step relies on it: a tight trtol keeps spike times close to a converged transient, where
+    ngspice's default leaves them far off (benchmarks/network_tran_settings.py measures both)."""
     spice_batch: int = 7
     """Test samples per ngspice run. Runs go in parallel, one per core, so small decks keep the
     cores busy when a search round has fewer candidates than cores or an odd number of them; a
-    deck's fixed cost is small (measured, random 5-5-5 weights: 1.9 s for 1 sample, 11.2 s for 7)."""
+    deck's fixed cost is small against its per-sample cost (benchmarks/spice_throughput.py)."""
     netlist_kind: str = "schematic+parasitic-estimate"
     """SPICE netlist of every pipeline: "schematic", "schematic+parasitic-estimate" (wire C
     estimate on membrane and spike lines) or "post-layout" (the generated layout's extracted
@@ -132,27 +128,27 @@ class ValidationConfig:
     fit: TraceFitConfig = field(default_factory=TraceFitConfig)
 
     def __post_init__(self):
-        _require("ValidationConfig", "n_test", self.n_test, 1 <= self.n_test <= 50,
-                 "an integer in [1, 50] (Iris' test split has 50 samples)")
-        _require("ValidationConfig", "epochs", self.epochs, self.epochs >= 1, "an integer >= 1")
-        _require("ValidationConfig", "hidden", self.hidden, self.hidden >= 1, "an integer >= 1")
-        _require("ValidationConfig", "n_outputs", self.n_outputs, self.n_outputs >= 3,
-                 "an integer >= 3 (Iris has 3 classes)")
-        _require("ValidationConfig", "lr", self.lr, 0 < self.lr < 1, "a number in (0, 1)")
-        _require("ValidationConfig", "batch_size", self.batch_size, self.batch_size >= 1,
-                 "an integer >= 1")
-        _require("ValidationConfig", "t_step_max_s", self.t_step_max_s,
-                 1e-11 <= self.t_step_max_s <= 1e-7, "a step in [1e-11, 1e-7] s")
-        _require("ValidationConfig", "trtol", self.trtol, 0 < self.trtol <= 7, "a number in (0, 7]")
-        _require("ValidationConfig", "spice_batch", self.spice_batch, self.spice_batch >= 1,
-                 "an integer >= 1")
-        _require("ValidationConfig", "e_ideal", self.e_ideal, self.e_ideal >= 10,
-                 "a number >= 10 (it stands for the ideal, E -> infinity)")
-        _require("ValidationConfig", "netlist_kind", self.netlist_kind,
-                 self.netlist_kind in NETLIST_KINDS, "one of " + ", ".join(NETLIST_KINDS))
-        _require("ValidationConfig", "calibration", self.calibration,
-                 self.calibration in ("train", "test"), "train or test")
-        _require("ValidationConfig", "discharger", self.discharger,
-                 self.discharger in ("fixed", "searched"), "fixed or searched")
-        _require("ValidationConfig", "corner", self.corner,
-                 self.corner in ("tt", "ff", "ss", "sf", "fs"), "one of tt, ff, ss, sf, fs")
+        require(self, "n_test", self.n_test, 1 <= self.n_test <= 50,
+                "an integer in [1, 50] (Iris' test split has 50 samples)")
+        require(self, "epochs", self.epochs, self.epochs >= 1, "an integer >= 1")
+        require(self, "hidden", self.hidden, self.hidden >= 1, "an integer >= 1")
+        require(self, "n_outputs", self.n_outputs, self.n_outputs >= 3,
+                "an integer >= 3 (Iris has 3 classes)")
+        require(self, "lr", self.lr, 0 < self.lr < 1, "a number in (0, 1)")
+        require(self, "batch_size", self.batch_size, self.batch_size >= 1,
+                "an integer >= 1")
+        require(self, "t_step_max_s", self.t_step_max_s,
+                1e-11 <= self.t_step_max_s <= 1e-7, "a step in [1e-11, 1e-7] s")
+        require(self, "trtol", self.trtol, 0 < self.trtol <= 7, "a number in (0, 7]")
+        require(self, "spice_batch", self.spice_batch, self.spice_batch >= 1,
+                "an integer >= 1")
+        require(self, "e_ideal", self.e_ideal, self.e_ideal >= 10,
+                "a number >= 10 (it stands for the ideal, E -> infinity)")
+        require(self, "netlist_kind", self.netlist_kind,
+                self.netlist_kind in NETLIST_KINDS, "one of " + ", ".join(NETLIST_KINDS))
+        require(self, "calibration", self.calibration,
+                self.calibration in ("train", "test"), "train or test")
+        require(self, "discharger", self.discharger,
+                self.discharger in ("fixed", "searched"), "fixed or searched")
+        require(self, "corner", self.corner,
+                self.corner in ("tt", "ff", "ss", "sf", "fs"), "one of tt, ff, ss, sf, fs")

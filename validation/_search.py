@@ -1,7 +1,7 @@
 """Coarse-to-fine search of current scales against SPICE, economical and resumable.
 
 Why a stencil (pattern) search rather than a 1 % grid over the whole range: one candidate costs
-one batched ngspice run (all test samples, minutes for a 5-5-5 network), and the RMSE is a smooth,
+one batched ngspice run (all calibration samples), and the RMSE is a smooth,
 roughly bowl-shaped function of the scales near its minimum. So each level simulates a small
 axis-aligned stencil around the best point so far (centre +- k steps along each axis, k <=
 half_width: a compass / coordinate pattern search, Kolda, Lewis and Torczon, SIAM Review 2003),
