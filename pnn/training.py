@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from imcpnn.config import from_dict, to_dict
+from imcpnn.config import from_dict, is_real, require, to_dict
 from imcpnn.errors import ConfigError, ResultsError, TrainingError
 from imcpnn.rundir import RunClock, RunDirLock, note, write_json_atomic
 from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
@@ -56,6 +56,11 @@ _CHECKPOINT_KEYS = ("model", "optimizer", "history", "shuffle_rng", "model_rng",
                     "n_outputs", "n_classes")
 
 
+def _is_count(value: object) -> bool:
+    """An int >= 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Network shape and physics.
@@ -72,8 +77,8 @@ class ModelConfig:
 
     def __post_init__(self):
         parse_arch(self.arch)
-        if self.n_outputs is not None and self.n_outputs < 1:
-            raise ConfigError(f"ModelConfig.n_outputs={self.n_outputs} must be >= 1 (or None)")
+        require(self, "n_outputs", self.n_outputs, self.n_outputs is None or _is_count(self.n_outputs),
+                "an integer >= 1, or None (as many as classes)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +90,10 @@ class LossConfig:
     t_ref: float = 0.9
 
     def __post_init__(self):
-        if not self.tau_soft > 0:
-            raise ConfigError(f"LossConfig.tau_soft={self.tau_soft} must be > 0 (paper: 0.07)")
-        if not self.gamma >= 0:
-            raise ConfigError(f"LossConfig.gamma={self.gamma} must be >= 0 (paper: 2.6)")
-        if not 0 <= self.t_ref <= 1:
-            raise ConfigError(f"LossConfig.t_ref={self.t_ref} must lie in [0, 1] (paper: 0.9)")
+        require(self, "tau_soft", self.tau_soft, is_real(self.tau_soft) and self.tau_soft > 0,
+                "a finite number > 0 (paper: 0.07)")
+        require(self, "gamma", self.gamma, is_real(self.gamma) and self.gamma >= 0, "a finite number >= 0 (paper: 2.6)")
+        require(self, "t_ref", self.t_ref, is_real(self.t_ref) and 0 <= self.t_ref <= 1, "[0, 1] (paper: 0.9)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +105,9 @@ class OptimConfig:
     epochs: int = 50
 
     def __post_init__(self):
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"OptimConfig.lr={self.lr} must be a finite value > 0 (paper: 1e-4)")
-        if self.batch_size < 1:
-            raise ConfigError(f"OptimConfig.batch_size={self.batch_size} must be >= 1 (paper: 32)")
-        if self.epochs < 1:
-            raise ConfigError(f"OptimConfig.epochs={self.epochs} must be >= 1")
+        require(self, "lr", self.lr, is_real(self.lr) and self.lr > 0, "a finite number > 0 (paper: 1e-4)")
+        require(self, "batch_size", self.batch_size, _is_count(self.batch_size), "an integer >= 1 (paper: 32)")
+        require(self, "epochs", self.epochs, _is_count(self.epochs), "an integer >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,8 +129,7 @@ class TrainConfig:
     eval_exact: bool = False
 
     def __post_init__(self):
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"TrainConfig.device={self.device!r} must be 'cpu' or 'cuda'")
+        require(self, "device", self.device, self.device in ("cpu", "cuda"), "'cpu' or 'cuda'")
 
 
 @dataclasses.dataclass

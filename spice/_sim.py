@@ -8,13 +8,13 @@ share one ngspice start (and one model load).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping, Union
 
+from imcpnn.config import is_real, require, require_positive
 from imcpnn.errors import ConfigError
 
 from ._models import Corner, Devices, cache_root, find_models, model_include, normalize_devices
@@ -47,18 +47,11 @@ def _check_includable(path: str, what: str, fix: str) -> None:
                           f"comment even inside quotes, so a deck cannot include files from it: {fix}")
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_sweep(prefix: str, start: float, stop: float, step: float) -> None:
-    _check_positive(f"{prefix}step_v", abs(step))
-    if (stop - start) * step < 0:
-        raise ConfigError(
-            f"{prefix}step_v={step!r} points away from {prefix}stop_v={stop!r} "
-            f"(start {start!r}): use a step with the sign of stop - start"
-        )
+def _check_sweep(owner: object, prefix: str, start: float, stop: float, step: float) -> None:
+    """The step ``step<prefix>_v`` of a sweep: finite, not 0, and toward ``stop`` from ``start``."""
+    require(owner, f"step{prefix}_v", step, is_real(step) and step != 0, "a finite number other than 0")
+    require(owner, f"step{prefix}_v", step, (stop - start) * step >= 0,
+            f"a step with the sign of stop{prefix}_v - start{prefix}_v (start {start!r}, stop {stop!r})")
 
 
 @dataclass(frozen=True)
@@ -87,14 +80,14 @@ class Dc:
     step2_v: float | None = None
 
     def __post_init__(self) -> None:
-        _check_sweep("", self.start_v, self.stop_v, self.step_v)
+        _check_sweep(self, "", self.start_v, self.stop_v, self.step_v)
         second = (self.start2_v, self.stop2_v, self.step2_v)
         if self.source2 is None and any(v is not None for v in second):
             raise ConfigError("Dc: start2_v/stop2_v/step2_v given without source2: name the second source")
         if self.source2 is not None:
             if any(v is None for v in second):
                 raise ConfigError(f"Dc: source2={self.source2!r} needs start2_v, stop2_v and step2_v")
-            _check_sweep("2", *second)  # type: ignore[arg-type]
+            _check_sweep(self, "2", *second)  # type: ignore[arg-type]
 
     def line(self) -> str:
         s = f".dc {self.source} {_fmt(self.start_v)} {_fmt(self.stop_v)} {_fmt(self.step_v)}"
@@ -113,10 +106,9 @@ class Tran:
     use_initial_conditions: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive("Tran.t_step_s", self.t_step_s)
-        _check_positive("Tran.t_stop_s", self.t_stop_s)
+        require_positive(self, "t_step_s", "t_stop_s", unit="s")
         if self.t_max_step_s is not None:
-            _check_positive("Tran.t_max_step_s", self.t_max_step_s)
+            require_positive(self, "t_max_step_s", unit="s")
 
     def line(self) -> str:
         s = f".tran {_fmt(self.t_step_s)} {_fmt(self.t_stop_s)}"
@@ -135,12 +127,10 @@ class Ac:
     variation: str = "dec"
 
     def __post_init__(self) -> None:
-        _check_positive("Ac.f_start_hz", self.f_start_hz)
-        _check_positive("Ac.f_stop_hz", self.f_stop_hz)
-        if self.variation not in ("dec", "oct", "lin"):
-            raise ConfigError(f"Ac.variation={self.variation!r}: use 'dec', 'oct' or 'lin'")
-        if self.points < 1:
-            raise ConfigError(f"Ac.points={self.points!r} must be >= 1")
+        require_positive(self, "f_start_hz", "f_stop_hz", unit="Hz")
+        require(self, "variation", self.variation, self.variation in ("dec", "oct", "lin"), "'dec', 'oct' or 'lin'")
+        require(self, "points", self.points, isinstance(self.points, int) and not isinstance(self.points, bool)
+                and self.points >= 1, "an integer >= 1")
 
     def line(self) -> str:
         return f".ac {self.variation} {self.points} {_fmt(self.f_start_hz)} {_fmt(self.f_stop_hz)}"
@@ -190,8 +180,8 @@ class Sim:
             object.__setattr__(self, "save", (self.save,))
         object.__setattr__(self, "save", tuple(self.save))
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
-        if not math.isfinite(self.temp_c) or self.temp_c < -273.15:
-            raise ConfigError(f"Sim.temp_c={self.temp_c!r} must be a finite temperature >= -273.15 C")
+        require(self, "temp_c", self.temp_c, is_real(self.temp_c) and self.temp_c >= -273.15,
+                "a finite temperature >= -273.15 C")
         for line in self.circuit.splitlines():
             card = line.strip().lower().split()[:1]
             if card and card[0] in (".end", ".control", ".endc", ".op", ".dc", ".tran", ".ac", ".lib"):

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from imcpnn.config import from_dict, load_json, non_default_fields, to_dict, to_json
+from imcpnn.config import (from_dict, is_real, load_json, non_default_fields, require, require_positive, to_dict,
+                           to_json)
 from imcpnn.errors import ConfigError
 
 
@@ -55,3 +56,32 @@ def test_missing_and_malformed_files(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_json(_Outer, tmp_path / "bad.json")
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    width_m: float = 1e-6
+    length_m: float = 1e-6
+
+
+def test_require_names_owner_field_value_and_what_is_allowed():
+    require(_Sizes(), "width_m", 1e-6, True, "anything")  # ok: nothing raised
+    with pytest.raises(ConfigError) as info:
+        require(_Sizes(), "width_m", -1.0, False, "a size > 0 m")
+    assert str(info.value) == "_Sizes.width_m=-1.0 is invalid: allowed a size > 0 m"
+    with pytest.raises(ConfigError, match=r"^discharger.scale='x' is invalid: allowed a number$"):
+        require("discharger", "scale", "x", False, "a number")  # a name string as owner
+
+
+@pytest.mark.parametrize("value", [0, -1e-6, float("nan"), float("inf"), True, "1e-6", None])
+def test_require_positive_refuses_what_is_not_a_finite_number_above_zero(value):
+    with pytest.raises(ConfigError) as info:
+        require_positive(_Sizes(length_m=value), "width_m", "length_m", unit="m")
+    assert str(info.value) == f"_Sizes.length_m={value!r} is invalid: allowed a finite number > 0 m"
+    assert "\n" not in str(info.value)
+
+
+def test_require_positive_accepts_positive_ints_and_floats():
+    require_positive(_Sizes(width_m=2, length_m=0.5e-6), "width_m", "length_m")
+    assert [is_real(v) for v in (1, 2.5, -3, True, float("nan"), float("inf"), "1")] == [
+        True, True, True, False, False, False, False]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imcpnn.circuits.netlist.operating_point import OperatingPoint
 from imcpnn.errors import ConfigError
 
 
@@ -161,10 +162,11 @@ class Characterization:
     Build it with :meth:`from_dict` from the JSON written by ``imcpnn characterize``; the
     I_D(V_G) tables at V_D = V0 map weights to gate biases.
 
-    Operating point of the characterization (its JSON ``settings``): ``corner``, ``temp_c``,
-    ``vdd_v``, ``vb_sense_v`` (and ``v0``). None = not recorded (data built by hand, without
-    settings): the network run that uses it supplies the value. A recorded value must equal the
-    network run's, see :func:`imcpnn.circuits.simulate.run.check_operating_point`.
+    Conditions of the characterization (its JSON ``settings``): ``corner``, ``temp_c``, and the
+    operating point ``v0``, ``vdd_v``, ``vb_sense_v`` (:meth:`operating_point`). None = not
+    recorded (data built by hand, without settings): the network run that uses it supplies the
+    value. A recorded value must equal the network run's, see
+    :func:`imcpnn.circuits.simulate.run.check_operating_point`.
     """
 
     v0: float
@@ -183,6 +185,15 @@ class Characterization:
     temp_c: float | None = None
     vdd_v: float | None = None
     vb_sense_v: float | None = None
+
+    def operating_point(self, unrecorded: OperatingPoint) -> OperatingPoint:
+        """The operating point the tables were measured at; a value not recorded (None) is taken
+        from ``unrecorded`` (the run's own point, so that it compares equal)."""
+        return OperatingPoint(
+            vdd_v=unrecorded.vdd_v if self.vdd_v is None else self.vdd_v,
+            v0_v=self.v0,
+            vb_sense_v=unrecorded.vb_sense_v if self.vb_sense_v is None else self.vb_sense_v,
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> "Characterization":

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from imcpnn.circuits.netlist.cells import CELLS, Neuron, Synapse, cell_text
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT, OperatingPoint
 from imcpnn.circuits.characterization.fit import (
     CONTRACT_KEYS,
     IdVgTable,
@@ -30,7 +31,7 @@ from imcpnn.circuits.characterization.fit import (
     model_constants,
 )
 from imcpnn.circuits.sky130 import fmt_um, model
-from imcpnn.config import to_dict
+from imcpnn.config import is_real, require, to_dict
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner, Dc, Sim, device_uses, run_many
 
@@ -43,6 +44,9 @@ I_FLOOR_A = 1e-12
 class CharacterizationConfig:
     """What to sweep. Sizes live in the cell dataclasses (m), voltages in V, temperature in deg C.
 
+    ``vdd_v``, ``v0_v``, ``vb_sense_v``: the operating point the devices are measured at (see
+    :class:`~imcpnn.circuits.netlist.operating_point.OperatingPoint`, also :attr:`operating_point`;
+    saved in the characterization JSON's ``settings``, which the network run is checked against).
     ``vg_n_v``/``vg_p_v``/``vg_dis_v``: gate biases of the I_D-V_D families; ``window_v``: membrane
     window of the lambda fit; ``vg_table_n_v``/``vg_table_p_v``: gate ranges tabulated at
     V_D = V0 in steps of ``vg_table_step_v``.
@@ -50,9 +54,9 @@ class CharacterizationConfig:
 
     synapse: Synapse = field(default_factory=Synapse)
     neuron: Neuron = field(default_factory=Neuron)
-    vdd_v: float = 1.8
-    v0_v: float = 1.3
-    vb_sense_v: float = 0.95
+    vdd_v: float = DESIGN_POINT.vdd_v
+    v0_v: float = DESIGN_POINT.v0_v
+    vb_sense_v: float = DESIGN_POINT.vb_sense_v
     window_v: tuple[float, float] = (0.46, 1.36)
     vg_n_v: tuple[float, ...] = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
     vg_p_v: tuple[float, ...] = (1.05, 1.10, 1.15, 1.20, 1.25, 1.30)
@@ -67,18 +71,23 @@ class CharacterizationConfig:
 
     def __post_init__(self) -> None:
         Corner.parse(self.corner)  # unknown corner -> ConfigError listing the valid ones
+        OperatingPoint.check(self)
         lo, hi = self.window_v
-        if not 0 <= lo < hi <= self.vdd_v:
-            raise ConfigError(f"CharacterizationConfig.window_v={self.window_v} must satisfy 0 <= lo < hi <= vdd_v")
-        if not lo <= self.v0_v <= hi:
-            raise ConfigError(f"CharacterizationConfig.v0_v={self.v0_v} V must lie inside window_v={self.window_v}")
+        require(self, "window_v", self.window_v, 0 <= lo < hi <= self.vdd_v,
+                f"(lo, hi) with 0 <= lo < hi <= vdd_v={self.vdd_v} V")
+        require(self, "v0_v", self.v0_v, lo <= self.v0_v <= hi, f"a voltage inside window_v={self.window_v} V")
         for name in ("vd_step_v", "vg_table_step_v", "vsw_step_v"):
-            if not 0 < getattr(self, name) <= 0.1:
-                raise ConfigError(f"CharacterizationConfig.{name}={getattr(self, name)!r} V must be in (0, 0.1]")
+            value = getattr(self, name)
+            require(self, name, value, is_real(value) and 0 < value <= 0.1, "(0, 0.1] V")
         for name in ("vg_n_v", "vg_p_v", "vg_dis_v"):
             values = getattr(self, name)
-            if len(values) < 1 or any(not 0 <= v <= self.vdd_v for v in values):
-                raise ConfigError(f"CharacterizationConfig.{name}={values} needs >= 1 value in [0, vdd_v]")
+            require(self, name, values, len(values) >= 1 and all(0 <= v <= self.vdd_v for v in values),
+                    f">= 1 gate voltage in [0, vdd_v={self.vdd_v}] V")
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """Supply, reset voltage and sensing bias as one :class:`OperatingPoint`."""
+        return OperatingPoint.of(self)
 
 
 def _step(values: tuple[float, ...]) -> float:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from imcpnn.circuits.sky130 import fmt_um, mim_capacitance_f
-from imcpnn.errors import ConfigError, NetlistError
+from imcpnn.config import is_real, require
+from imcpnn.errors import NetlistError
 
 #: Smallest drawn width and length of the 1.8 V devices (m); the MIM plate's smallest side (m).
 W_MIN_M = 0.42e-6
@@ -21,21 +22,20 @@ L_MIN_M = 0.15e-6
 MIM_MIN_M = 1.0e-6
 
 
-def _check_min(owner: object, field: str, minimum_m: float) -> None:
-    value = getattr(owner, field)
-    if not value >= minimum_m:
-        raise ConfigError(
-            f"{type(owner).__name__}.{field}={value!r} m is below {minimum_m:g} m "
-            "(sky130 minimum; sizes are in metres, e.g. 1e-6 for 1 um)"
-        )
-
-
 class Cell:
-    """Mixin: ``subckt`` name, ``ports`` and ``_params`` (field -> subckt parameter in um)."""
+    """Mixin: ``subckt`` name, ``ports``, ``_params`` (field -> subckt parameter in um) and
+    ``_minimum_m`` (field -> its sky130 minimum in m, checked on construction)."""
 
     subckt: ClassVar[str]
     ports: ClassVar[tuple[str, ...]]
     _params: ClassVar[dict[str, str]] = {}
+    _minimum_m: ClassVar[dict[str, float]] = {}
+
+    def __post_init__(self) -> None:
+        for name, minimum in self._minimum_m.items():
+            value = getattr(self, name)
+            require(self, name, value, is_real(value) and value >= minimum,
+                    f"a size >= {minimum:g} m (sky130 minimum; sizes are in metres, e.g. 1e-6 for 1 um)")
 
     def params_um(self) -> dict[str, str]:
         """Subckt parameter values as deck text (micrometres)."""
@@ -57,11 +57,7 @@ class _LogicCell(Cell):
     """A CMOS logic cell sized by one NMOS width, one PMOS width and one channel length."""
 
     _params: ClassVar[dict[str, str]] = {"wn_m": "wn", "wp_m": "wp", "l_m": "l"}
-
-    def __post_init__(self) -> None:
-        for f in ("wn_m", "wp_m"):
-            _check_min(self, f, W_MIN_M)
-        _check_min(self, "l_m", L_MIN_M)
+    _minimum_m: ClassVar[dict[str, float]] = {"wn_m": W_MIN_M, "wp_m": W_MIN_M, "l_m": L_MIN_M}
 
 
 @dataclass(frozen=True)
@@ -104,12 +100,9 @@ class Synapse(Cell):
     subckt: ClassVar[str] = "synapse"
     ports: ClassVar[tuple[str, ...]] = ("mem", "spk", "spk_b", "vg_n", "vg_p", "vdd", "vss")
     _params: ClassVar[dict[str, str]] = {"w_m": "w", "l_m": "l"}
+    _minimum_m: ClassVar[dict[str, float]] = {"w_m": W_MIN_M, "l_m": L_MIN_M}
     w_m: float = 1.0e-6
     l_m: float = 0.25e-6
-
-    def __post_init__(self) -> None:
-        _check_min(self, "w_m", W_MIN_M)
-        _check_min(self, "l_m", L_MIN_M)
 
 
 @dataclass(frozen=True)
@@ -129,18 +122,15 @@ class Neuron(Cell):
         "cm_w_m": "cm_w", "cm_l_m": "cm_l", "w_dis_m": "w_dis", "l_dis_m": "l_dis",
         "l_bias_m": "l_bias",
     }  # fmt: skip
+    _minimum_m: ClassVar[dict[str, float]] = {
+        "cm_w_m": MIM_MIN_M, "cm_l_m": MIM_MIN_M, "w_dis_m": W_MIN_M, "l_dis_m": L_MIN_M,
+        "l_bias_m": L_MIN_M,
+    }  # fmt: skip
     cm_w_m: float = 7.0e-6
     cm_l_m: float = 7.0e-6
     w_dis_m: float = 1.0e-6
     l_dis_m: float = 0.25e-6
     l_bias_m: float = 0.5e-6
-
-    def __post_init__(self) -> None:
-        _check_min(self, "cm_w_m", MIM_MIN_M)
-        _check_min(self, "cm_l_m", MIM_MIN_M)
-        _check_min(self, "w_dis_m", W_MIN_M)
-        _check_min(self, "l_dis_m", L_MIN_M)
-        _check_min(self, "l_bias_m", L_MIN_M)
 
     @property
     def c_mim_f(self) -> float:

@@ -24,16 +24,11 @@ import numpy as np
 
 from imcpnn.circuits.netlist.cells import CELLS, Neuron, Synapse, cell_text
 from imcpnn.circuits.netlist.extracted import ExtractedNetlist, parse_extracted
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT, OperatingPoint
+from imcpnn.config import is_real, require, require_positive
 from imcpnn.errors import ConfigError, NetlistError
 
 NETLIST_KINDS = ("schematic", "schematic+parasitic-estimate", "post-layout")
-
-
-def _positive(owner: object, *names: str) -> None:
-    for name in names:
-        value = getattr(owner, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"{type(owner).__name__}.{name}={value!r} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -59,19 +54,13 @@ class PhaseSchedule:
     trtol: float = 0.05
 
     def __post_init__(self) -> None:
-        _positive(self, "t_phase_s", "t_edge_s", "t_step_max_s", "trtol")
-        if not self.trtol <= 7:
-            raise ConfigError(
-                f"PhaseSchedule.trtol={self.trtol!r} must be in (0, 7]: ngspice's default 7 is the "
-                "loosest useful value, smaller values resolve the spike edges"
-            )
-        if not self.t_edge_s < self.t_phase_s / 10:
-            raise ConfigError(
-                f"PhaseSchedule.t_edge_s={self.t_edge_s!r} s must be below t_phase_s/10 = "
-                f"{self.t_phase_s / 10:g} s"
-            )
-        if not 0 <= self.t_grid < 1:
-            raise ConfigError(f"PhaseSchedule.t_grid={self.t_grid!r} must be in [0, 1)")
+        require_positive(self, "t_phase_s", "t_edge_s", "t_step_max_s", unit="s")
+        require(self, "trtol", self.trtol, is_real(self.trtol) and 0 < self.trtol <= 7,
+                "(0, 7] (ngspice's default 7 is the loosest useful value; smaller values resolve "
+                "the spike edges)")
+        require(self, "t_edge_s", self.t_edge_s, self.t_edge_s < self.t_phase_s / 10,
+                f"< t_phase_s/10 = {self.t_phase_s / 10:g} s")
+        require(self, "t_grid", self.t_grid, is_real(self.t_grid) and 0 <= self.t_grid < 1, "[0, 1)")
 
     def sample_offset_s(self, sample: int) -> float:
         """Start o_s of sample ``sample`` (s): 3 T s."""
@@ -104,7 +93,7 @@ class ParasiticEstimate:
     c_fringe_f_per_m: float = 40.6e-18 / 1e-6
 
     def __post_init__(self) -> None:
-        _positive(self, "pitch_m", "wire_w_m", "c_area_f_per_m2", "c_fringe_f_per_m")
+        require_positive(self, "pitch_m", "wire_w_m", "c_area_f_per_m2", "c_fringe_f_per_m")
 
     def line_f(self, n_cells: int) -> float:
         """Capacitance (F) of a line crossing ``n_cells`` cells: L = n pitch, C = c_a L w + 2 c_f L."""
@@ -123,8 +112,8 @@ class SynapseArray:
     def __post_init__(self) -> None:
         for name in ("n_in", "n_out"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"SynapseArray.{name}={value!r} must be an integer >= 1")
+            require(self, name, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                    "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -158,11 +147,8 @@ class PostLayoutCore:
     def __post_init__(self) -> None:
         object.__setattr__(self, "ports", parse_extracted(self.text, self.name).ports)
         c = tuple(float(x) for x in self.membrane_f_per_layer)
-        if not c or not all(0 < x < 1e-9 for x in c):
-            raise ConfigError(
-                f"PostLayoutCore.membrane_f_per_layer={self.membrane_f_per_layer!r} must hold one "
-                "capacitance in (0, 1 nF) per layer, in F"
-            )
+        require(self, "membrane_f_per_layer", self.membrane_f_per_layer, bool(c) and all(0 < x < 1e-9 for x in c),
+                "one capacitance in (0, 1 nF) per layer, in F")
         object.__setattr__(self, "membrane_f_per_layer", c)
 
     @classmethod
@@ -191,32 +177,36 @@ def extracted_membrane_f(netlist: ExtractedNetlist, widths: tuple[int, ...]) -> 
 class Network:
     """Feed-forward RC-Spike network; ``widths`` = (n_in, n_hidden..., n_out), any depth >= 1 layer.
 
-    Supply, reset voltage and sensing bias in V; ``parasitic`` adds wire capacitance estimates
-    (``netlist_kind`` then reads "schematic+parasitic-estimate"); ``core`` replaces the cell
-    instances by one post-layout core subcircuit ("post-layout").
+    ``vdd_v``, ``v0_v``, ``vb_sense_v``: the operating point the deck applies (V; see
+    :class:`~imcpnn.circuits.netlist.operating_point.OperatingPoint`, also :attr:`operating_point`);
+    ``parasitic`` adds wire capacitance estimates (``netlist_kind`` then reads
+    "schematic+parasitic-estimate"); ``core`` replaces the cell instances by one post-layout core
+    subcircuit ("post-layout").
     """
 
     widths: tuple[int, ...]
     synapse: Synapse = field(default_factory=Synapse)
     neuron: Neuron = field(default_factory=Neuron)
-    vdd_v: float = 1.8
-    v0_v: float = 1.3
-    vb_sense_v: float = 0.95
+    vdd_v: float = DESIGN_POINT.vdd_v
+    v0_v: float = DESIGN_POINT.v0_v
+    vb_sense_v: float = DESIGN_POINT.vb_sense_v
     parasitic: ParasiticEstimate | None = None
     core: PostLayoutCore | None = None
 
     def __post_init__(self) -> None:
         widths = tuple(self.widths)
-        if len(widths) < 2 or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in widths):
-            raise ConfigError(
-                f"Network.widths={self.widths!r} must hold >= 2 integers >= 1 (n_in, ..., n_out)"
-            )
+        require(self, "widths", self.widths, len(widths) >= 2 and all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in widths),
+            ">= 2 integers >= 1 (n_in, ..., n_out)")
         object.__setattr__(self, "widths", tuple(int(n) for n in widths))
-        _positive(self, "vdd_v", "v0_v", "vb_sense_v")
-        if not self.v0_v < self.vdd_v:
-            raise ConfigError(f"Network.v0_v={self.v0_v} V must be below vdd_v={self.vdd_v} V")
+        OperatingPoint.check(self)
         if self.core is not None:
             self._check_core(self.core)
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """Supply, reset voltage and sensing bias as one :class:`OperatingPoint`."""
+        return OperatingPoint.of(self)
 
     def _check_core(self, core: PostLayoutCore) -> None:
         if self.parasitic is not None:

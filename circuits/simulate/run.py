@@ -18,6 +18,7 @@ import pandas as pd
 from imcpnn.circuits.characterization.fit import Characterization
 from imcpnn.circuits.simulate.measure import membrane_table, spike_table
 from imcpnn.circuits.netlist.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
+from imcpnn.circuits.netlist.operating_point import OperatingPoint
 from imcpnn.circuits.simulate.weights import CurrentScales, discharger_bias_v, weights_to_biases
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner, Sim, Tran, device_uses, run_many
@@ -47,23 +48,22 @@ def check_operating_point(network: Network, char: Characterization, corner: str 
                           temp_c: float = 27.0, *, role: str = "network") -> None:
     """Refuse a run whose operating point differs from the characterization that maps its weights.
 
-    The gate biases come from I_D(V_G) tables measured at the characterization's V0, VDD, sensing
-    bias, corner and temperature; a deck run at another point would use biases for currents that
-    are not the intended ones. Compared: V0 (``char.v0`` vs ``network.v0_v``), VDD, the sensing bias,
-    the corner and the temperature. A characterization value of None (not recorded, e.g. built by
-    hand without ``settings``) takes the run's value. Raises ConfigError naming every mismatch,
-    both values and the fix.
+    The gate biases come from I_D(V_G) tables measured at the characterization's operating point
+    (V0, VDD, sensing bias), corner and temperature; a deck run at another point would use biases
+    for currents that are not the intended ones. Compared: ``network.operating_point`` with
+    ``char.operating_point(...)``, the corner and the temperature. A characterization value of None
+    (not recorded, e.g. built by hand without ``settings``) takes the run's value. Raises
+    ConfigError naming every mismatch, both values and the fix.
     """
     run_corner = Corner.parse(corner)
+    run_point = network.operating_point
+    char_point = char.operating_point(unrecorded=run_point)
     diffs, fixes = [], []
-    for label, name, char_value, run_value in (
-        ("V0", "v0_v", char.v0, network.v0_v),
-        ("VDD", "vdd_v", char.vdd_v, network.vdd_v),
-        ("sense bias", "vb_sense_v", char.vb_sense_v, network.vb_sense_v),
-    ):
-        if char_value is not None and not math.isclose(char_value, run_value, rel_tol=0, abs_tol=OP_TOL):
-            diffs.append(f"{label} {run_value:g} V ({role}.{name}) vs {char_value:g} V (characterization)")
-            fixes.append(f"Network(..., {name}={char_value:g})")
+    for name in run_point.mismatches(char_point, OP_TOL):
+        run_value, char_value = getattr(run_point, name), getattr(char_point, name)
+        diffs.append(f"{OperatingPoint.LABELS[name]} {run_value:g} V ({role}.{name}) vs {char_value:g} V "
+                     "(characterization)")
+        fixes.append(f"Network(..., {name}={char_value:g})")
     if char.corner is not None and Corner.parse(char.corner) != run_corner:
         char_corner = Corner.parse(char.corner).value
         diffs.append(f"corner {run_corner.value} (run) vs {char_corner} (characterization)")

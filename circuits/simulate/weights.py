@@ -12,7 +12,6 @@ tunes it (bottom-up) or ``scale_plus`` / ``scale_minus`` (top-down).
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import zipfile
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from imcpnn.circuits.characterization.fit import Characterization, IdVgTable
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT
+from imcpnn.config import is_real, require, require_positive
 from imcpnn.errors import ConfigError, NetlistError
 
 
@@ -34,10 +35,7 @@ class CurrentScales:
     scale_minus: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("scale", "scale_plus", "scale_minus"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"CurrentScales.{name}={value!r} must be a finite number > 0")
+        require_positive(self, "scale", "scale_plus", "scale_minus")
 
 
 _SAVE_HINT = "save the weights with numpy.savez(path, w0=W0, w1=W1, ...), each W (n_in, n_out)"
@@ -138,7 +136,7 @@ def weights_to_biases(
     c_m_f: float,
     t_phase_s: float,
     scales: CurrentScales = CurrentScales(),
-    vdd_v: float = 1.8,
+    vdd_v: float = DESIGN_POINT.vdd_v,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gate biases (V_N, V_P), each (n_in, n_out), for a weight matrix ``w`` (n_in, n_out).
 
@@ -167,8 +165,7 @@ def discharger_current_a(char: Characterization, c_m_f: float, t_phase_s: float,
     factor by simulation (a neuron with no input fires exactly at the window end); the function
     itself reads only design data (C_m, V_th_circ, T), no fitted model parameter.
     """
-    if not (math.isfinite(scale) and scale > 0):
-        raise ConfigError(f"discharger scale={scale!r} must be a finite number > 0")
+    require("discharger", "scale", scale, is_real(scale) and scale > 0, "a finite number > 0")
     return unit_current_a(c_m_f, char.v_th_circ, t_phase_s) * scale
 
 

@@ -94,7 +94,7 @@ def test_sky130_table_and_units():
 
 
 def test_cell_sizes_are_validated_and_instances_checked():
-    with pytest.raises(ConfigError, match=r"Synapse.l_m=1e-08 m is below 1.5e-07 m"):
+    with pytest.raises(ConfigError, match=r"Synapse.l_m=1e-08 is invalid: allowed a size >= 1.5e-07 m \(sky130 minimum"):
         Synapse(l_m=1e-8)
     with pytest.raises(ConfigError, match="Neuron.cm_w_m"):
         Neuron(cm_w_m=-7e-6)
@@ -205,7 +205,7 @@ def test_discharger_design_current_is_the_unit_current_and_reads_no_fitted_param
     # fairness: the discharger bias does not depend on E_dis (a fitted model parameter)
     assert discharger_bias_v(_char(e_dis=1.5), c, T) == discharger_bias_v(_char(e_dis=50.0), c, T)
     assert char.id_vg_dis.current_a(discharger_bias_v(char, c, T)) == pytest.approx(i, rel=1e-6)
-    with pytest.raises(ConfigError, match="discharger scale"):
+    with pytest.raises(ConfigError, match=r"discharger.scale=0.0 is invalid"):
         discharger_current_a(char, c, T, 0.0)
     with pytest.raises(NetlistError, match="discharger current"):
         discharger_bias_v(char, 1.0, T)

@@ -15,6 +15,8 @@ from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, writ
 from imcpnn.circuits.characterization.fit import Characterization
 from imcpnn.circuits.layout import layout_cells, plot_layout
 from imcpnn.circuits.netlist.network import Network
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT, OperatingPoint
+from imcpnn.config import from_dict, to_dict
 from imcpnn.circuits.simulate.run import check_operating_point, simulate_network
 from imcpnn.errors import ConfigError
 from imcpnn.spice import Corner
@@ -98,6 +100,36 @@ def test_from_dict_reads_the_operating_point_and_defaults_to_none():
     check_operating_point(Network((2, 2)), bare, "ff", -40.0)  # nothing recorded: nothing to refuse
     check_operating_point(Network((2, 2)), char, Corner.FF, -40.0)
     assert isinstance(char, Characterization)
+
+
+def test_one_operating_point_for_characterization_and_network():
+    """Both configs default to the design point, validate through OperatingPoint and keep their
+    flat JSON keys (saved characterization settings and configs still load)."""
+    assert Network((2, 2)).operating_point == CharacterizationConfig().operating_point == DESIGN_POINT
+    point = OperatingPoint(vdd_v=1.62, v0_v=1.2, vb_sense_v=0.9)
+    assert Network((2, 2), vdd_v=1.62, v0_v=1.2, vb_sense_v=0.9).operating_point == point
+    settings = to_dict(CharacterizationConfig(vdd_v=1.62, v0_v=1.2, vb_sense_v=0.9))
+    assert {k: settings[k] for k in ("vdd_v", "v0_v", "vb_sense_v")} == {"vdd_v": 1.62, "v0_v": 1.2, "vb_sense_v": 0.9}
+    assert from_dict(CharacterizationConfig, settings).operating_point == point
+    assert _char(settings=settings).operating_point(unrecorded=DESIGN_POINT) == OperatingPoint(1.62, 1.3, 0.9)
+    assert _char().operating_point(unrecorded=point) == OperatingPoint(1.62, 1.3, 0.9)  # v0 is always recorded
+
+
+@pytest.mark.parametrize("make", [OperatingPoint, lambda **kw: Network((2, 2), **kw),
+                                  lambda **kw: CharacterizationConfig(window_v=(0.1, 1.8), **kw)])
+@pytest.mark.parametrize("kw, named", [
+    ({"v0_v": 1.9}, r"\.v0_v=1.9 is invalid: allowed a voltage below vdd_v=1.8 V"),
+    ({"vdd_v": -1.0}, r"\.vdd_v=-1.0 is invalid: allowed a finite number > 0 V"),
+    ({"vb_sense_v": float("nan")}, r"\.vb_sense_v=nan is invalid"),
+])
+def test_operating_point_is_validated_once_for_every_holder(make, kw, named):
+    with pytest.raises(ConfigError, match=named):
+        make(**kw)
+
+
+def test_operating_point_mismatches_name_the_fields_beyond_the_tolerance():
+    assert DESIGN_POINT.mismatches(OperatingPoint(1.8, 1.3 + 1e-9, 0.95), 1e-6) == ()
+    assert DESIGN_POINT.mismatches(OperatingPoint(1.62, 1.2, 0.95), 1e-6) == ("v0_v", "vdd_v")
 
 
 # --- plots without pyplot or matplotlib.use ---------------------------------------------------

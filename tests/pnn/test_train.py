@@ -69,15 +69,15 @@ def test_config_json_round_trip_and_unknown_keys(tmp_path):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: LossConfig(tau_soft=0), "tau_soft=0 must be > 0"),
-        (lambda: LossConfig(gamma=-1), "gamma=-1 must be >= 0"),
-        (lambda: LossConfig(t_ref=2), "t_ref=2 must lie in"),
-        (lambda: OptimConfig(lr=0), "lr=0 must be a finite value > 0"),
-        (lambda: OptimConfig(batch_size=0), "batch_size=0 must be >= 1"),
-        (lambda: OptimConfig(epochs=0), "epochs=0 must be >= 1"),
+        (lambda: LossConfig(tau_soft=0), r"LossConfig.tau_soft=0 is invalid: allowed a finite number > 0 \(paper: 0.07\)"),
+        (lambda: LossConfig(gamma=-1), r"LossConfig.gamma=-1 is invalid: allowed a finite number >= 0"),
+        (lambda: LossConfig(t_ref=2), r"LossConfig.t_ref=2 is invalid: allowed \[0, 1\]"),
+        (lambda: OptimConfig(lr=0), r"OptimConfig.lr=0 is invalid: allowed a finite number > 0"),
+        (lambda: OptimConfig(batch_size=0), r"OptimConfig.batch_size=0 is invalid: allowed an integer >= 1"),
+        (lambda: OptimConfig(epochs=0), r"OptimConfig.epochs=0 is invalid: allowed an integer >= 1"),
         (lambda: ModelConfig(arch="mlp:x"), "arch='mlp:x' is unknown"),
-        (lambda: ModelConfig(n_outputs=0), "n_outputs=0 must be >= 1"),
-        (lambda: TrainConfig(device="tpu"), "device='tpu' must be 'cpu' or 'cuda'"),
+        (lambda: ModelConfig(n_outputs=0), r"ModelConfig.n_outputs=0 is invalid: allowed an integer >= 1, or None"),
+        (lambda: TrainConfig(device="tpu"), r"TrainConfig.device='tpu' is invalid: allowed 'cpu' or 'cuda'"),
     ],
 )
 def test_config_errors(make, match):
