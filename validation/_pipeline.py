@@ -72,6 +72,15 @@ from imcpnn.validation.report import (PIPELINES, check_summary, render_report, t
                                       write_csv, write_json)
 
 N_CLASSES_IRIS = 3
+#: E_dis of the top-down model's parameter set: an ideal, current-independent discharger (its
+#: current does not depend on the membrane voltage, E_dis -> infinity; the top-down LayerPhysics
+#: ramps ideally and reads no E_dis). The largest E_dis PhysicalParameters accepts.
+E_DIS_IDEAL = 1e4
+#: |E| standing in for infinity (an ideal synapse) in the error budget's rows without the E term.
+E_INFINITE = 1e6
+#: Normalized time points (over one phase, 0 to 1) at which the evaluation compares model and
+#: SPICE membranes (tables/membrane_<pipeline>.csv).
+MEMBRANE_POINTS = 51
 
 
 @dataclass(frozen=True)
@@ -286,7 +295,7 @@ def _train_config(config: ValidationConfig, physics):
 def ideal_parameters(config: ValidationConfig, char: dict) -> PhysicalParameters:
     """The top-down pipeline's model: |E| = e_ideal, ideal ramp, no circuit term. It reads only
     design data from the characterization (V_th_circ, for the membrane plots), no fitted one."""
-    return PhysicalParameters(e_plus=config.e_ideal, e_minus=-config.e_ideal, e_dis=1e4,
+    return PhysicalParameters(e_plus=config.e_ideal, e_minus=-config.e_ideal, e_dis=E_DIS_IDEAL,
                               current_scale=1.0, v_th_circ_v=char["v_th_circ"])
 
 
@@ -313,25 +322,39 @@ def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters
     return train(cfg, ctx.out_dir / f"train_{pipeline}", progress=ctx.progress).model
 
 
+#: Weights (inputs x neurons) of the characterization testbench layer (:func:`fit_testbench`):
+#: row 0 is the bias input; the four neurons go from mostly excitatory to clearly inhibitory.
+TESTBENCH_WEIGHTS = ((0.30, 0.45, 0.60, 0.50),
+                     (0.25, 0.35, -0.20, 0.30),
+                     (0.20, -0.15, 0.40, -0.35),
+                     (0.15, 0.30, -0.30, 0.40),
+                     (0.10, -0.25, 0.25, -0.30))
+#: Added to ``ValidationConfig.seed`` to seed the testbench patterns: a random stream of their own,
+#: apart from the data split's and the initialisation's.
+TESTBENCH_SEED_OFFSET = 1000
+#: Latest input spike time of a testbench pattern (normalized), so every active input lands
+#: inside the accumulation window.
+TESTBENCH_LAST_INPUT = 0.95
+#: Probability that a testbench input stays silent (t = 1) in a pattern.
+TESTBENCH_P_SILENT = 0.3
+
+
 def fit_testbench(config: ValidationConfig) -> tuple[np.ndarray, np.ndarray]:
     """Input times (n_patterns, 5) and weights (5, 4) of the characterization testbench.
 
-    Input 0 is the bias (t = 0); the others spike at random times in [0, 0.95] or, with
-    probability 0.3, not at all (t = 1), so that the number of active synapses per neuron varies
-    (it sets the end-of-accumulation charge kick). The four neurons see different weight mixes
-    (mostly excitatory to clearly inhibitory) so that E_plus and E_minus both shape the
-    waveforms, and end the accumulation between about 0 and 0.9 (the network's range), most of
-    them spiking inside the firing window.
+    Input 0 is the bias (t = 0); the others spike at random times in [0,
+    :data:`TESTBENCH_LAST_INPUT`] or, with probability :data:`TESTBENCH_P_SILENT`, not at all
+    (t = 1), so that the number of active synapses per neuron varies (it sets the
+    end-of-accumulation charge kick). The four neurons see different weight mixes
+    (:data:`TESTBENCH_WEIGHTS`) so that E_plus and E_minus both shape the waveforms, and end the
+    accumulation between about 0 and 0.9 (the network's range), most of them spiking inside the
+    firing window. The testbench is a circuit characterization: it does not depend on the data set.
     """
-    rng = np.random.default_rng(config.seed + 1000)
-    t_in = rng.uniform(0.0, 0.95, (config.fit.n_patterns, 5))
-    t_in[rng.uniform(size=t_in.shape) < 0.3] = 1.0
+    w = np.array(TESTBENCH_WEIGHTS)
+    rng = np.random.default_rng(config.seed + TESTBENCH_SEED_OFFSET)
+    t_in = rng.uniform(0.0, TESTBENCH_LAST_INPUT, (config.fit.n_patterns, w.shape[0]))
+    t_in[rng.uniform(size=t_in.shape) < TESTBENCH_P_SILENT] = 1.0
     t_in[:, 0] = 0.0
-    w = np.array([[0.30, 0.45, 0.60, 0.50],
-                  [0.25, 0.35, -0.20, 0.30],
-                  [0.20, -0.15, 0.40, -0.35],
-                  [0.15, 0.30, -0.30, 0.40],
-                  [0.10, -0.25, 0.25, -0.30]])
     return t_in, w
 
 
@@ -368,7 +391,6 @@ def testbench_traces(ctx: Context) -> TraceSet:
                     spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"])
 
 
-#: Discharger factors (on the unit current C_m V_th_circ / T) simulated to place the design bias.
 #: Smallest factor a ``--discharger searched`` search may try on the design bias. The design current
 #: is, by its definition (stage ``discharger``), the weakest at which a neuron with zero net input
 #: still crosses threshold by the window's end; below it such neurons, and all the inhibited ones,
@@ -377,6 +399,7 @@ def testbench_traces(ctx: Context) -> TraceSet:
 #: accuracy. The bound keeps the search among circuits that compute.
 DISCHARGER_SEARCH_MIN = 1.0
 
+#: Discharger factors (on the unit current C_m V_th_circ / T) simulated to place the design bias.
 DISCHARGER_GRID = (1.2, 1.35, 1.5, 1.7, 2.0, 2.5, 3.3)
 
 
@@ -645,7 +668,7 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
         scales = mapping_scales(pipeline, params, best)
         run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
-        t_eval = np.linspace(0.0, 1.0, 51)
+        t_eval = np.linspace(0.0, 1.0, MEMBRANE_POINTS)
         model_v = model_membranes_v(model, ctx.x_test, layer_times, params, ctx.char["v0"], t_eval)
         n = len(ctx.x_test)
         spice_v = [accumulation_traces(run.membranes, t_eval, layer, n, mv.shape[1])
@@ -701,10 +724,9 @@ def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: fl
     discharger's design current k* is known without any term, C_eff sets the rate with "rate")."""
     from imcpnn.pnn import LayerPhysics
 
-    big = 1e6  # |E| standing in for infinity
     return LayerPhysics(
-        e_plus=params.e_plus if terms.get("e") else big,
-        e_minus=params.e_minus if terms.get("e") else -big,
+        e_plus=params.e_plus if terms.get("e") else E_INFINITE,
+        e_minus=params.e_minus if terms.get("e") else -E_INFINITE,
         e_dis=params.e_dis if terms.get("e_dis") else None,
         dis_rate=params.dis_rate / (1.0 if terms.get("rate") else params.current_scale) * discharger_scale,
         t_delay=params.t_delay if terms.get("t_delay") else 0.0,
