@@ -1,4 +1,10 @@
-"""Configuration of a validation run (the demo's embedded default is ``ValidationConfig()``)."""
+"""Configuration of a validation run (the demo's embedded default is ``ValidationConfig()``).
+
+The data set and the network shape are part of the config (:class:`DataSection`,
+``ValidationConfig.hidden`` and ``n_outputs``): Iris on a 5-5-5 network by default, the paper's
+circuit experiment. Class counts, feature counts and the size of the test split come from the
+data set when the run loads it, not from constants here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from dataclasses import dataclass, field
 
 from imcpnn.circuits.netlist.network import NETLIST_KINDS
 from imcpnn.config import require
+from imcpnn.errors import ConfigError
+from imcpnn.pnn.data import DataConfig
 
 
 @dataclass(frozen=True)
@@ -79,17 +87,57 @@ class TraceFitConfig:
 
 
 @dataclass(frozen=True)
+class DataSection:
+    """The data set of a validation run: which one, where it lives, how it is split.
+
+    These are the fields of pnn's :class:`imcpnn.pnn.DataConfig` (same defaults, same checks:
+    :meth:`loader_config` builds one) less its ``seed`` and ``test_subset``: a validation run has
+    one seed for split, initialisation and testbench (``ValidationConfig.seed``, the CLI's
+    ``--seed``), and ``ValidationConfig.n_test`` sets the test subset. Embedding DataConfig whole
+    would put a second, unread seed and test subset into every config.json.
+    """
+
+    dataset: str = DataConfig.dataset
+    """One of :data:`imcpnn.pnn.DATASETS` ("iris", the default: the paper's circuit experiment)."""
+    data_dir: str | None = DataConfig.data_dir
+    """Folder of the data files where the data set needs one (see ``DataConfig.data_dir``)."""
+    test_fraction: float = DataConfig.test_fraction
+    """Share held out for testing (data sets without their own test split; 1/3: Iris' 50)."""
+    train_subset: int | None = DataConfig.train_subset
+    """Keep only this many (seeded, random) training samples; None = all."""
+
+    def __post_init__(self):
+        try:  # pnn's checks: a known data set, test_fraction, train_subset, data_dir
+            self.loader_config(seed=0)
+        except ConfigError as err:
+            raise ConfigError(f"ValidationConfig.data: {err}") from None
+
+    def loader_config(self, seed: int, test_subset: int | None = None) -> DataConfig:
+        """pnn's DataConfig of this section, split by ``seed``, test split cut to ``test_subset``."""
+        return DataConfig(dataset=self.dataset, data_dir=self.data_dir,
+                          test_fraction=self.test_fraction, train_subset=self.train_subset,
+                          test_subset=test_subset, seed=seed)
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
-    """One validation run: Iris, 5-5-5 (4 features + bias -> 5 hidden -> 5 outputs), sky130 tt."""
+    """One validation run: data set, network shape, training, SPICE settings, searches, trace fit.
+
+    The default is the paper's circuit experiment: Iris on a 5-5-5 network (4 features + bias ->
+    5 hidden -> 5 outputs) at sky130 tt, 27 C.
+    """
 
     n_test: int = 50
-    """Test samples simulated in SPICE (Iris' held-out third has 50)."""
+    """Test samples simulated in SPICE: the whole test split when it has no more (Iris' has 50),
+    else a seeded random subset of it. The run refuses more than the test split holds."""
     epochs: int = 100
     """Training epochs of each model (Iris is tiny: one epoch is milliseconds)."""
-    hidden: int = 5
-    """Hidden-layer width."""
+    hidden: tuple[int, ...] | int = (5,)
+    """Hidden-layer widths, input side first; the network is (inputs, *hidden, n_outputs). A
+    single integer (as config.json files of earlier versions hold it) is one hidden layer."""
     n_outputs: int = 5
-    """Output neurons (3 classes use the first three, as in the paper)."""
+    """Output neurons: at least the data set's classes, which use the first ones (as in the paper,
+    Iris' 3 classes on 5 outputs)."""
     lr: float = 0.01
     """Adam learning rate (Iris, 100 training samples: larger than the paper's 1e-4 for MNIST)."""
     batch_size: int = 16
@@ -126,29 +174,36 @@ class ValidationConfig:
     choice); "searched": every pipeline also searches one factor on it."""
     search: SearchConfig = field(default_factory=SearchConfig)
     fit: TraceFitConfig = field(default_factory=TraceFitConfig)
+    data: DataSection = field(default_factory=DataSection)
+    """The data set; split by ``seed``, test split cut to ``n_test``."""
 
     def __post_init__(self):
-        require(self, "n_test", self.n_test, 1 <= self.n_test <= 50,
-                "an integer in [1, 50] (Iris' test split has 50 samples)")
+        if isinstance(self.hidden, int) and not isinstance(self.hidden, bool):
+            object.__setattr__(self, "hidden", (self.hidden,))
+        elif isinstance(self.hidden, list):
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+        require(self, "n_test", self.n_test, self.n_test >= 1,
+                "an integer >= 1 (at most the test split's size)")
         require(self, "epochs", self.epochs, self.epochs >= 1, "an integer >= 1")
-        require(self, "hidden", self.hidden, self.hidden >= 1, "an integer >= 1")
-        require(self, "n_outputs", self.n_outputs, self.n_outputs >= 3,
-                "an integer >= 3 (Iris has 3 classes)")
+        require(self, "hidden", self.hidden,
+                isinstance(self.hidden, tuple) and len(self.hidden) >= 1
+                and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in self.hidden),
+                "one or more integer widths >= 1")
+        require(self, "n_outputs", self.n_outputs, self.n_outputs >= 1,
+                "an integer >= 1 (at least the data set's classes)")
         require(self, "lr", self.lr, 0 < self.lr < 1, "a number in (0, 1)")
-        require(self, "batch_size", self.batch_size, self.batch_size >= 1,
-                "an integer >= 1")
-        require(self, "t_step_max_s", self.t_step_max_s,
-                1e-11 <= self.t_step_max_s <= 1e-7, "a step in [1e-11, 1e-7] s")
+        require(self, "batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1")
+        require(self, "t_step_max_s", self.t_step_max_s, 1e-11 <= self.t_step_max_s <= 1e-7,
+                "a step in [1e-11, 1e-7] s")
         require(self, "trtol", self.trtol, 0 < self.trtol <= 7, "a number in (0, 7]")
-        require(self, "spice_batch", self.spice_batch, self.spice_batch >= 1,
-                "an integer >= 1")
+        require(self, "spice_batch", self.spice_batch, self.spice_batch >= 1, "an integer >= 1")
         require(self, "e_ideal", self.e_ideal, self.e_ideal >= 10,
                 "a number >= 10 (it stands for the ideal, E -> infinity)")
-        require(self, "netlist_kind", self.netlist_kind,
-                self.netlist_kind in NETLIST_KINDS, "one of " + ", ".join(NETLIST_KINDS))
-        require(self, "calibration", self.calibration,
-                self.calibration in ("train", "test"), "train or test")
-        require(self, "discharger", self.discharger,
-                self.discharger in ("fixed", "searched"), "fixed or searched")
-        require(self, "corner", self.corner,
-                self.corner in ("tt", "ff", "ss", "sf", "fs"), "one of tt, ff, ss, sf, fs")
+        require(self, "netlist_kind", self.netlist_kind, self.netlist_kind in NETLIST_KINDS,
+                "one of " + ", ".join(NETLIST_KINDS))
+        require(self, "calibration", self.calibration, self.calibration in ("train", "test"),
+                "train or test")
+        require(self, "discharger", self.discharger, self.discharger in ("fixed", "searched"),
+                "fixed or searched")
+        require(self, "corner", self.corner, self.corner in ("tt", "ff", "ss", "sf", "fs"),
+                "one of tt, ff, ss, sf, fs")

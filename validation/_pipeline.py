@@ -29,6 +29,10 @@ characterization is part of the run's identity by content hash (a different ``ch
 file on a rerun is refused); ``elapsed_s`` is the wall time summed over every run of the folder,
 interrupted ones included (stages/elapsed.json).
 
+The data set and the network shape come from the config (``ValidationConfig.data``, ``hidden``,
+``n_outputs``; Iris on 5-5-5 by default): :func:`load_data` loads them through pnn's loader and
+checks them against the network (test split size, classes); nothing here is specific to Iris.
+
 The protocol (:func:`protocol_text`, written into summary.json): every pipeline uses the same
 netlist, I_D(V_G) tables, V_th_circ and discharger; the top-down pipeline reads no fitted model
 parameter; nothing is calibrated on the samples it is reported on (unless ``calibration="test"``).
@@ -56,8 +60,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from imcpnn.config import to_dict
+from imcpnn.config import from_dict, to_dict
 from imcpnn.errors import ConfigError, NetlistError, ResultsError
+from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
 from imcpnn.rundir import (RunClock, RunDirLock, file_sha256, holds_results, note,
                            write_json_atomic)
 from imcpnn.validation._config import ValidationConfig
@@ -71,7 +76,6 @@ from imcpnn.validation._search import coarse_to_fine
 from imcpnn.validation.report import (PIPELINES, check_summary, render_report, table_name,
                                       write_csv, write_json)
 
-N_CLASSES_IRIS = 3
 #: E_dis of the top-down model's parameter set: an ideal, current-independent discharger (its
 #: current does not depend on the membrane voltage, E_dis -> infinity; the top-down LayerPhysics
 #: ramps ideally and reads no E_dis). The largest E_dis PhysicalParameters accepts.
@@ -100,6 +104,10 @@ class Context:
     y_test: np.ndarray
     x_cal: np.ndarray
     """Samples the scale searches simulate (:func:`calibration_inputs`)."""
+    n_classes: int
+    """Classes of the data set (the first n_classes output neurons vote)."""
+    data_config: DataConfig
+    """pnn's DataConfig the samples came from (:func:`load_data`); the models train on it."""
     discharger_design: float = 1.0
     """Design factor k* on the discharger's unit current, the same for every pipeline
     (:func:`stage_discharger`); searched factors multiply it."""
@@ -281,17 +289,55 @@ def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path 
                          outputs=lambda r: [r["json"], *r["figures"]], check=check)
 
 
-def _train_config(config: ValidationConfig, physics):
-    from imcpnn.pnn import DataConfig, ModelConfig, OptimConfig, TrainConfig
+# ---------------------------------------------------------------------------------- data
+def run_data_config(config: ValidationConfig, n_test_split: int) -> DataConfig:
+    """pnn's DataConfig of the run: ``config.data`` split by ``config.seed``, the test split
+    (``n_test_split`` samples) cut to ``config.n_test`` where it holds more (no cut otherwise)."""
+    return config.data.loader_config(config.seed,
+                                     config.n_test if config.n_test < n_test_split else None)
 
+
+def check_data(config: ValidationConfig, splits: DataSplits) -> None:
+    """Refuse (ConfigError) a data set the configured network cannot take: more test samples
+    asked than its test split holds, fewer outputs than classes."""
+    name = config.data.dataset
+    if config.n_test > len(splits.y_test):
+        raise ConfigError(f"ValidationConfig.n_test={config.n_test} is more than the "
+                          f"{len(splits.y_test)} test samples of {name}; ask for at most that many")
+    if config.n_outputs < splits.n_classes:
+        raise ConfigError(f"ValidationConfig.n_outputs={config.n_outputs} is fewer than the "
+                          f"{splits.n_classes} classes of {name}; give at least {splits.n_classes}")
+
+
+def load_data(config: ValidationConfig) -> tuple[DataConfig, DataSplits]:
+    """(pnn DataConfig, DataSplits) of the run, through pnn's loader (:func:`run_data_config`),
+    checked against the network (:func:`check_data`). Raises ConfigError, or ToolNotFoundError
+    where the data set's files are missing."""
+    whole = config.data.loader_config(config.seed)
+    splits = load_dataset(whole)
+    check_data(config, splits)
+    chosen = run_data_config(config, len(splits.y_test))
+    return chosen, (splits if chosen == whole else load_dataset(chosen))
+
+
+def network_widths(config: ValidationConfig, n_in: int) -> tuple[int, ...]:
+    """Neurons per layer of the validated network, inputs first: (n_in, *hidden, n_outputs)."""
+    return (n_in, *config.hidden, config.n_outputs)
+
+
+def _train_config(config: ValidationConfig, data: DataConfig, physics):
+    """The TrainConfig of one pipeline's model: data ``data`` (pnn's DataConfig), the config's
+    hidden widths and outputs, LayerPhysics ``physics``."""
+    from imcpnn.pnn import ModelConfig, OptimConfig, TrainConfig
+
+    arch = "mlp:" + ",".join(str(w) for w in config.hidden)
     return TrainConfig(
-        data=DataConfig(dataset="iris", seed=config.seed,
-                        test_subset=config.n_test if config.n_test < 50 else None),
-        model=ModelConfig(arch=f"mlp:{config.hidden}", n_outputs=config.n_outputs, physics=physics),
+        data=data, model=ModelConfig(arch=arch, n_outputs=config.n_outputs, physics=physics),
         optim=OptimConfig(lr=config.lr, batch_size=config.batch_size, epochs=config.epochs),
         seed=config.seed)
 
 
+# ---------------------------------------------------------------------------------- models
 def ideal_parameters(config: ValidationConfig, char: dict) -> PhysicalParameters:
     """The top-down pipeline's model: |E| = e_ideal, ideal ramp, no circuit term. It reads only
     design data from the characterization (V_th_circ, for the membrane plots), no fitted one."""
@@ -318,7 +364,7 @@ def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters
     """Train (or resume, or reload) the model of ``pipeline`` with :func:`layer_physics`."""
     from imcpnn.pnn import train
 
-    cfg = _train_config(ctx.config, layer_physics(pipeline, params))
+    cfg = _train_config(ctx.config, ctx.data_config, layer_physics(pipeline, params))
     return train(cfg, ctx.out_dir / f"train_{pipeline}", progress=ctx.progress).model
 
 
@@ -695,8 +741,8 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
             "scale_plus": scales.scale_plus, "scale_minus": scales.scale_minus,
             "discharger_scale": k_dis,
             "e_plus": params.e_plus, "e_minus": params.e_minus, "e_dis": params.e_dis,
-            "accuracy_model": accuracy(output_times(cmp, "model"), ctx.y_test, N_CLASSES_IRIS),
-            "accuracy_spice": accuracy(output_times(cmp, "spice"), ctx.y_test, N_CLASSES_IRIS),
+            "accuracy_model": accuracy(output_times(cmp, "model"), ctx.y_test, ctx.n_classes),
+            "accuracy_spice": accuracy(output_times(cmp, "spice"), ctx.y_test, ctx.n_classes),
             "worst_sample": worst, "layers": layers.to_dict(orient="records"),
             "mapping": {k: v for k, v in run.mapping.items() if k != "layers"}
             | {"c_m_f_per_layer": [layer["c_m_f"] for layer in run.mapping["layers"]],
@@ -757,14 +803,14 @@ def _layout_outputs(stage: dict) -> list[str]:
 
 def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
                    progress: bool) -> tuple[dict, dict | None]:
-    """(networks, layout stage) of ``config.netlist_kind``: "network" (n_in, hidden, n_outputs)
+    """(networks, layout stage) of ``config.netlist_kind``: "network" (:func:`network_widths`)
     and "trace_fit" (the trace-fit testbench's shape). Post-layout: the cached ``layout`` stage
     lays them out and extracts them first (ToolNotFoundError when magic, netgen or PDK_ROOT is
     missing); the stage result is returned too, else None."""
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
 
     estimate = ParasiticEstimate() if config.netlist_kind == "schematic+parasitic-estimate" else None
-    networks = {"network": Network((n_in, config.hidden, config.n_outputs), parasitic=estimate),
+    networks = {"network": Network(network_widths(config, n_in), parasitic=estimate),
                 "trace_fit": Network(fit_testbench(config)[1].shape, parasitic=estimate)}
     if config.netlist_kind != "post-layout":
         return networks, None
@@ -866,12 +912,25 @@ CONFIG_COPY = "stages/run_config.json"
 _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json")
 
 
+def _as_written_now(recorded):
+    """The config data ``recorded`` (read from a config.json, perhaps of an earlier version) as
+    this version writes the same config: fields it lacks at their defaults, older spellings in
+    today's form (``"hidden": 5`` -> ``[5]``). Data that does not load as a ValidationConfig
+    (unknown keys, invalid values) is returned unchanged, so it compares as different."""
+    try:
+        return to_dict(from_dict(ValidationConfig, recorded))
+    except ConfigError:
+        return recorded
+
+
 def _check_config(config: ValidationConfig, out_dir: Path) -> str | None:
     """Refuse ``out_dir`` when its results belong to another config (ConfigError), or when they
     belong to a config that can no longer be read (ResultsError naming config.json); writes
-    nothing. The recorded config is config.json, else its copy :data:`CONFIG_COPY`. A config
-    alone (a run that saved no result) is no reason to refuse. Returns the note to give when
-    config.json is written over something else than itself, else None."""
+    nothing. The recorded config is config.json, else its copy :data:`CONFIG_COPY`, compared
+    as this version would write it (:func:`_as_written_now`: a field added since, at its
+    default, is no difference). A config alone (a run that saved no result) is no reason to
+    refuse. Returns the note to give when config.json is written over something else than
+    itself, else None."""
     wanted = to_dict(config)
     recorded, problems = None, []
     for rel in ("config.json", CONFIG_COPY):
@@ -880,7 +939,7 @@ def _check_config(config: ValidationConfig, out_dir: Path) -> str | None:
             problems.append(f"{path} is missing")
             continue
         try:
-            recorded = json.loads(path.read_text())
+            recorded = _as_written_now(json.loads(path.read_text()))
             break
         except (ValueError, UnicodeDecodeError) as err:
             problems.append(f"{path} is corrupt ({err})")
@@ -910,13 +969,12 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
     ``cache_dir`` the SPICE result cache (None = the SPICE layer's default); ``command`` how the
     folder's lock names this run to a second command on ``out_dir``.
     **Raises:** RunDirBusyError (a ConfigError) when another process is writing into ``out_dir``;
-    ConfigError when ``out_dir`` holds a run with another config, or the characterization file
-    is unreadable or differs from the one the folder's run used; post-layout: ToolNotFoundError
-    (before any simulation, and before config.json is written) when magic, netgen or PDK_ROOT is
-    missing. Nothing is written into ``out_dir`` before these checks pass.
+    ConfigError when ``out_dir`` holds a run with another config, the characterization file
+    is unreadable or differs from the one the folder's run used, or the data set does not fit the
+    network (:func:`check_data`); post-layout: ToolNotFoundError (before any simulation, and
+    before config.json is written) when magic, netgen or PDK_ROOT is missing. Nothing is
+    written into ``out_dir`` before these checks pass.
     """
-    from imcpnn.pnn import LayerPhysics, load_dataset
-
     start_s = time.perf_counter()
     out_dir = Path(out_dir)
     with RunDirLock(out_dir, command):
@@ -924,7 +982,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         check_characterization_input(out_dir, characterization)
         if config.netlist_kind == "post-layout" and _saved_stage(out_dir, "layout", _layout_outputs)[0] is None:
             check_layout_tools()
-        data = load_dataset(_train_config(config, LayerPhysics()).data)
+        data = load_data(config)
         if replacing:
             note(replacing)
         write_json_atomic(out_dir / "config.json", to_dict(config))
@@ -937,20 +995,24 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
 
 
 def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
-                data, clock: RunClock) -> dict:
-    """The stages of :func:`run_validation`, in a locked folder whose config is written."""
+                data: tuple[DataConfig, DataSplits], clock: RunClock) -> dict:
+    """The stages of :func:`run_validation`, in a locked folder whose config is written; ``data``
+    is :func:`load_data`'s (DataConfig, DataSplits)."""
     from imcpnn.circuits.netlist.network import PhaseSchedule
 
-    networks, layout = stage_networks(config, out_dir, data.x_test.shape[1], progress)
+    data_cfg, splits = data
+    x_train = splits.x_train.double().numpy().reshape(len(splits.x_train), -1)
+    x_test = splits.x_test.double().numpy().reshape(len(splits.x_test), -1)
+    networks, layout = stage_networks(config, out_dir, x_test.shape[1], progress)
     network = networks["network"]
     char_stage = stage_characterization(config, out_dir, characterization, cache_dir, progress)
     char = json.loads((out_dir / char_stage["json"]).read_text())
-    x_train, x_test = data.x_train.double().numpy(), data.x_test.double().numpy()
     ctx = Context(config=config, out_dir=out_dir, cache_dir=cache_dir, progress=progress,
                   char=char, network=network, fit_network=networks["trace_fit"],
                   schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
-                  x_test=x_test, y_test=data.y_test.numpy(),
-                  x_cal=calibration_inputs(config, x_train, x_test))
+                  x_test=x_test, y_test=splits.y_test.numpy(),
+                  x_cal=calibration_inputs(config, x_train, x_test),
+                  n_classes=splits.n_classes, data_config=data_cfg)
 
     discharger = stage_discharger(ctx)
     ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])

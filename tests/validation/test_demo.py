@@ -104,7 +104,7 @@ def test_validation_config_rejects_bad_values():
     from imcpnn.errors import ConfigError
 
     for kwargs, match in (({"n_test": 0}, "n_test"), ({"corner": "xx"}, "corner"),
-                          ({"n_outputs": 2}, "n_outputs"), ({"e_ideal": 5.0}, "e_ideal"),
+                          ({"n_outputs": 0}, "n_outputs"), ({"e_ideal": 5.0}, "e_ideal"),
                           ({"lr": 2.0}, "lr"), ({"epochs": 0}, "epochs"), ({"hidden": 0}, "hidden"),
                           ({"batch_size": 0}, "batch_size"), ({"t_step_max_s": 1.0}, "t_step_max_s"),
                           ({"spice_batch": 0}, "spice_batch"), ({"trtol": 0.0}, "trtol"),

@@ -10,7 +10,10 @@ from imcpnn.config import to_json
 from imcpnn.errors import ConfigError, ResultsError
 from imcpnn.rundir import RunDirNote
 from imcpnn.validation import ValidationConfig, run_validation
-from imcpnn.validation._pipeline import (_cached_stage, accumulation_traces, fit_testbench,
+from imcpnn.pnn import DataConfig, LayerPhysics, ModelConfig, OptimConfig, TrainConfig
+from imcpnn.validation._config import DataSection
+from imcpnn.validation._pipeline import (_cached_stage, _train_config, accumulation_traces,
+                                         fit_testbench, load_data, network_widths,
                                          stage_characterization)
 from imcpnn.verbs.validate import add_arguments, config_from_args
 
@@ -81,3 +84,42 @@ def test_cli_options_override_defaults_and_config_file(tmp_path):
 def test_cli_rejects_malformed_search_steps():
     with pytest.raises(ConfigError, match="comma-separated"):
         parse("--search-steps", "0.1;0.01")
+
+
+# ------------------------------------------------------------------- data set and network shape
+def test_default_data_is_iris_as_the_paper_and_the_models_train_on_it():
+    """The default run loads and trains on exactly what it did when Iris was built in: the saved
+    train_<pipeline> folders of earlier runs resume (their TrainConfig is the same)."""
+    physics = LayerPhysics(e_plus=3.0, e_minus=-1.5)
+    for n_test, test_subset in ((50, None), (7, 7)):  # the whole test split is not cut
+        config = ValidationConfig(n_test=n_test)
+        data_config, splits = load_data(config)
+        assert data_config == DataConfig(dataset="iris", seed=0, test_subset=test_subset)
+        assert splits.x_test.shape == (n_test, 5) and splits.n_classes == 3
+        assert _train_config(config, data_config, physics) == TrainConfig(
+            data=DataConfig(dataset="iris", seed=0, test_subset=test_subset),
+            model=ModelConfig(arch="mlp:5", n_outputs=5, physics=physics),
+            optim=OptimConfig(lr=0.01, batch_size=16, epochs=100), seed=0)
+    assert network_widths(ValidationConfig(), 5) == (5, 5, 5)
+
+
+def test_data_set_and_hidden_widths_come_from_the_config():
+    config = ValidationConfig(data=DataSection(dataset="digits"), n_test=20, hidden=(6, 4),
+                              n_outputs=10, seed=3)
+    data_config, splits = load_data(config)
+    assert (data_config.dataset, data_config.seed, data_config.test_subset) == ("digits", 3, 20)
+    assert len(splits.y_test) == 20 and splits.n_classes == 10
+    assert _train_config(config, data_config, LayerPhysics()).model.arch == "mlp:6,4"
+    assert network_widths(config, 64) == (64, 6, 4, 10)
+    assert ValidationConfig(hidden=5).hidden == (5,)  # config.json of earlier versions
+    with pytest.raises(ConfigError, match="ValidationConfig.data: .*'mnist' is unknown"):
+        DataSection(dataset="mnist")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_test": 51}, "n_test=51 is more than the 50 test samples of iris"),
+    ({"n_outputs": 2}, "n_outputs=2 is fewer than the 3 classes of iris")])
+def test_data_set_that_does_not_fit_the_network_is_refused_before_any_write(tmp_path, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        run_validation(ValidationConfig(**kwargs), tmp_path / "run")
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -18,6 +18,7 @@ import torch
 from imcpnn.circuits.characterization.fit import Characterization, IdVgTable
 from imcpnn.circuits.netlist.network import Network, PhaseSchedule
 from imcpnn.circuits.simulate.run import map_network
+from imcpnn.pnn import DataConfig
 from imcpnn.validation import SearchConfig, ValidationConfig, layer_metrics
 from imcpnn.validation import _pipeline as pipe
 from imcpnn.validation._fit import PhysicalParameters
@@ -108,7 +109,8 @@ def test_search_simulates_only_calibration_samples(tmp_path, monkeypatch):
     monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
     ctx = pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
                        network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,
-                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test))
+                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test),
+                       n_classes=3, data_config=DataConfig())
     params = pipe.ideal_parameters(config, char_dict())
     result = pipe.stage_search(ctx, "top_down", None, params, model, (1.2, 1.0))
     assert seen and all(np.array_equal(x, x_train[:7]) for x in seen)
@@ -144,7 +146,8 @@ def test_searched_discharger_never_goes_below_its_design_bias(tmp_path, monkeypa
     monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
     ctx = pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
                        network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,
-                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test))
+                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test),
+                       n_classes=3, data_config=DataConfig())
     params = pipe.ideal_parameters(config, char_dict())
     result = pipe.stage_search(ctx, "top_down", None, params, model, (1.0, 1.0))
     assert min(factors) == pytest.approx(pipe.DISCHARGER_SEARCH_MIN) and max(factors) > 1.0

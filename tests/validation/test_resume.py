@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from imcpnn.config import to_dict
 from imcpnn.errors import ConfigError, ResultsError, ToolNotFoundError
 from imcpnn.rundir import LOCK_FILE, RunDirBusyError, RunDirNote
 from imcpnn.validation import ValidationConfig, run_validation
@@ -104,6 +105,29 @@ def test_deleted_or_corrupt_config_json_is_checked_against_its_copy(tmp_path, st
     config.write_text("{trunc")
     (out / "stages" / "run_config.json").unlink()  # no copy left (a folder of an older imcpnn)
     with pytest.raises(ResultsError, match=f"{config} is corrupt .*restore {config}"):
+        run_validation(SMALL, out, characterization=char, progress=False)
+
+
+def old_config(config: ValidationConfig) -> dict:
+    """``config`` as config.json held it before the data section: no ``data``, ``hidden`` an int."""
+    data = to_dict(config)
+    del data["data"]
+    data["hidden"] = data["hidden"][0]
+    return data
+
+
+def test_folder_of_an_earlier_version_resumes_despite_new_default_fields(tmp_path, stop_at_spice):
+    out, char = tmp_path / "run", char_file(tmp_path / "c.json")
+    run(out, characterization=char)
+    for rel in ("config.json", "stages/run_config.json"):
+        (out / rel).write_text(json.dumps(old_config(SMALL)))
+    run(out, characterization=char)  # the same config: no refusal, no note
+    written = json.loads((out / "config.json").read_text())
+    assert written == to_dict(SMALL) and written["data"]["dataset"] == "iris"
+    # a real difference is still refused, and named alone (not the fields added since)
+    for rel in ("config.json", "stages/run_config.json"):
+        (out / rel).write_text(json.dumps(old_config(ValidationConfig(n_test=7, epochs=1))))
+    with pytest.raises(ConfigError, match=r"different config .*config.json: n_test 7 -> 1\)"):
         run_validation(SMALL, out, characterization=char, progress=False)
 
 
