@@ -287,3 +287,21 @@ def test_project_notes_are_one_line_other_warnings_unchanged(monkeypatch, capsys
     err = capsys.readouterr().err
     assert "imcpnn doctor: note: the lock of DIR was stale; taken over\n" in err
     assert "RunDirNote" not in err and "test_cli_errors.py" not in err
+
+
+@pytest.mark.parametrize("verb", ["characterize", "netlist", "simulate", "validate"])
+def test_corner_option_takes_the_corners_of_the_spice_enum(capsys, tmp_path, verb):
+    """--corner is checked against imcpnn.spice.Corner (any case) before anything runs; the error
+    and the help list the enum's corners."""
+    from imcpnn.cli import build_parser
+    from imcpnn.spice import Corner
+
+    names = [c.value for c in Corner]
+    source = [] if verb in ("characterize", "validate") else ["--random", "2,2"]
+    line = _expect(capsys, [verb, "--out", tmp_path / "o", *source, "--corner", "xx"], "invalid choice: 'xx'")
+    assert all(repr(n) in line for n in names)
+    assert not (tmp_path / "o").exists()
+    args = build_parser().parse_args([verb, "--out", str(tmp_path / "o"), *source, "--corner", " FF"])
+    assert args.corner == "ff"
+    sub = build_parser()._subparsers._group_actions[0].choices[verb]
+    assert ", ".join(names) in " ".join(sub.format_help().split())

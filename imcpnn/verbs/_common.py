@@ -27,6 +27,27 @@ def positive_int(text: str) -> int:
     return value
 
 
+class _CornerNames:
+    """The corner names of :class:`imcpnn.spice.Corner`, as argparse ``choices``. The enum is
+    imported only when argparse first needs the names (to check a value or print a verb's help),
+    so that building the parser stays light."""
+
+    def __iter__(self):
+        from imcpnn.spice import Corner
+
+        return iter([c.value for c in Corner])
+
+    def __contains__(self, value: object) -> bool:
+        return value in list(self)
+
+
+def add_corner_argument(parser: argparse.ArgumentParser, default: str | None, help: str) -> None:
+    """``--corner``: a sky130 process corner of :class:`imcpnn.spice.Corner` (any case); ``help``
+    may use ``%(choices)s`` and ``%(default)s``."""
+    parser.add_argument("--corner", type=lambda text: text.strip().lower(), choices=_CornerNames(),
+                        metavar="CORNER", default=default, help=help)
+
+
 def layer_widths(text: str, option: str = "--random") -> tuple[int, ...]:
     """Comma-separated layer widths, at least two (inputs and outputs), each >= 1; else ConfigError.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from imcpnn.verbs._common import add_corner_argument
+
 SUMMARY = "sky130 device sweeps -> lambda, I_D(V_G) tables, V_switch -> E_plus, E_minus, E_dis"
 
 DESCRIPTION = """\
@@ -29,7 +31,7 @@ Example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--corner", default="tt", help="process corner: tt, ff, ss, sf, fs (default tt)")
+    add_corner_argument(parser, "tt", "process corner: %(choices)s (default %(default)s)")
     parser.add_argument("--temp", type=float, default=27.0, help="temperature in deg C (default 27)")
     parser.add_argument("--json", default=None, help="where to write the JSON (default OUT/characterization.json)")
     parser.add_argument("--l-um", type=float, default=None, help="synapse current-source length in um (default 0.25)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imcpnn.verbs._common import positive_int
+from imcpnn.verbs._common import add_corner_argument, positive_int
 
 SUMMARY = "weights (npz or random) -> sky130 testbench netlist(s) + JSON of the weight mapping"
 
@@ -45,7 +45,8 @@ def add_shared_arguments(parser: argparse.ArgumentParser, source: argparse._Mutu
     parser.add_argument("--scale-minus", type=float, default=1.0, help="extra current scale for w < 0")
     parser.add_argument("--batch-size", type=positive_int, default=50, help="samples per ngspice run (>= 1)")
     parser.add_argument("--parasitic-estimate", action="store_true", help="add wire capacitance estimates")
-    parser.add_argument("--corner", default="tt", help="corner used when characterization must run")
+    add_corner_argument(parser, "tt", "sky130 corner: %(choices)s (default %(default)s); the corner characterized "
+                        "when no --characterization is given, and for `simulate` the corner of the run")
     parser.add_argument("--cache-dir", default=None, help="SPICE result cache")
 
 

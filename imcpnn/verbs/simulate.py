@@ -104,14 +104,12 @@ def run(args: argparse.Namespace) -> int:
     from matplotlib.figure import Figure
 
     from imcpnn.circuits.simulate.run import simulate_network
-    from imcpnn.spice import Corner
     from imcpnn.verbs._common import prepare_out_dir
     from imcpnn.verbs.netlist import load_problem
 
     out = Path(args.out)
     if args.netlist:
         netlist = read_netlist(args.netlist)
-        Corner.parse(args.corner)
         prepare_out_dir(out)
         spikes, time_s, traces, widths = _run_netlist(args, netlist)
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from imcpnn.verbs._common import add_corner_argument
+
 SUMMARY = "model vs SPICE: top-down vs bottom-up vs trace-fitted, scale searches, report"
 
 DESCRIPTION = """\
@@ -57,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 0.1,0.03,0.01: 1 %% resolution)")
     parser.add_argument("--coarse", action="store_true",
                         help="one-level search at 10 %% steps (fast, for CI and a first look)")
-    parser.add_argument("--corner", default=None, help="sky130 corner tt, ff, ss, sf, fs (default tt)")
+    add_corner_argument(parser, None, "sky130 corner: %(choices)s (default: the config's, tt)")
     parser.add_argument("--temp", type=float, default=None, help="temperature in deg C (default 27)")
     parser.add_argument("--seed", type=int, default=None, help="seed of split, init and testbench (default 0)")
     parser.add_argument("--post-layout", action="store_true",
