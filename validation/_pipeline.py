@@ -978,15 +978,9 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
     start_s = time.perf_counter()
     out_dir = Path(out_dir)
     with RunDirLock(out_dir, command):
-        replacing = _check_config(config, out_dir)
-        check_characterization_input(out_dir, characterization)
-        if config.netlist_kind == "post-layout" and _saved_stage(out_dir, "layout", _layout_outputs)[0] is None:
-            check_layout_tools()
+        replacing = _check_inputs(config, out_dir, characterization)
         data = load_data(config)
-        if replacing:
-            note(replacing)
-        write_json_atomic(out_dir / "config.json", to_dict(config))
-        write_json_atomic(out_dir / CONFIG_COPY, to_dict(config))
+        _write_config(config, out_dir, replacing)
         clock = RunClock(out_dir / "stages" / "elapsed.json", start_s)
         try:
             return _run_stages(config, out_dir, characterization, cache_dir, progress, data, clock)
@@ -994,62 +988,155 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
             clock.save()  # also when interrupted: elapsed_s is the total over every run
 
 
+def _check_inputs(config: ValidationConfig, out_dir: Path, characterization) -> str | None:
+    """Every check that may refuse the run before it writes: the folder's config
+    (:func:`_check_config`, whose note this returns), the characterization file, the post-layout
+    tools where the layout is still to do."""
+    replacing = _check_config(config, out_dir)
+    check_characterization_input(out_dir, characterization)
+    if config.netlist_kind == "post-layout" and _saved_stage(out_dir, "layout", _layout_outputs)[0] is None:
+        check_layout_tools()
+    return replacing
+
+
+def _write_config(config: ValidationConfig, out_dir: Path, replacing: str | None) -> None:
+    """config.json and its copy :data:`CONFIG_COPY`, with the note ``replacing`` first if any."""
+    if replacing:
+        note(replacing)
+    write_json_atomic(out_dir / "config.json", to_dict(config))
+    write_json_atomic(out_dir / CONFIG_COPY, to_dict(config))
+
+
 def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
                 data: tuple[DataConfig, DataSplits], clock: RunClock) -> dict:
     """The stages of :func:`run_validation`, in a locked folder whose config is written; ``data``
     is :func:`load_data`'s (DataConfig, DataSplits)."""
+    ctx, char_stage, layout = _prepare(config, out_dir, characterization, cache_dir, progress, data)
+    discharger = stage_discharger(ctx)
+    ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
+    params, dynamics, fit = pipeline_parameters(ctx)
+    results, models, post_layout = _run_pipelines(ctx, params, layout)
+    budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
+    _write_tables(out_dir, results, budget)
+    summary = build_summary(ctx, results, {"discharger": discharger, "dynamics": dynamics,
+                                           "trace_fit": fit, "error_budget": budget},
+                            char_stage["figures"], clock.total_s())
+    if layout is not None:
+        summary["post_layout"] = post_layout
+    check_summary(summary, "summary")
+    write_json(out_dir / "summary.json", summary)
+    render_report(out_dir)
+    return summary
+
+
+def _prepare(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
+             data: tuple[DataConfig, DataSplits]) -> tuple[Context, dict, dict | None]:
+    """(Context, characterization stage, layout stage or None): the networks (laid out first
+    for post-layout), the characterization, the samples."""
     from imcpnn.circuits.netlist.network import PhaseSchedule
 
     data_cfg, splits = data
     x_train = splits.x_train.double().numpy().reshape(len(splits.x_train), -1)
     x_test = splits.x_test.double().numpy().reshape(len(splits.x_test), -1)
     networks, layout = stage_networks(config, out_dir, x_test.shape[1], progress)
-    network = networks["network"]
     char_stage = stage_characterization(config, out_dir, characterization, cache_dir, progress)
-    char = json.loads((out_dir / char_stage["json"]).read_text())
     ctx = Context(config=config, out_dir=out_dir, cache_dir=cache_dir, progress=progress,
-                  char=char, network=network, fit_network=networks["trace_fit"],
+                  char=json.loads((out_dir / char_stage["json"]).read_text()),
+                  network=networks["network"], fit_network=networks["trace_fit"],
                   schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
                   x_test=x_test, y_test=splits.y_test.numpy(),
                   x_cal=calibration_inputs(config, x_train, x_test),
                   n_classes=splits.n_classes, data_config=data_cfg)
+    return ctx, char_stage, layout
 
-    discharger = stage_discharger(ctx)
-    ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
+
+def pipeline_parameters(ctx: Context) -> tuple[dict, dict, dict]:
+    """(PhysicalParameters per pipeline, dynamics stage, trace_fit stage): top-down the ideal
+    model, bottom-up the measured circuit terms, trace-fitted the joint fit from them."""
     dynamics = stage_dynamics(ctx)
     bottom_up = PhysicalParameters(**dynamics["parameters"])
     fit = stage_trace_fit(ctx, bottom_up)
-    params = {"top_down": ideal_parameters(config, char), "bottom_up": bottom_up,
+    params = {"top_down": ideal_parameters(ctx.config, ctx.char), "bottom_up": bottom_up,
               "trace_fitted": PhysicalParameters(**fit["fitted"])}
-    # Every search starts at the mapping's own answer: k = 1 (bottom-up and trace-fitted, mapped
-    # with their C_eff) and (1, 1) (top-down, design C_m); none reads another pipeline's result.
-    starts = {"top_down": (1.0, 1.0), "bottom_up": (1.0,), "trace_fitted": (1.0,)}
-    results, searches, models = {}, {}, {}
+    return params, dynamics, fit
+
+
+#: Where each pipeline's scale search starts: the mapping's own answer, k = 1 (bottom-up and
+#: trace-fitted, mapped with their C_eff) and (1, 1) (top-down, design C_m); no search reads
+#: another pipeline's result.
+SEARCH_STARTS = {"top_down": (1.0, 1.0), "bottom_up": (1.0,), "trace_fitted": (1.0,)}
+
+
+def _run_pipelines(ctx: Context, params: dict, layout: dict | None) -> tuple[dict, dict, dict | None]:
+    """(evaluation per pipeline, model per pipeline, post-layout summary or None): each pipeline
+    trains, searches its scales and is evaluated; post-layout, the bottom-up network is also
+    compared across netlists."""
+    results, models, post_layout = {}, {}, None
     for pipeline in PIPELINES:
         models[pipeline] = model = train_pipeline_model(ctx, pipeline, params[pipeline])
         weights = [w.double().numpy() for w in model.dense_weights()]
-        searches[pipeline] = stage_search(ctx, pipeline, weights, params[pipeline], model,
-                                          starts[pipeline])
-        results[pipeline] = stage_evaluate(ctx, pipeline, model, params[pipeline], searches[pipeline])
+        search = stage_search(ctx, pipeline, weights, params[pipeline], model,
+                              SEARCH_STARTS[pipeline])
+        results[pipeline] = stage_evaluate(ctx, pipeline, model, params[pipeline], search)
         if pipeline == "bottom_up" and layout is not None:
             post_layout = post_layout_summary(
-                layout, stage_compare_netlists(ctx, model, params[pipeline], searches[pipeline]))
-    budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
-    write_csv(out_dir / "tables" / "error_budget.csv", pd.DataFrame(budget))
+                layout, stage_compare_netlists(ctx, model, params[pipeline], search))
+    return results, models, post_layout
 
+
+def _write_tables(out_dir: Path, results: dict, budget: list[dict]) -> None:
+    """tables/error_budget.csv, pipelines.csv (one row per pipeline) and layers.csv."""
     tables = out_dir / "tables"
+    write_csv(tables / "error_budget.csv", pd.DataFrame(budget))
     write_csv(tables / "pipelines.csv", pd.DataFrame(
         [{k: v for k, v in r.items() if k not in ("layers", "mapping")} for r in results.values()]))
     write_csv(tables / "layers.csv", pd.DataFrame(
         [row for r in results.values() for row in r["layers"]]))
-    summary = {
-        "rmse_top_down_ns": results["top_down"]["rmse_t_spike_ns"],
-        "rmse_bottom_up_ns": results["bottom_up"]["rmse_t_spike_ns"],
-        "rmse_trace_fitted_ns": results["trace_fitted"]["rmse_t_spike_ns"],
+
+
+def build_summary(ctx: Context, results: dict, stages: dict, char_figures: list[str],
+                  elapsed_s: float) -> dict:
+    """summary.json (without ``post_layout``): the pipelines' metrics, the protocol, the circuit
+    terms and the provenance. ``stages``: the discharger, dynamics and trace_fit stage results
+    and the error budget."""
+    char = ctx.char
+    return {
+        **_headline(results),
         "n_test_samples": int(len(ctx.x_test)),
-        "netlist_kind": network.netlist_kind,
+        "netlist_kind": ctx.network.netlist_kind,
         "e_plus": float(char["e_plus"]), "e_minus": float(char["e_minus"]),
         "e_dis": float(char["e_dis"]),
+        **_scales_and_accuracy(results),
+        "search_starts": {p: list(SEARCH_STARTS[p]) for p in PIPELINES},
+        "calibration": {"source": ctx.config.calibration, "n_samples": int(len(ctx.x_cal))},
+        "discharger": ctx.config.discharger,
+        "discharger_design": stages["discharger"],
+        "discharger_scale": {p: r["discharger_scale"] for p, r in results.items()},
+        **{f"rmse_spiking_{p}_ns": _finite_or_none(r["rmse_spiking_ns"]) for p, r in results.items()},
+        **{f"bias_{p}_ns": r["bias_ns"] for p, r in results.items()},
+        **{f"n_silent_mismatch_{p}": r["n_silent_mismatch"] for p, r in results.items()},
+        "error_budget": stages["error_budget"],
+        "dynamics": stages["dynamics"],
+        "protocol": protocol_text(ctx.config),
+        "models": char.get("models", {}),
+        "elapsed_s": float(elapsed_s),
+        "ratio_bottom_up_over_top_down": results["bottom_up"]["rmse_t_spike_ns"]
+        / results["top_down"]["rmse_t_spike_ns"],
+        "trace_fit": stages["trace_fit"],
+        "mapping": _mapping_summary(ctx.network, results),
+        "versions": _versions(char),
+        "characterization_figures": char_figures,
+    }
+
+
+def _headline(results: dict) -> dict:
+    """The output spike-time RMSE of each pipeline (ns): the experiment's headline numbers."""
+    return {f"rmse_{p}_ns": results[p]["rmse_t_spike_ns"] for p in PIPELINES}
+
+
+def _scales_and_accuracy(results: dict) -> dict:
+    """The searched scales of each pipeline and the test accuracies (bottom-up's in front)."""
+    return {
         "scale_bottom_up": results["bottom_up"]["scale"],
         "scale_top_down": [results["top_down"]["scale_plus"], results["top_down"]["scale_minus"]],
         "scale_trace_fitted": results["trace_fitted"]["scale"],
@@ -1057,33 +1144,13 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
         "test_accuracy_spice": results["bottom_up"]["accuracy_spice"],
         "test_accuracy_by_pipeline": {p: {"model": r["accuracy_model"], "spice": r["accuracy_spice"]}
                                       for p, r in results.items()},
-        "search_starts": {p: list(starts[p]) for p in PIPELINES},
-        "calibration": {"source": config.calibration, "n_samples": int(len(ctx.x_cal))},
-        "discharger": config.discharger,
-        "discharger_design": discharger,
-        "discharger_scale": {p: r["discharger_scale"] for p, r in results.items()},
-        **{f"rmse_spiking_{p}_ns": _finite_or_none(r["rmse_spiking_ns"]) for p, r in results.items()},
-        **{f"bias_{p}_ns": r["bias_ns"] for p, r in results.items()},
-        **{f"n_silent_mismatch_{p}": r["n_silent_mismatch"] for p, r in results.items()},
-        "error_budget": budget,
-        "dynamics": dynamics,
-        "protocol": protocol_text(config),
-        "models": char.get("models", {}),
-        "elapsed_s": float(clock.total_s()),
-        "ratio_bottom_up_over_top_down": results["bottom_up"]["rmse_t_spike_ns"]
-        / results["top_down"]["rmse_t_spike_ns"],
-        "trace_fit": fit,
-        "mapping": {p: r["mapping"] for p, r in results.items()}
-        | {"parasitic_estimate": to_dict(network.parasitic),
-           "parasitic_method": "wire capacitance per line: C = c_area L w + 2 c_fringe L, met1, "
-                               "L = cells crossed x pitch (ParasiticEstimate)"
-                               if network.parasitic is not None else None},
-        "versions": _versions(char),
-        "characterization_figures": char_stage["figures"],
     }
-    if layout is not None:
-        summary["post_layout"] = post_layout
-    check_summary(summary, "summary")
-    write_json(out_dir / "summary.json", summary)
-    render_report(out_dir)
-    return summary
+
+
+def _mapping_summary(network, results: dict) -> dict:
+    """Each pipeline's weight mapping, and the wire-capacitance estimate the netlist carries."""
+    return {p: r["mapping"] for p, r in results.items()} | {
+        "parasitic_estimate": to_dict(network.parasitic),
+        "parasitic_method": "wire capacitance per line: C = c_area L w + 2 c_fringe L, met1, "
+                            "L = cells crossed x pitch (ParasiticEstimate)"
+                            if network.parasitic is not None else None}

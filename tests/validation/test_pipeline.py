@@ -123,3 +123,43 @@ def test_data_set_that_does_not_fit_the_network_is_refused_before_any_write(tmp_
     with pytest.raises(ConfigError, match=match):
         run_validation(ValidationConfig(**kwargs), tmp_path / "run")
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_summary_has_every_key_in_the_order_it_always_had():
+    from imcpnn.circuits.netlist.network import Network, ParasiticEstimate, PhaseSchedule
+    from imcpnn.validation import _pipeline as pipe
+    from imcpnn.validation.report import PIPELINES, check_summary
+
+    results = {p: {"rmse_t_spike_ns": 2.0 + i, "scale": 1.0, "scale_plus": 1.1, "scale_minus": 0.9,
+                   "accuracy_model": 0.5, "accuracy_spice": 0.25, "discharger_scale": 1.0,
+                   "rmse_spiking_ns": float("nan") if i == 2 else 1.0, "bias_ns": 0.1,
+                   "n_silent_mismatch": i, "mapping": {"pipeline": p}}
+               for i, p in enumerate(PIPELINES)}
+    char = {"e_plus": 2.9, "e_minus": -1.6, "e_dis": 3.0}
+    ctx = pipe.Context(config=ValidationConfig(), out_dir=None, cache_dir=None, progress=False,
+                       char=char, network=Network((5, 5, 5), parasitic=ParasiticEstimate()),
+                       fit_network=None, schedule=PhaseSchedule(), x_test=np.zeros((7, 5)),
+                       y_test=np.zeros(7), x_cal=np.zeros((14, 5)), n_classes=3,
+                       data_config=DataConfig())
+    stages = {"discharger": {"factor": 1.3}, "dynamics": {"c_eff_f": 1e-12},
+              "trace_fit": {"fitted": {}}, "error_budget": [{"term": "x", "rmse_bottom_up_ns": 3.0}]}
+    summary = pipe.build_summary(ctx, results, stages, ["characterization/a.png"], 12.5)
+    check_summary(summary, "summary")
+    per = [f"{k}_{p}{u}" for k, u in (("rmse_spiking", "_ns"), ("bias", "_ns"), ("n_silent_mismatch", ""))
+           for p in PIPELINES]
+    assert list(summary) == [
+        "rmse_top_down_ns", "rmse_bottom_up_ns", "rmse_trace_fitted_ns", "n_test_samples",
+        "netlist_kind", "e_plus", "e_minus", "e_dis", "scale_bottom_up", "scale_top_down",
+        "scale_trace_fitted", "test_accuracy_model", "test_accuracy_spice",
+        "test_accuracy_by_pipeline", "search_starts", "calibration", "discharger",
+        "discharger_design", "discharger_scale", *per, "error_budget", "dynamics", "protocol",
+        "models", "elapsed_s", "ratio_bottom_up_over_top_down", "trace_fit", "mapping", "versions",
+        "characterization_figures"]
+    assert (summary["rmse_top_down_ns"], summary["rmse_bottom_up_ns"]) == (2.0, 3.0)
+    assert summary["ratio_bottom_up_over_top_down"] == 1.5
+    assert summary["scale_top_down"] == [1.1, 0.9] and summary["n_test_samples"] == 7
+    assert summary["rmse_spiking_trace_fitted_ns"] is None
+    assert summary["calibration"] == {"source": "train", "n_samples": 14}
+    assert summary["search_starts"] == {"top_down": [1.0, 1.0], "bottom_up": [1.0], "trace_fitted": [1.0]}
+    assert summary["mapping"]["bottom_up"] == {"pipeline": "bottom_up"}
+    assert summary["mapping"]["parasitic_method"].startswith("wire capacitance per line")
