@@ -32,6 +32,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -160,9 +161,23 @@ def pnn_loss(t_out: Tensor, labels: Tensor, n_classes: int, loss: LossConfig) ->
     return ce + loss.gamma * penalty
 
 
-def predict(t_out: Tensor, n_classes: int) -> Tensor:
-    """Class of the earliest spike among the first n_classes outputs, (batch,)."""
-    return t_out[:, :n_classes].argmin(dim=1)
+def predict(t_out: Tensor | np.ndarray, n_classes: int) -> Tensor | np.ndarray:
+    """The class decision: the earliest spike among the first ``n_classes`` outputs (ties: the
+    lowest index), t_out (batch, n_out) -> (batch,).
+
+    A tensor gives a tensor (on its device), anything else (numpy arrays, nested lists: the
+    validation's model and SPICE times) a numpy integer array. The extra outputs beyond
+    ``n_classes`` (when n_outputs > n_classes) take no part in the decision. Raises ValueError for
+    a shape that cannot hold ``n_classes`` outputs.
+    """
+    if not isinstance(t_out, Tensor):
+        t_out = np.asarray(t_out, dtype=float)
+    if t_out.ndim != 2 or n_classes < 1 or t_out.shape[1] < n_classes:
+        raise ValueError(f"output spike times of shape {tuple(t_out.shape)} cannot decode {n_classes} "
+                         "classes; expected (batch, n_out) with n_out >= n_classes >= 1")
+    if isinstance(t_out, Tensor):
+        return t_out[:, :n_classes].argmin(dim=1)
+    return np.argmin(t_out[:, :n_classes], axis=1)
 
 
 def build_model(config: TrainConfig, data: DataSplits, generator: torch.Generator | None = None) -> PNN:

@@ -13,17 +13,17 @@ from ._fit import FitResult as FitResult
 from ._fit import PhysicalParameters as PhysicalParameters
 from ._fit import TraceSet as TraceSet
 from ._fit import fit_traces as fit_traces
-from ._fit import predict as predict
+from ._fit import predict_traces as predict_traces
 from ._metrics import accuracy as accuracy
 from ._metrics import compare_spike_tables as compare_spike_tables
 from ._metrics import effective_spike_time as effective_spike_time
 from ._metrics import layer_metrics as layer_metrics
 from ._metrics import membrane_rmse_v as membrane_rmse_v
 from ._metrics import output_rmse_ns as output_rmse_ns
-from ._metrics import predicted_class as predicted_class
 from ._metrics import spike_table as spike_table
 from ._metrics import spike_time_rmse as spike_time_rmse
 from ._metrics import worst_sample as worst_sample
+from imcpnn.pnn import predict as predicted_class  # the class decision, defined once in pnn
 from ._search import coarse_to_fine as coarse_to_fine
 from .report import SUMMARY_KEYS as SUMMARY_KEYS
 from .report import load_results as load_results

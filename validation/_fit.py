@@ -130,10 +130,13 @@ class FitResult:
         return rows
 
 
-def predict(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model membrane (V, (batch, n_out, n_times)) and spike times ((batch, n_out)) of ``traces``.
+def predict_traces(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the model predicts for the testbench of ``traces`` at the parameters ``params``: the
+    membrane (V, (batch, n_out, n_times)) and the spike times ((batch, n_out)) that
+    :func:`fit_traces` compares with the measured ones.
 
-    ``params`` is a float64 tensor ordered as :data:`PARAMETER_NAMES`.
+    ``params`` is a float64 tensor ordered as :data:`PARAMETER_NAMES` (differentiable: the fit's
+    Jacobian comes from it).
     """
     from imcpnn.pnn import membrane_trace, spike_times
 
@@ -182,7 +185,7 @@ def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
     def residuals(x: torch.Tensor) -> torch.Tensor:
         params = base.clone()
         params[free_idx] = x
-        v_pred, t_pred = predict(params, traces)
+        v_pred, t_pred = predict_traces(params, traces)
         r_v = ((v_pred - v_obs) / sigma_v_v).reshape(-1)
         if not use_v:
             r_v = r_v[:0]

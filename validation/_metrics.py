@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from imcpnn.errors import ResultsError
+from imcpnn.pnn import predict
 
 #: Columns of a tidy spike-time table (one row per sample, layer and neuron).
 SPIKE_TABLE_COLUMNS = ("sample", "layer", "neuron", "t_spike", "spiked")
@@ -124,15 +125,6 @@ def worst_sample(comparison: pd.DataFrame) -> int:
     return int(per_sample.idxmax())
 
 
-def predicted_class(t_out: np.ndarray, n_classes: int) -> np.ndarray:
-    """Earliest spike among the first ``n_classes`` output neurons: t_out (batch, n_out) -> (batch,)."""
-    t_out = np.asarray(t_out, dtype=float)
-    if t_out.ndim != 2 or t_out.shape[1] < n_classes:
-        raise ValueError(f"output spike times of shape {t_out.shape} cannot decode {n_classes} "
-                         "classes; expected (batch, n_out) with n_out >= n_classes")
-    return np.argmin(t_out[:, :n_classes], axis=1)
-
-
 def output_times(comparison: pd.DataFrame, side: str) -> np.ndarray:
     """(n_samples, n_out) output-layer times of one side (``"model"`` or ``"spice"``)."""
     last = comparison[comparison["layer"] == comparison["layer"].max()]
@@ -141,8 +133,9 @@ def output_times(comparison: pd.DataFrame, side: str) -> np.ndarray:
 
 
 def accuracy(t_out: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
-    """Fraction of samples whose earliest output spike (among ``n_classes``) is the label."""
-    return float(np.mean(predicted_class(t_out, n_classes) == np.asarray(labels)))
+    """Fraction of samples whose class decision (:func:`imcpnn.pnn.predict`: the earliest output
+    spike among ``n_classes``) is the label; the model's and SPICE's times are decoded alike."""
+    return float(np.mean(predict(t_out, n_classes) == np.asarray(labels)))
 
 
 def membrane_rmse_v(v_model_v: list[np.ndarray], v_spice_v: list[np.ndarray]) -> float:

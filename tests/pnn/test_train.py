@@ -5,6 +5,7 @@ import importlib
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +52,22 @@ def test_loss_closed_forms():
 def test_predict_uses_first_classes_only():
     t = torch.tensor([[0.5, 0.3, 0.4, 0.1, 0.0]])
     assert predict(t, 3).tolist() == [1]
+
+
+def test_predict_decodes_tensors_and_arrays_alike():
+    """One class decision for training (tensors) and validation (numpy times of model and SPICE)."""
+    from imcpnn.validation import predicted_class
+
+    t = [[0.5, 0.2, 0.9, 0.0], [0.1, 0.3, 0.1, 0.0], [1.0, 1.0, 1.0, 1.0]]  # ties: the lowest index
+    tensor = predict(torch.tensor(t, dtype=torch.float64), 3)
+    assert isinstance(tensor, torch.Tensor) and tensor.tolist() == [1, 0, 0]
+    array = predict(np.array(t), 3)
+    assert isinstance(array, np.ndarray) and array.tolist() == [1, 0, 0]
+    assert predict(t, 3).tolist() == [1, 0, 0]
+    assert predicted_class is predict
+    for bad, n in ((np.zeros(4), 3), (np.zeros((2, 2)), 3), (torch.zeros(2, 4), 0)):
+        with pytest.raises(ValueError, match="cannot decode"):
+            predict(bad, n)
 
 
 def test_config_json_round_trip_and_unknown_keys(tmp_path):

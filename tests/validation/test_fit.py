@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from imcpnn.validation import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces, predict
+from imcpnn.validation import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces, predict_traces
 
 TRUE = PhysicalParameters(e_plus=3.0, e_minus=-2.0, e_dis=4.0, current_scale=1.2, v_th_circ_v=0.85,
                           dis_rate=0.9, t_delay=0.03, q_plus=0.02, q_minus=-0.015)
@@ -23,7 +23,7 @@ def synthetic_traces(params, *, noise_v=5e-4, noise_t=2e-3, seed=0):
     skeleton = TraceSet(t_in, w, t_eval, np.zeros((batch, n_out, 21)), np.zeros((batch, n_out)),
                         np.ones((batch, n_out), bool))
     with torch.no_grad():
-        v, t = predict(torch.tensor(params.vector(), dtype=torch.float64), skeleton)
+        v, t = predict_traces(torch.tensor(params.vector(), dtype=torch.float64), skeleton)
     v = v.numpy() + rng.normal(0, noise_v, v.shape)
     t = t.numpy() + rng.normal(0, noise_t, t.shape)
     return TraceSet(t_in, w, t_eval, v, t, (t > 0) & (t < 1))
