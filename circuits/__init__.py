@@ -26,7 +26,8 @@ from imcpnn.circuits.characterization.fit import LambdaFit as LambdaFit
 from imcpnn.circuits.characterization.fit import fit_lambda as fit_lambda
 from imcpnn.circuits.characterization.fit import model_constants as model_constants
 from imcpnn.circuits.simulate.measure import membrane_table as membrane_table
-from imcpnn.circuits.simulate.measure import spike_table as spike_table
+from imcpnn.circuits.simulate.measure import SPIKE_TABLE_COLUMNS as SPIKE_TABLE_COLUMNS
+from imcpnn.circuits.simulate.measure import spice_spike_table as spice_spike_table
 from imcpnn.circuits.netlist.network import Network as Network
 from imcpnn.circuits.netlist.network import NetworkDeck as NetworkDeck
 from imcpnn.circuits.netlist.network import NeuronLayer as NeuronLayer

@@ -15,11 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from imcpnn.circuits.simulate.measure import SPIKE_TABLE_COLUMNS, SPIKE_TABLE_KEYS
 from imcpnn.errors import ResultsError
 from imcpnn.pnn import predict
-
-#: Columns of a tidy spike-time table (one row per sample, layer and neuron).
-SPIKE_TABLE_COLUMNS = ("sample", "layer", "neuron", "t_spike", "spiked")
 
 
 def _check_same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -43,8 +41,10 @@ def spike_time_rmse(t_model: np.ndarray, t_spice: np.ndarray) -> float:
     return float(np.sqrt(np.mean((t_model - t_spice) ** 2)))
 
 
-def spike_table(layer_times: list[np.ndarray]) -> pd.DataFrame:
-    """Tidy table of model spike times from one (batch, n_out) array per layer (layer numbered from 0).
+def model_spike_table(layer_times: list[np.ndarray]) -> pd.DataFrame:
+    """The spike table (:data:`~imcpnn.circuits.simulate.measure.SPIKE_TABLE_COLUMNS`, the format
+    of the SPICE side's :func:`~imcpnn.circuits.simulate.measure.spice_spike_table`) of the model's
+    normalized spike times, one (batch, n_out) array per layer (layer numbered from 0).
 
     A model time of exactly 1 (clipped: the membrane never reached threshold) is marked ``spiked=False``.
     """
@@ -54,8 +54,13 @@ def spike_table(layer_times: list[np.ndarray]) -> pd.DataFrame:
         sample, neuron = np.meshgrid(np.arange(t.shape[0]), np.arange(t.shape[1]), indexing="ij")
         frames.append(pd.DataFrame({"sample": sample.ravel(), "layer": layer,
                                     "neuron": neuron.ravel(), "t_spike": t.ravel(),
-                                    "spiked": t.ravel() < 1.0}))
+                                    "spiked": t.ravel() < 1.0}, columns=list(SPIKE_TABLE_COLUMNS)))
     return pd.concat(frames, ignore_index=True)
+
+
+#: The former name, kept while validation._pipeline and benchmarks/network_tran_settings.py import
+#: it; use model_spike_table.
+spike_table = model_spike_table
 
 
 def compare_spike_tables(model: pd.DataFrame, spice: pd.DataFrame, t_phase_s: float) -> pd.DataFrame:
@@ -72,7 +77,7 @@ def compare_spike_tables(model: pd.DataFrame, spice: pd.DataFrame, t_phase_s: fl
         if missing:
             raise ValueError(f"{name} spike table lacks columns {missing}; "
                              f"expected {list(SPIKE_TABLE_COLUMNS)}")
-    keys = ["sample", "layer", "neuron"]
+    keys = list(SPIKE_TABLE_KEYS)
     joined = model[list(SPIKE_TABLE_COLUMNS)].merge(
         spice[list(SPIKE_TABLE_COLUMNS)], on=keys, how="outer", suffixes=("_model", "_spice"),
         indicator=True)

@@ -4,7 +4,8 @@ tables measured from the raw traces (:mod:`.measure`).
 """
 
 from imcpnn.circuits.simulate.measure import membrane_table as membrane_table
-from imcpnn.circuits.simulate.measure import spike_table as spike_table
+from imcpnn.circuits.simulate.measure import SPIKE_TABLE_COLUMNS as SPIKE_TABLE_COLUMNS
+from imcpnn.circuits.simulate.measure import spice_spike_table as spice_spike_table
 from imcpnn.circuits.simulate.run import NetworkRun as NetworkRun
 from imcpnn.circuits.simulate.run import map_network as map_network
 from imcpnn.circuits.simulate.run import simulate_network as simulate_network

@@ -1,4 +1,9 @@
-"""Spike times and membrane waveforms from the raw traces of a batched testbench (pure)."""
+"""Spike times and membrane waveforms from the raw traces of a batched testbench (pure).
+
+The spike times come out as the *spike table* (:data:`SPIKE_TABLE_COLUMNS`), the long format the
+model side writes too (:func:`imcpnn.validation.model_spike_table`), so that
+:func:`imcpnn.validation.compare_spike_tables` joins the two on (sample, layer, neuron).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,14 @@ import numpy as np
 import pandas as pd
 
 from imcpnn.circuits.netlist.network import PhaseSchedule
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT
+
+#: Key of a spike table: one row per sample, layer (from 0) and neuron.
+SPIKE_TABLE_KEYS = ("sample", "layer", "neuron")
+#: Columns every spike table holds: the key, ``t_spike`` (normalized to the neuron's firing
+#: window: 0 its start, 1 its end) and ``spiked`` (False: the neuron stayed silent in its window).
+#: The SPICE table adds ``t_spike_s``, the absolute time.
+SPIKE_TABLE_COLUMNS = (*SPIKE_TABLE_KEYS, "t_spike", "spiked")
 
 
 def rising_crossing_s(time_s: np.ndarray, v: np.ndarray, level_v: float, t0_s: float, t1_s: float) -> float:
@@ -26,15 +39,15 @@ def rising_crossing_s(time_s: np.ndarray, v: np.ndarray, level_v: float, t0_s: f
     return float(t[k] + (t[k + 1] - t[k]) * (-y[k]) / (y[k + 1] - y[k]))
 
 
-def spike_table(
+def spice_spike_table(
     time_s: np.ndarray,
     traces: Mapping[str, np.ndarray],
     widths: tuple[int, ...],
     n_samples: int,
     schedule: PhaseSchedule,
-    vdd_v: float = 1.8,
+    vdd_v: float = DESIGN_POINT.vdd_v,
 ) -> pd.DataFrame:
-    """Tidy table of every neuron's spike time in every layer and sample.
+    """The spike table (:data:`SPIKE_TABLE_COLUMNS`) of a batched testbench, from its raw traces.
 
     Columns: sample, layer, neuron, t_spike_s (absolute crossing of V_dd/2 by the neuron's output
     ``v(s<l+1>_<i>)``), t_spike (normalized: (t_spike_s - firing window start)/T), spiked (bool;
@@ -49,7 +62,11 @@ def spike_table(
                 t0 = schedule.window_start_s(s, l, "firing")
                 t = rising_crossing_s(time_s, v, vdd_v / 2, t0, t0 + T)
                 rows.append((s, l, i, t, (t - t0) / T, bool(np.isfinite(t))))
-    return pd.DataFrame(rows, columns=["sample", "layer", "neuron", "t_spike_s", "t_spike", "spiked"])
+    return pd.DataFrame(rows, columns=[*SPIKE_TABLE_KEYS, "t_spike_s", "t_spike", "spiked"])
+
+
+#: The former name, kept while benchmarks/network_tran_settings.py imports it; use spice_spike_table.
+spike_table = spice_spike_table
 
 
 def membrane_table(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from imcpnn.circuits.characterization.fit import Characterization
-from imcpnn.circuits.simulate.measure import membrane_table, spike_table
+from imcpnn.circuits.simulate.measure import membrane_table, spice_spike_table
 from imcpnn.circuits.netlist.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
 from imcpnn.circuits.netlist.operating_point import OperatingPoint
 from imcpnn.circuits.simulate.weights import CurrentScales, discharger_bias_v, weights_to_biases
@@ -28,7 +28,8 @@ from imcpnn.spice import Corner, Sim, Tran, device_uses, run_many
 class NetworkRun:
     """Result of simulating one set of weights and scales over all samples.
 
-    ``spikes``: one row per (sample, layer, neuron) (see :func:`measure.spike_table`);
+    ``spikes``: the spike table, one row per (sample, layer, neuron) (see
+    :func:`imcpnn.circuits.simulate.measure.spice_spike_table`);
     ``membranes``: waveforms (or None); ``mapping``: gate biases per layer and the constants used;
     ``traces``: per batch, (time_s, {name: trace}) if requested.
     """
@@ -196,7 +197,7 @@ def simulate_scales(
             plot = next(results).plot("tran")
             time_s = np.asarray(plot[plot.names[0]])
             tr = {name: np.asarray(plot[name]) for name in tb.saves}
-            sp = spike_table(time_s, tr, tb.widths, tb.n_samples, schedule, network.vdd_v)
+            sp = spice_spike_table(time_s, tr, tb.widths, tb.n_samples, schedule, network.vdd_v)
             sp["sample"] += b * batch_size
             spikes.append(sp)
             if save_membranes:

@@ -80,7 +80,7 @@ def read_netlist(path_text: str) -> tuple[str, dict, int, tuple[int, ...]]:
 def _run_netlist(args: argparse.Namespace, netlist):
     import numpy as np
 
-    from imcpnn.circuits.simulate.measure import spike_table
+    from imcpnn.circuits.simulate.measure import spice_spike_table
     from imcpnn.circuits.netlist.network import NetworkDeck, PhaseSchedule, network_saves
     from imcpnn.circuits.simulate.run import network_sim
     from imcpnn.spice import Corner, run
@@ -93,7 +93,7 @@ def _run_netlist(args: argparse.Namespace, netlist):
     plot = run(sim, cache_dir=args.cache_dir).plot("tran")
     time_s = np.asarray(plot[plot.names[0]])
     traces = {n: np.asarray(plot[n]) for n in deck.saves}
-    return spike_table(time_s, traces, widths, n_samples, schedule), time_s, traces, widths
+    return spice_spike_table(time_s, traces, widths, n_samples, schedule), time_s, traces, widths
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from imcpnn.circuits.characterization.fit import (
     fit_lambda,
     model_constants,
 )
-from imcpnn.circuits.simulate.measure import rising_crossing_s, spike_table
+from imcpnn.circuits.simulate.measure import SPIKE_TABLE_COLUMNS, rising_crossing_s, spice_spike_table
 from imcpnn.circuits.netlist.network import (
     Network,
     ParasiticEstimate,
@@ -329,8 +329,8 @@ def test_spike_table_measures_crossings_relative_to_window():
     t = np.linspace(0, s.t_stop_s(2, 1), 20001)
     fire0, fire1 = s.window_start_s(0, 0, "firing"), s.window_start_s(1, 0, "firing")
     v = np.where((t > fire0 + 0.3 * T) & (t < fire0 + T), 1.8, 0.0)  # sample 1: never
-    tab = spike_table(t, {"v(s1_0)": v}, (1, 1), 2, s)
-    assert tab.shape == (2, 6)
+    tab = spice_spike_table(t, {"v(s1_0)": v}, (1, 1), 2, s)
+    assert tab.shape == (2, 6) and set(SPIKE_TABLE_COLUMNS) <= set(tab.columns)
     assert tab.t_spike.iloc[0] == pytest.approx(0.3, abs=2e-3)
     assert not tab.spiked.iloc[1] and math.isnan(tab.t_spike.iloc[1])
     assert math.isnan(rising_crossing_s(t, v, 0.9, fire1, fire1 + T))

@@ -5,18 +5,30 @@ import pandas as pd
 import pytest
 
 from imcpnn.errors import ResultsError
-from imcpnn.validation import (accuracy, compare_spike_tables, layer_metrics, membrane_rmse_v,
-                               output_rmse_ns, predicted_class, spike_table, spike_time_rmse,
-                               worst_sample)
+from imcpnn.circuits.simulate import SPIKE_TABLE_COLUMNS, spice_spike_table
+from imcpnn.validation import (accuracy, compare_spike_tables, layer_metrics, membrane_rmse_v, model_spike_table,
+                               output_rmse_ns, predicted_class, spike_time_rmse, worst_sample)
 from imcpnn.validation._metrics import output_times, require_columns
 
 
 def tables():
-    model = spike_table([np.array([[0.2, 0.5], [0.3, 1.0]]), np.array([[0.4, 0.6], [0.1, 0.9]])])
+    model = model_spike_table([np.array([[0.2, 0.5], [0.3, 1.0]]), np.array([[0.4, 0.6], [0.1, 0.9]])])
     spice = model.copy()
     spice["t_spike"] = spice["t_spike"] + np.array([0.0, 0.0, 0.0, 0.0, 0.01, -0.02, 0.03, 0.0])
     spice.loc[(spice.layer == 1) & (spice["sample"] == 1) & (spice.neuron == 1), ["t_spike", "spiked"]] = [np.nan, False]
     return model, spice
+
+
+def test_model_and_spice_spike_tables_share_one_format():
+    from imcpnn.circuits.netlist.network import PhaseSchedule
+
+    model, _ = tables()
+    assert tuple(model.columns) == SPIKE_TABLE_COLUMNS
+    schedule = PhaseSchedule()
+    t = np.linspace(0.0, schedule.t_stop_s(2, 1), 101)
+    spice = spice_spike_table(t, {"v(s1_0)": np.zeros_like(t)}, (1, 1), 2, schedule)
+    assert tuple(c for c in spice.columns if c in SPIKE_TABLE_COLUMNS) == SPIKE_TABLE_COLUMNS
+    assert len(compare_spike_tables(model_spike_table([np.full((2, 1), 0.5)]), spice, 1e-6)) == 2
 
 
 def test_rmse_of_known_differences():
