@@ -29,6 +29,9 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares
 
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT
+from imcpnn.config import is_real, require
+
 #: Fit parameters, their order in vectors, and their bounds (lower, upper).
 PARAMETER_NAMES = ("e_plus", "e_minus", "e_dis", "current_scale", "v_th_circ_v", "dis_rate", "t_delay",
                    "q_plus", "q_minus")
@@ -67,8 +70,7 @@ class PhysicalParameters:
         for name in PARAMETER_NAMES:
             low, high = _BOUNDS[name]
             value = getattr(self, name)
-            if not (np.isfinite(value) and low <= value <= high):
-                raise ValueError(f"PhysicalParameters.{name}={value!r} is outside [{low}, {high}]")
+            require(self, name, value, is_real(value) and low <= value <= high, f"[{low}, {high}]")
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, n) for n in PARAMETER_NAMES], dtype=float)
@@ -80,7 +82,8 @@ class TraceSet:
 
     Shapes: t_in (batch, n_in) and t_eval (n_times,) normalized to the phase window; w (n_in, n_out)
     nominal weights; v_membrane_v (batch, n_out, n_times) in volts; t_spike and spiked
-    (batch, n_out), t_spike normalized to the firing window.
+    (batch, n_out), t_spike normalized to the firing window; v_reset_v the membrane's reset
+    voltage V0 (V) the traces start from (the design operating point's by default).
     """
 
     t_in: np.ndarray
@@ -89,7 +92,7 @@ class TraceSet:
     v_membrane_v: np.ndarray
     t_spike: np.ndarray
     spiked: np.ndarray
-    v_reset_v: float = 1.3
+    v_reset_v: float = DESIGN_POINT.v0_v
 
     def __post_init__(self):
         batch, n_in = np.shape(self.t_in)

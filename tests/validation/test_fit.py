@@ -108,7 +108,7 @@ def test_traceset_shape_mismatch_is_named():
 
 
 def test_parameters_out_of_range_are_rejected():
-    with pytest.raises(ValueError, match="e_minus=1.0 is outside"):
+    with pytest.raises(ValueError, match=r"PhysicalParameters.e_minus=1.0 is invalid: allowed \[-10000.0, -0.05\]"):
         PhysicalParameters(e_plus=3.0, e_minus=1.0, e_dis=4.0)
 
 
