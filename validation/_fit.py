@@ -73,6 +73,7 @@ class PhysicalParameters:
             require(self, name, value, is_real(value) and low <= value <= high, f"[{low}, {high}]")
 
     def vector(self) -> np.ndarray:
+        """The values in :data:`PARAMETER_NAMES` order (the fit's parameter vector)."""
         return np.array([getattr(self, n) for n in PARAMETER_NAMES], dtype=float)
 
 

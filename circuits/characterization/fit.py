@@ -121,9 +121,11 @@ class IdVgTable:
 
     @classmethod
     def from_dict(cls, data: dict) -> "IdVgTable":
+        """From the ``{"v_g_v": [...], "i_d_a": [...]}`` of the characterization JSON."""
         return cls(tuple(map(float, data["v_g_v"])), tuple(map(float, data["i_d_a"])))
 
     def to_dict(self) -> dict:
+        """The JSON form read by :meth:`from_dict`."""
         return {"v_g_v": list(self.v_g_v), "i_d_a": list(self.i_d_a)}
 
 

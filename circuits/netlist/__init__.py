@@ -1,5 +1,6 @@
-"""Netlist generation: sky130 cells as typed dataclasses, the network testbench deck (synapse
-arrays, neurons, phase schedule, parasitic estimate) and the reader of extracted netlists.
+"""Netlist generation: sky130 cells as typed dataclasses, the circuit's operating point, the
+network testbench deck (synapse arrays, neurons, phase schedule, parasitic estimate) and the
+reader of extracted netlists.
 
 Pure text and numbers: nothing here runs a tool.
 """
@@ -21,3 +22,5 @@ from imcpnn.circuits.netlist.network import PhaseSchedule as PhaseSchedule
 from imcpnn.circuits.netlist.network import PostLayoutCore as PostLayoutCore
 from imcpnn.circuits.netlist.network import SynapseArray as SynapseArray
 from imcpnn.circuits.netlist.network import network_deck as network_deck
+from imcpnn.circuits.netlist.operating_point import DESIGN_POINT as DESIGN_POINT
+from imcpnn.circuits.netlist.operating_point import OperatingPoint as OperatingPoint

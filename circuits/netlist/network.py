@@ -42,9 +42,10 @@ class PhaseSchedule:
     (``.options trtol``, ngspice's default 7; smaller = steps chosen by a tighter local error).
     The spike times hinge on edges (phase signals, spikes) that couple charge into the
     membranes; only a tight local error resolves them, while the smooth ramps between edges
-    tolerate long steps. Measured on the 5-5-5 demo network, 75 samples (benchmarks/README.md):
-    the former 5 ns / trtol 7 put output spikes 14 ns RMSE (max 36 ns) off a converged reference;
-    50 ns / trtol 0.05 agrees with it to 0.08 ns RMSE (max 0.33 ns) for 1.5x the CPU time.
+    tolerate long steps. Hence the defaults: a long maximum step with a tight trtol, which keeps
+    the spike times close to a converged transient at a small CPU cost
+    (benchmarks/network_tran_settings.py measures the trade-off; its numbers live in
+    benchmarks/README.md and benchmarks/results/, not here).
     """
 
     t_phase_s: float = 1.0e-6
@@ -125,6 +126,7 @@ class NeuronLayer:
 
     @property
     def n(self) -> int:
+        """Number of neurons: one per column of the synapse array."""
         return self.synapses.n_out
 
 
@@ -209,6 +211,8 @@ class Network:
         return OperatingPoint.of(self)
 
     def _check_core(self, core: PostLayoutCore) -> None:
+        """The core must be an extraction of this very network: its ports are the testbench nodes
+        of these widths and it gives one membrane capacitance per layer."""
         if self.parasitic is not None:
             raise ConfigError("Network has both a post-layout core and a parasitic estimate: the "
                               "core already holds the extracted parasitics; leave parasitic=None")
@@ -226,6 +230,7 @@ class Network:
 
     @property
     def layers(self) -> tuple[NeuronLayer, ...]:
+        """One :class:`NeuronLayer` per pair of consecutive widths, input side first."""
         return tuple(
             NeuronLayer(SynapseArray(a, b, self.synapse), self.neuron)
             for a, b in zip(self.widths[:-1], self.widths[1:])
@@ -233,6 +238,7 @@ class Network:
 
     @property
     def netlist_kind(self) -> str:
+        """Which of :data:`NETLIST_KINDS` the deck is: what the SPICE side of a comparison models."""
         return NETLIST_KINDS[2 if self.core is not None else int(self.parasitic is not None)]
 
     def membrane_f(self, layer: int) -> float:
@@ -269,6 +275,7 @@ def num(x: float) -> str:
 
 
 def _pwl(points: list[tuple[float, float]]) -> str:
+    """A PWL source value from (time s, voltage V) points, written exactly (:func:`num`)."""
     return "PWL(" + " ".join(f"{num(t)} {num(v)}" for t, v in points) + ")"
 
 
@@ -285,6 +292,7 @@ def pulse_points(windows: list[tuple[float, float]], high_v: float, t_edge_s: fl
 
 
 def _complement(points: list[tuple[float, float]], high_v: float) -> list[tuple[float, float]]:
+    """The complementary signal (high where ``points`` is low) on the same edges."""
     return [(t, high_v - v) for t, v in points]
 
 
