@@ -2,8 +2,9 @@
 
 Conventions: ``t_in`` (batch, n_in) spike times in [0, 1]; ``w`` (n_in, n_out); results
 (batch, n_out) with the dtype and device of the inputs. ``e_plus > 0`` and ``e_minus < 0`` are floats
-(``math.inf`` = ideal ANN; E = 100 is the paper's stand-in for it) or 0-d tensors (gradients flow to
-them). Inputs are validated once here and raise ValueError naming the problem and the fix.
+(``math.inf`` = ideal ANN; E = 100 is the paper's stand-in for it), 0-d tensors (gradients flow to
+them) or tensors shaped like ``w`` (one E per synapse: channel-length modulation depends on each
+synapse's bias, so its reversal potential does too; only the entry of the synapse's sign is used). Inputs are validated once here and raise ValueError naming the problem and the fix.
 
 The validation of tensor values (finite entries, spike times in [0, 1]) costs a device sync per
 check, so it lives only in these public functions. The layers (:mod:`imcpnn.pnn.layers`), whose
@@ -56,13 +57,17 @@ def _check_times(name: str, t: Tensor, ndim: int) -> None:
         )
 
 
-def _check_reversal(name: str, e, sign: int) -> None:
-    if isinstance(e, Tensor) and e.numel() != 1:
-        raise ValueError(f"{name} must be a float or a 0-d tensor, got shape {tuple(e.shape)}")
-    value = float(e.detach()) if isinstance(e, Tensor) else float(e)
-    if math.isnan(value) or value * sign <= 0:
+def _check_reversal(name: str, e, sign: int, w_shape: tuple[int, ...] | None = None) -> None:
+    """A float, a 0-d tensor, or (per synapse) a tensor shaped like ``w``; every value of the right
+    sign (``math.inf`` allowed), none NaN."""
+    if isinstance(e, Tensor) and e.numel() != 1 and (w_shape is None or tuple(e.shape) != tuple(w_shape)):
+        per = "" if w_shape is None else f" or a tensor shaped like w {tuple(w_shape)} (one E per synapse)"
+        raise ValueError(f"{name} must be a float, a 0-d tensor{per}, got shape {tuple(e.shape)}")
+    values = e.detach() if isinstance(e, Tensor) else torch.tensor(float(e))
+    if bool(torch.isnan(values).any()) or bool((values * sign <= 0).any()):
         need = "> 0 (excitatory)" if sign > 0 else "< 0 (inhibitory)"
-        raise ValueError(f"{name} must be {need}, got {value}; use math.inf or 100 for the ideal ANN")
+        bad = values[torch.isnan(values) | (values * sign <= 0)].flatten()[0].item()
+        raise ValueError(f"{name} must be {need}, got {bad}; use math.inf or 100 for the ideal ANN")
 
 
 def _check_layer(t_in, w, e_plus, e_minus) -> None:
@@ -78,8 +83,8 @@ def _check_layer(t_in, w, e_plus, e_minus) -> None:
             f"t_in ({t_in.dtype}, {t_in.device}) and w ({w.dtype}, {w.device}) must share dtype and "
             "device; convert one with .to(other)"
         )
-    _check_reversal("e_plus", e_plus, +1)
-    _check_reversal("e_minus", e_minus, -1)
+    _check_reversal("e_plus", e_plus, +1, tuple(w.shape))
+    _check_reversal("e_minus", e_minus, -1, tuple(w.shape))
 
 
 def _check_grid(method: str, steps, offset) -> float:

@@ -78,7 +78,7 @@ def _bad(name):
         "e_plus": (dict(e_plus=0.0), "e_plus must be > 0"),
         "e_plus_nan": (dict(e_plus=math.nan), "e_plus must be > 0"),
         "e_minus": (dict(e_minus=1.0), "e_minus must be < 0"),
-        "e_vector": (dict(e_plus=torch.ones(2)), "e_plus must be a float or a 0-d tensor"),
+        "e_vector": (dict(e_plus=torch.ones(2)), "e_plus must be a float, a 0-d tensor or a tensor shaped like w"),
         "method": (dict(method="rk4"), "unknown method 'rk4'; valid methods: exact, dstd"),
         "no_steps": (dict(method="dstd"), "needs steps"),
         "steps0": (dict(method="dstd", steps=0), "steps must be an integer >= 1"),
@@ -143,3 +143,29 @@ def test_tensor_e_dis_gets_gradient(method):
     assert torch.autograd.gradcheck(
         lambda e: spike_times(t_in, w, 3.0, -1.5, method=method, steps=steps, offset=0.011, e_dis=e), (e_dis,)
     )
+
+
+def test_per_synapse_reversal_potentials_equal_per_column_scalars():
+    """E shaped like w (one per synapse): a neuron whose synapses all share (E_plus, E_minus)
+    fires exactly as with those scalars, in the exact solver and in DSTD."""
+    g = torch.Generator().manual_seed(3)
+    t_in = torch.rand(6, 7, generator=g, dtype=torch.float64)
+    w = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    pairs = [(2.9, -1.5), (4.0, -2.5), (100.0, -100.0)]
+    e_plus = torch.tensor([p for p, _ in pairs], dtype=torch.float64).expand(7, 3).clone()
+    e_minus = torch.tensor([m for _, m in pairs], dtype=torch.float64).expand(7, 3).clone()
+    for kw in ({}, {"method": "dstd", "steps": 10}):
+        together = spike_times(t_in, w, e_plus, e_minus, e_dis=3.0, **kw)
+        for j, (ep, em) in enumerate(pairs):
+            alone = spike_times(t_in, w[:, j : j + 1], ep, em, e_dis=3.0, **kw)
+            torch.testing.assert_close(together[:, j : j + 1], alone, rtol=0, atol=1e-12)
+
+
+def test_per_synapse_reversal_potentials_are_checked():
+    t_in, w = torch.zeros(2, 3), torch.ones(3, 2)
+    with pytest.raises(ValueError, match="shaped like w"):
+        spike_times(t_in, w, torch.full((2, 3), 3.0), -1.5)
+    bad = torch.full((3, 2), -1.5)
+    bad[1, 1] = 0.5
+    with pytest.raises(ValueError, match="e_minus must be < 0"):
+        spike_times(t_in, w, 3.0, bad)
