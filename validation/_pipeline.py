@@ -68,7 +68,8 @@ from imcpnn.rundir import (RunClock, RunDirLock, file_sha256, holds_results, not
 from imcpnn.validation._config import ValidationConfig
 from imcpnn.validation._fit import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
-                                        membrane_rmse_v, output_rmse_ns, output_times, spike_table, worst_sample)
+                                        membrane_rmse_v, model_spike_table, output_rmse_ns,
+                                        output_times, worst_sample)
 from imcpnn.validation._post_layout import (check_layout_tools, layout_networks, netlist_comparison,
                                             post_layout_network, post_layout_summary,
                                             recovered_capacitance)
@@ -641,7 +642,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     def model_table(k_dis: float) -> pd.DataFrame:
         if k_dis not in model_tables:
             physics = layer_physics(pipeline, params, k_dis)
-            model_tables[k_dis] = spike_table(model_layer_times(model, x_cal, physics))
+            model_tables[k_dis] = model_spike_table(model_layer_times(model, x_cal, physics))
         return model_tables[k_dis]
 
     def rmse_of(points, k_dis_of, scales_of):
@@ -710,7 +711,7 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
         layer_times = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis))
-        model_table = spike_table(layer_times)
+        model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
         run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
@@ -789,7 +790,7 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     rows = []
     for term, switches in BUDGET_TERMS:
         physics = budget_physics(params, switches, evaluation["discharger_scale"])
-        table = spike_table(model_layer_times(model, ctx.x_test, physics))
+        table = model_spike_table(model_layer_times(model, ctx.x_test, physics))
         cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
         rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp)})
     return rows

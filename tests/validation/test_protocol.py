@@ -102,7 +102,7 @@ def test_search_simulates_only_calibration_samples(tmp_path, monkeypatch):
         out = []
         for scales in scales_list:  # a "circuit" whose spikes move with the plus scale
             times = pipe.model_layer_times(model, x)
-            out.append(Run(pipe.spike_table([t * (0.5 + 0.5 * scales.scale_plus) for t in times])))
+            out.append(Run(pipe.model_spike_table([t * (0.5 + 0.5 * scales.scale_plus) for t in times])))
         return out
 
     monkeypatch.setattr(pipe, "_simulate", fake_simulate)
@@ -140,7 +140,7 @@ def test_searched_discharger_never_goes_below_its_design_bias(tmp_path, monkeypa
         ks = discharger_scales or [1.0] * len(scales_list)
         factors.extend(ks)
         times = pipe.model_layer_times(model, x)
-        return [Run(pipe.spike_table([t * (1.0 + 0.3 * k) for t in times])) for k in ks]
+        return [Run(pipe.model_spike_table([t * (1.0 + 0.3 * k) for t in times])) for k in ks]
 
     monkeypatch.setattr(pipe, "_simulate", fake_simulate)
     monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
