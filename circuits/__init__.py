@@ -23,6 +23,7 @@ from imcpnn.circuits.characterization.sweeps import characterize as characterize
 from imcpnn.circuits.characterization.sweeps import write_outputs as write_outputs
 from imcpnn.circuits.characterization.fit import Characterization as Characterization
 from imcpnn.circuits.characterization.fit import IdVgTable as IdVgTable
+from imcpnn.circuits.characterization.fit import LambdaCurve as LambdaCurve
 from imcpnn.circuits.characterization.fit import LambdaFit as LambdaFit
 from imcpnn.circuits.characterization.fit import fit_lambda as fit_lambda
 from imcpnn.circuits.characterization.fit import model_constants as model_constants

@@ -5,6 +5,7 @@ lambda, V_switch, E_plus, E_minus, E_dis and the I_D(V_G) tables of the weight m
 
 from imcpnn.circuits.characterization.fit import Characterization as Characterization
 from imcpnn.circuits.characterization.fit import IdVgTable as IdVgTable
+from imcpnn.circuits.characterization.fit import LambdaCurve as LambdaCurve
 from imcpnn.circuits.characterization.fit import LambdaFit as LambdaFit
 from imcpnn.circuits.characterization.fit import fit_lambda as fit_lambda
 from imcpnn.circuits.characterization.fit import model_constants as model_constants

@@ -71,6 +71,50 @@ def crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
 
 
 @dataclass(frozen=True)
+class LambdaCurve:
+    """Channel-length modulation against the device's current: lambda (1/V) of the fit at each
+    swept gate bias, keyed by its current at V_D = V0 (A), ascending.
+
+    lambda is not one number: it changes with the bias (the characterization's single lambda is
+    the median of this curve). A synapse biased for weight w
+    carries a known current, so the curve gives it its own lambda, hence its own reversal
+    potential E = +-1 / (V_th_circ lambda). Between points the curve is linear in log(current);
+    outside them it holds the end values.
+    """
+
+    i_a: tuple[float, ...]
+    lambda_per_v: tuple[float, ...]
+
+    def __post_init__(self):
+        i, lam = np.asarray(self.i_a, float), np.asarray(self.lambda_per_v, float)
+        if i.ndim != 1 or i.shape != lam.shape or len(i) < 1:
+            raise ConfigError("LambdaCurve needs equally long, non-empty i_a and lambda_per_v")
+        if not (np.all(i > 0) and np.all(np.diff(i) > 0) and np.all(lam > 0) and np.all(np.isfinite(lam))):
+            raise ConfigError("LambdaCurve needs currents > 0 in ascending order and finite lambdas > 0")
+
+    def __call__(self, i_a) -> np.ndarray:
+        """lambda (1/V) at currents ``i_a`` (A, any shape; values <= 0 take the lowest point)."""
+        i = np.log(np.maximum(np.asarray(i_a, float), self.i_a[0]))
+        return np.interp(i, np.log(self.i_a), self.lambda_per_v)
+
+    @classmethod
+    def from_fits(cls, i_a, lambda_per_v) -> "LambdaCurve":
+        """From the per-gate-bias fits in any order (sorted by current here)."""
+        order = np.argsort(np.asarray(i_a, float))
+        return cls(tuple(float(np.asarray(i_a)[k]) for k in order),
+                   tuple(float(np.asarray(lambda_per_v)[k]) for k in order))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LambdaCurve":
+        """From its JSON form ``{"i_a": [...], "lambda_per_v": [...]}``."""
+        return cls(tuple(map(float, data["i_a"])), tuple(map(float, data["lambda_per_v"])))
+
+    def to_dict(self) -> dict:
+        """The JSON form read by :meth:`from_dict`."""
+        return {"i_a": list(self.i_a), "lambda_per_v": list(self.lambda_per_v)}
+
+
+@dataclass(frozen=True)
 class IdVgTable:
     """I_D(V_G) of one device at V_D = V0, strictly monotone, inverted by log-linear interpolation.
 
@@ -187,6 +231,19 @@ class Characterization:
     temp_c: float | None = None
     vdd_v: float | None = None
     vb_sense_v: float | None = None
+    lambda_curves: dict[str, LambdaCurve] | None = None
+    """lambda against current per device ("n", "p", "dis"); None in files written before it."""
+
+    def synapse_reversal(self, i_a, device: str) -> np.ndarray:
+        """Reversal potential of each synapse from its current ``i_a`` (A, any shape):
+        E = 1 / (V_th_circ lambda_n(I)) for "n" (excitatory), -1 / (V_th_circ lambda_p(I)) for "p".
+        Without recorded curves, the characterization's single E for every synapse."""
+        if device not in ("n", "p"):
+            raise ConfigError(f"synapse device {device!r} is not 'n' or 'p'")
+        sign = 1.0 if device == "n" else -1.0
+        if not self.lambda_curves:
+            return np.full(np.shape(i_a), self.e_plus if device == "n" else self.e_minus)
+        return sign / (self.v_th_circ * self.lambda_curves[device](i_a))
 
     def operating_point(self, unrecorded: OperatingPoint) -> OperatingPoint:
         """The operating point the tables were measured at; a value not recorded (None) is taken
@@ -233,4 +290,6 @@ class Characterization:
             temp_c=None if settings.get("temp_c") is None else float(settings["temp_c"]),
             vdd_v=None if settings.get("vdd_v") is None else float(settings["vdd_v"]),
             vb_sense_v=None if settings.get("vb_sense_v") is None else float(settings["vb_sense_v"]),
+            lambda_curves=({d: LambdaCurve.from_dict(c) for d, c in data["lambda_vs_current"].items()}
+                           if data.get("lambda_vs_current") else None),
         )

@@ -26,6 +26,7 @@ from imcpnn.circuits.netlist.operating_point import DESIGN_POINT, OperatingPoint
 from imcpnn.circuits.characterization.fit import (
     CONTRACT_KEYS,
     IdVgTable,
+    LambdaCurve,
     crossing,
     fit_lambda,
     model_constants,
@@ -192,6 +193,9 @@ def characterize(cfg: CharacterizationConfig = CharacterizationConfig(), *, cach
         "v0": cfg.v0_v, "v_switch": v_switch,
         **model_constants(cfg.v0_v, v_switch, lam["n"], lam["p"], lam["dis"]),
         "lambda_statistic": "median over the swept gate biases",
+        "lambda_vs_current": {d: LambdaCurve.from_fits(fits.loc[fits.device == d, "i_v0_a"],
+                                                       fits.loc[fits.device == d, "lambda_per_v"]).to_dict()
+                              for d in ("n", "p", "dis")},
         "id_vg_n": tables["n"].to_dict(), "id_vg_p": tables["p"].to_dict(), "id_vg_dis": tables["dis"].to_dict(),
         "models": {"source": results[0].models.kind, "version": results[0].models.version,
                    "path": str(results[0].models.lib_path)},

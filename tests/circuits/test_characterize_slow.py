@@ -128,3 +128,19 @@ def test_sensing_stage_that_never_switches_is_reported(spice_cache):
     cfg = CharacterizationConfig(v0_v=0.3, window_v=(0.1, 0.5))
     with pytest.raises(ConfigError, match=r"never switched for a membrane in \[0, 0.3\] V"):
         characterize(cfg, cache_dir=spice_cache, progress=False)
+
+
+def test_lambda_against_current_is_recorded_and_bias_dependent(characterization):
+    """The per-gate-bias fits are kept as lambda(I) curves: their median is the single lambda, and
+    lambda moves with the bias (it falls as the current grows, in both devices), which is what the
+    per-synapse reversal potentials of the bottom-up model read."""
+    summary, fits, _ = characterization
+    char = Characterization.from_dict(summary)
+    for d in ("n", "p", "dis"):
+        curve = char.lambda_curves[d]
+        assert np.median(curve.lambda_per_v) == pytest.approx(summary[f"lambda_{d}"])
+        assert sorted(curve.lambda_per_v) == sorted(fits.loc[fits.device == d, "lambda_per_v"])
+    n, p = char.lambda_curves["n"], char.lambda_curves["p"]
+    for curve in (n, p):  # ascending current
+        assert curve.lambda_per_v[0] > curve.lambda_per_v[-1]
+        assert max(curve.lambda_per_v) / min(curve.lambda_per_v) > 1.05  # a dependence, not noise
