@@ -106,13 +106,13 @@ def main() -> None:
     args = ap.parse_args()
 
     from imcpnn.circuits.characterization.fit import Characterization
-    from imcpnn.circuits.simulate.measure import spike_table as spice_spike_table
+    from imcpnn.circuits.simulate import spice_spike_table
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
     from imcpnn.circuits.simulate.run import build_testbenches, map_network, network_sim
     from imcpnn.pnn import DataConfig, load_dataset
     from imcpnn.spice import Corner, RawFile, find_models, find_ngspice
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
-    from imcpnn.validation import spike_table as model_spike_table
+    from imcpnn.validation import model_spike_table
     from imcpnn.validation import model_layer_times
 
     names = [s.strip() for s in args.settings.split(",")]

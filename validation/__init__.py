@@ -5,6 +5,7 @@ Entry points: :func:`run_validation` (the whole experiment, resumable; what ``im
 parameters from transient traces), the pure metrics, and :func:`coarse_to_fine` (scale search).
 """
 
+from ._config import DataSection as DataSection
 from ._config import SearchConfig as SearchConfig
 from ._config import TraceFitConfig as TraceFitConfig
 from ._config import ValidationConfig as ValidationConfig
@@ -21,7 +22,6 @@ from ._metrics import layer_metrics as layer_metrics
 from ._metrics import membrane_rmse_v as membrane_rmse_v
 from ._metrics import output_rmse_ns as output_rmse_ns
 from ._metrics import model_spike_table as model_spike_table
-from ._metrics import spike_table as spike_table  # the former name of model_spike_table (benchmarks use it)
 from ._metrics import spike_time_rmse as spike_time_rmse
 from ._metrics import worst_sample as worst_sample
 from imcpnn.pnn import predict as predicted_class  # the class decision, defined once in pnn

@@ -14,6 +14,7 @@ from imcpnn.circuits.netlist.network import NETLIST_KINDS
 from imcpnn.config import require
 from imcpnn.errors import ConfigError
 from imcpnn.pnn.data import DataConfig
+from imcpnn.spice import Corner
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class ValidationConfig:
     e_ideal: float = 100.0
     """|E| of the top-down 'ideal ANN' model."""
     corner: str = "tt"
-    """sky130 corner: tt, ff, ss, sf, fs."""
+    """sky130 process corner, a value of :class:`imcpnn.spice.Corner` (tt, ff, ss, sf, fs)."""
     temp_c: float = 27.0
     """Temperature (deg C)."""
     seed: int = 0
@@ -205,5 +206,5 @@ class ValidationConfig:
                 "train or test")
         require(self, "discharger", self.discharger, self.discharger in ("fixed", "searched"),
                 "fixed or searched")
-        require(self, "corner", self.corner, self.corner in ("tt", "ff", "ss", "sf", "fs"),
-                "one of tt, ff, ss, sf, fs")
+        corners = [c.value for c in Corner]
+        require(self, "corner", self.corner, self.corner in corners, "one of " + ", ".join(corners))

@@ -58,11 +58,6 @@ def model_spike_table(layer_times: list[np.ndarray]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-#: The former name, kept while validation._pipeline and benchmarks/network_tran_settings.py import
-#: it; use model_spike_table.
-spike_table = model_spike_table
-
-
 def compare_spike_tables(model: pd.DataFrame, spice: pd.DataFrame, t_phase_s: float) -> pd.DataFrame:
     """Join model and SPICE spike tables on (sample, layer, neuron); add errors in ns.
 

@@ -65,9 +65,6 @@ def spice_spike_table(
     return pd.DataFrame(rows, columns=[*SPIKE_TABLE_KEYS, "t_spike_s", "t_spike", "spiked"])
 
 
-#: The former name, kept while benchmarks/network_tran_settings.py imports it; use spice_spike_table.
-spike_table = spice_spike_table
-
 
 def membrane_table(
     time_s: np.ndarray,
