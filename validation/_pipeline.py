@@ -561,19 +561,55 @@ def dc_parameters(char: dict) -> PhysicalParameters:
                               current_scale=1.0, v_th_circ_v=char["v_th_circ"])
 
 
-def model_layer_times(model, x: np.ndarray, physics=None) -> list[np.ndarray]:
+def model_layer_times(model, x: np.ndarray, physics=None, reversal=None) -> list[np.ndarray]:
     """Exact, noise-free spike times of every layer (float64): the model's prediction to compare
-    with SPICE; ``physics`` (a LayerPhysics) replaces the model's own, e.g. for the error budget."""
+    with SPICE; ``physics`` (a LayerPhysics) replaces the model's own, e.g. for the error budget;
+    ``reversal`` (per layer (E_plus, E_minus), each a float or an (n_in, n_out) array, see
+    :func:`synapse_reversals`) replaces its E values."""
     from imcpnn.pnn import spike_times
 
     p = physics or model.physics
     t = torch.as_tensor(x, dtype=torch.float64)
     out = []
     with torch.no_grad():
-        for w in model.dense_weights():
-            t = spike_times(t, w.detach().double(), p.e_plus, p.e_minus, e_dis=p.e_dis,
+        for layer, w in enumerate(model.dense_weights()):
+            e_plus, e_minus = _layer_reversal(p, reversal, layer)
+            t = spike_times(t, w.detach().double(), e_plus, e_minus, e_dis=p.e_dis,
                             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
             out.append(t.numpy())
+    return out
+
+
+def _layer_reversal(physics, reversal, layer: int):
+    """(E_plus, E_minus) of one layer: the physics' scalars, or the layer's entry of ``reversal``."""
+    if reversal is None:
+        return physics.e_plus, physics.e_minus
+    return tuple(torch.as_tensor(e, dtype=torch.float64) for e in reversal[layer])
+
+
+def synapse_reversals(ctx: Context, pipeline: str, params: PhysicalParameters, weights) -> list | None:
+    """Per-synapse (E_plus, E_minus) arrays of every layer for the bottom-up model, else None.
+
+    Channel-length modulation depends on the bias (the characterization's lambda against current,
+    ``lambda_vs_current``), so each synapse gets E from the current its weight is mapped to: the
+    model's own mapping (C_eff, k = 1; the searched k moves the currents by about a percent).
+    Entries of the other sign hold the scalar E (unused by the solver). None for top-down (ideal
+    model), for trace-fitted (its E values are fitted scalars) and for a characterization that
+    predates the curves.
+    """
+    from imcpnn.circuits.characterization.fit import Characterization
+    from imcpnn.circuits.simulate.weights import unit_current_a, weight_currents_a
+
+    if pipeline != "bottom_up" or not ctx.char.get("lambda_vs_current"):
+        return None
+    char = Characterization.from_dict(ctx.char)
+    scales = mapping_scales(pipeline, params, (1.0,))
+    out = []
+    for layer, w in enumerate(weights):
+        i_unit = unit_current_a(ctx.network.membrane_f(layer), char.v_th_circ, ctx.schedule.t_phase_s)
+        i_n, i_p = weight_currents_a(w, i_unit, scales)
+        out.append((np.where(w > 0, char.synapse_reversal(i_n, "n"), params.e_plus),
+                    np.where(w < 0, char.synapse_reversal(i_p, "p"), params.e_minus)))
     return out
 
 
@@ -638,11 +674,12 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     T = ctx.schedule.t_phase_s
 
     model_tables = {}  # discharger factor -> the model's spike table on x_cal
+    reversal = synapse_reversals(ctx, pipeline, params, weights)
 
     def model_table(k_dis: float) -> pd.DataFrame:
         if k_dis not in model_tables:
             physics = layer_physics(pipeline, params, k_dis)
-            model_tables[k_dis] = model_spike_table(model_layer_times(model, x_cal, physics))
+            model_tables[k_dis] = model_spike_table(model_layer_times(model, x_cal, physics, reversal))
         return model_tables[k_dis]
 
     def rmse_of(points, k_dis_of, scales_of):
@@ -689,15 +726,17 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
 
 
 def model_membranes_v(model, x: np.ndarray, layer_times: list[np.ndarray], params: PhysicalParameters,
-                      v0_v: float, t_eval: np.ndarray) -> list[np.ndarray]:
-    """Model membrane (V) per layer: V0 - V_th_circ v(t), (n_samples, n_out, n_times) each."""
+                      v0_v: float, t_eval: np.ndarray, reversal=None) -> list[np.ndarray]:
+    """Model membrane (V) per layer: V0 - V_th_circ v(t), (n_samples, n_out, n_times) each
+    (``reversal`` as in :func:`model_layer_times`)."""
     from imcpnn.pnn import membrane_trace
 
     out = []
     inputs = [x, *layer_times[:-1]]
-    for t_in, w in zip(inputs, model.dense_weights()):
+    for layer, (t_in, w) in enumerate(zip(inputs, model.dense_weights())):
+        e_plus, e_minus = _layer_reversal(params, reversal, layer)
         v = membrane_trace(torch.as_tensor(t_in, dtype=torch.float64), w.double(),
-                           params.e_plus, params.e_minus, torch.as_tensor(t_eval))
+                           e_plus, e_minus, torch.as_tensor(t_eval))
         out.append(v0_v - params.v_th_circ_v * v.numpy())
     return out
 
@@ -710,13 +749,15 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
 
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
-        layer_times = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis))
+        reversal = synapse_reversals(ctx, pipeline, params, weights)
+        layer_times = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal)
         model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
         run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
         t_eval = np.linspace(0.0, 1.0, MEMBRANE_POINTS)
-        model_v = model_membranes_v(model, ctx.x_test, layer_times, params, ctx.char["v0"], t_eval)
+        model_v = model_membranes_v(model, ctx.x_test, layer_times, params, ctx.char["v0"], t_eval,
+                                    reversal)
         n = len(ctx.x_test)
         spice_v = [accumulation_traces(run.membranes, t_eval, layer, n, mv.shape[1])
                    for layer, mv in enumerate(model_v)]
@@ -763,6 +804,8 @@ BUDGET_TERMS = (
     ("+ firing-path delay t_delay", {"e": True, "e_dis": True, "rate": True, "t_delay": True}),
     ("+ end-of-accumulation kick q_plus, q_minus", {"e": True, "e_dis": True, "rate": True,
                                                     "t_delay": True, "kick": True}),
+    ("+ bias-dependent lambda (E per synapse from its current, DC sweeps)",
+     {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True}),
 )
 
 
@@ -788,9 +831,14 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
     spice = spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
     rows = []
+    weights = [w.double().numpy() for w in model.dense_weights()]
+    per_synapse = synapse_reversals(ctx, "bottom_up", params, weights)
     for term, switches in BUDGET_TERMS:
+        if switches.get("e_per_synapse") and per_synapse is None:
+            continue  # a characterization without lambda_vs_current: the row has nothing to add
         physics = budget_physics(params, switches, evaluation["discharger_scale"])
-        table = model_spike_table(model_layer_times(model, ctx.x_test, physics))
+        reversal = per_synapse if switches.get("e_per_synapse") else None
+        table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal))
         cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
         rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp)})
     return rows

@@ -71,6 +71,41 @@ def test_bottom_up_maps_with_its_measured_capacitance():
     assert physics.dis_rate == pytest.approx(7.0 * 1.1) and physics.t_delay == 0.4
 
 
+CURVES = {"n": {"i_a": [1e-9, 1e-7], "lambda_per_v": [0.42, 0.38]},
+          "p": {"i_a": [1e-9, 1e-7], "lambda_per_v": [0.80, 0.67]},
+          "dis": {"i_a": [1e-9], "lambda_per_v": [0.40]}}
+
+
+def _reversal_ctx(char: dict):
+    return pipe.Context(config=ValidationConfig(), out_dir=None, cache_dir=None, progress=False, char=char,
+                        network=Network((5, 5, 5)), fit_network=None, schedule=PhaseSchedule(),
+                        x_test=None, y_test=None, x_cal=None, n_classes=3, data_config=None)
+
+
+def test_bottom_up_gives_each_synapse_the_e_of_its_mapped_current():
+    """E per synapse from lambda(I) at the current the bottom-up mapping gives its weight (C_eff,
+    k = 1); top-down (ideal) and trace-fitted (fitted scalars) keep scalar E, and so does a
+    characterization without the curves."""
+    from imcpnn.circuits.simulate.weights import unit_current_a
+
+    char = char_dict(lambda_vs_current=CURVES)
+    params = dataclasses.replace(ABSURD_DYNAMICS, e_plus=2.9, e_minus=-1.6, current_scale=0.9)
+    rng = np.random.default_rng(4)
+    weights = [rng.uniform(-0.8, 0.8, (5, 5)) for _ in range(2)]
+    ctx = _reversal_ctx(char)
+    reversal = pipe.synapse_reversals(ctx, "bottom_up", params, weights)
+    c = Characterization.from_dict(char)
+    for layer, (w, (e_plus, e_minus)) in enumerate(zip(weights, reversal)):
+        i = np.abs(w) * unit_current_a(ctx.network.membrane_f(layer), c.v_th_circ, 1e-6) / 0.9
+        np.testing.assert_allclose(e_plus[w > 0], c.synapse_reversal(i[w > 0], "n"))
+        np.testing.assert_allclose(e_minus[w < 0], c.synapse_reversal(i[w < 0], "p"))
+        assert (e_plus[w <= 0] == 2.9).all() and (e_minus[w >= 0] == -1.6).all()
+        assert np.ptp(e_plus[w > 0]) > 0  # the curve makes them differ
+    assert pipe.synapse_reversals(ctx, "top_down", params, weights) is None
+    assert pipe.synapse_reversals(ctx, "trace_fitted", params, weights) is None
+    assert pipe.synapse_reversals(_reversal_ctx(char_dict()), "bottom_up", params, weights) is None
+
+
 def test_calibration_samples_are_never_test_samples():
     rng = np.random.default_rng(1)
     x_train, x_test = rng.uniform(size=(100, 5)), rng.uniform(size=(50, 5))
