@@ -209,7 +209,7 @@ def run_magic(setup: MagicSetup, script: str, build_dir: Path, *, timeout_s: flo
     its output otherwise changes from run to run. Raises NetlistError when magic crashes, times
     out, or prints a Tcl error, quoting the log tail and naming the build directory.
     """
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()  # magic runs inside it: every path handed to it is absolute
     build_dir.mkdir(parents=True, exist_ok=True)
     tech = setup.prepare(build_dir)
     (build_dir / "run.tcl").write_text(script.rstrip() + "\nquit -noprompt\n")

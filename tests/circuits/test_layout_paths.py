@@ -74,3 +74,15 @@ def test_layout_verb_out_folder_with_spaces(tmp_path, monkeypatch, pdk_root):
     out = tmp_path / f"dir with space {NASTY}"
     assert main(["layout", "--cells", "inv", "--out", str(out)]) == 0
     assert json.loads((out / "inv_layout.json").read_text())["lvs_match"] is True
+
+
+@pytest.mark.slow
+def test_layout_verb_relative_out_folder(tmp_path, monkeypatch, pdk_root):
+    """`imcpnn layout --out runs/layout` (relative): magic runs inside its build folder, so the
+    tech file it is handed must not be relative to the caller's folder."""
+    from imcpnn.cli import main
+
+    monkeypatch.setenv("PDK_ROOT", str(pdk_root))
+    monkeypatch.chdir(tmp_path)
+    assert main(["layout", "--cells", "inv", "--out", "runs/layout"]) == 0
+    assert json.loads((tmp_path / "runs/layout/inv_layout.json").read_text())["lvs_match"] is True
