@@ -14,6 +14,7 @@ from every such file, so the README quotes data, not hand-typed numbers.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -29,8 +30,10 @@ def record(run_dir: Path, name: str, wall_s: float | None, load_before: float | 
            note: str = "") -> Path:
     summary = json.loads((run_dir / "summary.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
+    layers_csv = run_dir / "tables" / "layers.csv"
+    layers = list(csv.DictReader(layers_csv.open())) if layers_csv.is_file() else None
     out = {
-        "name": name, "note": note, "summary": summary, "config": config,
+        "name": name, "note": note, "summary": summary, "config": config, "layers": layers,
         "wall_s": wall_s, "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
@@ -46,10 +49,20 @@ def _f(x, digits=1):
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _hidden(record: dict, pipeline: str) -> str:
+    """RMSE / bias (ns) of the layers before the output, from the run's tables/layers.csv."""
+    rows = [r for r in record.get("layers") or [] if r["pipeline"] == pipeline]
+    if not rows:
+        return "-"
+    last = max(int(r["layer"]) for r in rows)
+    return ", ".join(f"{float(r['rmse_t_spike_ns']):.2f} / {float(r['mean_err_t_spike_ns']):+.2f}"
+                     for r in rows if int(r["layer"]) < last)
+
+
 def table() -> str:
     rows = ["| run | netlist | calibration | discharger | pipeline | output RMSE ns | RMSE spiking ns "
-            "| bias ns | one-sided silent | accuracy model / SPICE |",
-            "|---|---|---|---|---|---:|---:|---:|---:|---|"]
+            "| bias ns | one-sided silent | hidden-layer RMSE / bias ns | accuracy model / SPICE |",
+            "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for path in sorted(RESULTS.glob("demo_fidelity_*.json")):
         d = json.loads(path.read_text())
         s = d["summary"]
@@ -59,7 +72,8 @@ def table() -> str:
             rows.append(f"| {d['name']} | {s['netlist_kind']} | {cal['source']} ({cal['n_samples']}) | "
                         f"{s['discharger']} | {p} | {_f(s[f'rmse_{p}_ns'], 2)} | "
                         f"{_f(s[f'rmse_spiking_{p}_ns'], 2)} | {_f(s[f'bias_{p}_ns'], 2)} | "
-                        f"{s[f'n_silent_mismatch_{p}']} | {acc['model']:.2f} / {acc['spice']:.2f} |")
+                        f"{s[f'n_silent_mismatch_{p}']} | {_hidden(d, p)} | "
+                        f"{acc['model']:.2f} / {acc['spice']:.2f} |")
     ratios = ["", "| run | top-down / bottom-up | trace-fitted / bottom-up | wall time | note |",
               "|---|---:|---:|---:|---|"]
     for path in sorted(RESULTS.glob("demo_fidelity_*.json")):
@@ -68,10 +82,12 @@ def table() -> str:
         wall = "-" if d.get("wall_s") is None else f"{d['wall_s'] / 60:.0f} min"
         ratios.append(f"| {d['name']} | {s['rmse_top_down_ns'] / s['rmse_bottom_up_ns']:.1f} | "
                       f"{s['rmse_trace_fitted_ns'] / s['rmse_bottom_up_ns']:.2f} | {wall} | {d.get('note', '')} |")
-    budget = ["", "| run | bottom-up model | held-out output RMSE ns |", "|---|---|---:|"]
+    budget = ["", "| run | bottom-up model | held-out output RMSE ns | hidden-layer RMSE ns |",
+              "|---|---|---:|---:|"]
     for path in sorted(RESULTS.glob("demo_fidelity_*.json")):
         d = json.loads(path.read_text())
-        budget += [f"| {d['name']} | {row['term']} | {_f(row['rmse_bottom_up_ns'], 2)} |"
+        budget += [f"| {d['name']} | {row['term']} | {_f(row['rmse_bottom_up_ns'], 2)} | "
+                   f"{', '.join(_f(x, 2) for x in row['rmse_per_layer_ns'][:-1]) if 'rmse_per_layer_ns' in row else '-'} |"
                    for row in d["summary"]["error_budget"]]
     return "\n".join(rows + ratios + budget)
 

@@ -825,9 +825,9 @@ def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: fl
 
 
 def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: dict) -> list[dict]:
-    """Held-out output RMSE of the bottom-up network's SPICE test run against its model with the
-    terms of :data:`BUDGET_TERMS` added in turn (same weights, same SPICE run, same scales: the
-    last row is the bottom-up RMSE itself)."""
+    """Held-out output RMSE (and per layer, inputs first) of the bottom-up network's SPICE test run
+    against its model with the terms of :data:`BUDGET_TERMS` added in turn (same weights, same
+    SPICE run, same scales: the last row is the bottom-up RMSE itself)."""
     spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
     spice = spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
     rows = []
@@ -840,7 +840,8 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
         reversal = per_synapse if switches.get("e_per_synapse") else None
         table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal))
         cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
-        rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp)})
+        rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp),
+                     "rmse_per_layer_ns": [float(x) for x in layer_metrics(cmp)["rmse_t_spike_ns"]]})
     return rows
 
 
