@@ -112,6 +112,9 @@ class Context:
     discharger_design: float = 1.0
     """Design factor k* on the discharger's unit current, the same for every pipeline
     (:func:`stage_discharger`); searched factors multiply it."""
+    load_delay_per_fanout: float | None = None
+    """Later output crossing (units of T) per synapse gate a neuron's output drives
+    (:func:`stage_load_delay`); None where not measured."""
 
 
 def _stage_path(out_dir: Path, name: str) -> Path:
@@ -535,6 +538,56 @@ def stage_dynamics(ctx: Context) -> dict:
     return _cached_stage(ctx.out_dir, "dynamics", compute, ctx.progress)
 
 
+def stage_load_delay(ctx: Context) -> dict:
+    """How much later a neuron's measured spike comes when its output drives synapse gates.
+
+    A hidden neuron's output line drives the switch gates of the next layer's synapses (fan-out
+    F = that layer's width); the characterization testbench's outputs drive nothing. The same
+    testbench (same patterns, weights and discharger) is simulated once more with a second layer
+    of F neurons whose synapses are all off (weight 0): its gates load each first-layer output
+    and nothing else changes. The mean shift of the crossing over the neurons that spike in both
+    runs, divided by F, is the delay per driven gate (assumed linear in F). It is a readout term:
+    it moves where the circuit's spike is measured, not when the next layer's synapses turn on,
+    so it is added to a hidden layer's reported times and not to the inputs of the next layer
+    (the output layer, which drives nothing, is unchanged by it). Not measured post-layout (the
+    extracted testbench has no loaded twin): ``per_fanout`` is then None.
+    """
+    from imcpnn.circuits.simulate.run import simulate_network
+
+    fan_out = max(ctx.network.widths[2:], default=0)
+
+    def compute():
+        if ctx.config.netlist_kind == "post-layout" or fan_out == 0:
+            return {"fan_out": fan_out, "per_fanout": None, "n_pairs": 0, "mean_shift_ns": None}
+        t_in, w = fit_testbench(ctx.config)
+        loaded = dataclasses.replace(ctx.fit_network, widths=(*ctx.fit_network.widths, fan_out))
+        run = simulate_network([w, np.zeros((w.shape[1], fan_out))], t_in, ctx.char, network=loaded,
+                               schedule=ctx.schedule, corner=ctx.config.corner, temp_c=ctx.config.temp_c,
+                               batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
+                               discharger_scales=[ctx.discharger_design], progress=ctx.progress)
+        first = run.spikes[run.spikes["layer"] == 0].sort_values(["sample", "neuron"])
+        t_loaded = first["t_spike"].to_numpy().reshape(len(t_in), w.shape[1])
+        spiked_loaded = first["spiked"].to_numpy().reshape(t_loaded.shape)
+        bare = testbench_traces(ctx)
+        both = spiked_loaded & bare.spiked
+        shift = float(np.mean((t_loaded - bare.t_spike)[both])) if both.any() else 0.0
+        return {"fan_out": fan_out, "per_fanout": shift / fan_out, "n_pairs": int(both.sum()),
+                "mean_shift_ns": shift * ctx.schedule.t_phase_s * 1e9}
+
+    return _cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress)
+
+
+def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
+    """Per layer, the bottom-up model's load delay added to its reported spike times
+    (:func:`stage_load_delay`): fan-out (next layer's width) times the delay per gate; the output
+    layer drives nothing. None for top-down and trace-fitted, or where it was not measured."""
+    if pipeline != "bottom_up" or ctx.load_delay_per_fanout is None:
+        return None
+    widths = ctx.network.widths
+    return [widths[layer + 2] * ctx.load_delay_per_fanout if layer + 2 < len(widths) else 0.0
+            for layer in range(len(widths) - 1)]
+
+
 def stage_trace_fit(ctx: Context, start: PhysicalParameters) -> dict:
     """Every model parameter fitted jointly to the testbench traces (membrane and spikes), from
     the bottom-up values; V_th_circ held at the DC switch point unless ``fit.fit_v_th_circ``."""
@@ -561,11 +614,13 @@ def dc_parameters(char: dict) -> PhysicalParameters:
                               current_scale=1.0, v_th_circ_v=char["v_th_circ"])
 
 
-def model_layer_times(model, x: np.ndarray, physics=None, reversal=None) -> list[np.ndarray]:
+def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
+                      readout=None) -> list[np.ndarray]:
     """Exact, noise-free spike times of every layer (float64): the model's prediction to compare
     with SPICE; ``physics`` (a LayerPhysics) replaces the model's own, e.g. for the error budget;
     ``reversal`` (per layer (E_plus, E_minus), each a float or an (n_in, n_out) array, see
-    :func:`synapse_reversals`) replaces its E values."""
+    :func:`synapse_reversals`) replaces its E values; ``readout`` (per layer, units of T, see
+    :func:`readout_delays`) is added to the times a layer reports, not to the next layer's inputs."""
     from imcpnn.pnn import spike_times
 
     p = physics or model.physics
@@ -576,7 +631,7 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None) -> list
             e_plus, e_minus = _layer_reversal(p, reversal, layer)
             t = spike_times(t, w.detach().double(), e_plus, e_minus, e_dis=p.e_dis,
                             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
-            out.append(t.numpy())
+            out.append(t.numpy() + (readout[layer] if readout else 0.0))
     return out
 
 
@@ -679,7 +734,8 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     def model_table(k_dis: float) -> pd.DataFrame:
         if k_dis not in model_tables:
             physics = layer_physics(pipeline, params, k_dis)
-            model_tables[k_dis] = model_spike_table(model_layer_times(model, x_cal, physics, reversal))
+            model_tables[k_dis] = model_spike_table(
+                model_layer_times(model, x_cal, physics, reversal, readout_delays(ctx, pipeline)))
         return model_tables[k_dis]
 
     def rmse_of(points, k_dis_of, scales_of):
@@ -750,14 +806,15 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
         reversal = synapse_reversals(ctx, pipeline, params, weights)
-        layer_times = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal)
+        fed = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal)
+        readout = readout_delays(ctx, pipeline) or [0.0] * len(fed)
+        layer_times = [t + r for t, r in zip(fed, readout)]  # as measured; ``fed`` drive the next layer
         model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
         run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
         t_eval = np.linspace(0.0, 1.0, MEMBRANE_POINTS)
-        model_v = model_membranes_v(model, ctx.x_test, layer_times, params, ctx.char["v0"], t_eval,
-                                    reversal)
+        model_v = model_membranes_v(model, ctx.x_test, fed, params, ctx.char["v0"], t_eval, reversal)
         n = len(ctx.x_test)
         spice_v = [accumulation_traces(run.membranes, t_eval, layer, n, mv.shape[1])
                    for layer, mv in enumerate(model_v)]
@@ -806,6 +863,9 @@ BUDGET_TERMS = (
                                                     "t_delay": True, "kick": True}),
     ("+ bias-dependent lambda (E per synapse from its current, DC sweeps)",
      {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True}),
+    ("+ load delay of hidden outputs (fan-out, loaded testbench)",
+     {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
+      "load_delay": True}),
 )
 
 
@@ -834,11 +894,12 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     weights = [w.double().numpy() for w in model.dense_weights()]
     per_synapse = synapse_reversals(ctx, "bottom_up", params, weights)
     for term, switches in BUDGET_TERMS:
-        if switches.get("e_per_synapse") and per_synapse is None:
-            continue  # a characterization without lambda_vs_current: the row has nothing to add
+        readout = readout_delays(ctx, "bottom_up") if switches.get("load_delay") else None
+        if (switches.get("e_per_synapse") and per_synapse is None) or (switches.get("load_delay") and readout is None):
+            continue  # a term that was not measured (older characterization, post-layout): no row
         physics = budget_physics(params, switches, evaluation["discharger_scale"])
         reversal = per_synapse if switches.get("e_per_synapse") else None
-        table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal))
+        table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal, readout))
         cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
         rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp),
                      "rmse_per_layer_ns": [float(x) for x in layer_metrics(cmp)["rmse_t_spike_ns"]]})
@@ -1065,6 +1126,9 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
     discharger = stage_discharger(ctx)
     ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
     params, dynamics, fit = pipeline_parameters(ctx)
+    load_delay = stage_load_delay(ctx)
+    ctx = dataclasses.replace(ctx, load_delay_per_fanout=load_delay["per_fanout"])
+    dynamics = {**dynamics, "load_delay": load_delay}
     results, models, post_layout = _run_pipelines(ctx, params, layout)
     budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
     _write_tables(out_dir, results, budget)

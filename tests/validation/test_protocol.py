@@ -106,6 +106,24 @@ def test_bottom_up_gives_each_synapse_the_e_of_its_mapped_current():
     assert pipe.synapse_reversals(_reversal_ctx(char_dict()), "bottom_up", params, weights) is None
 
 
+def test_load_delay_is_reported_by_hidden_layers_and_not_fed_forward():
+    """The readout term: a hidden layer's reported times move by fan-out x delay per gate; the
+    next layer's inputs, hence the output layer, do not move; only bottom-up carries it."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    ctx = dataclasses.replace(_reversal_ctx(char_dict()), load_delay_per_fanout=0.001)
+    assert pipe.readout_delays(ctx, "bottom_up") == [pytest.approx(0.005), 0.0]
+    assert pipe.readout_delays(ctx, "top_down") is None and pipe.readout_delays(ctx, "trace_fitted") is None
+    assert pipe.readout_delays(dataclasses.replace(ctx, load_delay_per_fanout=None), "bottom_up") is None
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5))
+    x = np.random.default_rng(5).uniform(size=(8, 5))
+    bare = pipe.model_layer_times(model, x)
+    read = pipe.model_layer_times(model, x, readout=pipe.readout_delays(ctx, "bottom_up"))
+    np.testing.assert_allclose(read[0], bare[0] + 0.005)
+    np.testing.assert_array_equal(read[1], bare[1])
+
+
 def test_calibration_samples_are_never_test_samples():
     rng = np.random.default_rng(1)
     x_train, x_test = rng.uniform(size=(100, 5)), rng.uniform(size=(50, 5))
