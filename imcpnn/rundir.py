@@ -87,14 +87,15 @@ class LockInfo:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host."""
+    """Whether a process ``pid`` exists on this host (unknown -> True: never take over, or clean
+    up after, a live process)."""
     if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # it exists, owned by someone else
+    except OSError:  # PermissionError: it exists, owned by someone else
         return True
     return True
 

@@ -20,22 +20,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imcpnn.rundir import pid_alive
+
 from ._models import cache_root
 
 _TMP_RE = re.compile(r"\.tmp(\d+)(?:_\d+)?$")
-
-
-def pid_alive(pid: int) -> bool:
-    """Does a process with this id run on this machine? (Unknown -> True: never remove a live run.)"""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, owned by someone else
-        return True
-    return True
 
 
 def tmp_owner(name: str) -> int | None:

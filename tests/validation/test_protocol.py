@@ -135,6 +135,16 @@ def test_calibration_samples_are_never_test_samples():
                           x_test[:14])
 
 
+def _search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test):
+    """A Context for a scale search whose SPICE runs are ``fake_simulate`` (every point mappable)."""
+    monkeypatch.setattr(pipe, "_simulate", fake_simulate)
+    monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
+    return pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
+                        network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,
+                        y_test=np.zeros(len(x_test)), x_cal=pipe.calibration_inputs(config, x_train, x_test),
+                        n_classes=3, data_config=DataConfig())
+
+
 def test_search_simulates_only_calibration_samples(tmp_path, monkeypatch):
     from imcpnn.pnn import PNN, LayerPhysics
 
@@ -158,12 +168,7 @@ def test_search_simulates_only_calibration_samples(tmp_path, monkeypatch):
             out.append(Run(pipe.model_spike_table([t * (0.5 + 0.5 * scales.scale_plus) for t in times])))
         return out
 
-    monkeypatch.setattr(pipe, "_simulate", fake_simulate)
-    monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
-    ctx = pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
-                       network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,
-                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test),
-                       n_classes=3, data_config=DataConfig())
+    ctx = _search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test)
     params = pipe.ideal_parameters(config, char_dict())
     result = pipe.stage_search(ctx, "top_down", None, params, model, (1.2, 1.0))
     assert seen and all(np.array_equal(x, x_train[:7]) for x in seen)
@@ -195,12 +200,7 @@ def test_searched_discharger_never_goes_below_its_design_bias(tmp_path, monkeypa
         times = pipe.model_layer_times(model, x)
         return [Run(pipe.model_spike_table([t * (1.0 + 0.3 * k) for t in times])) for k in ks]
 
-    monkeypatch.setattr(pipe, "_simulate", fake_simulate)
-    monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
-    ctx = pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
-                       network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,
-                       y_test=np.zeros(10), x_cal=pipe.calibration_inputs(config, x_train, x_test),
-                       n_classes=3, data_config=DataConfig())
+    ctx = _search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test)
     params = pipe.ideal_parameters(config, char_dict())
     result = pipe.stage_search(ctx, "top_down", None, params, model, (1.0, 1.0))
     assert min(factors) == pytest.approx(pipe.DISCHARGER_SEARCH_MIN) and max(factors) > 1.0
