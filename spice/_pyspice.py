@@ -117,7 +117,13 @@ def execute_shared(work: Path, timeout_s: float) -> tuple[int | None, str]:
     log.append("\n".join([ng.stdout, ng.stderr]))
     ng.finished.clear()
     log.append(_quiet(ng, "bg_run"))
-    if not ng.finished.wait(timeout_s):
+    try:
+        done = ng.finished.wait(timeout_s)
+    except BaseException:  # Ctrl-C or SIGTERM while the background thread simulates: stop it too
+        _quiet(ng, "bg_halt")
+        ng.finished.wait(5.0)
+        raise
+    if not done:
         log.append(_quiet(ng, "bg_halt"))
         ng.finished.wait(30.0)
         (work / "ngspice.log").write_text("\n".join(log))
