@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imcpnn.config import require
 from imcpnn.errors import ConfigError, ToolNotFoundError
 
 #: Names accepted by :func:`load_dataset`.
@@ -62,18 +63,12 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ConfigError(
-                f"DataConfig.dataset={self.dataset!r} is unknown; use one of {', '.join(DATASETS)}"
-            )
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(
-                f"DataConfig.test_fraction={self.test_fraction} must lie in (0, 1), e.g. 0.33"
-            )
+        require(self, "dataset", self.dataset, self.dataset in DATASETS, "one of " + ", ".join(DATASETS))
+        require(self, "test_fraction", self.test_fraction, 0.0 < self.test_fraction < 1.0,
+                "a value in (0, 1), e.g. 0.33")
         for name in ("train_subset", "test_subset"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"DataConfig.{name}={value} must be >= 1 (or None for all)")
+            require(self, name, value, value is None or value >= 1, "an integer >= 1 (or None for all)")
         if self.dataset == "cifar10" and self.data_dir is None:
             raise ConfigError(
                 "DataConfig.data_dir is required for cifar10: give the folder holding "

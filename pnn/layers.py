@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imcpnn.config import is_real, require
 from imcpnn.errors import ConfigError
 from imcpnn.pnn._api import METHODS, spike_times_unchecked, sample_offset
 
@@ -65,24 +66,23 @@ class LayerPhysics:
     q_minus: float = 0.0
 
     def __post_init__(self):
-        if not (self.e_plus > 0 and math.isfinite(self.e_plus)):
-            raise ConfigError(f"e_plus={self.e_plus} must be a finite value > 0 (e.g. 2.8; 100 = ideal)")
-        if not (self.e_minus < 0 and math.isfinite(self.e_minus)):
-            raise ConfigError(f"e_minus={self.e_minus} must be a finite value < 0 (e.g. -1.53)")
-        if self.e_dis is not None and not (self.e_dis > 1 and math.isfinite(self.e_dis)):
-            raise ConfigError(f"e_dis={self.e_dis} must be a finite value > 1, or None (ideal ramp)")
+        require(self, "e_plus", self.e_plus, is_real(self.e_plus) and self.e_plus > 0,
+                "a finite value > 0 (e.g. 2.8; 100 = ideal)")
+        require(self, "e_minus", self.e_minus, is_real(self.e_minus) and self.e_minus < 0,
+                "a finite value < 0 (e.g. -1.53)")
+        require(self, "e_dis", self.e_dis, self.e_dis is None or (is_real(self.e_dis) and self.e_dis > 1),
+                "a finite value > 1, or None (ideal ramp)")
         for name in ("train_steps", "test_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1 (DSTD grid size M)")
-        if not (self.noise_sigma >= 0 and math.isfinite(self.noise_sigma)):
-            raise ConfigError(f"noise_sigma={self.noise_sigma} must be >= 0 (0 disables noise)")
-        if self.dis_rate is not None and not (self.dis_rate > 0 and math.isfinite(self.dis_rate)):
-            raise ConfigError(f"dis_rate={self.dis_rate} must be a finite value > 0, or None (designed ramp)")
-        if not (math.isfinite(self.t_delay) and abs(self.t_delay) < 1):
-            raise ConfigError(f"t_delay={self.t_delay} must be in (-1, 1) (a fraction of the phase)")
+            require(self, name, getattr(self, name), getattr(self, name) >= 1, "an integer >= 1 (DSTD grid size M)")
+        require(self, "noise_sigma", self.noise_sigma, is_real(self.noise_sigma) and self.noise_sigma >= 0,
+                "a finite value >= 0 (0 disables noise)")
+        require(self, "dis_rate", self.dis_rate,
+                self.dis_rate is None or (is_real(self.dis_rate) and self.dis_rate > 0),
+                "a finite value > 0, or None (designed ramp)")
+        require(self, "t_delay", self.t_delay, is_real(self.t_delay) and abs(self.t_delay) < 1,
+                "a value in (-1, 1) (a fraction of the phase)")
         for name in ("q_plus", "q_minus"):
-            if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"{name}={getattr(self, name)} must be finite")
+            require(self, name, getattr(self, name), is_real(getattr(self, name)), "a finite value")
 
 
 def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:

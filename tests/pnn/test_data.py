@@ -113,9 +113,9 @@ def test_fashion_mnist_idx_files(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"dataset": "mnist"}, "dataset='mnist' is unknown"),
-        ({"test_fraction": 1.0}, "test_fraction=1.0 must lie in"),
-        ({"train_subset": 0}, "train_subset=0 must be >= 1"),
+        ({"dataset": "mnist"}, "dataset='mnist' is invalid: allowed one of"),
+        ({"test_fraction": 1.0}, r"test_fraction=1.0 is invalid: allowed a value in \(0, 1\)"),
+        ({"train_subset": 0}, "train_subset=0 is invalid: allowed an integer >= 1"),
     ],
 )
 def test_data_config_errors(kwargs, match):

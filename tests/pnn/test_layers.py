@@ -146,11 +146,11 @@ def test_unknown_method():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"e_plus": 0.0}, "e_plus=0.0 must be a finite value > 0"),
-        ({"e_minus": 1.0}, "e_minus=1.0 must be a finite value < 0"),
-        ({"e_dis": 0.5}, "e_dis=0.5 must be a finite value > 1"),
-        ({"train_steps": 0}, "train_steps=0 must be >= 1"),
-        ({"noise_sigma": -0.1}, "noise_sigma=-0.1 must be >= 0"),
+        ({"e_plus": 0.0}, "e_plus=0.0 is invalid: allowed a finite value > 0"),
+        ({"e_minus": 1.0}, "e_minus=1.0 is invalid: allowed a finite value < 0"),
+        ({"e_dis": 0.5}, "e_dis=0.5 is invalid: allowed a finite value > 1"),
+        ({"train_steps": 0}, "train_steps=0 is invalid: allowed an integer >= 1"),
+        ({"noise_sigma": -0.1}, "noise_sigma=-0.1 is invalid: allowed a finite value >= 0"),
     ],
 )
 def test_physics_errors(kwargs, match):

@@ -112,7 +112,7 @@ def test_data_set_and_hidden_widths_come_from_the_config():
     assert _train_config(config, data_config, LayerPhysics()).model.arch == "mlp:6,4"
     assert network_widths(config, 64) == (64, 6, 4, 10)
     assert ValidationConfig(hidden=5).hidden == (5,)  # config.json of earlier versions
-    with pytest.raises(ConfigError, match="ValidationConfig.data: .*'mnist' is unknown"):
+    with pytest.raises(ConfigError, match="ValidationConfig.data: .*'mnist' is invalid: allowed one of"):
         DataSection(dataset="mnist")
 
 
