@@ -35,13 +35,11 @@ Separation of the membranes from the digital lines, what is done and what is not
   perpendicular crossings.
 - Not done: inside the array the met3 dendrites cross every row's met2 spike lines one level
   apart (the crossbar itself, no shield layer between); inside each neuron the met4 control lines
-  cross the neuron's own met2 membrane track (measured: +0.56 fF from the membrane to the
-  rst/fire lines over the neuron alone); no grounded shield wires beside the membrane wires
-  (magic 8.3.105 does not shield sidewall coupling, so the extraction would not show their
-  benefit; measured on two parallel met3 wires with a grounded one between). Measured on the
-  5-5-5 network: 20-24 fF of wiring per membrane, of which 9-10 fF to vss, 1.9 fF to the digital
-  control lines, 0.6-1.8 fF to spike lines, 2-3.9 fF to the other membranes of the layer (1.4 fF
-  per neighbour inside the array). The extracted netlist carries all of these.
+  cross the neuron's own met2 membrane track; no grounded shield wires beside the membrane
+  wires (magic 8.3.105 does not shield sidewall coupling, so the extraction would not show their
+  benefit). The extracted netlist carries every one of these couplings (to vss, the control
+  lines, the spike lines and the other membranes of the layer); the post-layout validation
+  reports what they add up to.
 """
 
 from __future__ import annotations
