@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -435,7 +436,7 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
     """The epochs of :func:`train` still to do (resuming ``state``), then the outputs; the history."""
     from tqdm.auto import tqdm
 
-    from imcpnn.progress import progress_bar
+    from imcpnn.progress import LINE_INTERVAL_S, is_interactive, progress_bar
 
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
@@ -453,13 +454,17 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
     n_classes, n_train = data.n_classes, len(data.y_train)
     batch_size = config.optim.batch_size
     n_batches = math.ceil(n_train / batch_size)
+    # On a terminal: a batch bar per epoch and a line per epoch. In a log: no bars, and an epoch
+    # line at most every LINE_INTERVAL_S seconds (and the last epoch's), not one per epoch.
+    interactive = progress and is_interactive(sys.stderr)
+    last_line_s = -math.inf
     for epoch in range(len(history) + 1, config.optim.epochs + 1):
         model.train()
         start_s = time.perf_counter()
         order = torch.randperm(n_train, generator=shuffle_gen)
         loss_sum, correct = 0.0, 0
         bar = progress_bar(range(n_batches), desc=f"epoch {epoch}/{config.optim.epochs}",
-                           enabled=progress, unit="batch", leave=False)  # fmt: skip
+                           enabled=interactive, unit="batch", leave=False)  # fmt: skip
         for batch in bar:
             idx = order[batch * batch_size : (batch + 1) * batch_size]
             xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
@@ -498,11 +503,14 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
         _save_checkpoint(ckpt_path, config, model, optimizer, epoch, history, shuffle_gen, model_gen,
                          n_classes)  # fmt: skip
         _write_outputs(out_dir, config, model, history, clock.total_s())
-        if progress:
+        now_s = time.perf_counter()
+        last = epoch == config.optim.epochs or (stop_after_epoch is not None and epoch >= stop_after_epoch)
+        if progress and (interactive or last or now_s - last_line_s >= LINE_INTERVAL_S):
             tqdm.write(
                 f"epoch {epoch}: train loss {record['train_loss']:.4f} acc "
                 f"{record['train_accuracy']:.4f} | test acc {test_acc:.4f} ({train_s:.1f} s)"
             )
+            last_line_s = now_s
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     if history:  # also rewrites outputs deleted since the last epoch, and the total time

@@ -223,3 +223,13 @@ def test_cli_bad_e_rev(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--e-rev", "2.8", "--out", str(tmp_path)])
     assert "is not 'E_PLUS,E_MINUS'" in capsys.readouterr().err
+
+
+def test_progress_in_a_log_is_a_few_lines_not_one_per_epoch(tmp_path, capsys):
+    """stderr not a terminal (as under pytest's capture): no batch bars, and the epoch lines are
+    rate-limited (these epochs take far less than the interval): the first and the last only."""
+    config = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, epochs=6))
+    train(config, tmp_path / "run", progress=True)
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.startswith("epoch")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 6"]
