@@ -979,14 +979,18 @@ def protocol_text(config: ValidationConfig) -> str:
     dis = ("fixed at its design bias for every pipeline (the current k* C_m V_th_circ / T at which a "
            "neuron with no input fires exactly at the end of its window, placed by a SPICE run of "
            "the neuron layer, not by any model)" if config.discharger == "fixed"
-           else "searched by every pipeline (one factor on its design bias, 1-D, after the scales)")
+           else "searched by every pipeline (one factor in [1, 5] on its design bias, 1-D, after the "
+                "scales)")
     return (f"Scales are calibrated on {cal}; metrics are on the {config.n_test} test samples. "
             f"Discharger: {dis}. Top-down may tune (scale_plus, scale_minus) of an ideal model "
             "(E = +-e_ideal, ideal ramp, no delay, mapped with the design C_m); bottom-up one global "
-            "scale k of the circuit model characterized from SPICE (DC E values, C_eff from a charge "
-            "measurement, firing delay and end-of-accumulation kick from a testbench; mapped with "
-            "C_eff); trace-fitted one global scale of the same model with every parameter fitted "
-            "to the testbench traces. All use the same I_D(V_G) tables, V_th_circ and netlist.")
+            "scale k of the circuit model characterized from SPICE (DC E values, per synapse from "
+            "lambda against its current where the characterization has it; C_eff from a charge "
+            "measurement, firing delay and end-of-accumulation kick from a testbench, the hidden "
+            "outputs' load delay from the same testbench loaded; mapped with C_eff); trace-fitted "
+            "one global scale of the same model (one E per sign, no load delay) with every "
+            "parameter fitted to the testbench traces. All use the same I_D(V_G) tables, V_th_circ "
+            "and netlist.")
 
 
 def _versions(char: dict) -> dict:
