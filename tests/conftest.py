@@ -8,6 +8,7 @@ reason and the fix) where none exists.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,12 @@ def pdk_root() -> Path:
     if root is None:
         pytest.skip(PDK_SKIP_REASON)
     return root
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt during the test, as in an interactive session,
+    even where pytest was started with SIGINT ignored (a shell's background job inherits that)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -169,6 +169,7 @@ def _gone(pid: int, within_s: float = 1.0) -> bool:
     return False
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_interrupt_stops_magic_and_its_children(tmp_path):
     tech = tmp_path / "sky130A.tech"
     tech.write_text("tech\n  requires magic-8.3.111\nend\n")
@@ -183,6 +184,7 @@ def test_interrupt_stops_magic_and_its_children(tmp_path):
     assert _gone(int(pid_file.read_text())), "magic's child survived Ctrl-C"
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_interrupt_stops_netgen_and_its_children(tmp_path, monkeypatch):
     pid_file = tmp_path / "netgen_child.pid"
     fake = _fake_tool(tmp_path, "netgen", _GRANDCHILD.format(pid_file=pid_file))

@@ -85,6 +85,7 @@ def test_timeout_kills_the_whole_group(tmp_path):
     _wait_for(lambda: _state(child) is None, 1.0, f"grandchild {child} to die")
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_keyboard_interrupt_stops_the_tool_and_propagates(tmp_path):
     timer = _interrupt_main_after(0.5)
     t0 = time.monotonic()
@@ -128,6 +129,7 @@ def test_run_captured_returns_output_and_code(tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_second_interrupt_waits_for_the_cleanup(tmp_path):
     """Ctrl-C pressed again while a tool is being stopped is delivered after it is gone."""
     proc = _proc.start(["sh", "-c", "trap '' TERM; " + GRANDCHILD], cwd=tmp_path)  # ignores SIGTERM
@@ -152,6 +154,7 @@ CHILD = textwrap.dedent("""
     from imcpnn.spice import Op, Sim, Tran, run, run_many
 
     mode, how, cache = sys.argv[1:4]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C works even if started ignored
     if how == "sigterm":  # what `imcpnn` does: SIGTERM stops like Ctrl-C
         def _interrupt(signum, frame):
             raise KeyboardInterrupt
