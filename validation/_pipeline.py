@@ -203,25 +203,11 @@ def check_characterization_input(out_dir: Path, given: str | Path | None) -> Non
     """Refuse a ``characterization`` file that is missing, unreadable or lacks a key, or that
     differs (by content) from the one the results in ``out_dir`` were computed with; also refuse
     leaving the option out where the folder's run had it. Raises ConfigError; writes nothing."""
-    from imcpnn.circuits.characterization.fit import Characterization
+    from imcpnn.circuits.characterization.fit import read_characterization
 
     given_sha = None
     if given is not None:
-        given = Path(given)
-        if not given.is_file():
-            raise ConfigError(f"characterization file {given} does not exist; create it with "
-                              "`imcpnn characterize --out DIR` or leave the option out")
-        try:
-            data = json.loads(given.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ConfigError(f"characterization file {given} is not valid JSON ({err}); give the "
-                              "characterization.json that `imcpnn characterize` wrote") from None
-        try:
-            if not isinstance(data, dict):
-                raise ConfigError("it is not a JSON object")
-            Characterization.from_dict(data)
-        except (ConfigError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"characterization file {given}: {err}") from None
+        read_characterization(given, "--characterization")
         given_sha = file_sha256(given)
     recorded = _recorded_characterization(out_dir)
     if recorded is None:

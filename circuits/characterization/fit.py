@@ -8,7 +8,9 @@ inverter's switching point. The sweeps that produce the traces live in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -293,3 +295,37 @@ class Characterization:
             lambda_curves=({d: LambdaCurve.from_dict(c) for d, c in data["lambda_vs_current"].items()}
                            if data.get("lambda_vs_current") else None),
         )
+
+
+#: How to get a characterization file, for the messages of :func:`read_characterization`.
+CHARACTERIZATION_FIX = ("write it with `imcpnn characterize --out DIR` (DIR/characterization.json), "
+                        "or leave the option out to characterize on the fly")
+
+
+def read_characterization(path, label: str = "characterization file") -> dict:
+    """The dict of a characterization JSON file a user gave, checked the way
+    :meth:`Characterization.from_dict` reads it (the dict itself is returned: its other keys, such
+    as ``models`` and ``settings``, travel on).
+
+    Raises:
+        ConfigError: the file is missing, a folder, unreadable, not JSON, or not a
+            characterization; the message names ``label`` (e.g. the CLI option), the path and the fix.
+    """
+    path = Path(path)
+    where = f"{label} {path}"
+    if not path.exists():
+        raise ConfigError(f"{where} does not exist; {CHARACTERIZATION_FIX}")
+    if path.is_dir():
+        raise ConfigError(f"{where} is a folder, not a JSON file; {CHARACTERIZATION_FIX}")
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"{where} cannot be read ({err.strerror or err}); {CHARACTERIZATION_FIX}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{where} is not valid JSON (truncated or corrupt: {err}); "
+                          f"{CHARACTERIZATION_FIX}") from None
+    try:
+        Characterization.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return data

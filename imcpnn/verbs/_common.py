@@ -9,11 +9,10 @@ Only light imports at module level: ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
-from imcpnn.errors import ConfigError, ResultsError
+from imcpnn.errors import ConfigError
 
 
 def positive_int(text: str) -> int:
@@ -80,39 +79,3 @@ def prepare_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {out}: the folder is not writable; give a path in a writable place")
     return out
-
-
-def read_json_file(path: str | os.PathLike, option: str, fix: str) -> object:
-    """The parsed content of a user-given JSON file; ConfigError naming ``option`` and ``fix``."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{option} {path} does not exist; {fix}")
-    if path.is_dir():
-        raise ConfigError(f"{option} {path} is a folder, not a JSON file; {fix}")
-    try:
-        return json.loads(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{option} {path} cannot be read ({err.strerror or err}); {fix}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{option} {path} is not valid JSON (truncated or corrupt: {err}); {fix}") from None
-
-
-_CHAR_FIX = ("write it with `imcpnn characterize --out DIR` (DIR/characterization.json), "
-             "or leave the option out to characterize on the fly")
-
-
-def read_characterization(path: str | os.PathLike, option: str = "--characterization") -> dict:
-    """The characterization dict of a user-given JSON file, checked the way the circuits read it."""
-    from imcpnn.circuits.characterization.fit import Characterization
-
-    data = read_json_file(path, option, _CHAR_FIX)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{option} {path} holds a JSON {type(data).__name__}, not the object "
-                          f"`imcpnn characterize` writes; {_CHAR_FIX}")
-    try:
-        Characterization.from_dict(data)
-    except ConfigError as err:
-        raise ConfigError(f"{option} {path}: {err}") from None
-    except (TypeError, ValueError, KeyError, IndexError) as err:
-        raise ConfigError(f"{option} {path} holds a malformed value ({err}); {_CHAR_FIX}") from None
-    return data

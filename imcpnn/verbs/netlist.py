@@ -102,10 +102,11 @@ def load_problem(args: argparse.Namespace):
     Every file and value is checked (and --out created) before the characterization runs."""
     import numpy as np
 
+    from imcpnn.circuits.characterization.fit import read_characterization
     from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, characterize
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate, check_inputs
     from imcpnn.circuits.simulate.weights import CurrentScales, load_weights
-    from imcpnn.verbs._common import layer_widths, prepare_out_dir, read_characterization
+    from imcpnn.verbs._common import layer_widths, prepare_out_dir
 
     rng = np.random.default_rng(args.seed)
     if args.weights:
@@ -121,7 +122,7 @@ def load_problem(args: argparse.Namespace):
         t_in = rng.uniform(0, 1, (args.samples, widths[0]))
     t_in = check_inputs(network, t_in)
     scales = CurrentScales(args.scale, args.scale_plus, args.scale_minus)
-    char = read_characterization(args.characterization) if args.characterization else None
+    char = read_characterization(args.characterization, "--characterization") if args.characterization else None
     prepare_out_dir(args.out)
     if char is None:
         char = characterize(CharacterizationConfig(corner=args.corner), cache_dir=args.cache_dir)[0]

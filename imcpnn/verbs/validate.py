@@ -107,11 +107,9 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from imcpnn.validation import run_validation
-    from imcpnn.verbs._common import prepare_out_dir, read_characterization
+    from imcpnn.verbs._common import prepare_out_dir
 
-    config = config_from_args(args)
-    if args.characterization:
-        read_characterization(args.characterization)
+    config = config_from_args(args)  # run_validation checks --characterization before writing
     prepare_out_dir(args.out)
     summary = run_validation(config, args.out,
                              characterization=args.characterization, cache_dir=args.cache_dir,
