@@ -617,8 +617,16 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
             e_plus, e_minus = _layer_reversal(p, reversal, layer)
             t = spike_times(t, w.detach().double(), e_plus, e_minus, e_dis=p.e_dis,
                             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
-            out.append(t.numpy() + (readout[layer] if readout else 0.0))
-    return out
+            out.append(t.numpy())
+    return reported_times(out, readout)
+
+
+def reported_times(layer_times: list[np.ndarray], readout) -> list[np.ndarray]:
+    """The spike times each layer reports: ``layer_times`` (what drives the next layer) plus the
+    layer's ``readout`` delay (:func:`readout_delays`; None: none)."""
+    if not readout:
+        return layer_times
+    return [t + r for t, r in zip(layer_times, readout)]
 
 
 def _layer_reversal(physics, reversal, layer: int):
@@ -793,8 +801,7 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
         weights = [w.double().numpy() for w in model.dense_weights()]
         reversal = synapse_reversals(ctx, pipeline, params, weights)
         fed = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal)
-        readout = readout_delays(ctx, pipeline) or [0.0] * len(fed)
-        layer_times = [t + r for t, r in zip(fed, readout)]  # as measured; ``fed`` drive the next layer
+        layer_times = reported_times(fed, readout_delays(ctx, pipeline))  # ``fed`` drive the next layer
         model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
         run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
