@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Union
 
 from imcpnn.errors import ConfigError, ToolNotFoundError
+from imcpnn.rundir import file_sha256
 
 #: How to get the models when none are found.
 MODELS_FIX = (
@@ -191,11 +192,7 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 @functools.lru_cache(maxsize=8192)
 def _digest_at(path: str, size: int, mtime_ns: int, ino: int, ctime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)  # the stat fields only key the cache
 
 
 def file_digest(path: str | Path) -> str:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from imcpnn.config import from_dict, non_default_fields
 from imcpnn.errors import ConfigError, ResultsError
+from imcpnn.rundir import write_json_atomic
 from imcpnn.validation._config import ValidationConfig
 from imcpnn.validation._document import Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from imcpnn.validation._metrics import require_columns
@@ -100,11 +101,8 @@ def _strict(value):
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write strict JSON atomically (tmp + rename) so an interruption never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_strict(data), indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write strict JSON (NaN and inf as null) atomically, so an interruption never leaves half a file."""
+    write_json_atomic(path, _strict(data))
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
