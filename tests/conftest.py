@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,34 @@ def sigint_raises():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+#: A process that takes the result-folder lock of argv[1] as command argv[2] and holds it until
+#: its stdin closes.
+LOCK_HOLDER = """
+import sys
+from imcpnn.rundir import RunDirLock
+with RunDirLock(sys.argv[1], sys.argv[2]):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(folder, command)``: start another process that holds ``folder``'s lock as
+    ``command`` (returns its Popen once it holds it); every holder is released at teardown
+    (close its stdin to release one earlier)."""
+    procs = []
+
+    def hold(folder, command: str = "imcpnn validate") -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(folder), command],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.stdin.close()
+        proc.wait()

@@ -16,28 +16,12 @@ from imcpnn.errors import ConfigError
 from imcpnn.rundir import (LOCK_FILE, RunClock, RunDirBusyError, RunDirLock, RunDirNote,
                            holds_results, write_json_atomic)
 
-HOLDER = """
-import sys
-from imcpnn.rundir import RunDirLock
-with RunDirLock(sys.argv[1], "imcpnn validate"):
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
-
-
 @pytest.fixture(params=["flock", "exclusive"])
 def mode(request, monkeypatch):
     """Both lock mechanisms: flock, and the O_CREAT|O_EXCL fallback for file systems without it."""
     if request.param == "exclusive":
         monkeypatch.setattr(rundir, "fcntl", None)
     return request.param
-
-
-def _holder(path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
 
 
 def _dead_pid() -> int:
@@ -53,8 +37,8 @@ def _write_lock(directory, pid, host=None):
          "started": "2024-01-02 03:04:05"}))
 
 
-def test_second_command_on_the_same_folder_is_refused_with_owner(tmp_path, mode):
-    proc = _holder(tmp_path / "run")
+def test_second_command_on_the_same_folder_is_refused_with_owner(tmp_path, mode, lock_holder):
+    proc = lock_holder(tmp_path / "run")
     try:
         with pytest.raises(RunDirBusyError) as err:
             RunDirLock(tmp_path / "run", "imcpnn train").acquire()
@@ -71,8 +55,8 @@ def test_second_command_on_the_same_folder_is_refused_with_owner(tmp_path, mode)
         assert (tmp_path / "run" / LOCK_FILE).is_file()
 
 
-def test_killed_holder_does_not_block(tmp_path, mode):
-    proc = _holder(tmp_path / "run")
+def test_killed_holder_does_not_block(tmp_path, mode, lock_holder):
+    proc = lock_holder(tmp_path / "run")
     proc.kill()
     proc.wait()
     assert (tmp_path / "run" / LOCK_FILE).is_file()  # left behind by the killed process

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -62,20 +60,11 @@ def test_overwrite_with_a_bad_option_keeps_the_previous_run(tmp_path):
     assert len(load_trained(tmp_path).history) == 1 and load_trained(tmp_path).config == TINY
 
 
-def test_folder_in_use_is_refused_before_any_write(tmp_path):
-    holder = ("import sys\nfrom imcpnn.rundir import RunDirLock\n"
-              "with RunDirLock(sys.argv[1], 'imcpnn train'):\n"
-              "    print('locked', flush=True)\n    sys.stdin.read()\n")
-    proc = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(RunDirBusyError, match=f"in use by PID {proc.pid} \\(imcpnn train started"):
-            train(TINY, tmp_path, progress=False)
-        assert not (tmp_path / "config.json").exists()
-    finally:
-        proc.stdin.close()
-        proc.wait()
+def test_folder_in_use_is_refused_before_any_write(tmp_path, lock_holder):
+    proc = lock_holder(tmp_path, "imcpnn train")
+    with pytest.raises(RunDirBusyError, match=f"in use by PID {proc.pid} \\(imcpnn train started"):
+        train(TINY, tmp_path, progress=False)
+    assert not (tmp_path / "config.json").exists()
 
 
 def test_interrupted_run_releases_the_lock_and_its_time_counts(tmp_path, monkeypatch):

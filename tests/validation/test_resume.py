@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -202,22 +200,13 @@ def test_deleted_or_corrupt_table_redoes_its_stage(tmp_path):
 
 
 # --------------------------------------------------------------------- lock and elapsed time
-def test_folder_in_use_is_refused_before_any_write(tmp_path, stop_at_spice):
-    holder = ("import sys\nfrom imcpnn.rundir import RunDirLock\n"
-              "with RunDirLock(sys.argv[1], 'imcpnn demo'):\n"
-              "    print('locked', flush=True)\n    sys.stdin.read()\n")
-    proc = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(RunDirBusyError, match=f"{tmp_path} is in use by PID {proc.pid} "
-                                                  r"\(imcpnn demo started .*use another --out"):
-            run_validation(SMALL, tmp_path, characterization=char_file(tmp_path / "c" / "c.json"),
-                           progress=False)
-        assert not (tmp_path / "config.json").exists()
-    finally:
-        proc.stdin.close()
-        proc.wait()
+def test_folder_in_use_is_refused_before_any_write(tmp_path, stop_at_spice, lock_holder):
+    proc = lock_holder(tmp_path, "imcpnn demo")
+    with pytest.raises(RunDirBusyError, match=f"{tmp_path} is in use by PID {proc.pid} "
+                                              r"\(imcpnn demo started .*use another --out"):
+        run_validation(SMALL, tmp_path, characterization=char_file(tmp_path / "c" / "c.json"),
+                       progress=False)
+    assert not (tmp_path / "config.json").exists()
 
 
 def test_interrupted_runs_count_their_time_and_release_the_lock(tmp_path, monkeypatch):
