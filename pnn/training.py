@@ -390,9 +390,9 @@ def train(
         config: the run; saved as ``out_dir/config.json`` once the data loaded and the model built.
         out_dir: run directory; an existing checkpoint with the same config is resumed. It is
             locked while this call writes into it.
-        progress: show a progress bar with loss and accuracy (:func:`imcpnn.progress.progress_bar`:
-            a tqdm bar on a terminal, a line every few seconds and one per epoch in a log) and a
-            line per epoch.
+        progress: on a terminal, a batch bar with loss and accuracy
+            (:func:`imcpnn.progress.progress_bar`) and a line per epoch; in a log, no bars and an
+            epoch line at most every ``imcpnn.progress.LINE_INTERVAL_S`` seconds, plus the last.
         overwrite: discard a previous run in ``out_dir`` (even with another config).
         stop_after_epoch: return after this epoch (time-boxed jobs); rerun to continue.
         data: already loaded data (else loaded from ``config.data``).
