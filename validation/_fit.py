@@ -84,7 +84,10 @@ class TraceSet:
     Shapes: t_in (batch, n_in) and t_eval (n_times,) normalized to the phase window; w (n_in, n_out)
     nominal weights; v_membrane_v (batch, n_out, n_times) in volts; t_spike and spiked
     (batch, n_out), t_spike normalized to the firing window; v_reset_v the membrane's reset
-    voltage V0 (V) the traces start from (the design operating point's by default).
+    voltage V0 (V) the traces start from (the design operating point's by default);
+    e_shape_plus and e_shape_minus (n_in, n_out) the bias dependence of each synapse's E relative
+    to the fitted scalar (E_plus of synapse (i, j) = e_plus * e_shape_plus[i, j]; None: 1, one E
+    for every synapse; see :func:`imcpnn.validation._pipeline.reversal_shapes`).
     """
 
     t_in: np.ndarray
@@ -94,14 +97,19 @@ class TraceSet:
     t_spike: np.ndarray
     spiked: np.ndarray
     v_reset_v: float = DESIGN_POINT.v0_v
+    e_shape_plus: np.ndarray | None = None
+    e_shape_minus: np.ndarray | None = None
 
     def __post_init__(self):
         batch, n_in = np.shape(self.t_in)
         n_out = np.shape(self.w)[1]
         expected = {"w": (n_in, n_out), "t_eval": (len(self.t_eval),),
                     "v_membrane_v": (batch, n_out, len(self.t_eval)),
-                    "t_spike": (batch, n_out), "spiked": (batch, n_out)}
+                    "t_spike": (batch, n_out), "spiked": (batch, n_out),
+                    "e_shape_plus": (n_in, n_out), "e_shape_minus": (n_in, n_out)}
         for name, shape in expected.items():
+            if getattr(self, name) is None and name.startswith("e_shape"):
+                continue
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"TraceSet.{name} has shape {np.shape(getattr(self, name))}, "
                                  f"expected {shape} from t_in {np.shape(self.t_in)} and w")
@@ -140,11 +148,16 @@ def predict_traces(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor
     :func:`fit_traces` compares with the measured ones.
 
     ``params`` is a float64 tensor ordered as :data:`PARAMETER_NAMES` (differentiable: the fit's
-    Jacobian comes from it).
+    Jacobian comes from it); the scalar E values are spread over the synapses by the traces'
+    E shapes, where given.
     """
     from imcpnn.pnn import membrane_trace, spike_times
 
     e_plus, e_minus, e_dis, scale, v_th, rate, t_delay, q_plus, q_minus = params
+    if traces.e_shape_plus is not None:
+        e_plus = e_plus * torch.as_tensor(traces.e_shape_plus, dtype=torch.float64)
+    if traces.e_shape_minus is not None:
+        e_minus = e_minus * torch.as_tensor(traces.e_shape_minus, dtype=torch.float64)
     t_in = torch.as_tensor(traces.t_in, dtype=torch.float64)
     w = torch.as_tensor(traces.w, dtype=torch.float64) * scale
     t_eval = torch.as_tensor(traces.t_eval, dtype=torch.float64)

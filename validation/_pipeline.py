@@ -411,8 +411,10 @@ def accumulation_traces(membranes: pd.DataFrame, t_eval: np.ndarray, layer: int,
 def testbench_traces(ctx: Context) -> TraceSet:
     """SPICE traces of the characterization testbench (:func:`fit_testbench`): one batched run of
     a single layer of the network's netlist kind, weights mapped with the design C_m, discharger
-    at its design bias (a cache hit after the first call)."""
+    at its design bias (a cache hit after the first call); each synapse carries its E shape
+    (:func:`reversal_shapes`) at the current the testbench maps its weight to."""
     from imcpnn.circuits.simulate.run import simulate_network
+    from imcpnn.circuits.simulate.weights import CurrentScales
 
     t_in, w = fit_testbench(ctx.config)
     run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
@@ -422,9 +424,35 @@ def testbench_traces(ctx: Context) -> TraceSet:
     t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
     spikes = run.spikes.sort_values(["sample", "neuron"])
     shape = (len(t_in), w.shape[1])
+    e_shapes = reversal_shapes(ctx.char, w, ctx.fit_network.membrane_f(0), ctx.schedule.t_phase_s,
+                               CurrentScales())
     return TraceSet(t_in, w, t_eval, accumulation_traces(run.membranes, t_eval, 0, *shape),
                     np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0),
-                    spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"])
+                    spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"],
+                    **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))))
+
+
+def reversal_shapes(char: dict, w: np.ndarray, c_m_f: float, t_phase_s: float,
+                    scales) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bias dependence of each synapse's reversal potential, relative to the characterization's
+    single E: (E_plus(I) / E_plus, E_minus(I) / E_minus), each shaped like ``w`` (n_in, n_out).
+
+    Channel-length modulation depends on the bias (the characterization's lambda against current,
+    ``lambda_vs_current``), and a synapse's current follows its weight: I = |w| I_1 s with the
+    unit current I_1 = C_m V_th_circ / T of a membrane of ``c_m_f`` and the current ``scales``.
+    A model multiplies its scalar E by these shapes: the bottom-up model's are the DC values
+    themselves, the trace fit's keep the DC shape and fit the level. Entries of the other sign
+    (and w = 0) are 1. None for a characterization that predates the curves.
+    """
+    from imcpnn.circuits.characterization.fit import Characterization
+    from imcpnn.circuits.simulate.weights import unit_current_a, weight_currents_a
+
+    if not char.get("lambda_vs_current"):
+        return None
+    c = Characterization.from_dict(char)
+    i_n, i_p = weight_currents_a(w, unit_current_a(c_m_f, c.v_th_circ, t_phase_s), scales)
+    return (np.where(w > 0, c.synapse_reversal(i_n, "n") / c.e_plus, 1.0),
+            np.where(w < 0, c.synapse_reversal(i_p, "p") / c.e_minus, 1.0))
 
 
 #: Smallest factor a ``--discharger searched`` search may try on the design bias. The design current
@@ -564,10 +592,12 @@ def stage_load_delay(ctx: Context) -> dict:
 
 
 def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
-    """Per layer, the bottom-up model's load delay added to its reported spike times
+    """Per layer, the load delay a circuit model adds to its reported spike times
     (:func:`stage_load_delay`): fan-out (next layer's width) times the delay per gate; the output
-    layer drives nothing. None for top-down and trace-fitted, or where it was not measured."""
-    if pipeline != "bottom_up" or ctx.load_delay_per_fanout is None:
+    layer drives nothing. A measured circuit term (two testbench runs), so the trace-fitted model,
+    whose other terms come from the same testbench, adds it too. None for top-down (ideal model),
+    or where it was not measured."""
+    if pipeline == "top_down" or ctx.load_delay_per_fanout is None:
         return None
     widths = ctx.network.widths
     return [widths[layer + 2] * ctx.load_delay_per_fanout if layer + 2 < len(widths) else 0.0
@@ -637,28 +667,22 @@ def _layer_reversal(physics, reversal, layer: int):
 
 
 def synapse_reversals(ctx: Context, pipeline: str, params: PhysicalParameters, weights) -> list | None:
-    """Per-synapse (E_plus, E_minus) arrays of every layer for the bottom-up model, else None.
-
-    Channel-length modulation depends on the bias (the characterization's lambda against current,
-    ``lambda_vs_current``), so each synapse gets E from the current its weight is mapped to: the
-    model's own mapping (C_eff, k = 1; the searched k moves the currents by about a percent).
-    Entries of the other sign hold the scalar E (unused by the solver). None for top-down (ideal
-    model), for trace-fitted (its E values are fitted scalars) and for a characterization that
-    predates the curves.
+    """Per-synapse (E_plus, E_minus) arrays of every layer for the bottom-up and trace-fitted
+    models, else None: the model's scalar E times :func:`reversal_shapes` of each layer's weights
+    in the model's own mapping (C_eff, k = 1; the searched k moves the currents by about a
+    percent). Bottom-up's scalar E is the DC one, so its synapses get the DC E of their currents;
+    trace-fitted's is fitted with the same shapes (:func:`testbench_traces`). None for top-down
+    (ideal model) and for a characterization that predates the curves.
     """
-    from imcpnn.circuits.characterization.fit import Characterization
-    from imcpnn.circuits.simulate.weights import unit_current_a, weight_currents_a
-
-    if pipeline != "bottom_up" or not ctx.char.get("lambda_vs_current"):
+    if pipeline == "top_down":
         return None
-    char = Characterization.from_dict(ctx.char)
     scales = mapping_scales(pipeline, params, (1.0,))
     out = []
     for layer, w in enumerate(weights):
-        i_unit = unit_current_a(ctx.network.membrane_f(layer), char.v_th_circ, ctx.schedule.t_phase_s)
-        i_n, i_p = weight_currents_a(w, i_unit, scales)
-        out.append((np.where(w > 0, char.synapse_reversal(i_n, "n"), params.e_plus),
-                    np.where(w < 0, char.synapse_reversal(i_p, "p"), params.e_minus)))
+        shapes = reversal_shapes(ctx.char, w, ctx.network.membrane_f(layer), ctx.schedule.t_phase_s, scales)
+        if shapes is None:
+            return None
+        out.append((params.e_plus * shapes[0], params.e_minus * shapes[1]))
     return out
 
 
@@ -981,8 +1005,9 @@ def protocol_text(config: ValidationConfig) -> str:
             "lambda against its current where the characterization has it; C_eff from a charge "
             "measurement, firing delay and end-of-accumulation kick from a testbench, the hidden "
             "outputs' load delay from the same testbench loaded; mapped with C_eff); trace-fitted "
-            "one global scale of the same model (one E per sign, no load delay) with every "
-            "parameter fitted to the testbench traces. All use the same I_D(V_G) tables, V_th_circ "
+            "one global scale of the same model (the same per-synapse E shapes and load delay) "
+            "with every other parameter, the E levels included, fitted jointly to the testbench "
+            "traces. All use the same I_D(V_G) tables, V_th_circ "
             "and netlist.")
 
 

@@ -1,5 +1,7 @@
 """Trace fitter: recover known physical parameters from model-generated traces (no SPICE)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,34 @@ def test_trace_fit_config_rejects_bad_values(kwargs, match):
 
     with pytest.raises(ConfigError, match=match):
         TraceFitConfig(**kwargs)
+
+
+def test_e_shapes_spread_the_fitted_level_over_the_synapses():
+    """With per-synapse E shapes (bias-dependent lambda), the model uses E_plus * shape for each
+    synapse: the traces equal those of the per-synapse E given to pnn directly, and a fit of
+    traces made with shapes recovers the scalar level."""
+    from imcpnn.pnn import membrane_trace
+
+    base = synthetic_traces(TRUE, noise_v=0.0, noise_t=0.0)
+    rng = np.random.default_rng(7)
+    shape_p, shape_m = rng.uniform(0.9, 1.1, base.w.shape), rng.uniform(0.85, 1.05, base.w.shape)
+    shaped = TraceSet(base.t_in, base.w, base.t_eval, base.v_membrane_v, base.t_spike, base.spiked,
+                      e_shape_plus=shape_p, e_shape_minus=shape_m)
+    params = torch.tensor(TRUE.vector(), dtype=torch.float64)
+    with torch.no_grad():
+        v, _ = predict_traces(params, shaped)
+        w = torch.tensor(base.w) * TRUE.current_scale
+        direct = membrane_trace(torch.tensor(base.t_in), w, torch.tensor(TRUE.e_plus * shape_p),
+                                torch.tensor(TRUE.e_minus * shape_m), torch.tensor(base.t_eval))
+    np.testing.assert_allclose(v.numpy(), shaped.v_reset_v - TRUE.v_th_circ_v * direct.numpy(), atol=1e-12)
+    with torch.no_grad():
+        v, t = predict_traces(params, shaped)
+    data = TraceSet(base.t_in, base.w, base.t_eval, v.numpy(), t.numpy(), (t.numpy() > 0) & (t.numpy() < 1),
+                    e_shape_plus=shape_p, e_shape_minus=shape_m)
+    start = dataclasses.replace(TRUE, e_plus=5.0, e_minus=-4.0)
+    fit = fit_traces(data, start, fixed=tuple(n for n in PARAMETER_NAMES if n not in ("e_plus", "e_minus")))
+    assert fit.parameters.e_plus == pytest.approx(TRUE.e_plus, rel=1e-4)
+    assert fit.parameters.e_minus == pytest.approx(TRUE.e_minus, rel=1e-4)
+    with pytest.raises(ValueError, match="e_shape_plus"):
+        TraceSet(base.t_in, base.w, base.t_eval, base.v_membrane_v, base.t_spike, base.spiked,
+                 e_shape_plus=shape_p[:, :2])

@@ -83,37 +83,43 @@ def _reversal_ctx(char: dict):
 
 
 def test_bottom_up_gives_each_synapse_the_e_of_its_mapped_current():
-    """E per synapse from lambda(I) at the current the bottom-up mapping gives its weight (C_eff,
-    k = 1); top-down (ideal) and trace-fitted (fitted scalars) keep scalar E, and so does a
-    characterization without the curves."""
+    """E per synapse from lambda(I) at the current the model's mapping gives its weight (C_eff,
+    k = 1): bottom-up's are the DC values themselves; trace-fitted keeps the DC shape and scales
+    it by its fitted E level; top-down (ideal) keeps scalar E, and so does a characterization
+    without the curves."""
     from imcpnn.circuits.simulate.weights import unit_current_a
 
     char = char_dict(lambda_vs_current=CURVES)
-    params = dataclasses.replace(ABSURD_DYNAMICS, e_plus=2.9, e_minus=-1.6, current_scale=0.9)
+    c = Characterization.from_dict(char)
+    dc = dataclasses.replace(ABSURD_DYNAMICS, e_plus=c.e_plus, e_minus=c.e_minus, current_scale=0.9)
+    fitted = dataclasses.replace(dc, e_plus=1.1 * c.e_plus, e_minus=0.8 * c.e_minus)
     rng = np.random.default_rng(4)
     weights = [rng.uniform(-0.8, 0.8, (5, 5)) for _ in range(2)]
     ctx = _reversal_ctx(char)
-    reversal = pipe.synapse_reversals(ctx, "bottom_up", params, weights)
-    c = Characterization.from_dict(char)
-    for layer, (w, (e_plus, e_minus)) in enumerate(zip(weights, reversal)):
+    reversal = pipe.synapse_reversals(ctx, "bottom_up", dc, weights)
+    traced = pipe.synapse_reversals(ctx, "trace_fitted", fitted, weights)
+    for layer, (w, (e_plus, e_minus), (f_plus, f_minus)) in enumerate(zip(weights, reversal, traced)):
         i = np.abs(w) * unit_current_a(ctx.network.membrane_f(layer), c.v_th_circ, 1e-6) / 0.9
         np.testing.assert_allclose(e_plus[w > 0], c.synapse_reversal(i[w > 0], "n"))
         np.testing.assert_allclose(e_minus[w < 0], c.synapse_reversal(i[w < 0], "p"))
-        assert (e_plus[w <= 0] == 2.9).all() and (e_minus[w >= 0] == -1.6).all()
+        assert (e_plus[w <= 0] == c.e_plus).all() and (e_minus[w >= 0] == c.e_minus).all()
         assert np.ptp(e_plus[w > 0]) > 0  # the curve makes them differ
-    assert pipe.synapse_reversals(ctx, "top_down", params, weights) is None
-    assert pipe.synapse_reversals(ctx, "trace_fitted", params, weights) is None
-    assert pipe.synapse_reversals(_reversal_ctx(char_dict()), "bottom_up", params, weights) is None
+        np.testing.assert_allclose(f_plus, 1.1 * e_plus)
+        np.testing.assert_allclose(f_minus, 0.8 * e_minus)
+    assert pipe.synapse_reversals(ctx, "top_down", dc, weights) is None
+    assert pipe.synapse_reversals(_reversal_ctx(char_dict()), "bottom_up", dc, weights) is None
 
 
 def test_load_delay_is_reported_by_hidden_layers_and_not_fed_forward():
     """The readout term: a hidden layer's reported times move by fan-out x delay per gate; the
-    next layer's inputs, hence the output layer, do not move; only bottom-up carries it."""
+    next layer's inputs, hence the output layer, do not move; the circuit models (bottom-up,
+    trace-fitted) carry it, the ideal top-down model does not."""
     from imcpnn.pnn import PNN, LayerPhysics
 
     ctx = dataclasses.replace(_reversal_ctx(char_dict()), load_delay_per_fanout=0.001)
     assert pipe.readout_delays(ctx, "bottom_up") == [pytest.approx(0.005), 0.0]
-    assert pipe.readout_delays(ctx, "top_down") is None and pipe.readout_delays(ctx, "trace_fitted") is None
+    assert pipe.readout_delays(ctx, "trace_fitted") == pipe.readout_delays(ctx, "bottom_up")
+    assert pipe.readout_delays(ctx, "top_down") is None
     assert pipe.readout_delays(dataclasses.replace(ctx, load_delay_per_fanout=None), "bottom_up") is None
     torch.manual_seed(0)
     model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5))
