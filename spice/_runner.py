@@ -404,6 +404,8 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
     cache = cache_root(cache_dir)
     own = executor is None
     in_main = threading.current_thread() is threading.main_thread()
+    if own:
+        find_models()  # resolved here first: a fallback note is said once, not once per worker
     pool = (cf.ProcessPoolExecutor(max_workers=max_workers, initializer=_own_worker_init, initargs=(in_main,))
             if own else executor)
     stop: threading.Event | StopFile | None = (

@@ -107,3 +107,19 @@ def test_minimal_set_equals_full_library(tmp_path, corner):
     np.testing.assert_allclose(mini.plot("op")["i(vd)"], full.plot("op")["i(vd)"], rtol=1e-9)
     # physics bounds: a saturated 1/0.15 um nfet at Vgs=Vds=1.8 V carries a few hundred uA
     assert 100e-6 < -i_mini[-1, -1] < 1e-3
+
+
+def test_a_parallel_batch_says_the_fallback_note_once(tmp_path, monkeypatch, capfd):
+    """run_many's worker processes each look the models up: the note must come once from the
+    caller, not once per worker (a demo with PDK_ROOT set for layout printed it 16 times)."""
+    from imcpnn.spice import run_many
+
+    (tmp_path / "sky130A" / "libs.tech" / "magic").mkdir(parents=True)
+    monkeypatch.setenv("PDK_ROOT", str(tmp_path))
+    monkeypatch.setattr(_models, "_WARNED", set())
+    sims = [Sim(f"V1 a 0 {v}\nR1 a 0 1k\n", [Op()], devices=()) for v in (0.1, 0.2, 0.3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *a, **k: print(f"NOTE {message}", flush=True)
+        run_many(sims, max_workers=2, cache_dir=tmp_path / "cache", progress=False)
+    assert capfd.readouterr().out.count("has no sky130 ngspice models") == 1
