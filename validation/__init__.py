@@ -2,7 +2,8 @@
 
 Entry points: :func:`run_validation` (the whole experiment, resumable; what ``imcpnn validate`` and
 ``imcpnn demo`` call), :func:`render_report` (``imcpnn report``), :func:`fit_traces` (physical
-parameters from transient traces), the pure metrics, and :func:`coarse_to_fine` (scale search).
+parameters from transient traces), the pure metrics, and :func:`search` (scale search: :func:`quadratic_search`, or
+:func:`coarse_to_fine`, the stencil search it is checked against).
 """
 
 from ._config import DataSection as DataSection
@@ -26,6 +27,8 @@ from ._metrics import spike_time_rmse as spike_time_rmse
 from ._metrics import worst_sample as worst_sample
 from imcpnn.pnn import predict as predicted_class  # the class decision, defined once in pnn
 from ._search import coarse_to_fine as coarse_to_fine
+from ._search import quadratic_search as quadratic_search
+from ._search import search as search
 from .report import SUMMARY_KEYS as SUMMARY_KEYS
 from .report import load_results as load_results
 from .report import render_report as render_report

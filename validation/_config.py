@@ -11,26 +11,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imcpnn.circuits.netlist.network import NETLIST_KINDS
-from imcpnn.config import require
+from imcpnn.config import is_real, require
 from imcpnn.errors import ConfigError
 from imcpnn.pnn.data import DataConfig
 from imcpnn.spice import Corner
 
 
+#: Scale search methods (SearchConfig.method).
+SEARCH_METHODS = ("quadratic", "stencil")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """Coarse-to-fine current-scale search against SPICE (one batched ngspice run per candidate)."""
+    """Current-scale search against SPICE (one batched ngspice run per candidate)."""
 
+    method: str = "quadratic"
+    """"quadratic": a trust-region search on a quadratic model of the MSE (fewest candidates);
+    "stencil": the coarse-to-fine compass search it is checked against
+    (:mod:`imcpnn.validation._search`)."""
     steps: tuple[float, ...] = (0.1, 0.03, 0.01)
-    """Relative step of each level, coarse to fine; the last one is the search resolution."""
+    """Relative steps, coarse to fine; the last one is the search resolution (the grid every
+    candidate lies on). The quadratic search uses the first as its initial design's step and
+    trust radius, the stencil search each one as a level."""
+    tol_ns: float = 0.1
+    """Quadratic search: stop once the model predicts less RMSE than this to gain (and the best
+    point is a local minimum of the grid)."""
+    max_candidates: int = 60
+    """Quadratic search: at most this many candidates."""
     half_width: int = 1
-    """Stencil of each level: centre +- 1..half_width steps along each axis."""
+    """Stencil search: stencil of each level: centre +- 1..half_width steps along each axis."""
     max_recentre: int = 3
-    """Times a level may recentre its grid when the best candidate lies on the grid's edge."""
+    """Stencil search: times a level may recentre its grid when the best candidate lies on the grid's edge."""
     scale_range: tuple[float, ...] = (0.2, 5.0)
     """Candidates outside [low, high] are not simulated."""
     ray_levels: int = 1
-    """Coarse levels at which a 2-D search (scale_plus, scale_minus) first moves both scales by one
+    """Stencil search: coarse levels at which a 2-D search (scale_plus, scale_minus) first moves both scales by one
     common factor, along the ray from the origin through its start, then along each axis: the
     overall current level is the first thing to find, the ratio of the two scales the second."""
     n_samples: int = 14
@@ -39,6 +54,11 @@ class SearchConfig:
     ``ValidationConfig.spice_batch`` keeps every deck full."""
 
     def __post_init__(self):
+        require(self, "method", self.method, self.method in SEARCH_METHODS,
+                f"one of {', '.join(SEARCH_METHODS)}")
+        require(self, "tol_ns", self.tol_ns, is_real(self.tol_ns) and self.tol_ns >= 0, "a number >= 0")
+        require(self, "max_candidates", self.max_candidates,
+                isinstance(self.max_candidates, int) and self.max_candidates >= 3, "an integer >= 3")
         require(self, "steps", self.steps,
                 len(self.steps) >= 1 and all(0 < s < 1 for s in self.steps)
                 and list(self.steps) == sorted(self.steps, reverse=True),
@@ -208,3 +228,12 @@ class ValidationConfig:
                 "fixed or searched")
         corners = [c.value for c in Corner]
         require(self, "corner", self.corner, self.corner in corners, "one of " + ", ".join(corners))
+
+
+def upgrade_config_data(data):
+    """Config data read from a config.json of an earlier version, with the meaning it had then:
+    a search without a ``method`` was the stencil search (the quadratic one became the default
+    later). Anything else, including data that is not a dict, is returned as it is."""
+    if isinstance(data, dict) and isinstance(data.get("search"), dict) and "method" not in data["search"]:
+        return {**data, "search": {**data["search"], "method": "stencil"}}
+    return data

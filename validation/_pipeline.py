@@ -7,14 +7,17 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
 1. characterization  sky130 DC sweeps -> lambda -> E_plus, E_minus, E_dis (or a given JSON)
 2. dynamics          bottom-up circuit terms from one transient of a single-layer testbench of
                      the same netlist kind: C_eff (charge measurement), discharge rate, firing
-                     delay, end-of-accumulation kick (:func:`stage_dynamics`)
+                     delay, end-of-accumulation kick (:func:`stage_dynamics`); each synapse's
+                     E carries its bias dependence (:func:`reversal_shapes`)
 3. trace_fit         every parameter fitted jointly to the same testbench's traces
+   load_delay        the hidden outputs' delay per driven gate (:func:`stage_load_delay`)
 4. train_<pipeline>  top-down: ideal model; bottom-up: DC E values + dynamics terms;
                      trace-fitted: the fitted parameters
 5. search_<pipeline> current scales against SPICE output spike times on the calibration samples
                      (training samples by default): top-down 2-D (scale_plus, scale_minus) from
                      (1, 1), the others a 1-D global k from 1; with ``discharger="searched"``
-                     also a discharger factor
+                     also a discharger factor (:func:`._search.search`: a quadratic model of
+                     the MSE in a trust region, or the reference stencil search)
 6. evaluate_<pipeline> metrics on the test samples at the best scales; post-layout: also
    compare_netlists  the bottom-up network on the schematic netlist with the same gate biases
 7. error budget, summary.json, then report.md / report.html
@@ -65,7 +68,7 @@ from imcpnn.errors import ConfigError, NetlistError, ResultsError
 from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
 from imcpnn.rundir import (RunClock, RunDirLock, file_sha256, holds_results, note,
                            write_json_atomic)
-from imcpnn.validation._config import ValidationConfig
+from imcpnn.validation._config import ValidationConfig, upgrade_config_data
 from imcpnn.validation._fit import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
                                         membrane_rmse_v, model_spike_table, output_rmse_ns,
@@ -73,7 +76,7 @@ from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_me
 from imcpnn.validation._post_layout import (check_layout_tools, layout_networks, netlist_comparison,
                                             post_layout_network, post_layout_summary,
                                             recovered_capacitance)
-from imcpnn.validation._search import coarse_to_fine
+from imcpnn.validation._search import search
 from imcpnn.validation.report import (PIPELINES, check_summary, render_report, table_name,
                                       write_csv, write_json)
 
@@ -767,7 +770,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     def compute():
         log = ctx.out_dir / "stages" / f"search_{pipeline}.log.csv"
         log.parent.mkdir(parents=True, exist_ok=True)
-        best, table = coarse_to_fine(
+        best, table = search(
             lambda pts: rmse_of(pts, lambda p: 1.0, lambda p: mapping_scales(pipeline, params, p)),
             n_dims, ctx.config.search, log, start=start)
         if n_dims == 1:
@@ -780,7 +783,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
             scales = mapping_scales(pipeline, params, tuple(best))
             high = ctx.config.search.scale_range[1]
             dis_search = dataclasses.replace(ctx.config.search, scale_range=(DISCHARGER_SEARCH_MIN, high))
-            (k_dis,), dis_table = coarse_to_fine(
+            (k_dis,), dis_table = search(
                 lambda pts: rmse_of(pts, lambda p: p[0], lambda p: scales),
                 1, dis_search, ctx.out_dir / "stages" / f"search_{pipeline}_discharger.log.csv",
                 start=(1.0,))
@@ -1048,10 +1051,10 @@ _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json")
 def _as_written_now(recorded):
     """The config data ``recorded`` (read from a config.json, perhaps of an earlier version) as
     this version writes the same config: fields it lacks at their defaults, older spellings in
-    today's form (``"hidden": 5`` -> ``[5]``). Data that does not load as a ValidationConfig
+    today's form (``"hidden": 5`` -> ``[5]``; :func:`upgrade_config_data`). Data that does not load as a ValidationConfig
     (unknown keys, invalid values) is returned unchanged, so it compares as different."""
     try:
-        return to_dict(from_dict(ValidationConfig, recorded))
+        return to_dict(from_dict(ValidationConfig, upgrade_config_data(recorded)))
     except ConfigError:
         return recorded
 

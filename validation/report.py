@@ -36,7 +36,7 @@ import pandas as pd
 from imcpnn.config import from_dict, non_default_fields
 from imcpnn.errors import ConfigError, ResultsError
 from imcpnn.rundir import write_json_atomic
-from imcpnn.validation._config import ValidationConfig
+from imcpnn.validation._config import ValidationConfig, upgrade_config_data
 from imcpnn.validation._document import Code, Heading, Image, Paragraph, Table, to_html, to_markdown
 from imcpnn.validation._metrics import require_columns
 from imcpnn.validation._post_layout import SPIKES_CSV_COLUMNS
@@ -179,7 +179,7 @@ def load_results(run_dir: str | Path) -> Results:
     summary = _read_json(run_dir / "summary.json")
     check_summary(summary, str(run_dir / "summary.json"))
     try:
-        config = from_dict(ValidationConfig, _read_json(run_dir / "config.json"))
+        config = from_dict(ValidationConfig, upgrade_config_data(_read_json(run_dir / "config.json")))
     except ConfigError as err:
         raise ResultsError(f"{run_dir / 'config.json'} is corrupt: {err}") from None
     tables = {}
@@ -258,6 +258,16 @@ def _membrane_overlay(results: Results, pipeline: str, worst: int) -> str:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{PIPELINE_TITLES[pipeline]}: worst test sample {worst}", fontsize=10)
     return _save(fig, results.run_dir / "figures" / f"membrane_{pipeline}.png")
+
+
+def _search_words(search) -> str:
+    """How the scale search chose its candidates, in words (method, steps, resolution)."""
+    steps = list(search.steps)
+    if search.method == "quadratic":
+        return (f"the search fits a quadratic model of the MSE to the candidates and simulates its "
+                f"minimum inside a trust region (initial step {steps[0]}, resolution {steps[-1]}, "
+                f"stopping when the model predicts less than {search.tol_ns} ns to gain)")
+    return f"the search refines coarse-to-fine to the last step of {steps} (relative)"
 
 
 def _search_curve(results: Results, pipeline: str) -> str:
@@ -479,8 +489,8 @@ def build_document(results: Results) -> list:
     blocks.append(Paragraph("Every candidate below is one batched ngspice run over the "
                             f"{cal.get('n_samples', n_search)} calibration samples (source: "
                             f"{cal.get('source', '?')}; RMSE on those, the tables above use the test "
-                            "samples at the best scales); the search refines coarse-to-fine to the last step of "
-                            f"{list(results.config.search.steps)} (relative). Start points "
+                            "samples at the best scales); "
+                            f"{_search_words(results.config.search)}. Start points "
                             f"{json.dumps(s.get('search_starts', {}))}: each pipeline from its own "
                             "mapping (k = 1, or (1, 1) for top-down); none reads another's result."))
     for pipeline in PIPELINES:

@@ -17,8 +17,9 @@ Run the method's headline experiment (the paper's Iris circuit) and write a repo
      end-of-accumulation charge kick; fit every parameter jointly to the same traces
      (trace-fitted, with standard errors);
   3. train three Iris models: ideal (|E| = 100, top-down), bottom-up, trace-fitted;
-  4. map weights to gate biases; search the current scales coarse-to-fine against ngspice on
-     held-out calibration samples (training samples; --calibration test for the method's
+  4. map weights to gate biases; search the current scales against ngspice (a trust-region
+     search on a quadratic model of the MSE; --search-method stencil: the coarse-to-fine
+     compass search it is checked against) on held-out calibration samples (training samples; --calibration test for the method's
      in-sample protocol): top-down scale_plus and scale_minus, the others one global scale;
      the discharger sits at its design current for all (--discharger searched: all search it);
   5. simulate the test samples at the best scales; write summary.json (with the protocol, the
@@ -55,8 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-test", type=int, default=None, help="test samples simulated (default 50)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model (default 100)")
     parser.add_argument("--search-steps", default=None,
-                        help="relative steps of the coarse-to-fine scale search, comma separated "
-                             "(default 0.1,0.03,0.01: 1 %% resolution)")
+                        help="relative steps of the scale search, coarse to fine, comma separated "
+                             "(default 0.1,0.03,0.01: 1 %% resolution; the quadratic search uses "
+                             "the first and the last)")
+    parser.add_argument("--search-method", choices=("quadratic", "stencil"), default=None,
+                        help="scale search: quadratic (model of the MSE, trust region; default) "
+                             "or stencil (coarse-to-fine compass search, the reference)")
     parser.add_argument("--coarse", action="store_true",
                         help="one-level search at 10 %% steps (fast, for CI and a first look)")
     add_corner_argument(parser, None, "sky130 corner: %(choices)s (default: the config's, tt)")
@@ -102,6 +107,8 @@ def config_from_args(args: argparse.Namespace):
         search = dataclasses.replace(search, steps=steps)
     if args.coarse:
         search = dataclasses.replace(search, steps=(0.1,))
+    if args.search_method:
+        search = dataclasses.replace(search, method=args.search_method)
     return dataclasses.replace(config, search=search, **changes)
 
 

@@ -79,6 +79,7 @@ def test_cli_options_override_defaults_and_config_file(tmp_path):
     config = parse("--config", str(tmp_path / "c.json"), "--n-test", "3", "--coarse")
     assert (config.epochs, config.n_test, config.search.steps) == (7, 3, (0.1,))
     assert parse("--search-steps", "0.2,0.05").search.steps == (0.2, 0.05)
+    assert parse().search.method == "quadratic" and parse("--search-method", "stencil").search.method == "stencil"
 
 
 def test_cli_rejects_malformed_search_steps():

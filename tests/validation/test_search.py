@@ -1,11 +1,13 @@
-"""Coarse-to-fine scale search on analytic bowls (no SPICE)."""
+"""Scale searches (quadratic model and coarse-to-fine stencil) on analytic test surfaces (no SPICE)."""
 
 import numpy as np
 import pytest
 
 from imcpnn.errors import ConfigError, ResultsError
 from imcpnn.validation import SearchConfig
-from imcpnn.validation._search import coarse_to_fine, stencil
+import math
+
+from imcpnn.validation._search import coarse_to_fine, quadratic_search, search, stencil
 
 
 class Bowl:
@@ -74,7 +76,8 @@ def test_empty_log_is_named(tmp_path):
     ({"steps": (0.01, 0.1)}, "steps"), ({"half_width": 0}, "half_width"), ({"half_width": 11}, "half_width"),
     ({"max_recentre": -1}, "max_recentre"), ({"scale_range": (1.2, 5.0)}, "scale_range"),
     ({"ray_levels": 4}, "ray_levels"), ({"ray_levels": -1}, "ray_levels"),
-    ({"n_samples": -1}, "n_samples"), ({"n_samples": 2.5}, "n_samples")])
+    ({"n_samples": -1}, "n_samples"), ({"n_samples": 2.5}, "n_samples"),
+    ({"method": "grid"}, "method"), ({"tol_ns": -0.1}, "tol_ns"), ({"max_candidates": 2}, "max_candidates")])
 def test_search_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         SearchConfig(**kwargs)
@@ -96,3 +99,122 @@ def test_2d_search_walks_the_ray_then_refines_apart(tmp_path):
 def test_ray_stencil_scales_both_axes_on_the_final_grid():
     points = stencil((1.38, 1.21), 0.1, 1, (0.2, 5.0), directions=[(1.38, 1.21)], grid=0.01)
     assert points == [(1.38, 1.21), (1.24, 1.09), (1.52, 1.33)]
+
+
+class Surface:
+    """An RMSE-like test surface f(x) with a call counter (each point is one simulated candidate)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.calls = 0
+
+    def __call__(self, points):
+        self.calls += len(points)
+        return [float(self.f(np.asarray(p))) for p in points]
+
+
+def hyperbola(minimum, slopes, floor, cross=0.0):
+    """sqrt(floor^2 + |A (x - x*)|^2): what a spike-time RMSE looks like against a current scale
+    (each error linear in the scale plus a part no scale removes); ``cross`` couples the axes."""
+    minimum, slopes = np.asarray(minimum, float), np.asarray(slopes, float)
+
+    def f(x):
+        d = slopes * (x - minimum)
+        return math.sqrt(floor ** 2 + float(d @ d) + (2 * cross * d[0] * d[1] if len(d) == 2 else 0.0))
+    return f
+
+
+def grid_minimum(f, n_dims, lo=0.2, hi=5.0, res=0.01, around=None, span=0.6):
+    """The exhaustive answer: the lowest value of ``f`` on the resolution grid near ``around``."""
+    axes = [np.round(np.arange(max(lo, c - span), min(hi, c + span) + res / 2, res), 6) for c in around]
+    points = np.array(np.meshgrid(*axes, indexing="ij")).reshape(n_dims, -1).T
+    return min(f(p) for p in points)
+
+
+# The goal these check (issue: speed): the quadratic search finds the grid minimum (within the
+# resolution, within tol_ns of RMSE) with a bounded number of candidates, fewer than the stencil's.
+SURFACES = {
+    # the demo's bottom-up landscape: a sharp 1-D bottom just below 1 (RMSE 1.5 ns, 150 ns per unit)
+    "1-D bowl": (1, hyperbola([0.9913], [150.0], 1.49), 8),
+    # an optimum 60 % away from the start, beyond the stencil search's recentring budget
+    "1-D far": (1, hyperbola([1.63], [40.0], 2.0), 10),
+    # the demo's top-down landscape: optimum (1.35, 1.19) from (1, 1), axes coupled
+    "2-D bowl": (2, hyperbola([1.352, 1.187], [60.0, 40.0], 23.8, cross=0.5), 16),
+}
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_quadratic_search_finds_the_grid_minimum_in_few_candidates(tmp_path, name):
+    n_dims, f, budget = SURFACES[name]
+    fast, reference = Surface(f), Surface(f)
+    best, table = quadratic_search(fast, n_dims, SearchConfig(), tmp_path / "q.csv")
+    _, stencil_table = coarse_to_fine(reference, n_dims, SearchConfig(), tmp_path / "s.csv")
+    exhaustive = grid_minimum(f, n_dims, around=best)
+    assert f(np.asarray(best)) <= exhaustive + SearchConfig().tol_ns
+    assert fast.calls <= budget and fast.calls < reference.calls
+    assert len(table) == fast.calls and table["rmse_t_spike_ns"].min() == pytest.approx(f(np.asarray(best)))
+
+
+def test_quadratic_search_in_a_flat_valley_stops_on_the_valley_floor(tmp_path):
+    """Every point of the line x0 - x1 = 0.1 is optimal: the search must reach the floor and stop,
+    not wander along it (the model sees no gain there)."""
+    f = lambda x: math.sqrt(1.0 + (100 * (x[0] - x[1] - 0.1)) ** 2)  # noqa: E731
+    surface = Surface(f)
+    best, _ = quadratic_search(surface, 2, SearchConfig(), tmp_path / "q.csv")
+    assert f(np.asarray(best)) <= 1.0 + SearchConfig().tol_ns
+    assert surface.calls <= 20
+
+
+def test_quadratic_search_on_a_noisy_surface_ends_within_the_noise(tmp_path):
+    """SPICE landscapes are not smooth (a neuron that turns silent moves the RMSE by a step): with
+    +-0.3 ns of deterministic ripple the search still ends within ripple + tolerance of the floor."""
+    smooth = hyperbola([1.352, 1.187], [60.0, 40.0], 23.8, cross=0.5)
+    ripple = lambda x: 0.3 * math.sin(917 * x[0]) * math.cos(613 * x[1])  # noqa: E731
+    surface = Surface(lambda x: smooth(x) + ripple(x))
+    best, _ = quadratic_search(surface, 2, SearchConfig(), tmp_path / "q.csv")
+    assert smooth(np.asarray(best)) <= 23.8 + 2 * 0.3 + SearchConfig().tol_ns
+    assert surface.calls <= SearchConfig().max_candidates
+
+
+def test_quadratic_search_avoids_unmappable_candidates(tmp_path):
+    """Candidates that cannot be mapped (inf: a current outside the device tables) are skipped by
+    the model; the optimum next to that region is still found."""
+    smooth = hyperbola([1.15], [80.0], 1.0)
+    surface = Surface(lambda x: math.inf if x[0] > 1.18 else smooth(x))
+    best, _ = quadratic_search(surface, 1, SearchConfig(), tmp_path / "q.csv")
+    assert best == pytest.approx((1.15,))
+
+
+def test_quadratic_search_resumes_without_repeating_a_candidate(tmp_path):
+    f = SURFACES["2-D bowl"][1]
+    first, again = Surface(f), Surface(f)
+    best1, _ = quadratic_search(first, 2, SearchConfig(), tmp_path / "q.csv")
+    best2, table = quadratic_search(again, 2, SearchConfig(), tmp_path / "q.csv")
+    assert again.calls == 0 and best1 == best2 and len(table) == first.calls
+
+
+def test_quadratic_search_respects_its_candidate_budget(tmp_path):
+    surface = Surface(hyperbola([3.7, 0.4], [60.0, 40.0], 1.0))
+    quadratic_search(surface, 2, SearchConfig(max_candidates=9), tmp_path / "q.csv")
+    assert surface.calls <= 9 + 4  # the last step may add one point's grid neighbours
+
+
+def test_search_dispatches_on_the_method(tmp_path):
+    f = SURFACES["1-D bowl"][1]
+    by_name = {m: Surface(f) for m in ("quadratic", "stencil")}
+    for method, surface in by_name.items():
+        search(surface, 1, SearchConfig(method=method), tmp_path / f"{method}.csv")
+    assert by_name["quadratic"].calls < by_name["stencil"].calls
+
+
+def test_a_config_of_an_earlier_version_keeps_its_stencil_search():
+    """config.json files written before the quadratic search hold no search method: they ran the
+    stencil search, and a resumed run or a redrawn report must say so, not the new default."""
+    from imcpnn.config import from_dict, to_dict
+    from imcpnn.validation import ValidationConfig
+    from imcpnn.validation._config import upgrade_config_data
+
+    old = to_dict(ValidationConfig())
+    del old["search"]["method"]
+    assert from_dict(ValidationConfig, upgrade_config_data(old)).search.method == "stencil"
+    assert from_dict(ValidationConfig, upgrade_config_data(to_dict(ValidationConfig()))).search.method == "quadratic"
