@@ -18,7 +18,9 @@ Time: median of ``--repeats`` forward+backward passes after one warm-up (CUDA sy
 
 Example:
     .venv/bin/python benchmarks/dstd_vs_exact.py --n-in 100,300,1000,2000,3000 --out bench.json
-Finished points are stored in ``--out`` and reused on a rerun with the same settings (resumable).
+Finished points are stored in ``--out`` and reused on a rerun with the same settings (resumable);
+each point keeps its raw times and the load average before it ran. The result (every point, the
+headline at the largest n_in) is written to ``benchmarks/results/dstd_vs_exact_<--name>.json``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import _record
 
 
 def _status_kib(field: str) -> int:
@@ -80,30 +83,33 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return {"time_s": statistics.median(times), "peak_bytes": peak_bytes, "repeats": repeats}
+    return {"time_s": statistics.median(times), "times_s": times, "peak_bytes": peak_bytes, "repeats": repeats}
 
 
-def machine_info(device: str) -> dict:
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    info = {"cpu": cpu, "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "device": device}
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+def headline(points: dict, n_in: int, device: str) -> dict:
+    """The README's numbers: time and memory of both methods, and their ratios, at ``n_in``."""
+    d, e = points[f"dstd:{n_in}"], points[f"exact:{n_in}"]
+    if "error" in d or "error" in e:
+        return {"n_in": n_in, "device": device, "failed": f"{d.get('error', '')} {e.get('error', '')}".strip()}
+    mib = 2.0 ** 20
+    return {"n_in": n_in, "device": device, "DSTD s": d["time_s"], "exact s": e["time_s"],
+            "time exact / DSTD": e["time_s"] / d["time_s"], "DSTD MiB": d["peak_bytes"] / mib,
+            "exact MiB": e["peak_bytes"] / mib, "memory exact / DSTD": e["peak_bytes"] / max(d["peak_bytes"], 1)}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-in", default="100,300,1000,2000,3000", help="comma-separated input spike counts to sweep")
-    parser.add_argument("--n-out", type=int, default=1000, help="neurons in the layer")
-    parser.add_argument("--batch", type=int, default=100, help="batch size")
-    parser.add_argument("--steps", type=int, default=10, help="DSTD grid size M")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per point (median reported)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _record.parser(__file__, __doc__)
+    parser.add_argument("--n-in", type=_record.int_list, default="100,300,1000,2000,3000",
+                        help="comma-separated input spike counts to sweep")
+    parser.add_argument("--n-out", type=_record.positive_int, default=1000, help="neurons in the layer")
+    parser.add_argument("--batch", type=_record.positive_int, default=100, help="batch size")
+    parser.add_argument("--steps", type=_record.positive_int, default=10, help="DSTD grid size M")
+    parser.add_argument("--repeats", type=_record.positive_int, default=3,
+                        help="timed repeats per point (median reported, every one recorded)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for results; finished points are reused")
+    _record.add_arguments(parser)
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N_IN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -111,6 +117,9 @@ def main(argv=None) -> int:
         method, n_in = args.worker[0], int(args.worker[1])
         print(json.dumps(run_point(method, n_in, args.n_out, args.batch, args.steps, args.repeats, args.device)))
         return 0
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"argument --out: {args.out} is a folder, not a JSON file")
+    recorder = _record.Recorder(__file__, args, argv)
 
     from tqdm import tqdm
 
@@ -118,37 +127,47 @@ def main(argv=None) -> int:
     done = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     if done.get("settings") != settings:
         done = {"settings": settings, "points": {}}
-    done["machine"] = machine_info(args.device)
-    n_ins = [int(n) for n in args.n_in.split(",")]
+    machine = _record.machine(torch=True)
+    done["machine"] = machine
+    n_ins = args.n_in
     jobs = [(m, n) for n in n_ins for m in ("dstd", "exact")]
+    resumed = []
     for method, n_in in tqdm(jobs, desc="points"):
         key = f"{method}:{n_in}"
-        if key in done["points"]:
+        point = done["points"].get(key)
+        if point is not None and ("error" in point or "times_s" in point):  # points from before raw times re-run
+            resumed.append(key)
             continue
         cmd = [sys.executable, __file__, "--worker", method, str(n_in)] + [
             f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
         env = os.environ | {"MALLOC_MMAP_THRESHOLD_": "65536"}
+        load = list(os.getloadavg())
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
             done["points"][key] = {"error": tail[0]}
         else:
             done["points"][key] = json.loads(proc.stdout.strip().splitlines()[-1])
+        done["points"][key]["load_average_before"] = load
         if args.out:
             args.out.write_text(json.dumps(done, indent=1))
 
-    print("machine:", json.dumps(done["machine"]))
+    print(_record.machine_line(machine))
     print("settings:", json.dumps(settings))
     print(f"{'n_in':>6} {'dstd s':>9} {'exact s':>9} {'time x':>7} {'dstd MiB':>9} {'exact MiB':>10} {'mem x':>7}")
     for n_in in n_ins:
-        d, e = done["points"][f"dstd:{n_in}"], done["points"][f"exact:{n_in}"]
-        if "error" in d or "error" in e:
-            print(f"{n_in:>6} failed: {d.get('error', '')} {e.get('error', '')}")
+        h = headline(done["points"], n_in, args.device)
+        if "failed" in h:
+            print(f"{n_in:>6} failed: {h['failed']}")
             continue
-        mib = 2.0 ** 20
-        print(f"{n_in:>6} {d['time_s']:>9.4f} {e['time_s']:>9.4f} {e['time_s'] / d['time_s']:>7.1f} "
-              f"{d['peak_bytes'] / mib:>9.1f} {e['peak_bytes'] / mib:>10.1f} "
-              f"{e['peak_bytes'] / max(d['peak_bytes'], 1):>7.1f}")
+        print(f"{n_in:>6} {h['DSTD s']:>9.4f} {h['exact s']:>9.4f} {h['time exact / DSTD']:>7.1f} "
+              f"{h['DSTD MiB']:>9.1f} {h['exact MiB']:>10.1f} {h['memory exact / DSTD']:>7.1f}")
+    points = {key: done["points"][key] for key in (f"{m}:{n}" for m, n in jobs)}
+    path = recorder.write(
+        machine=machine, headline=headline(points, max(n_ins), args.device),
+        results={"settings": settings, "points": points, "resumed_points": resumed},
+        repeats={key: p["times_s"] for key, p in points.items() if "times_s" in p})
+    print(f"result: {path}")
     return 0
 
 

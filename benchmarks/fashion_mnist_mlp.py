@@ -3,7 +3,10 @@
 Trains with DSTD M = 10 (random grid offset per layer and mini-batch), evaluates at M = 30, finite
 reversal potentials (default E_plus = 2.8, E_minus = -1.53), spike-time noise 0.01, Adam lr 1e-4,
 batch 32, and prints test accuracy and seconds per epoch. The run is resumable (rerun the same
-command) and ends with one summary line starting with ``SUMMARY``.
+command) and ends with one summary line starting with ``SUMMARY``; the summary, every epoch's
+training seconds and accuracies are recorded in ``benchmarks/results/fashion_mnist_mlp_<--name>.json``
+(the epochs' times are those of the runs that made them: a resumed run's load average covers only
+its own epochs).
 
     python benchmarks/fashion_mnist_mlp.py --epochs 50 --device cuda --out runs/fmnist_mlp
     python benchmarks/fashion_mnist_mlp.py --epochs 1 --subset 10000 --out /tmp/fm   # quick CPU look
@@ -13,32 +16,47 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 
 import torch
 
+import _record
 from imcpnn.pnn import DataConfig, LayerPhysics, ModelConfig, OptimConfig, TrainConfig, train
 
 
+def e_rev(text: str) -> tuple[float, float]:
+    """argparse type of ``--e-rev``: ``E_PLUS,E_MINUS``, two numbers."""
+    try:
+        e_plus, e_minus = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected E_PLUS,E_MINUS (two numbers), got {text!r}") from None
+    return e_plus, e_minus
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=50, help="epochs (paper: 50)")
-    parser.add_argument("--e-rev", default="2.8,-1.53", help="E_PLUS,E_MINUS (default 2.8,-1.53)")
-    parser.add_argument("--subset", type=int, help="training samples (default all 60000)")
-    parser.add_argument("--test-subset", type=int, help="test samples (default all 10000)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _record.parser(__file__, __doc__)
+    parser.add_argument("--epochs", type=_record.positive_int, default=50, help="epochs (paper: 50)")
+    parser.add_argument("--e-rev", type=e_rev, default="2.8,-1.53", help="E_PLUS,E_MINUS (default 2.8,-1.53)")
+    parser.add_argument("--subset", type=_record.positive_int, help="training samples (default all 60000)")
+    parser.add_argument("--test-subset", type=_record.positive_int, help="test samples (default all 10000)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--data-dir", help="Fashion-MNIST idx folder (default the Debian package's)")
+    parser.add_argument("--threads", type=_record.positive_int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--data-dir", type=_record.existing_dir,
+                        help="Fashion-MNIST idx folder (default the Debian package's)")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--out", required=True, help="run directory (resumable)")
+    _record.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.lr <= 0:
+        parser.error(f"argument --lr: must be > 0, got {args.lr}")
+    recorder = _record.Recorder(__file__, args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    e_plus, e_minus = (float(v) for v in args.e_rev.split(","))
+    e_plus, e_minus = args.e_rev
     config = TrainConfig(
-        data=DataConfig("fashion-mnist", data_dir=args.data_dir, train_subset=args.subset,
+        data=DataConfig("fashion-mnist", data_dir=args.data_dir and str(args.data_dir), train_subset=args.subset,
                         test_subset=args.test_subset, seed=args.seed),
         model=ModelConfig(arch="mlp:400,400", physics=LayerPhysics(
             e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
@@ -49,7 +67,8 @@ def main(argv=None) -> int:
     )  # fmt: skip
     result = train(config, args.out)
     seconds = [h["train_seconds"] for h in result.history]
-    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
+    machine = _record.machine(torch=True)
+    device = machine["gpu"] if args.device == "cuda" else machine["processor"]
     summary = {
         "test_accuracy": result.test_accuracy,
         "best_test_accuracy": max(h["test_accuracy"] for h in result.history),
@@ -60,6 +79,12 @@ def main(argv=None) -> int:
         "e_plus": e_plus,
         "e_minus": e_minus,
     }
+    headline = {"test accuracy": summary["test_accuracy"], "best test accuracy": summary["best_test_accuracy"],
+                "epochs": summary["epochs"], "n_train": summary["n_train"],
+                "train s / epoch": summary["train_seconds_per_epoch"], "device": args.device}
+    path = recorder.write(machine=machine, headline=headline, repeats={"train_seconds_per_epoch": seconds},
+                          results={"summary": summary, "history": result.history, "run_dir": str(args.out)})
+    print(f"result: {path}")
     print("SUMMARY " + json.dumps(summary))
     return 0
 

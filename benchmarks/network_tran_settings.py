@@ -15,27 +15,32 @@ Weight sets: with ``--demo-dir`` (a finished ``imcpnn demo`` folder) its trained
 top-down models at their searched scales (what the demo's candidates simulate); ``--n-random``
 more sets of random weights U(-0.3, 0.6) at scale 1 (inside the mapped range).
 
+The per-run rows (CPU seconds, points) and the per-setting summary are recorded in
+``benchmarks/results/network_tran_settings_<--name>.json`` (``repeats``: every run's CPU seconds
+per setting, one per weight set).
+
 Usage: .venv/bin/python benchmarks/network_tran_settings.py [--demo-dir DIR] [--n-random 2]
-       [--n-samples 25] [--settings "reference,20ns trtol1"] [--jobs 2] [--cache DIR]
+       [--n-samples 25] [--settings "reference,20ns trtol1"] [--jobs 2] [--cache DIR] [--name latest]
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import json
 import os
-import platform
 import resource
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+import _record
 from imcpnn.circuits.netlist.network import PhaseSchedule
 
 _D = PhaseSchedule()  # the library's default step control (what simulate_network uses)
+DEFAULT = f"{_D.t_step_max_s * 1e9:g}ns trtol{_D.trtol:g} (default)"
 #: name: (max step s, .options). The old default had no options (ngspice: trtol 7, reltol 1e-3, trap).
 SETTINGS: dict[str, tuple[float, dict]] = {
     "reference": (1e-9, {"trtol": 0.01, "reltol": 1e-4}),
@@ -45,7 +50,7 @@ SETTINGS: dict[str, tuple[float, dict]] = {
     "20ns trtol1": (20e-9, {"trtol": 1}),
     "50ns trtol0.3": (50e-9, {"trtol": 0.3}),
     "50ns trtol0.1": (50e-9, {"trtol": 0.1}),
-    f"{_D.t_step_max_s * 1e9:g}ns trtol{_D.trtol:g} (default)": (_D.t_step_max_s, {"trtol": _D.trtol}),
+    DEFAULT: (_D.t_step_max_s, {"trtol": _D.trtol}),
     "100ns trtol0.05": (100e-9, {"trtol": 0.05}),
 }
 BASELINE = "5ns (old default)"
@@ -91,34 +96,58 @@ def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.
     return sets
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--demo-dir", default=None, help="finished `imcpnn demo` folder (models, scales, characterization)")
-    ap.add_argument("--characterization", default=None, help="characterization.json (default: the demo's, else simulated)")
-    ap.add_argument("--n-random", type=int, default=None, help="random weight sets (default 0 with --demo-dir, else 2)")
-    ap.add_argument("--n-samples", type=int, default=25, help="Iris test samples, all in one deck (the demo: 25)")
+def headline(summary: list[dict], n_sets: int, n_samples: int) -> dict:
+    """The README's numbers: CPU time and output error of the default setting and of the old one."""
+    by_name = {o["setting"]: o for o in summary}
+    out = {"sets x samples": f"{n_sets} x {n_samples}"}
+    for label, name in (("default", DEFAULT), ("old default", BASELINE)):
+        if name in by_name:
+            out[f"{label} CPU s/sample"] = by_name[name]["cpu_s_per_sample"]
+            out[f"{label} out RMSE ns"] = by_name[name]["out_rmse_ns"]
+    if DEFAULT in by_name and BASELINE in by_name:
+        out["CPU old / default"] = by_name[BASELINE]["cpu_s_per_sample"] / by_name[DEFAULT]["cpu_s_per_sample"]
+    return out
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = _record.parser(__file__, __doc__)
+    ap.add_argument("--demo-dir", type=_record.existing_dir, default=None,
+                    help="finished `imcpnn demo` folder (models, scales, characterization)")
+    ap.add_argument("--characterization", type=_record.existing_file, default=None,
+                    help="characterization.json (default: the demo's, else simulated)")
+    ap.add_argument("--n-random", type=_record.non_negative_int, default=None,
+                    help="random weight sets (default 0 with --demo-dir, else 2)")
+    ap.add_argument("--n-samples", type=_record.positive_int, default=25,
+                    help="Iris test samples, all in one deck (the demo: 25)")
     ap.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS to run")
     ap.add_argument("--reference", default="reference", help="the setting the errors are taken against")
-    ap.add_argument("--jobs", type=int, default=2, help="ngspice runs side by side")
+    ap.add_argument("--jobs", type=_record.positive_int, default=2, help="ngspice runs side by side")
     ap.add_argument("--cache", default="/tmp/imcpnn-tran-settings",
                     help="private SPICE cache (reruns reuse runs and their CPU times)")
     ap.add_argument("--json", default=None, help="also write the per-run rows to this JSON file")
-    args = ap.parse_args()
+    _record.add_arguments(ap)
+    args = ap.parse_args(argv)
+
+    names = [s.strip() for s in args.settings.split(",")]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown or args.reference not in names:
+        ap.error(f"argument --settings: unknown settings {unknown} or no {args.reference!r}; known: {list(SETTINGS)}")
+    n_random = args.n_random if args.n_random is not None else (0 if args.demo_dir else 2)
+    if not args.demo_dir and n_random == 0:
+        ap.error("argument --n-random: 0 weight sets (give --demo-dir or --n-random >= 1)")
+    recorder = _record.Recorder(__file__, args, argv)
 
     from imcpnn.circuits.characterization.fit import Characterization
     from imcpnn.circuits.simulate import spice_spike_table
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
     from imcpnn.circuits.simulate.run import build_testbenches, map_network, network_sim
     from imcpnn.pnn import DataConfig, load_dataset
-    from imcpnn.spice import Corner, RawFile, find_models, find_ngspice
+    from imcpnn.spice import Corner, RawFile
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
     from imcpnn.validation import model_spike_table
     from imcpnn.validation import model_layer_times
 
-    names = [s.strip() for s in args.settings.split(",")]
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown or args.reference not in names:
-        raise SystemExit(f"unknown settings {unknown} or no {args.reference!r}; known: {list(SETTINGS)}")
     char_path = args.characterization or (
         args.demo_dir and Path(args.demo_dir) / "characterization" / "characterization.json")
     if char_path:
@@ -127,7 +156,6 @@ def main() -> None:
         from imcpnn.circuits.characterization.sweeps import characterize
 
         char = characterize(cache_dir=args.cache, progress=False)[0]
-    n_random = args.n_random if args.n_random is not None else (0 if args.demo_dir else 2)
     sets = weight_sets(args.demo_dir, n_random)
     x = load_dataset(DataConfig(dataset="iris", seed=0)).x_test.double().numpy()[: args.n_samples]
     network = Network((5, 5, 5), parasitic=ParasiticEstimate())
@@ -188,11 +216,8 @@ def main() -> None:
                 for k, m in models]
         out.append(row)
 
-    _, version = find_ngspice()
-    models = find_models()
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cpus, load avg now "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; python {platform.python_version()}, "
-          f"ngspice {version}, models {models.kind} {models.version}")
+    machine = _record.machine(spice=True)
+    print(f"\n{_record.machine_line(machine)}; load avg now {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"5-5-5 + parasitic estimate, tt 27 C, T = {T * 1e9:.0f} ns, {len(x)} Iris test samples in one deck, "
           f"{len(sets)} weight sets: {'; '.join(s[0] for s in sets)}; {args.jobs} runs side by side")
     print(f"spike-time errors in ns vs {args.reference!r} {SETTINGS[args.reference]}, pooled over all sets "
@@ -211,7 +236,13 @@ def main() -> None:
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "summary": out}, indent=1, default=str))
+    repeats = {name: [r["cpu_s"] for r in sorted(rows, key=lambda r: r["set"]) if r["setting"] == name]
+               for name in names}
+    path = recorder.write(machine=machine, headline=headline(out, len(sets), len(x)), repeats=repeats,
+                          results={"weight_sets": [s[0] for s in sets], "runs": rows, "summary": out})
+    print(f"result: {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
