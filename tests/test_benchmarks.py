@@ -1,0 +1,321 @@
+"""Benchmarks as data: the shared result writer (``benchmarks/_record.py``), the README table
+generator (``benchmarks/tables.py``), every script's refusal of bad arguments, and the cheapest
+real run of the scripts that have one, each into a temporary results folder (never
+``benchmarks/results/``)."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "model_vs_ngspice",
+           "network_tran_settings", "spice_throughput")
+#: Fields every result file holds (benchmarks/_record.py's docstring).
+FIELDS = {"script", "name", "timestamp", "command", "git_commit", "git_dirty", "machine",
+          "load_average_before", "load_average_after", "wall_s", "parameters", "repeats", "headline",
+          "results"}
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """``bench(name)``: the module ``benchmarks/<name>.py``, imported as the scripts import each
+    other (benchmarks/ on sys.path)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+def run_script(name: str, *args, timeout=600) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<name>.py`` as a user would (from the repository root)."""
+    return subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def check_common_fields(data: dict, script: str, name: str) -> None:
+    assert FIELDS <= set(data)
+    assert (data["script"], data["name"]) == (script, name)
+    assert datetime.datetime.fromisoformat(data["timestamp"]).tzinfo is not None
+    assert data["command"].startswith(f"benchmarks/{script}.py")
+    assert data["git_commit"] is None or len(data["git_commit"]) == 40
+    for key in ("load_average_before", "load_average_after"):
+        assert len(data[key]) == 3 and all(v >= 0 for v in data[key])
+    assert {"cpus", "processor", "python", "platform", "numpy", "imcpnn"} <= set(data["machine"])
+    assert data["wall_s"] >= 0
+
+
+def test_recorder_writes_every_field(bench, tmp_path):
+    record = bench("_record")
+    parser = record.parser("my_bench.py", "doc")
+    parser.add_argument("--repeats", type=record.positive_int, default=2)
+    record.add_arguments(parser)
+    argv = ["--repeats", "3", "--name", "run-1", "--results-dir", str(tmp_path / "res")]
+    args = parser.parse_args(argv)
+    recorder = record.Recorder("benchmarks/my_bench.py", args, argv)
+    path = recorder.write(machine=record.machine(torch=True), headline={"x / y": 2.0},
+                          results={"points": [1, 2]}, repeats={"x": [0.1, 0.3, 0.2]}, note="extra field")
+    assert path == tmp_path / "res" / "my_bench_run-1.json"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # atomic: no temporary left
+    data = json.loads(path.read_text())
+    check_common_fields(data, "my_bench", "run-1")
+    assert data["command"] == "benchmarks/my_bench.py " + " ".join(argv)
+    assert data["parameters"] == {"repeats": 3}
+    assert data["repeats"] == {"x": [0.1, 0.3, 0.2]}
+    assert data["headline"] == {"x / y": 2.0} and data["results"] == {"points": [1, 2]}
+    assert data["note"] == "extra field"
+    assert {"torch", "torch_threads", "gpu"} <= set(data["machine"])
+
+
+def test_machine_spice_facts_never_fail(bench):
+    """Where a tool is missing its version is None; the record is still written."""
+    facts = bench("_record").machine(spice=True)
+    assert {"ngspice", "sky130_models", "pyspice"} <= set(facts)
+
+
+def test_load_1min_reads_both_forms(bench):
+    record = bench("_record")
+    assert record.load_1min([0.5, 1.0, 2.0]) == 0.5
+    assert record.load_1min(0.7) == 0.7 and record.load_1min(None) is None
+
+
+def _readme(tables, tmp_path: Path) -> Path:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n" + "".join(
+        f"## {s}\n\nold text\n{tables.begin_marker(s)}\nstale\n{tables.end_marker(s)}\n\nafter {s}\n\n"
+        for s in tables.SCRIPTS))
+    return readme
+
+
+def _fake_result(record, results: Path, script: str, name: str, headline: dict) -> Path:
+    parser = record.parser(f"{script}.py", None)
+    record.add_arguments(parser)
+    argv = ["--name", name, "--results-dir", str(results)]
+    return record.Recorder(f"{script}.py", parser.parse_args(argv), argv).write(
+        machine={"cpus": 2, "processor": "Test CPU", "gpu": None}, headline=headline, results={},
+        repeats={"t": [1.0, 2.0]})
+
+
+def test_tables_regenerate_and_check(bench, tmp_path):
+    record, tables = bench("_record"), bench("tables")
+    assert set(tables.SCRIPTS) == set(SCRIPTS)
+    results = tmp_path / "results"
+    _fake_result(record, results, "dstd_vs_exact", "a", {"n_in": 3000, "time exact / DSTD": 41.234})
+    _fake_result(record, results, "dstd_vs_exact", "b", {"n_in": 1000, "device": "cuda"})
+    old = json.loads((BENCH / "results" / "demo_fidelity_default-demo.json").read_text())
+    (results / "demo_fidelity_old.json").write_text(json.dumps(old))  # recorded before _record
+    readme = _readme(tables, tmp_path)
+
+    assert run_script("tables", "--readme", readme, "--results-dir", results, "--check").returncode == 1
+    proc = run_script("tables", "--readme", readme, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    text = readme.read_text()
+    assert "stale" not in text and "old text" in text and "after spice_throughput" in text
+    block = text.split(tables.begin_marker("dstd_vs_exact"))[1].split(tables.end_marker("dstd_vs_exact"))[0]
+    lines = block.strip().splitlines()
+    assert lines[0] == ("| result | date | machine | load 1-min before / after | n_in | time exact / DSTD "
+                        "| device |")
+    assert len(lines) == 4  # header, rule, one row per file
+    assert lines[2].startswith("| [a](results/dstd_vs_exact_a.json) | ")
+    assert "| Test CPU, 2 cpus |" in lines[2] and lines[2].endswith("| 3000 | 41.2 | - |")
+    assert lines[3].endswith("| 1000 | - | cuda |")
+    demo = text.split(tables.begin_marker("demo_fidelity"))[1].split(tables.end_marker("demo_fidelity"))[0]
+    assert "[default-demo](results/demo_fidelity_old.json) | - | " in demo and "| 24.4 | 1.8 | 2.09 | 13.5 |" in demo
+    spice = text.split(tables.begin_marker("spice_throughput"))[1].split(tables.end_marker("spice_throughput"))[0]
+    assert spice.strip() == tables.EMPTY == "no result recorded yet"
+    assert run_script("tables", "--readme", readme, "--results-dir", results, "--check").returncode == 0
+
+    _fake_result(record, results, "spice_throughput", "latest", {"full / minimal": 30.0})
+    proc = run_script("tables", "--readme", readme, "--results-dir", results, "--check")
+    assert proc.returncode == 1 and "out of date" in proc.stderr
+    assert readme.read_text() == text  # --check writes nothing
+
+
+def test_tables_refuse_a_readme_without_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    proc = run_script("tables", "--readme", readme, "--results-dir", tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+    assert "table:demo_fidelity" in proc.stderr
+
+
+def test_benchmarks_readme_is_generated_from_the_results():
+    proc = run_script("tables", "--check")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_fidelity_records_through_the_shared_writer(bench, tmp_path):
+    """A new record keeps the fields of the files recorded before (they still load) and adds
+    the common ones; both kinds feed the top-level README's table and benchmarks/tables.py."""
+    old = json.loads((BENCH / "results" / "demo_fidelity_reduced-ci.json").read_text())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps(old["summary"]))
+    (run_dir / "config.json").write_text(json.dumps(old["config"]))
+    results = tmp_path / "results"
+    proc = run_script("demo_fidelity", "record", run_dir, "--name", "new", "--results-dir", results,
+                      "--wall-s", "60", "--load-before", "0.5", "--note", "test")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((results / "demo_fidelity_new.json").read_text())
+    assert set(old) <= set(data) and FIELDS <= set(data)
+    assert (data["summary"], data["config"], data["note"]) == (old["summary"], old["config"], "test")
+    assert data["wall_s"] == 60 and data["load_average_before"] == 0.5 and data["layers"] is None
+    assert data["headline"]["demo wall min"] == 1.0
+    (results / "demo_fidelity_reduced-ci.json").write_text(json.dumps(old))
+    demo = bench("demo_fidelity")
+    fidelity = demo.table(results)  # the top-level README's tables
+    assert fidelity.count("| new |") == fidelity.count("| reduced-ci |") > 3  # same summary, one run each
+    tables = bench("tables")
+    assert tables.table(results, "demo_fidelity", tmp_path).count("\n") == 3
+
+
+#: (script, bad arguments, a word the one error line names)
+BAD_ARGS = [
+    ("dstd_vs_exact", ["--n-in", "100,x"], "--n-in"),
+    ("dstd_vs_exact", ["--repeats", "0"], "--repeats"),
+    ("dstd_vs_exact", ["--name", "../up"], "--name"),
+    ("fashion_mnist_mlp", [], "--out"),
+    ("fashion_mnist_mlp", ["--out", "x", "--e-rev", "2.8"], "--e-rev"),
+    ("model_vs_ngspice", ["--characterization", "/nonexistent.json"], "--characterization"),
+    ("model_vs_ngspice", ["--n-samples", "-1"], "--n-samples"),
+    ("network_tran_settings", ["--settings", "reference,bogus"], "bogus"),
+    ("network_tran_settings", ["--jobs", "0"], "--jobs"),
+    ("network_tran_settings", ["--n-random", "0"], "--n-random"),
+    ("spice_throughput", ["--points", "1"], "--points"),
+    ("spice_throughput", ["--results-dir", __file__], "--results-dir"),
+    ("demo_fidelity", ["record", "/nonexistent"], "run_dir"),
+    ("demo_fidelity", ["table", "--readme", "/nonexistent.md"], "--readme"),
+    ("tables", ["--results-dir", "/nonexistent"], "--results-dir"),
+]
+
+
+@pytest.mark.parametrize(("script", "argv", "word"), BAD_ARGS, ids=[f"{s}:{' '.join(a)}" for s, a, _ in BAD_ARGS])
+def test_bad_arguments_are_refused_in_one_line(bench, capsys, script, argv, word):
+    with pytest.raises(SystemExit) as exit_info:
+        bench(script).main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"{script}.py") and word in err
+
+
+def test_bad_argument_on_the_command_line_has_no_traceback():
+    proc = run_script("dstd_vs_exact", "--n-in", "0")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "dstd_vs_exact.py: error: argument --n-in: '0': must be >= 1, got 0\n"
+
+
+def test_dstd_vs_exact_smallest_run_records_raw_repeats(tmp_path):
+    args = ["--n-in", "10", "--n-out", "10", "--batch", "2", "--repeats", "2", "--out", tmp_path / "points.json",
+            "--results-dir", tmp_path / "results", "--name", "tiny"]
+    proc = run_script("dstd_vs_exact", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "time x" in proc.stdout  # the printed table, ratios side by side
+    data = json.loads((tmp_path / "results" / "dstd_vs_exact_tiny.json").read_text())
+    check_common_fields(data, "dstd_vs_exact", "tiny")
+    assert {"torch", "torch_threads", "gpu"} <= set(data["machine"])
+    assert set(data["repeats"]) == {"dstd:10", "exact:10"}
+    assert all(len(times) == 2 for times in data["repeats"].values())
+    assert data["parameters"]["n_in"] == [10] and data["parameters"]["repeats"] == 2
+    points = data["results"]["points"]
+    assert points["dstd:10"]["time_s"] == statistics.median(points["dstd:10"]["times_s"])
+    assert len(points["exact:10"]["load_average_before"]) == 3
+    assert data["headline"]["n_in"] == 10 and "time exact / DSTD" in data["headline"]
+    assert data["results"]["resumed_points"] == []
+
+    proc = run_script("dstd_vs_exact", *args)  # resumed: the points come from --out
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((tmp_path / "results" / "dstd_vs_exact_tiny.json").read_text())
+    assert sorted(again["results"]["resumed_points"]) == ["dstd:10", "exact:10"]
+    assert again["repeats"] == data["repeats"]
+
+
+@pytest.mark.slow
+def test_spice_throughput_smallest_run_records_raw_repeats(tmp_path):
+    proc = run_script("spice_throughput", "--points", "2", "--repeats", "2", "--results-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ratio" in proc.stdout
+    data = json.loads((tmp_path / "spice_throughput_latest.json").read_text())
+    check_common_fields(data, "spice_throughput", "latest")
+    assert data["machine"]["ngspice"] and data["machine"]["sky130_models"]
+    for key in ("full_lib", "minimal_set", "one_deck", "runs_sequential", "run_many"):
+        assert len(data["repeats"][key]) == 2 and all(t > 0 for t in data["repeats"][key])
+    assert data["headline"]["N"] == 2 and data["headline"]["full / minimal"] > 0
+    assert data["parameters"] == {"points": 2, "repeats": 2}
+
+
+@pytest.fixture
+def characterization_json(tmp_path) -> Path:
+    """A fresh default sky130 characterization (ngspice, seconds) as a JSON file."""
+    from imcpnn.circuits.characterization.sweeps import CharacterizationConfig, characterize
+
+    path = tmp_path / "characterization.json"
+    path.write_text(json.dumps(characterize(CharacterizationConfig(), cache_dir=tmp_path / "cache",
+                                            progress=False)[0]))
+    return path
+
+
+@pytest.mark.slow
+def test_model_vs_ngspice_smallest_run_records_raw_repeats(tmp_path, characterization_json):
+    proc = run_script("model_vs_ngspice", "--n-samples", "1", "--repeats", "3",
+                      "--characterization", characterization_json, "--results-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ngspice / path" in proc.stdout
+    data = json.loads((tmp_path / "model_vs_ngspice_latest.json").read_text())
+    check_common_fields(data, "model_vs_ngspice", "latest")
+    assert {k: len(v) for k, v in data["repeats"].items()} == {
+        "model exact": 3, "model DSTD (M = 30)": 3, "ngspice (one batched run)": 1}
+    assert data["headline"]["ngspice / exact"] == data["headline"]["ngspice s"] / data["headline"]["exact s"]
+
+
+@pytest.mark.slow
+def test_network_tran_settings_smallest_run_records_cpu_seconds(tmp_path, characterization_json):
+    proc = run_script("network_tran_settings", "--n-random", "1", "--n-samples", "1",
+                      "--settings", "reference,5ns (old default),20ns", "--cache", tmp_path / "spice",
+                      "--characterization", characterization_json, "--results-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "network_tran_settings_latest.json").read_text())
+    check_common_fields(data, "network_tran_settings", "latest")
+    assert {k: len(v) for k, v in data["repeats"].items()} == {"reference": 1, "5ns (old default)": 1, "20ns": 1}
+    assert [row["setting"] for row in data["results"]["summary"]] == ["reference", "5ns (old default)", "20ns"]
+    assert data["headline"]["sets x samples"] == "1 x 1" and "old default CPU s/sample" in data["headline"]
+
+
+@pytest.mark.slow
+def test_fashion_mnist_smallest_run_records_every_epoch(tmp_path):
+    from imcpnn.pnn.data import FASHION_MNIST_DIR
+
+    if not Path(FASHION_MNIST_DIR).is_dir():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST_DIR}")
+    proc = run_script("fashion_mnist_mlp", "--epochs", "1", "--subset", "64", "--test-subset", "64",
+                      "--out", tmp_path / "run", "--results-dir", tmp_path / "results")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("SUMMARY ")
+    data = json.loads((tmp_path / "results" / "fashion_mnist_mlp_latest.json").read_text())
+    check_common_fields(data, "fashion_mnist_mlp", "latest")
+    assert len(data["repeats"]["train_seconds_per_epoch"]) == 1
+    assert len(data["results"]["history"]) == 1 and data["headline"]["epochs"] == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+def test_dstd_vs_exact_cuda_records_the_gpu(tmp_path):
+    proc = run_script("dstd_vs_exact", "--n-in", "10", "--n-out", "10", "--batch", "2", "--repeats", "2",
+                      "--device", "cuda", "--results-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "dstd_vs_exact_latest.json").read_text())
+    assert data["machine"]["gpu"] and data["headline"]["device"] == "cuda"
+    assert all(len(times) == 2 for times in data["repeats"].values())
