@@ -176,13 +176,16 @@ def quadratic_search(
     4. where the model's minimum is a point already simulated, simulates the best point's missing
        grid neighbours (+- resolution along each axis) instead, which grounds the model there;
     5. stops once the best point is a local minimum of the grid (its axis neighbours simulated and
-       worse) and the model predicts less than ``config.tol_ns`` of RMSE to gain inside the box,
-       or after ``config.max_candidates`` candidates.
+       worse) and the model predicts less than ``config.tol_ns`` of RMSE to gain inside the box;
+       or once :data:`SMALL_GAINS_TO_STOP` improvements in a row each gained less than
+       ``config.tol_ns`` (a long shallow valley, where walking on changes the reported RMSE by
+       less than the tolerance); or after ``config.max_candidates`` candidates.
 
-    The result is a grid local minimum like the stencil search's (same guarantee), usually reached
-    in fewer candidates because step 2 jumps to the model's minimum instead of walking to it. Where
-    the model fits badly (far from the optimum, silent neurons switching) it still points downhill
-    and the trust region bounds the damage.
+    The result is a grid local minimum like the stencil search's, or a point within the tolerance
+    of one along the valley it was descending, usually reached in fewer candidates because step 2
+    jumps to the model's minimum instead of walking to it. Where the model fits badly (far from
+    the optimum, silent neurons switching) it still points downhill and the trust region bounds
+    the damage.
     """
     known = _load_log(log_path, n_dims)
     level_of: dict[Point, int] = {}
@@ -212,24 +215,42 @@ def quadratic_search(
                 out.append(_key(q))
         return out
 
-    centre = on_grid(start or (1.0,) * n_dims)
-    design = [centre]
-    for d, sign in product(range(n_dims), (-1, 1)):
-        design.append(on_grid([c + sign * h * (i == d) for i, c in enumerate(centre)]))
-    if n_dims == 2:
-        design.append(on_grid([c + h for c in centre]))
-    simulate(design, 0)
+    def design_around(centre: Point, step: float) -> list[Point]:
+        # centre, +- step along each axis and (2-D) one diagonal: determines a quadratic
+        points = [centre]
+        for d, sign in product(range(n_dims), (-1, 1)):
+            points.append(on_grid([c + sign * step * (i == d) for i, c in enumerate(centre)]))
+        if n_dims == 2:
+            points.append(on_grid([c + step for c in centre]))
+        return list(dict.fromkeys(points))
+
+    simulate(design_around(on_grid(start or (1.0,) * n_dims), h), 0)
     radius = h
+    small_gains = 0  # consecutive improvements of the best RMSE by less than tol_ns
+    best_before = None
     for iteration in range(1, config.max_candidates + 1):
         finite = {p: v for p, v in known.items() if math.isfinite(v)}
         if not finite or len(known) >= config.max_candidates:
             break
         best = min(finite, key=lambda p: (finite[p], p))
+        if best_before is not None and best != best_before:
+            small_gains = small_gains + 1 if finite[best_before] - finite[best] < config.tol_ns else 0
+        best_before = best
+        if small_gains >= SMALL_GAINS_TO_STOP:
+            break
         step, gain = _model_step(finite, best, radius, res, (low, high))
         grounded = all(q in known for q in neighbours(best))
         if grounded and gain < config.tol_ns:
             break
-        if step is not None and step not in known:
+        if step is None:  # too few candidates near the best: a local design at the radius
+            poll = [q for q in design_around(best, radius) if q not in known]
+            if poll:
+                simulate(poll, iteration)
+            elif radius > res:
+                radius = max(radius / 2, res)
+            else:
+                break
+        elif step not in known:
             simulate([step], iteration)
             improved = known[step] < finite[best]
             edge = max(abs(a - b) for a, b in zip(step, best)) >= radius - res / 2
@@ -240,24 +261,32 @@ def quadratic_search(
         else:
             break
     finite = {p: v for p, v in known.items() if math.isfinite(v)}
-    best = min(finite, key=lambda p: (finite[p], p)) if finite else centre
+    best = min(finite, key=lambda p: (finite[p], p)) if finite else on_grid(start or (1.0,) * n_dims)
     table = pd.DataFrame([{**{f"x{i}": x for i, x in enumerate(p)}, "level": level_of.get(p, -1),
                            "rmse_t_spike_ns": v} for p, v in known.items()])
     return best, table
 
 
+#: Consecutive improvements below ``SearchConfig.tol_ns`` after which the quadratic search stops.
+SMALL_GAINS_TO_STOP = 2
+#: The quadratic model is fitted to candidates within this many trust radii of the best one: far
+#: ones (silent neurons, clipped times) follow another law and would bend the model.
+LOCAL_RADII = 3
+
+
 def _model_step(finite: dict[Point, float], best: Point, radius: float, res: float,
                 scale_range: tuple[float, float]) -> tuple[Point | None, float]:
     """(the grid point inside the trust box where the quadratic MSE model is lowest, the RMSE (ns)
-    the model predicts to gain there over ``best``); (None, inf) when the candidates nearest
-    ``best`` do not determine a quadratic."""
+    the model predicts to gain there over ``best``); (None, inf) when the candidates near
+    ``best`` (:data:`LOCAL_RADII`) do not determine a quadratic."""
     points = np.array(list(finite), dtype=float)
     values = np.array([finite[p] for p in finite], dtype=float) ** 2
     centre = np.array(best, dtype=float)
     n = len(best)
     n_coef = 1 + n + n * (n + 1) // 2
     distance = np.linalg.norm(points - centre, axis=1)
-    nearest = np.argsort(distance, kind="stable")[:2 * n_coef]
+    local = np.flatnonzero(np.max(np.abs(points - centre), axis=1) <= LOCAL_RADII * radius + res / 2)
+    nearest = local[np.argsort(distance[local], kind="stable")][:2 * n_coef]
     coef = _fit_quadratic(points[nearest], values[nearest], centre, radius,
                           1.0 / (1.0 + (distance[nearest] / radius) ** 2))
     if coef is None:

@@ -218,3 +218,18 @@ def test_a_config_of_an_earlier_version_keeps_its_stencil_search():
     del old["search"]["method"]
     assert from_dict(ValidationConfig, upgrade_config_data(old)).search.method == "stencil"
     assert from_dict(ValidationConfig, upgrade_config_data(to_dict(ValidationConfig()))).search.method == "quadratic"
+
+
+def test_quadratic_search_stops_in_a_shallow_tilted_valley(tmp_path):
+    """A valley whose floor keeps descending by 0.01 ns per grid step towards the range's edge:
+    walking on would change the reported RMSE by less than tol_ns per step for hundreds of
+    candidates, so the search stops after SMALL_GAINS_TO_STOP such gains, on the valley floor."""
+    from imcpnn.validation._search import SMALL_GAINS_TO_STOP
+
+    floor = lambda x: 5.0 + 1.0 * (x[0] + x[1])  # noqa: E731  (lower towards small scales)
+    f = lambda x: math.sqrt(floor(x) ** 2 + (200 * (x[0] - x[1] - 0.1)) ** 2)  # noqa: E731
+    surface = Surface(f)
+    best, table = quadratic_search(surface, 2, SearchConfig(), tmp_path / "q.csv")
+    assert surface.calls <= 30 and SMALL_GAINS_TO_STOP == 2
+    assert abs(best[0] - best[1] - 0.1) <= 0.02  # on the floor, not somewhere on the wall
+    assert f(np.asarray(best)) < f(np.array([1.0, 1.0]))
