@@ -8,6 +8,10 @@ records the sha256 of ``out.raw``: a damaged entry (truncated or zeroed raw file
 ``done.json``) is reported once (CacheWarning) and simulated again. A failed run is kept as
 ``<cache>/runs/<key>.failed`` for inspection; the ``.tmp`` folders of killed processes are removed
 by the next run (see ``_cache``).
+
+A run is three steps: ``prepare_run`` (deck and key, on the calling machine), the execution
+(``execute_ngspice`` in a ``new_work_dir``) and ``store_run`` (checks, ``done.json``, the entry or
+the typed error). ``_distributed`` executes on a Dask worker and stores with the same functions.
 """
 
 from __future__ import annotations
@@ -189,8 +193,8 @@ def classify_failure(log: str, deck: str, run_dir: Path) -> SpiceError:
     return SpiceError(f"ngspice failed without a known message; last output:\n{tail}", run_dir=run_dir, log=log)
 
 
-def _execute(ngspice: Path, work: Path, timeout_s: float, *, own_group: bool = True,
-             stop: StopFlag | None = None) -> tuple[int | None, str]:
+def execute_ngspice(ngspice: Path, work: Path, timeout_s: float, *, own_group: bool = True,
+                    stop: StopFlag | None = None) -> tuple[int | None, str]:
     """Run ngspice in ``work``; (returncode or None on timeout, combined output).
 
     ngspice is stopped (SIGTERM, then SIGKILL) on timeout, when ``stop`` is set, and on any
@@ -232,11 +236,70 @@ def _run(sim: Sim, *, cache_dir: str | Path | None, timeout_s: float, keep_run_d
          backend: str = "batch", own_group: bool = True, stop: StopFlag | None = None) -> SimResult:
     """``run`` with the batch controls: ``stop`` stops the run (raising Stopped) when set;
     ``own_group=False`` keeps ngspice in this process's group (a pool worker leading its own)."""
+    prep = prepare_run(sim, cache_dir, backend)
+    hit = cached_result(prep)
+    if hit is not None:
+        return hit
+    work = new_work_dir(prep)
+    t0 = time.perf_counter()
+    try:
+        if stop is not None and stop.is_set():  # queued before its batch was interrupted
+            raise Stopped("run not started: its batch was interrupted")
+        if prep.ngspice is None:
+            from ._pyspice import execute_shared
+
+            rc, log = execute_shared(work, timeout_s)
+        else:
+            rc, log = execute_ngspice(prep.ngspice, work, timeout_s, own_group=own_group, stop=stop)
+    except BaseException:
+        # interrupted (ngspice is stopped by then) or could not start: the folder holds no result
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return store_run(prep, work, rc, log, time.perf_counter() - t0, timeout_s=timeout_s,
+                     keep_run_dir=keep_run_dir)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A sim resolved on this machine, before it runs: its deck, run key and cache entry.
+
+    Split from the execution so that a run made elsewhere (a Dask worker, ``_distributed``)
+    is looked up, checked and stored by the same code as a local one.
+    ngspice: the batch binary (None for the pyspice backend); version: what the key holds.
+    """
+
+    deck: str
+    key_text: str
+    model_hash: str
+    key: str
+    backend: str
+    version: str
+    models: ModelSource
+    runs: Path
+    ngspice: Path | None
+
+    @property
+    def final(self) -> Path:
+        """The run's cache entry ``runs/<key>``."""
+        return self.runs / self.key
+
+    @property
+    def failed(self) -> Path:
+        """Where a failure is kept for inspection."""
+        return self.runs / f"{self.key}.failed"
+
+
+def prepare_run(sim: Sim, cache_dir: str | Path | None, backend: str = "batch") -> PreparedRun:
+    """Resolve ``sim`` in this process: ngspice and its version, models, deck and run key.
+
+    Also removes the ``.tmp`` leftovers of dead processes (once per process and cache).
+    Raises ConfigError (unknown backend, bad cache path) and ToolNotFoundError (no ngspice/models).
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
     cache = cache_root(cache_dir)
     if backend == "pyspice":
-        from ._pyspice import execute_shared, shared_version
+        from ._pyspice import shared_version
 
         ngspice, version = None, shared_version()
     else:
@@ -244,37 +307,45 @@ def _run(sim: Sim, *, cache_dir: str | Path | None, timeout_s: float, keep_run_d
     models = find_models()
     deck, key_text, model_hash = sim._deck_parts(cache)
     key = _run_key(key_text.replace(str(cache), "<cache>"), model_hash, f"{backend} {version}")
-    runs = cache / "runs"
     if cache not in _SWEPT:
         _SWEPT.add(cache)
         remove_dead_tmp(cache)
-    final = runs / key
-    if final.exists():
-        entry = _check_entry(final)
-        if not isinstance(entry, str):
-            meta, raw = entry
-            return SimResult(raw, deck, models, version, final, True, meta.get("elapsed_s", 0.0),
-                             meta.get("log", ""))
-        warnings.warn(f"SPICE cache: entry {final} is damaged ({entry}): simulating it again",
-                      CacheWarning, stacklevel=2)
-        shutil.rmtree(final, ignore_errors=True)
-    work = runs / f"{key}.tmp{os.getpid()}_{threading.get_ident()}"  # per process and thread
+    return PreparedRun(deck, key_text, model_hash, key, backend, version, models, cache / "runs", ngspice)
+
+
+def cached_result(prep: PreparedRun) -> SimResult | None:
+    """The finished entry of ``prep`` as a result, or None (absent, or damaged: then it is
+    reported once with a CacheWarning and removed, so that the run is simulated again)."""
+    final = prep.final
+    if not final.exists():
+        return None
+    entry = _check_entry(final)
+    if not isinstance(entry, str):
+        meta, raw = entry
+        return SimResult(raw, prep.deck, prep.models, prep.version, final, True, meta.get("elapsed_s", 0.0),
+                         meta.get("log", ""))
+    warnings.warn(f"SPICE cache: entry {final} is damaged ({entry}): simulating it again",
+                  CacheWarning, stacklevel=3)
+    shutil.rmtree(final, ignore_errors=True)
+    return None
+
+
+def new_work_dir(prep: PreparedRun) -> Path:
+    """A fresh ``runs/<key>.tmp<pid>_<thread>`` folder holding the deck and ``.spiceinit``."""
+    work = prep.runs / f"{prep.key}.tmp{os.getpid()}_{threading.get_ident()}"  # per process and thread
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    (work / "deck.cir").write_text(deck)
+    (work / "deck.cir").write_text(prep.deck)
     (work / ".spiceinit").write_text(SPICEINIT)
-    t0 = time.perf_counter()
-    try:
-        if stop is not None and stop.is_set():  # queued before its batch was interrupted
-            raise Stopped("run not started: its batch was interrupted")
-        rc, log = (execute_shared(work, timeout_s) if ngspice is None
-                   else _execute(ngspice, work, timeout_s, own_group=own_group, stop=stop))
-    except BaseException:
-        # interrupted (ngspice is stopped by then) or could not start: the folder holds no result
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    elapsed = time.perf_counter() - t0
-    failed = runs / f"{key}.failed"
+    return work
+
+
+def store_run(prep: PreparedRun, work: Path, rc: int | None, log: str, elapsed: float, *, timeout_s: float,
+              keep_run_dir: bool = False) -> SimResult:
+    """Check a finished execution in ``work`` (``out.raw``; ``rc`` None: timed out) and make it
+    the cache entry ``runs/<key>`` with ``done.json``, or keep it as ``runs/<key>.failed`` and
+    raise the typed error (SpiceError, ConvergenceError, SpiceTimeoutError)."""
+    final, failed, deck = prep.final, prep.failed, prep.deck
     error: SpiceError | None = None
     if rc is None:
         error = SpiceTimeoutError(f"ngspice killed after timeout_s={timeout_s} s: raise timeout_s or "
@@ -291,8 +362,8 @@ def _run(sim: Sim, *, cache_dir: str | Path | None, timeout_s: float, keep_run_d
         os.replace(work, failed)
         raise error
     (work / "done.json").write_text(json.dumps({
-        "elapsed_s": elapsed, "log": log, "ngspice": version, "models": models.describe(),
-        "model_sha256": model_hash, "raw_sha256": file_digest(work / "out.raw"),
+        "elapsed_s": elapsed, "log": log, "ngspice": prep.version, "models": prep.models.describe(),
+        "model_sha256": prep.model_hash, "raw_sha256": file_digest(work / "out.raw"),
         "raw_bytes": (work / "out.raw").stat().st_size, "format": _KEY_FORMAT}))
     if not keep_run_dir:
         for scratch in (".spiceinit", "ngspice.log"):
@@ -307,8 +378,8 @@ def _run(sim: Sim, *, cache_dir: str | Path | None, timeout_s: float, keep_run_d
         if isinstance(entry, str):
             raise SpiceError(f"cannot store the finished run in the SPICE cache: {final} exists and {entry}; "
                              "fix: `imcpnn cache clean` or remove that folder", run_dir=final, log=log) from None
-        return SimResult(entry[1], deck, models, version, final, False, elapsed, log)
-    return SimResult(RawFile(final / "out.raw"), deck, models, version, final, False, elapsed, log)
+        return SimResult(entry[1], deck, prep.models, prep.version, final, False, elapsed, log)
+    return SimResult(RawFile(final / "out.raw"), deck, prep.models, prep.version, final, False, elapsed, log)
 
 
 def _run_star(sim: Sim, cache_dir, timeout_s: float, backend: str, in_own_worker: bool,
@@ -429,12 +500,19 @@ def run_many(sims: Sequence[Sim] | Iterable[Sim], *, executor: cf.Executor | Non
         raise
     if own:
         pool.shutdown()
-    if errors:
-        errors.sort(key=lambda e: e[0])
-        i, first = errors[0]
-        if len(errors) > 1 and isinstance(first, SpiceError):
-            first.args = (f"{len(errors)} of {len(sims)} sims failed (indices "
-                          f"{[j for j, _ in errors]}); the others are cached. First (sim {i}):\n"
-                          f"{first.args[0]}",)
-        raise first
+    raise_first_failure(errors, len(sims))
     return results  # type: ignore[return-value]
+
+
+def raise_first_failure(errors: list[tuple[int, BaseException]], n_sims: int) -> None:
+    """Raise the failure of the lowest sim index, its message counting all failures of the
+    batch (the others are cached by then); nothing when ``errors`` is empty."""
+    if not errors:
+        return
+    errors.sort(key=lambda e: e[0])
+    i, first = errors[0]
+    if len(errors) > 1 and isinstance(first, SpiceError):
+        first.args = (f"{len(errors)} of {n_sims} sims failed (indices "
+                      f"{[j for j, _ in errors]}); the others are cached. First (sim {i}):\n"
+                      f"{first.args[0]}",)
+    raise first
