@@ -350,6 +350,9 @@ def store_run(prep: PreparedRun, work: Path, rc: int | None, log: str, elapsed: 
     if rc is None:
         error = SpiceTimeoutError(f"ngspice killed after timeout_s={timeout_s} s: raise timeout_s or "
                                   "shorten the simulation", run_dir=failed, log=log)
+    elif not log.strip() and rc != 0:  # nothing to classify: say how it ended
+        killed = f" (killed by signal {-rc}, from outside ngspice: e.g. out of memory)" if rc < 0 else ""
+        error = SpiceError(f"ngspice exited with status {rc}{killed} and printed nothing", run_dir=failed, log=log)
     elif rc != 0 or not (work / "out.raw").is_file() or _FAILED_RE.search(log):
         error = classify_failure(log, deck, failed)
     else:

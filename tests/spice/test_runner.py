@@ -137,3 +137,16 @@ def test_unknown_failure_shows_the_log_tail(tmp_path, monkeypatch):
     with pytest.raises(SpiceError, match="without a known message; last output:\nodd failure xyz"):
         run(_divider(1.0), cache_dir=tmp_path / "cache")
     _ngspice_version.cache_clear()
+
+
+def test_a_silent_kill_says_the_signal(tmp_path, monkeypatch):
+    """An ngspice killed from outside (e.g. out of memory) prints nothing: the error says how it
+    ended instead of an empty log tail."""
+    fake = tmp_path / "ngspice"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = -v ] && echo 'ngspice-99 fake' && exit 0\nkill -9 $$\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("NGSPICE", str(fake))
+    _ngspice_version.cache_clear()
+    with pytest.raises(SpiceError, match="exited with status -9 \\(killed by signal 9"):
+        run(_divider(1.0), cache_dir=tmp_path / "cache")
+    _ngspice_version.cache_clear()
