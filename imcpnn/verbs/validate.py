@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale search: quadratic (model of the MSE, trust region; default) "
                              "or stencil (coarse-to-fine compass search, the reference)")
     parser.add_argument("--coarse", action="store_true",
-                        help="one-level search at 10 %% steps (fast, for CI and a first look)")
+                        help="scale searches on a 10 %% grid (fast, for CI and a first look)")
     add_corner_argument(parser, None, "sky130 corner: %(choices)s (default: the config's, tt)")
     parser.add_argument("--temp", type=float, default=None, help="temperature in deg C (default 27)")
     parser.add_argument("--seed", type=int, default=None, help="seed of split, init and testbench (default 0)")
