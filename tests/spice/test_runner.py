@@ -127,26 +127,26 @@ def test_missing_ngspice_names_apt(monkeypatch, tmp_path):
         find_ngspice()
 
 
-def test_unknown_failure_shows_the_log_tail(tmp_path, monkeypatch):
-    """A fake ngspice that exits 1 with an unfamiliar message."""
+def _run_with_fake_ngspice(tmp_path, monkeypatch, script: str, match: str) -> None:
+    """Run a divider with a fake ngspice (``script``: its shell lines after answering ``-v``) and
+    expect a SpiceError matching ``match``."""
     fake = tmp_path / "ngspice"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = -v ] && echo 'ngspice-99 fake' && exit 0\necho 'odd failure xyz'\nexit 1\n")
+    fake.write_text(f"#!/bin/sh\n[ \"$1\" = -v ] && echo 'ngspice-99 fake' && exit 0\n{script}\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("NGSPICE", str(fake))
     _ngspice_version.cache_clear()
-    with pytest.raises(SpiceError, match="without a known message; last output:\nodd failure xyz"):
+    with pytest.raises(SpiceError, match=match):
         run(_divider(1.0), cache_dir=tmp_path / "cache")
     _ngspice_version.cache_clear()
+
+
+def test_unknown_failure_shows_the_log_tail(tmp_path, monkeypatch):
+    """A fake ngspice that exits 1 with an unfamiliar message."""
+    _run_with_fake_ngspice(tmp_path, monkeypatch, "echo 'odd failure xyz'\nexit 1",
+                           "without a known message; last output:\nodd failure xyz")
 
 
 def test_a_silent_kill_says_the_signal(tmp_path, monkeypatch):
     """An ngspice killed from outside (e.g. out of memory) prints nothing: the error says how it
     ended instead of an empty log tail."""
-    fake = tmp_path / "ngspice"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = -v ] && echo 'ngspice-99 fake' && exit 0\nkill -9 $$\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("NGSPICE", str(fake))
-    _ngspice_version.cache_clear()
-    with pytest.raises(SpiceError, match="exited with status -9 \\(killed by signal 9"):
-        run(_divider(1.0), cache_dir=tmp_path / "cache")
-    _ngspice_version.cache_clear()
+    _run_with_fake_ngspice(tmp_path, monkeypatch, "kill -9 $$", "exited with status -9 \\(killed by signal 9")
