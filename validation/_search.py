@@ -85,6 +85,29 @@ def _append_log(path: Path, rows: list[dict]) -> None:
     frame.to_csv(path, mode="a", header=not path.is_file(), index=False)
 
 
+def _row(point: Point, level: int, rmse_ns: float) -> dict:
+    """One candidate as a log / table row: x0.., level, rmse_t_spike_ns."""
+    return {**{f"x{i}": x for i, x in enumerate(point)}, "level": level, "rmse_t_spike_ns": rmse_ns}
+
+
+def _simulate(evaluate: Callable[[list[Point]], list[float]], points: list[Point], level: int,
+              known: dict[Point, float], level_of: dict[Point, int], log_path: Path) -> None:
+    """Evaluate the ``points`` not in ``known`` in one call (run in parallel), add them to
+    ``known`` and append them to the log; every point of ``points`` keeps its first level."""
+    new = [p for p in dict.fromkeys(points) if p not in known]
+    if new:
+        values = evaluate(new)
+        known.update(zip(new, values))
+        _append_log(log_path, [_row(p, level, v) for p, v in zip(new, values)])
+    for p in points:
+        level_of.setdefault(p, level)
+
+
+def _table(known: dict[Point, float], level_of: dict[Point, int]) -> pd.DataFrame:
+    """Every candidate (those replayed from a log at level -1 unless simulated again)."""
+    return pd.DataFrame([_row(p, level_of.get(p, -1), v) for p, v in known.items()])
+
+
 def coarse_to_fine(
     evaluate: Callable[[list[Point]], list[float]],
     n_dims: int,
@@ -111,22 +134,13 @@ def coarse_to_fine(
         for directions in walks:
             for _ in range(config.max_recentre + 1):
                 grid = stencil(centre, step, half, config.scale_range, directions, config.steps[-1])
-                new = [p for p in grid if p not in known]
-                if new:
-                    values = evaluate(new)
-                    known.update(zip(new, values))
-                    _append_log(log_path, [{**{f"x{i}": x for i, x in enumerate(p)}, "level": level,
-                                            "rmse_t_spike_ns": v} for p, v in zip(new, values)])
-                for p in grid:
-                    level_of.setdefault(p, level)
+                _simulate(evaluate, grid, level, known, level_of, log_path)
                 best = min(grid, key=lambda p: (known[p], p))
                 inner = stencil(centre, step, half - 1, config.scale_range, directions, config.steps[-1])
                 centre = best
                 if best in inner or math.isinf(known[best]):
                     break
-    table = pd.DataFrame([{**{f"x{i}": x for i, x in enumerate(p)}, "level": level_of.get(p, -1),
-                           "rmse_t_spike_ns": v} for p, v in known.items()])
-    return centre, table
+    return centre, _table(known, level_of)
 
 
 def _fit_quadratic(points: np.ndarray, values: np.ndarray, centre: np.ndarray, scale: float,
@@ -134,9 +148,7 @@ def _fit_quadratic(points: np.ndarray, values: np.ndarray, centre: np.ndarray, s
     """Weighted least-squares quadratic in u = (x - centre) / scale: coefficients of
     [1, u_i, u_i u_j (i <= j)] (1-D: 3, 2-D: 6), or None when the points do not determine them."""
     u = (points - centre) / scale
-    n = u.shape[1]
-    pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    design = np.column_stack([np.ones(len(u)), u, *[u[:, i] * u[:, j] for i, j in pairs]])
+    design = _quadratic_features(u)
     if len(u) < design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
         return None
     root_w = np.sqrt(weights)
@@ -144,10 +156,11 @@ def _fit_quadratic(points: np.ndarray, values: np.ndarray, centre: np.ndarray, s
     return coef
 
 
-def _eval_quadratic(coef: np.ndarray, u: np.ndarray) -> np.ndarray:
+def _quadratic_features(u: np.ndarray) -> np.ndarray:
+    """(m, n) points -> (m, 1 + n + n (n + 1) / 2) columns [1, u_i, u_i u_j (i <= j)]."""
     n = u.shape[1]
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    return coef[0] + u @ coef[1:1 + n] + sum(c * u[:, i] * u[:, j] for c, (i, j) in zip(coef[1 + n:], pairs))
+    return np.column_stack([np.ones(len(u)), u, *[u[:, i] * u[:, j] for i, j in pairs]])
 
 
 def quadratic_search(
@@ -197,14 +210,7 @@ def quadratic_search(
         return _key(min(max(round(float(v) / res) * res, low), high) for v in x)
 
     def simulate(points: list[Point], iteration: int) -> None:
-        new = [p for p in dict.fromkeys(points) if p not in known]
-        if new:
-            values = evaluate(new)
-            known.update(zip(new, values))
-            _append_log(log_path, [{**{f"x{i}": x for i, x in enumerate(p)}, "level": iteration,
-                                    "rmse_t_spike_ns": v} for p, v in zip(new, values)])
-        for p in points:
-            level_of.setdefault(p, iteration)
+        _simulate(evaluate, points, iteration, known, level_of, log_path)
 
     def neighbours(p: Point) -> list[Point]:
         out = []
@@ -262,9 +268,7 @@ def quadratic_search(
             break
     finite = {p: v for p, v in known.items() if math.isfinite(v)}
     best = min(finite, key=lambda p: (finite[p], p)) if finite else on_grid(start or (1.0,) * n_dims)
-    table = pd.DataFrame([{**{f"x{i}": x for i, x in enumerate(p)}, "level": level_of.get(p, -1),
-                           "rmse_t_spike_ns": v} for p, v in known.items()])
-    return best, table
+    return best, _table(known, level_of)
 
 
 #: Consecutive improvements below ``SearchConfig.tol_ns`` after which the quadratic search stops.
@@ -296,7 +300,7 @@ def _model_step(finite: dict[Point, float], best: Point, radius: float, res: flo
     grid = np.array(list(product(*[c + offsets for c in centre])))
     low, high = scale_range
     grid = grid[np.all((grid >= low - 1e-12) & (grid <= high + 1e-12), axis=1)]
-    predicted = _eval_quadratic(coef, (grid - centre) / radius)
+    predicted = _quadratic_features((grid - centre) / radius) @ coef
     i = int(np.argmin(predicted))
     gain = finite[best] - math.sqrt(max(float(predicted[i]), 0.0))
     return _key(grid[i]), max(gain, 0.0)
