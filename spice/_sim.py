@@ -155,6 +155,11 @@ class Sim:
         the circuit.
     save: node/branch vectors to save (``.save``), e.g. ("v(out)", "i(vd)"); empty saves all.
     options: ``.options`` entries, e.g. {"reltol": 1e-4, "klu": None} (None -> bare flag).
+    mismatch_seed: None (nominal devices) or an integer >= 1: Monte Carlo device mismatch on (the
+        corner's ``*_mm`` model section) with ngspice's random seed set to it (``.options
+        seed=N``). One seed is one chip: a deck of the same structure (instances in the same order)
+        draws the same offsets per instance whatever its sources, so batches of one network run
+        with one seed see one chip. The seed is part of the deck, hence of the run key.
     """
 
     circuit: str
@@ -164,6 +169,7 @@ class Sim:
     devices: Devices | None = None
     save: tuple[str, ...] = ()
     options: Mapping[str, object] = field(default_factory=lambda: _DEFAULT_OPTIONS)
+    mismatch_seed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corner", Corner.parse(self.corner))
@@ -181,6 +187,12 @@ class Sim:
             object.__setattr__(self, "save", (self.save,))
         object.__setattr__(self, "save", tuple(self.save))
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        require(self, "mismatch_seed", self.mismatch_seed, self.mismatch_seed is None or (
+            isinstance(self.mismatch_seed, int) and not isinstance(self.mismatch_seed, bool)
+            and 1 <= self.mismatch_seed < 2**31), "None or an integer in [1, 2**31) (ngspice's seed)")
+        if "seed" in {str(k).lower() for k in self.options}:
+            raise ConfigError("Sim.options sets 'seed': give Sim(mismatch_seed=N) instead, which also loads "
+                              "the mismatch models")
         require(self, "temp_c", self.temp_c, is_real(self.temp_c) and self.temp_c >= -273.15,
                 "a finite temperature >= -273.15 C")
         for line in self.circuit.splitlines():
@@ -193,12 +205,12 @@ class Sim:
 
     def __hash__(self) -> int:
         return hash((self.circuit, self.analyses, self.corner, self.temp_c, self.devices, self.save,
-                     tuple(sorted(self.options.items(), key=str))))
+                     tuple(sorted(self.options.items(), key=str)), self.mismatch_seed))
 
     def __reduce__(self):
         # MappingProxyType does not pickle; rebuild from a plain dict (process pools pickle Sims).
         return (_rebuild_sim, (self.circuit, self.analyses, self.corner, self.temp_c, self.devices,
-                               self.save, dict(self.options)))
+                               self.save, dict(self.options), self.mismatch_seed))
 
     def deck_and_model_hash(self, cache_dir: Path | None = None) -> tuple[str, str]:
         """The full deck text and the hash of the model content it loads."""
@@ -210,7 +222,8 @@ class Sim:
         the hash of the model content: it holds no path of the models or of the cache."""
         _check_includable(str(cache_root(cache_dir)), "SPICE cache directory",
                           "choose another --cache-dir / $IMCPNN_CACHE")
-        models, model_hash = model_include(find_models(), self.corner, self.devices, cache_dir)
+        models, model_hash = model_include(find_models(), self.corner, self.devices, cache_dir,
+                                           mismatch=self.mismatch_seed is not None)
         included = re.search(r'"([^"]*)"', models)
         if included:
             _check_includable(included.group(1), "model file", "move the PDK (PDK_ROOT) or the cache")
@@ -221,6 +234,8 @@ class Sim:
         if self.options:
             opts = " ".join(k if v is None else f"{k}={v}" for k, v in self.options.items())
             lines.append(f".options {opts}")
+        if self.mismatch_seed is not None:
+            lines.append(f".options seed={self.mismatch_seed}")
         lines += ["", self.circuit.strip(), ""]
         if self.save:
             lines.append(".save " + " ".join(self.save))
