@@ -24,8 +24,14 @@ from imcpnn.pnn.training import ScaledAnnResult as ScaledAnnResult
 from imcpnn.pnn.training import TrainConfig as TrainConfig
 from imcpnn.pnn.training import TrainResult as TrainResult
 from imcpnn.pnn.training import evaluate as evaluate
+from imcpnn.pnn.training import evaluate_chips as evaluate_chips
 from imcpnn.pnn.training import load_trained as load_trained
 from imcpnn.pnn.training import pnn_loss as pnn_loss
 from imcpnn.pnn.training import predict as predict
 from imcpnn.pnn.training import scaled_ann_search as scaled_ann_search
 from imcpnn.pnn.training import train as train
+from imcpnn.pnn.variation import LayerDraw as LayerDraw
+from imcpnn.pnn.variation import VariationModel as VariationModel
+from imcpnn.pnn.variation import chip_spike_times as chip_spike_times
+from imcpnn.pnn.variation import draw_chip as draw_chip
+from imcpnn.pnn.variation import draw_layer as draw_layer

@@ -12,7 +12,10 @@ Per layer and mode:
 - evaluation: DSTD with ``test_steps`` (offset 0), or ``method="exact"`` (the oracle);
 - both: Gaussian spike-time noise N(0, noise_sigma^2) on every layer's output spike times (finite
   timing precision of the circuit), drawn from an explicit ``torch.Generator``, clipped back to
-  [0, 1]; ``noise=False`` or ``noise_sigma=0`` disables it.
+  [0, 1]; ``noise=False`` or ``noise_sigma=0`` disables it;
+- optionally a chip with device variation (:mod:`imcpnn.pnn.variation`, dense layers only): a fixed
+  chip (``chips``, one :class:`~imcpnn.pnn.variation.LayerDraw` per dense layer: evaluation of one
+  chip) or a fresh chip per call (``variation``: hardware-aware training, one chip per mini-batch).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from torch import Tensor, nn
 
 from imcpnn.config import is_real, require
 from imcpnn.errors import ConfigError
-from imcpnn.pnn._api import METHODS, spike_times_unchecked, sample_offset
+from imcpnn.pnn._api import METHODS, sample_offset
+from imcpnn.pnn.variation import LayerDraw, VariationModel, chip_spike_times, draw_chip
 
 #: Layers of the VGG-like CNN of the paper (method.md section 3): conv widths, "pool", fc widths.
 VGG7: tuple = (("conv", 64), ("conv", 64), ("pool", 2), ("conv", 128), ("conv", 128), ("pool", 2),
@@ -117,8 +121,10 @@ class RCSpikeDense(nn.Module):
         self.physics = physics
         self.weight = nn.Parameter(init_weights(n_in, n_out, generator))
 
-    def fire(self, t_in: Tensor, *, method=None, steps=None, noise=True, generator=None) -> Tensor:
-        """Output spike times of (rows, n_in) inputs with this layer's solver settings."""
+    def fire(self, t_in: Tensor, *, method=None, steps=None, noise=True, generator=None,
+             chip: LayerDraw | None = None) -> Tensor:
+        """Output spike times of (rows, n_in) inputs with this layer's solver settings, on the chip
+        ``chip`` (this layer's draw, see :func:`imcpnn.pnn.variation.chip_spike_times`; None = nominal)."""
         p = self.physics
         method = method or "dstd"
         if method not in METHODS:
@@ -130,8 +136,8 @@ class RCSpikeDense(nn.Module):
                 raise ConfigError(f"steps={steps!r} must be an integer >= 1 (DSTD grid size M)")
             if self.training and p.random_offset:
                 offset = sample_offset(steps, generator=generator)
-        t_out = spike_times_unchecked(
-            t_in, self.weight, p.e_plus, p.e_minus, method=method,
+        t_out = chip_spike_times(
+            t_in, self.weight, p.e_plus, p.e_minus, chip, method=method,
             steps=steps if method == "dstd" else None, offset=offset, e_dis=p.e_dis,
             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus,
         )  # fmt: skip
@@ -238,21 +244,50 @@ class PNN(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, t_in: Tensor, **solver) -> Tensor:
-        """Output spike times (batch, n_outputs); ``solver`` = method, steps, noise, generator."""
+        """Output spike times (batch, n_outputs); ``solver`` as :meth:`layer_spike_times`."""
         return self.layer_spike_times(t_in, **solver)[-1]
 
     def layer_spike_times(
         self, t_in: Tensor, method: str | None = None, steps: int | None = None,
-        noise: bool = True, generator: torch.Generator | None = None,
+        noise: bool = True, generator: torch.Generator | None = None, *,
+        variation: VariationModel | None = None, chips: list[LayerDraw] | None = None,
+        chip_generator: torch.Generator | None = None,
     ) -> list[Tensor]:  # fmt: skip
         """Output spike times of every layer with neurons (dense, conv; pooling layers skipped).
 
-        ``method`` None = DSTD; ``steps`` None = the layer's train/test M by mode.
+        ``method`` None = DSTD; ``steps`` None = the layer's train/test M by mode; ``generator``
+        draws the grid offsets and the noise. Device variation (dense networks only): ``chips`` is
+        one fixed chip (a :class:`LayerDraw` per dense layer, e.g. from
+        :func:`imcpnn.pnn.variation.draw_chip` of :meth:`dense_weights`); ``variation`` draws a
+        fresh chip for this call from ``chip_generator`` (None = ``generator``; one of them is
+        needed). A zero variation gives exactly the nominal times.
+
+        Raises:
+            ConfigError: both ``variation`` and ``chips``; a variation on a network with conv
+                layers; ``chips`` of the wrong length; ``variation`` without a generator.
         """
+        dense = [layer for layer in self.layers if type(layer) is RCSpikeDense]
+        if variation is not None or chips is not None:
+            if variation is not None and chips is not None:
+                raise ConfigError("pass either variation (a fresh chip per call) or chips (a fixed chip), not both")
+            if any(isinstance(layer, RCSpikeConv2d) for layer in self.layers):
+                raise ConfigError(f"variation is supported for dense layers; arch={self.arch!r} has conv "
+                                  "layers (use an mlp: architecture)")  # fmt: skip
+            if variation is not None:
+                chip_generator = generator if chip_generator is None else chip_generator
+                if chip_generator is None:
+                    raise ConfigError("variation needs an explicit generator to draw the chip from; pass "
+                                      "chip_generator=torch.Generator().manual_seed(seed)")  # fmt: skip
+                chips = draw_chip(variation, [layer.weight for layer in dense], chip_generator)
+            if len(chips) != len(dense):
+                raise ConfigError(f"chips holds {len(chips)} layer draws but the network has {len(dense)} "
+                                  "dense layers; draw it with draw_chip(variation, model.dense_weights(), gen)")  # fmt: skip
+        chip_of = {id(layer): chip for layer, chip in zip(dense, chips or [])}
         out = []
         t = t_in
         for layer in self.layers:
-            t = layer(t, method=method, steps=steps, noise=noise, generator=generator)
+            extra = {"chip": chip_of[id(layer)]} if id(layer) in chip_of else {}
+            t = layer(t, method=method, steps=steps, noise=noise, generator=generator, **extra)
             if not isinstance(layer, MinPool2d):
                 out.append(t)
         return out

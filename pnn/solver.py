@@ -103,30 +103,61 @@ def _discharge_rate(beta_dis):
     return -math.log1p(-beta_dis)
 
 
-def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0) -> Tensor:
-    """Firing phase (shifted to [0, 1]): time at which the ramp starting at v(1) reaches V_th = 1.
+def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold_shift=None,
+                 rate_factor=None) -> Tensor:
+    """Firing phase (shifted to [0, 1]): time at which the ramp starting at v(1) reaches threshold.
 
     The discharger moves the membrane at dv/dt = r (1 - beta_dis v), beta_dis = 1/e_dis (0 for the
-    ideal ramp, e_dis None). Crossing time from v0 = min(v(1), 1) (v0 >= 1 fires at once):
+    ideal ramp, e_dis None), towards the threshold theta = 1 + d (d = ``threshold_shift``, 0 by
+    default: V_th = 1). Crossing time from v0 = min(v(1), theta) (v0 >= theta fires at once):
 
-        ideal:    t_c = (1 - v0) / r
-        e_dis:    t_c = [ln(1 - beta_dis v0) - ln(1 - beta_dis)] / (beta_dis r)
+        ideal:    t_c = (theta - v0) / r
+        e_dis:    t_c = [ln(1 - beta_dis v0) - ln(1 - beta_dis theta)] / (beta_dis r)
+                      = [k + ln(1 - beta_dis v0) - ln(1 - beta_dis d / (1 - beta_dis))] / (beta_dis r)
 
-    ``rate`` None is the design that reaches threshold from v = 0 in exactly one window
+    with k = -ln(1 - beta_dis); the second form is what is computed, so d = 0 gives the nominal
+    result bit for bit. For the ideal ramp the shift is exactly the membrane shift v(1) -> v(1) - d.
+    With e_dis a threshold at or above the ramp's asymptote (theta >= e_dis) is never reached: the
+    neuron gives t = 1, like a neuron that never fires inside the window.
+
+    ``rate`` None is the design that reaches threshold 1 from v = 0 in exactly one window
     (r = 1 ideal, r = -ln(1 - beta_dis)/beta_dis with e_dis); a number is the measured rate at
-    v = 0 (the discharger's current at V0 over the unit current C_eff V_th_circ / T). The spike
+    v = 0 (the discharger's current at V0 over the unit current C_eff V_th_circ / T).
+    ``rate_factor`` (1 + eps) scales that rate per neuron (a mismatched discharger). The spike
     comes ``t_delay`` after the crossing (the firing path): t = min(max(t_c, 0) + t_delay, 1).
-    Shapes: v_end (batch, n_out) -> (batch, n_out).
+
+    **Arguments:** v_end (batch, n_out); threshold_shift d and rate_factor: None, or numbers or
+    tensors that broadcast against v_end, e.g. one value per neuron (n_out,).
+    **Returns:** (batch, n_out).
     """
-    v0 = v_end.clamp(max=1)
-    if e_dis is None:
-        t_cross = (1 - v0) / (1.0 if rate is None else rate)
+    if threshold_shift is None:
+        v0 = v_end.clamp(max=1)
     else:
-        beta_dis = 1.0 / e_dis
-        k = _discharge_rate(beta_dis)  # -ln(1 - beta_dis) > 0
-        beta_rate = k if rate is None else beta_dis * rate
+        threshold_shift = torch.as_tensor(threshold_shift, dtype=v_end.dtype, device=v_end.device)
+        theta = 1 + threshold_shift
+        v0 = torch.minimum(v_end, theta)
+    if e_dis is None:
+        r = 1.0 if rate is None else rate
+        if rate_factor is not None:
+            r = r * rate_factor
+        t_cross = (1 - v0 if threshold_shift is None else theta - v0) / r
+        return (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+    beta_dis = 1.0 / e_dis
+    k = _discharge_rate(beta_dis)  # -ln(1 - beta_dis) > 0
+    beta_rate = k if rate is None else beta_dis * rate
+    if rate_factor is not None:
+        beta_rate = beta_rate * rate_factor
+    if threshold_shift is None:
         t_cross = (k + torch.log1p(-beta_dis * v0)) / beta_rate
-    return (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+        return (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+    y = beta_dis * threshold_shift / (1 - beta_dis)  # 1 - beta_dis theta = (1 - beta_dis)(1 - y)
+    reached = y < 1
+    # unreached neurons compute on safe values, so neither the value nor the gradient is NaN
+    y_safe = torch.where(reached, y, torch.zeros_like(y))
+    v0_safe = torch.where(reached, v0, torch.zeros_like(v0))
+    t_cross = (k + torch.log1p(-beta_dis * v0_safe) - torch.log1p(-y_safe)) / beta_rate
+    t = (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+    return torch.where(reached, t, torch.ones_like(t))
 
 
 def edge_kick(t_in: Tensor, w: Tensor, q_plus, q_minus) -> Tensor:

@@ -9,6 +9,12 @@ of one sample (a sum, like the paper writes it, also over the extra neurons when
 n_classes), and the batch is averaged like the cross-entropy, so that gamma keeps its meaning for
 any batch size.
 
+Hardware-aware (HWA) training: with ``TrainConfig.variation`` set, every mini-batch runs on a
+fresh chip drawn from that device-variation model (:mod:`imcpnn.pnn.variation`), so the weights
+learn to work on any chip; the chips come from their own generator (seeded from ``config.seed``,
+saved in the checkpoint), and the evaluation after each epoch stays nominal.
+:func:`evaluate_chips` then scores the trained weights on a set of reproducible chips.
+
 A run directory holds ``config.json`` (the full :class:`TrainConfig`), ``checkpoint.pt`` (model,
 optimizer, RNG states, history, config; rewritten after every epoch), ``history.csv``,
 ``results.json``, ``learning_curve.png``, ``model.pt`` and ``elapsed.json`` (wall time summed over
@@ -43,6 +49,7 @@ from imcpnn.errors import ConfigError, ResultsError, TrainingError
 from imcpnn.rundir import RunClock, RunDirLock, note, write_json_atomic
 from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
 from imcpnn.pnn.layers import PNN, LayerPhysics, parse_arch
+from imcpnn.pnn.variation import LayerDraw, VariationModel, draw_chip
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -117,9 +124,11 @@ class TrainConfig:
     """Everything that defines a training run (saved as config.json in the run directory).
 
     Attributes:
-        seed: seeds weight init, shuffling, grid offsets and noise.
+        seed: seeds weight init, shuffling, grid offsets, noise and the chips of HWA training.
         device: "cpu" or "cuda".
         eval_exact: also evaluate the test set with the exact solver after every epoch (slow).
+        variation: device variation for hardware-aware training (a fresh chip per mini-batch;
+            dense networks only); None = nominal training.
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -129,9 +138,16 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     eval_exact: bool = False
+    variation: VariationModel | None = None
 
     def __post_init__(self):
         require(self, "device", self.device, self.device in ("cpu", "cuda"), "'cpu' or 'cuda'")
+        require(self, "variation", self.variation,
+                self.variation is None or isinstance(self.variation, VariationModel),
+                "a VariationModel or None")  # fmt: skip
+        if self.variation is not None and any(kind == "conv" for kind, _ in parse_arch(self.model.arch)):
+            raise ConfigError(f"TrainConfig.variation is supported for dense layers; model.arch="
+                              f"{self.model.arch!r} has conv layers (use an mlp: architecture)")
 
 
 @dataclasses.dataclass
@@ -197,18 +213,52 @@ def build_model(config: TrainConfig, data: DataSplits, generator: torch.Generato
 def evaluate(
     model: PNN, x: Tensor, y: Tensor, n_classes: int, loss: LossConfig, *,
     method: str = "dstd", steps: int | None = None, batch_size: int = 256, seed: int = 0,
+    noise: bool = True, chips: list[LayerDraw] | None = None,
 ) -> tuple[float, float]:  # fmt: skip
-    """(mean loss, accuracy) on (x, y) in eval mode, with inference noise from a seeded generator."""
+    """(mean loss, accuracy) on (x, y) in eval mode, with inference noise from a seeded generator
+    (``noise=False``: none), on the nominal model or on one fixed chip (``chips``, see
+    :meth:`PNN.layer_spike_times`)."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     total_loss, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
         xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-        t_out = model(xb, method=method, steps=steps, generator=gen)
+        t_out = model(xb, method=method, steps=steps, noise=noise, generator=gen, chips=chips)
         total_loss += pnn_loss(t_out, yb, n_classes, loss).item() * len(yb)
         correct += (predict(t_out, n_classes) == yb).sum().item()
     return total_loss / len(y), correct / len(y)
+
+
+def chip_seed(seed: int, k: int) -> int:
+    """Seed of chip k of a set seeded ``seed``: numpy's SeedSequence of (seed, k), so chips are
+    independent streams and chip k does not depend on how many chips are drawn."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint64)[0])
+
+
+def evaluate_chips(model: PNN, x: Tensor, y: Tensor, n_classes: int, variation: VariationModel, n_chips: int,
+                   seed: int, method: str = "dstd", steps: int | None = None) -> list[float]:  # fmt: skip
+    """Test accuracy of ``model`` on each of ``n_chips`` chips with device ``variation``.
+
+    Chip k is :func:`imcpnn.pnn.variation.draw_chip` of the model's dense weights from a CPU
+    generator seeded by :func:`chip_seed` (seed, k): reproducible, the same on CPU and CUDA (for one
+    dtype), and independent of ``n_chips``. Each chip is fixed over the whole of (x, y); spike-time
+    noise is off, so the spread of the accuracies is the chips' alone. ``method``/``steps`` as
+    :func:`evaluate` (None = the layers' test_steps). Dense networks only.
+
+    **Returns:** n_chips accuracies in [0, 1], chip 0 first.
+    **Raises:** ConfigError for n_chips < 1, a seed that is not an integer >= 0, or conv layers.
+    """
+    require("evaluate_chips", "n_chips", n_chips, _is_count(n_chips), "an integer >= 1")
+    require("evaluate_chips", "seed", seed, isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+            "an integer >= 0")  # fmt: skip
+    weights = model.dense_weights()
+    accuracies = []
+    for k in range(n_chips):
+        chips = draw_chip(variation, weights, torch.Generator().manual_seed(chip_seed(seed, k)))
+        accuracies.append(evaluate(model, x, y, n_classes, LossConfig(), method=method, steps=steps,
+                                   noise=False, chips=chips)[1])  # fmt: skip
+    return accuracies
 
 
 def _short(err: BaseException) -> str:
@@ -281,11 +331,11 @@ def _check_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool) -> _RunP
                 f"config, so the run in {out_dir} cannot be checked against this one; delete "
                 f"{ckpt_path} to retrain here, or use another --out directory"
             )
-        if recorded == to_dict(config):
+        if _same_config(recorded, config):
             plan.notes.append(f"{config_problem}; rewriting it from the checkpoint's copy (same config)")
     outputs = [name for name in (MODEL_FILE, HISTORY_FILE, RESULTS_FILE) if (out_dir / name).is_file()]
     has_results = plan.state is not None or plan.corrupt_checkpoint is not None or bool(outputs)
-    if recorded is not None and recorded != to_dict(config):
+    if recorded is not None and not _same_config(recorded, config):
         if has_results:
             raise ConfigError(
                 f"{out_dir} holds a run with a different config ({config_path}); use another --out "
@@ -300,6 +350,20 @@ def _check_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool) -> _RunP
         plan.notes.append(f"{ckpt_path} is missing, so the epochs in {out_dir} cannot be resumed; "
                           "training restarts from epoch 1")
     return plan
+
+
+def _same_config(recorded, config: TrainConfig) -> bool:
+    """Whether recorded config data (config.json or the checkpoint's copy) describes ``config``.
+
+    A record written before a field existed (an older imcpnn: no ``variation`` key) means that
+    field's default, so it is compared after loading it.
+    """
+    if recorded == to_dict(config):
+        return True
+    try:
+        return from_dict(TrainConfig, recorded) == config
+    except ConfigError:
+        return False
 
 
 def _start_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool, plan: _RunPlan) -> None:
@@ -317,7 +381,7 @@ def _start_run_dir(config: TrainConfig, out_dir: Path, overwrite: bool, plan: _R
 
 
 def _save_checkpoint(path: Path, config, model, optimizer, epoch, history, shuffle_gen, model_gen,
-                     n_classes) -> None:  # fmt: skip
+                     chip_gen, n_classes) -> None:  # fmt: skip
     state = {
         "epoch": epoch,
         "model": model.state_dict(),
@@ -325,6 +389,7 @@ def _save_checkpoint(path: Path, config, model, optimizer, epoch, history, shuff
         "history": history,
         "shuffle_rng": shuffle_gen.get_state(),
         "model_rng": model_gen.get_state(),
+        "chip_rng": chip_gen.get_state(),
         "input_shape": model.input_shape,
         "n_outputs": model.n_outputs,
         "n_classes": n_classes,
@@ -442,6 +507,7 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     model_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+    chip_gen = torch.Generator(device=device).manual_seed(config.seed + 2)  # HWA training's chips
     history: list[dict] = []
     ckpt_path = out_dir / CHECKPOINT_FILE
     if state is not None:
@@ -450,6 +516,8 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
         # RNG states are CPU byte tensors even for a CUDA generator
         shuffle_gen.set_state(state["shuffle_rng"].cpu())
         model_gen.set_state(state["model_rng"].cpu())
+        if "chip_rng" in state:  # absent in checkpoints of older imcpnn (no variation then)
+            chip_gen.set_state(state["chip_rng"].cpu())
         history = state["history"]
     n_classes, n_train = data.n_classes, len(data.y_train)
     batch_size = config.optim.batch_size
@@ -468,7 +536,7 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
         for batch in bar:
             idx = order[batch * batch_size : (batch + 1) * batch_size]
             xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
-            t_out = model(xb, generator=model_gen)
+            t_out = model(xb, generator=model_gen, variation=config.variation, chip_generator=chip_gen)
             loss = pnn_loss(t_out, yb, n_classes, config.loss)
             if not torch.isfinite(loss):
                 raise TrainingError(
@@ -501,7 +569,7 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
             )[1]  # fmt: skip
         history.append(record)
         _save_checkpoint(ckpt_path, config, model, optimizer, epoch, history, shuffle_gen, model_gen,
-                         n_classes)  # fmt: skip
+                         chip_gen, n_classes)  # fmt: skip
         _write_outputs(out_dir, config, model, history, clock.total_s())
         now_s = time.perf_counter()
         last = epoch == config.optim.epochs or (stop_after_epoch is not None and epoch >= stop_after_epoch)

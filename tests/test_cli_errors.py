@@ -224,6 +224,21 @@ def test_train_on_cuda_without_cuda(tmp_path, capsys):
     _expect(capsys, ["train", "--device", "cuda", "--epochs", "1", "--out", tmp_path / "t"], "cuda", "--device cpu")
 
 
+# ----------------------------------------------------------------------------------- --variation
+def test_bad_variation_files(tmp_path, capsys):
+    base = ["train", "--dataset", "iris", "--epochs", "1", "--out", tmp_path / "run"]
+    _expect(capsys, [*base, "--variation", tmp_path / "missing.json"], "--variation", "missing.json",
+            "does not exist", "sigma_rel_plus")  # fmt: skip
+    cases = {"broken.json": ('{"w_abs": [0.1', "not valid JSON"),
+             "typo.json": ('{"sigma_treshold": 0.01}', "did you mean 'sigma_threshold'"),
+             "negative.json": ('{"sigma_threshold": -0.01}', "sigma_threshold=-0.01"),
+             "lengths.json": ('{"w_abs": [0.1, 1.0], "sigma_rel_plus": [0.1]}', "2 values")}  # fmt: skip
+    for name, (text, word) in cases.items():
+        (tmp_path / name).write_text(text)
+        _expect(capsys, [*base, "--variation", tmp_path / name], "--variation", name, word, "sigma_rel_plus")
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before training
+
+
 # ------------------------------------------------------------------------ corrupt resume files
 def test_corrupt_config_json_in_out(tmp_path, char, capsys):
     """A corrupt config.json beside results and no saved copy to repair it from: one line naming it.

@@ -20,11 +20,23 @@ e_dis) written by `imcpnn characterize`. |E| = 100 stands in for the ideal ANN; 
 --scaled-ann E_PLUS,E_MINUS to then evaluate that model at finite E after a grid search over the
 positive/negative weight scales (written to scaled_ann.json).
 
+Device variation (hardware-aware training): --variation FILE reads a JSON of mismatch spreads in
+model units (keys w_abs, sigma_rel_plus, sigma_rel_minus: relative current spread of w > 0 / w < 0
+on a |w| grid; sigma_e_plus_rel, sigma_e_minus_rel: relative spread of each synapse's E;
+sigma_threshold: spread of each neuron's threshold; sigma_ramp_rel: relative spread of its
+discharger; source: where the numbers come from), e.g.
+  {"w_abs": [0.1, 1.0], "sigma_rel_plus": [0.05, 0.02], "sigma_rel_minus": [0.06, 0.03],
+   "sigma_threshold": 0.01, "source": "my Monte Carlo run"}
+Every mini-batch then runs on a freshly drawn chip (dense networks only); the evaluation after
+each epoch stays nominal. At the end the model is scored on 20 reproducible chips (noise off):
+variation_eval.json holds accuracy_nominal, accuracy_chips, their mean and std (sample, n - 1).
+
 Examples:
   imcpnn train --dataset iris --arch mlp:5 --n-outputs 5 --lr 1e-2 --batch-size 8 --epochs 60 --out runs/iris
   imcpnn train --dataset fashion-mnist --arch mlp:400,400 --e-rev 2.8,-1.53 --epochs 50 --out runs/fmnist
   imcpnn train --dataset cifar10 --data-dir ~/cifar-10-batches-py --arch vgg7 --device cuda --out runs/c10
   imcpnn train --dataset iris --arch mlp:5 --characterization char/characterization.json --out runs/iris_pnn
+  imcpnn train --dataset iris --arch mlp:5 --n-outputs 5 --lr 1e-2 --batch-size 8 --epochs 60 --variation mismatch.json --out runs/iris_hwa
 """
 
 
@@ -65,6 +77,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", metavar="FILE.json",
                         help="TrainConfig JSON (e.g. a run's config.json); flags override it")  # fmt: skip
     parser.add_argument("--device", choices=("cpu", "cuda"), help="torch device (default cpu)")
+    parser.add_argument("--variation", metavar="FILE",
+                        help="JSON of device-variation spreads: train on a fresh chip per mini-batch, "
+                             "then score 20 chips (variation_eval.json)")  # fmt: skip
     parser.add_argument("--scaled-ann", type=_pair, metavar="E_PLUS,E_MINUS",
                         help="after training, grid-search weight scales for these finite E")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
@@ -105,6 +120,7 @@ def _physics_overrides(args) -> dict:
 def config_from_args(args):
     """The TrainConfig of the command line: --config file (or defaults), then the flags on top."""
     from imcpnn.config import from_dict, load_json, to_dict
+    from imcpnn.errors import ConfigError
     from imcpnn.pnn.training import TrainConfig
 
     base = load_json(TrainConfig, args.config) if args.config else TrainConfig()
@@ -120,7 +136,32 @@ def config_from_args(args):
         target = data[section] if section else data
         target.update({k: v for k, v in values.items() if v is not None})
     data["model"]["physics"].update(_physics_overrides(args))
+    if args.variation:
+        from imcpnn.pnn.variation import VariationModel
+
+        try:
+            data["variation"] = VariationModel.load(args.variation).to_dict()
+        except ConfigError as err:
+            raise ConfigError(f"--variation: {err}") from None
     return from_dict(TrainConfig, data)
+
+
+#: Chips scored after hardware-aware training (variation_eval.json).
+N_EVAL_CHIPS = 20
+
+
+def _variation_eval(result, data) -> dict:
+    """Nominal and per-chip test accuracies of a run trained with a variation (noise off)."""
+    import statistics
+
+    from imcpnn.pnn.training import LossConfig, evaluate, evaluate_chips
+
+    config = result.config
+    nominal = evaluate(result.model, data.x_test, data.y_test, data.n_classes, LossConfig(), noise=False)[1]
+    chips = evaluate_chips(result.model, data.x_test, data.y_test, data.n_classes, config.variation,
+                           N_EVAL_CHIPS, config.seed)  # fmt: skip
+    return {"variation": config.variation.to_dict(), "n_chips": N_EVAL_CHIPS, "accuracy_nominal": nominal,
+            "accuracy_chips": chips, "mean": statistics.fmean(chips), "std": statistics.stdev(chips)}  # fmt: skip
 
 
 def run(args) -> int:
@@ -149,4 +190,11 @@ def run(args) -> int:
         )
         print(f"scaled ANN at E = ({e_plus}, {e_minus}): alpha_plus {found.alpha_plus}, "
               f"alpha_minus {found.alpha_minus}, test accuracy {found.accuracy:.4f}")  # fmt: skip
+    if config.variation is not None:
+        from imcpnn.rundir import write_json_atomic
+
+        report = _variation_eval(result, data)
+        write_json_atomic(Path(args.out) / "variation_eval.json", report)
+        print(f"device variation: nominal accuracy {report['accuracy_nominal']:.4f}, "
+              f"{N_EVAL_CHIPS} chips {report['mean']:.4f} +- {report['std']:.4f} (variation_eval.json)")
     return 0
