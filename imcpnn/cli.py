@@ -20,7 +20,7 @@ from imcpnn.errors import ImcpnnError
 
 #: Verbs in the order a user meets them in the flow.
 VERBS: tuple[str, ...] = ("doctor", "characterize", "netlist", "simulate", "layout", "train", "validate", "report", "demo",
-                          "cache")
+                          "variation", "cache")
 
 _EPILOG = """\
 The flow, bottom up:
@@ -33,6 +33,7 @@ The flow, bottom up:
   imcpnn validate --out DIR          model vs SPICE: top-down vs bottom-up vs trace-fitted + report
   imcpnn report DIR                  redraw a validation report from saved results (no simulation)
   imcpnn demo --out DIR              everything on the default (Iris 5-5-5, sky130 tt) -> report.html
+  imcpnn variation --out DIR         corners, temperature, SPICE Monte Carlo vs model, hardware-aware
 
 Housekeeping:
   imcpnn cache info | clean [--all]  the SPICE result cache: size, entries, leftovers of killed runs

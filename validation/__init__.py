@@ -1,7 +1,8 @@
 """Model vs SPICE: bottom-up vs top-down vs trace-fitted pipelines, trace fitting, metrics, reports.
 
 Entry points: :func:`run_validation` (the whole experiment, resumable; what ``imcpnn validate`` and
-``imcpnn demo`` call), :func:`render_report` (``imcpnn report``), :func:`fit_traces` (physical
+``imcpnn demo`` call), :func:`run_variation` (corners, temperature and Monte Carlo mismatch in SPICE
+and in the model; ``imcpnn variation``), :func:`render_report` (``imcpnn report``), :func:`fit_traces` (physical
 parameters from transient traces), the pure metrics, and :func:`search` (scale search: :func:`quadratic_search`, or
 :func:`coarse_to_fine`, the stencil search it is checked against).
 """
@@ -34,3 +35,6 @@ from .report import load_results as load_results
 from .report import render_report as render_report
 from ._pipeline import run_validation as run_validation
 from ._pipeline import model_layer_times as model_layer_times
+from ._variation import VariationConfig as VariationConfig
+from ._variation import parse_list as parse_list
+from ._variation import run_variation as run_variation

@@ -145,7 +145,7 @@ def _output_problem(out_dir: Path, rel: str) -> str | None:
 
 def _saved_stage(out_dir: Path, name: str, outputs=(), check=None) -> tuple[dict | None, str | None]:
     """(result, None) when stage ``name`` is saved and whole, else (None, what is wrong) -- (None,
-    None) when it was never saved. See :func:`_cached_stage` for ``outputs`` and ``check``."""
+    None) when it was never saved. See :func:`cached_stage` for ``outputs`` and ``check``."""
     path = _stage_path(out_dir, name)
     if not path.is_file():
         return None, None
@@ -164,7 +164,7 @@ def _saved_stage(out_dir: Path, name: str, outputs=(), check=None) -> tuple[dict
     return (None, problem) if problem else (result, None)
 
 
-def _cached_stage(out_dir: Path, name: str, compute, progress: bool, outputs=(), check=None) -> dict:
+def cached_stage(out_dir: Path, name: str, compute, progress: bool, outputs=(), check=None) -> dict:
     """Result of stage ``name``: read back if saved and whole, else computed and saved (atomically).
 
     ``outputs``: the files (relative to ``out_dir``) the stage writes besides its JSON, or a
@@ -278,7 +278,7 @@ def stage_characterization(config: ValidationConfig, out_dir: Path, given: Path 
                     f"(sha256 {sha[:12]})")
         return None
 
-    return _cached_stage(out_dir, "characterization", compute, progress,
+    return cached_stage(out_dir, "characterization", compute, progress,
                          outputs=lambda r: [r["json"], *r["figures"]], check=check)
 
 
@@ -353,11 +353,17 @@ def layer_physics(pipeline: str, params: PhysicalParameters, discharger_scale: f
     return budget_physics(params, BUDGET_TERMS[-1][1], discharger_scale)
 
 
-def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters):
-    """Train (or resume, or reload) the model of ``pipeline`` with :func:`layer_physics`."""
+def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters, *,
+                         variation=None, epochs: int | None = None):
+    """Train (or resume, or reload) the model of ``pipeline`` with :func:`layer_physics`;
+    ``variation`` (an :class:`imcpnn.pnn.VariationModel`) trains it hardware-aware (a fresh chip
+    per mini-batch), ``epochs`` replaces the config's."""
     from imcpnn.pnn import train
 
     cfg = _train_config(ctx.config, ctx.data_config, layer_physics(pipeline, params))
+    if variation is not None or epochs is not None:
+        optim = dataclasses.replace(cfg.optim, epochs=epochs or cfg.optim.epochs)
+        cfg = dataclasses.replace(cfg, optim=optim, variation=variation)
     return train(cfg, ctx.out_dir / f"train_{pipeline}", progress=ctx.progress).model
 
 
@@ -505,7 +511,7 @@ def stage_discharger(ctx: Context) -> dict:
         return {"factor": k_star, "t_0": t0, "K": big_k, "fit_rms_ns": rms * ctx.schedule.t_phase_s * 1e9,
                 "grid": [list(map(float, r)) for r in rows]}
 
-    return _cached_stage(ctx.out_dir, "discharger", compute, ctx.progress)
+    return cached_stage(ctx.out_dir, "discharger", compute, ctx.progress)
 
 
 def discharger_factor(k: np.ndarray, t: np.ndarray) -> tuple[float, float, float, float]:
@@ -552,7 +558,7 @@ def stage_dynamics(ctx: Context) -> dict:
                 "rms_t_spike_ns": firing.rms_t_spike * ctx.schedule.t_phase_s * 1e9,
                 "n_spiking": int(np.sum(traces.spiked)), "n_patterns": int(len(traces.t_in))}
 
-    return _cached_stage(ctx.out_dir, "dynamics", compute, ctx.progress)
+    return cached_stage(ctx.out_dir, "dynamics", compute, ctx.progress)
 
 
 def stage_load_delay(ctx: Context) -> dict:
@@ -591,7 +597,7 @@ def stage_load_delay(ctx: Context) -> dict:
         return {"fan_out": fan_out, "per_fanout": shift / fan_out, "n_pairs": int(both.sum()),
                 "mean_shift_ns": shift * ctx.schedule.t_phase_s * 1e9}
 
-    return _cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress)
+    return cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress)
 
 
 def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
@@ -623,7 +629,7 @@ def stage_trace_fit(ctx: Context, start: PhysicalParameters) -> dict:
                 "n_residuals": result.n_residuals, "message": result.message,
                 "n_spiking": int(traces.spiked.sum())}
 
-    return _cached_stage(ctx.out_dir, "trace_fit", compute, ctx.progress,
+    return cached_stage(ctx.out_dir, "trace_fit", compute, ctx.progress,
                          outputs=["tables/fitted_parameters.csv"])
 
 
@@ -647,7 +653,7 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
     out = []
     with torch.no_grad():
         for layer, w in enumerate(model.dense_weights()):
-            e_plus, e_minus = _layer_reversal(p, reversal, layer)
+            e_plus, e_minus = layer_reversal(p, reversal, layer)
             t = spike_times(t, w.detach().double(), e_plus, e_minus, e_dis=p.e_dis,
                             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
             out.append(t.numpy())
@@ -662,7 +668,7 @@ def reported_times(layer_times: list[np.ndarray], readout) -> list[np.ndarray]:
     return [t + r for t, r in zip(layer_times, readout)]
 
 
-def _layer_reversal(physics, reversal, layer: int):
+def layer_reversal(physics, reversal, layer: int):
     """(E_plus, E_minus) of one layer: the physics' scalars, or the layer's entry of ``reversal``."""
     if reversal is None:
         return physics.e_plus, physics.e_minus
@@ -700,11 +706,12 @@ def mapping_scales(pipeline: str, params: PhysicalParameters, point: tuple[float
     return CurrentScales(scale=point[0] / params.current_scale)
 
 
-def _simulate(ctx: Context, weights, x: np.ndarray, scales_list, progress: bool,
+def simulate_candidates(ctx: Context, weights, x: np.ndarray, scales_list, progress: bool,
               discharger_scales=None, **networks):
     """Batched SPICE runs of ``ctx.network`` on inputs ``x``; ``discharger_scales``: searched
     factors on the design discharger, one per candidate (``networks``: other
-    ``network``/``mapping_network``)."""
+    ``network``/``mapping_network``, or other keywords of :func:`simulate_scales` such as
+    ``mismatch_seed``)."""
     from imcpnn.circuits.simulate.run import simulate_scales
 
     factors = discharger_scales or [1.0] * len(scales_list)
@@ -761,7 +768,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
 
     def rmse_of(points, k_dis_of, scales_of):
         ok = [p for p in points if mappable(ctx, weights, scales_of(p), k_dis_of(p))]
-        runs = (_simulate(ctx, weights, x_cal, [scales_of(p) for p in ok], ctx.progress,
+        runs = (simulate_candidates(ctx, weights, x_cal, [scales_of(p) for p in ok], ctx.progress,
                           [k_dis_of(p) for p in ok]) if ok else [])
         out = {p: output_rmse_ns(compare_spike_tables(model_table(k_dis_of(p)), r.spikes, T))
                for p, r in zip(ok, runs)}
@@ -798,7 +805,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
         return {"best": list(best), "discharger_scale": float(k_dis), "n_candidates": len(table),
                 "n_calibration_samples": int(len(x_cal))}
 
-    return _cached_stage(ctx.out_dir, f"search_{pipeline}", compute, ctx.progress,
+    return cached_stage(ctx.out_dir, f"search_{pipeline}", compute, ctx.progress,
                          outputs=[f"tables/{table_name('search', pipeline)}"])
 
 
@@ -811,7 +818,7 @@ def model_membranes_v(model, x: np.ndarray, layer_times: list[np.ndarray], param
     out = []
     inputs = [x, *layer_times[:-1]]
     for layer, (t_in, w) in enumerate(zip(inputs, model.dense_weights())):
-        e_plus, e_minus = _layer_reversal(params, reversal, layer)
+        e_plus, e_minus = layer_reversal(params, reversal, layer)
         v = membrane_trace(torch.as_tensor(t_in, dtype=torch.float64), w.double(),
                            e_plus, e_minus, torch.as_tensor(t_eval))
         out.append(v0_v - params.v_th_circ_v * v.numpy())
@@ -831,7 +838,7 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
         layer_times = reported_times(fed, readout_delays(ctx, pipeline))  # ``fed`` drive the next layer
         model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
-        run = _simulate(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
+        run = simulate_candidates(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
         t_eval = np.linspace(0.0, 1.0, MEMBRANE_POINTS)
         model_v = model_membranes_v(model, ctx.x_test, fed, params, ctx.char["v0"], t_eval, reversal)
@@ -868,7 +875,7 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
                "vg_dis_v_per_layer": [layer["vg_dis_v"] for layer in run.mapping["layers"]]},
         }
 
-    return _cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress,
+    return cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress,
                          outputs=[f"tables/{table_name(kind, pipeline)}" for kind in ("membrane", "spikes")])
 
 
@@ -945,7 +952,7 @@ def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
                 "trace_fit": Network(fit_testbench(config)[1].shape, parasitic=estimate)}
     if config.netlist_kind != "post-layout":
         return networks, None
-    layout = _cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress,
+    layout = cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress,
                            outputs=_layout_outputs)
     return {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}, layout
 
@@ -961,11 +968,11 @@ def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, sear
         scales = [mapping_scales("bottom_up", params, tuple(search["best"]))]
         k_dis = [float(search.get("discharger_scale", 1.0))]
         x = ctx.x_test
-        post = _simulate(ctx, weights, x, scales, False, k_dis)[0]
+        post = simulate_candidates(ctx, weights, x, scales, False, k_dis)[0]
         schematic = Network(ctx.network.widths)
-        same = _simulate(ctx, weights, x, scales, ctx.progress, k_dis, network=schematic,
+        same = simulate_candidates(ctx, weights, x, scales, ctx.progress, k_dis, network=schematic,
                          mapping_network=ctx.network)[0]
-        own = _simulate(ctx, weights, x, scales, ctx.progress, k_dis, network=schematic)[0]
+        own = simulate_candidates(ctx, weights, x, scales, ctx.progress, k_dis, network=schematic)[0]
         table, layers = netlist_comparison(same.spikes, post.spikes, ctx.schedule.t_phase_s)
         own_table, own_layers = netlist_comparison(own.spikes, post.spikes, ctx.schedule.t_phase_s)
         table["t_schematic_own_mapping"] = own_table["t_schematic"].to_numpy()  # same row order
@@ -981,7 +988,7 @@ def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, sear
                                         scales[0].scale),
                 "c_m_schematic_f": schematic.membrane_f(0), "t_phase_s": ctx.schedule.t_phase_s}
 
-    return _cached_stage(ctx.out_dir, "compare_netlists", compute, ctx.progress,
+    return cached_stage(ctx.out_dir, "compare_netlists", compute, ctx.progress,
                          outputs=["tables/post_layout_spikes.csv"])
 
 
@@ -1147,7 +1154,7 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
                 data: tuple[DataConfig, DataSplits], clock: RunClock) -> dict:
     """The stages of :func:`run_validation`, in a locked folder whose config is written; ``data``
     is :func:`load_data`'s (DataConfig, DataSplits)."""
-    ctx, char_stage, layout = _prepare(config, out_dir, characterization, cache_dir, progress, data)
+    ctx, char_stage, layout = prepare_context(config, out_dir, characterization, cache_dir, progress, data)
     discharger = stage_discharger(ctx)
     ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
     params, dynamics, fit = pipeline_parameters(ctx)
@@ -1168,7 +1175,7 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
     return summary
 
 
-def _prepare(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
+def prepare_context(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
              data: tuple[DataConfig, DataSplits]) -> tuple[Context, dict, dict | None]:
     """(Context, characterization stage, layout stage or None): the networks (laid out first
     for post-layout), the characterization, the samples."""

@@ -119,15 +119,19 @@ def build_testbenches(
     ]
 
 
-def network_sim(tb: NetworkDeck, corner: Corner, temp_c: float, trtol: float) -> Sim:
+def network_sim(tb: NetworkDeck, corner: Corner, temp_c: float, trtol: float,
+                mismatch_seed: int | None = None) -> Sim:
     """The ngspice transient of a network testbench: max step from the deck, ``.options trtol``,
-    only the deck's saved vectors, a model set of just the device sizes in use."""
+    only the deck's saved vectors, a model set of just the device sizes in use; with
+    ``mismatch_seed`` the chip of that seed (Monte Carlo device mismatch, see
+    :class:`imcpnn.spice.Sim`): every batch of a network is one deck structure, so all batches
+    run on the same chip."""
     # device_uses gives the sizes in use: the model set keeps only their bins (fast subckt expansion)
     return Sim(
         tb.text,
         (Tran(tb.t_step_max_s, tb.t_stop_s, tb.t_step_max_s),),
         corner=corner, temp_c=temp_c, devices=device_uses(tb.text), save=tb.saves,
-        options={"trtol": trtol},
+        options={"trtol": trtol}, mismatch_seed=mismatch_seed,
     )  # fmt: skip
 
 
@@ -149,6 +153,8 @@ def simulate_scales(
     cache_dir=None,
     max_workers: int | None = None,
     progress: bool = True,
+    mismatch_seed: int | None = None,
+    mapping_point: bool = False,
 ) -> list[NetworkRun]:
     """Simulate the same weights and inputs for several current scales, all batches in parallel.
 
@@ -161,6 +167,10 @@ def simulate_scales(
     current). ``mapping_network``: the network whose membrane capacitances the weight mapping assumes
     (default ``network``); e.g. the post-layout network, to drive the schematic netlist with the
     very gate biases of the post-layout one.
+    ``mismatch_seed``: run every candidate on the Monte Carlo chip of that seed (None: nominal).
+    ``mapping_point``: let ``corner``/``temp_c`` differ from the characterization's: the gate
+    biases stay those mapped at the characterization's corner and temperature (a chip calibrated
+    at one point and operated at another); the voltages must still match.
     """
     if isinstance(char, dict):
         char = Characterization.from_dict(char)
@@ -176,9 +186,11 @@ def simulate_scales(
     if mapping_network is not None and mapping_network.widths != network.widths:
         raise ConfigError(f"mapping_network widths {mapping_network.widths} differ from the simulated "
                           f"network's {network.widths}: map for a network of the same shape")
-    check_operating_point(network, char, corner, temp_c)
+    map_corner = (char.corner or corner) if mapping_point else corner
+    map_temp = (temp_c if char.temp_c is None else char.temp_c) if mapping_point else temp_c
+    check_operating_point(network, char, map_corner, map_temp)
     if mapping_network is not None:
-        check_operating_point(mapping_network, char, corner, temp_c, role="mapping_network")
+        check_operating_point(mapping_network, char, map_corner, map_temp, role="mapping_network")
     plans = []
     if discharger_scales is None:
         discharger_scales = [1.0] * len(scales_list)
@@ -188,7 +200,7 @@ def simulate_scales(
     for scales, k_dis in zip(scales_list, discharger_scales):
         mapping = map_network(mapping_network or network, weights, char, scales, schedule.t_phase_s, k_dis)
         plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes)))
-    sims = [network_sim(tb, corner_enum, temp_c, schedule.trtol) for _, tbs in plans for tb in tbs]
+    sims = [network_sim(tb, corner_enum, temp_c, schedule.trtol, mismatch_seed) for _, tbs in plans for tb in tbs]
     results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))
     runs = []
     for mapping, tbs in plans:

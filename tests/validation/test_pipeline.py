@@ -12,7 +12,7 @@ from imcpnn.rundir import RunDirNote
 from imcpnn.validation import ValidationConfig, run_validation
 from imcpnn.pnn import DataConfig, LayerPhysics, ModelConfig, OptimConfig, TrainConfig
 from imcpnn.validation._config import DataSection
-from imcpnn.validation._pipeline import (_cached_stage, _train_config, accumulation_traces,
+from imcpnn.validation._pipeline import (cached_stage, _train_config, accumulation_traces,
                                          fit_testbench, load_data, network_widths,
                                          stage_characterization)
 from imcpnn.verbs.validate import add_arguments, config_from_args
@@ -25,8 +25,8 @@ def test_stage_runs_once_then_reads_back(tmp_path):
         calls.append(1)
         return {"value": 1.5}
 
-    assert _cached_stage(tmp_path, "demo", compute, False) == {"value": 1.5}
-    assert _cached_stage(tmp_path, "demo", compute, False) == {"value": 1.5}
+    assert cached_stage(tmp_path, "demo", compute, False) == {"value": 1.5}
+    assert cached_stage(tmp_path, "demo", compute, False) == {"value": 1.5}
     assert len(calls) == 1
 
 
@@ -34,7 +34,7 @@ def test_corrupt_stage_file_is_named_and_redone(tmp_path):
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "demo.json").write_text("{broken")
     with pytest.warns(RunDirNote, match="demo.json is corrupt"):
-        assert _cached_stage(tmp_path, "demo", dict, False) == {}
+        assert cached_stage(tmp_path, "demo", dict, False) == {}
 
 
 def test_run_refuses_folder_of_another_config(tmp_path):

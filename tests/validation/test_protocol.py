@@ -143,7 +143,7 @@ def test_calibration_samples_are_never_test_samples():
 
 def _search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test):
     """A Context for a scale search whose SPICE runs are ``fake_simulate`` (every point mappable)."""
-    monkeypatch.setattr(pipe, "_simulate", fake_simulate)
+    monkeypatch.setattr(pipe, "simulate_candidates", fake_simulate)
     monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
     return pipe.Context(config=config, out_dir=tmp_path, cache_dir=None, progress=False, char={},
                         network=None, fit_network=None, schedule=PhaseSchedule(), x_test=x_test,

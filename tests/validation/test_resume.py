@@ -175,7 +175,7 @@ def test_corrupt_stage_file_is_recomputed_with_a_note(tmp_path):
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "demo.json").write_text("{broken")
     with pytest.warns(RunDirNote, match="stages/demo.json is corrupt.*redoing stage 'demo'"):
-        assert pipe._cached_stage(tmp_path, "demo", lambda: {"x": 1}, False) == {"x": 1}
+        assert pipe.cached_stage(tmp_path, "demo", lambda: {"x": 1}, False) == {"x": 1}
     assert json.loads((tmp_path / "stages" / "demo.json").read_text()) == {"x": 1}
 
 
@@ -188,14 +188,14 @@ def test_deleted_or_corrupt_table_redoes_its_stage(tmp_path):
         return {"n": len(calls)}
 
     outputs = ["tables/t.csv"]
-    assert pipe._cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 1}
-    assert pipe._cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 1}
+    assert pipe.cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 1}
+    assert pipe.cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 1}
     (tmp_path / "tables" / "t.csv").unlink()
     with pytest.warns(RunDirNote, match="tables/t.csv is missing.*redoing stage 's'"):
-        assert pipe._cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 2}
+        assert pipe.cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 2}
     (tmp_path / "tables" / "t.csv").write_text("")
     with pytest.warns(RunDirNote, match="tables/t.csv is corrupt"):
-        assert pipe._cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 3}
+        assert pipe.cached_stage(tmp_path, "s", compute, False, outputs=outputs) == {"n": 3}
     assert (tmp_path / "tables" / "t.csv").is_file() and len(calls) == 3
 
 

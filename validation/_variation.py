@@ -1,0 +1,556 @@
+"""Process variation: corners and temperature, Monte Carlo mismatch in SPICE and in the model.
+
+What a designer asks of a trained network is how it survives the silicon. :func:`run_variation`
+answers for the validation's network (Iris 5-5-5 by default), bottom-up model, stage by stage in
+``out_dir`` (each saved when it finishes, so a rerun resumes):
+
+1. nominal   the validation's characterization, discharger design, bottom-up circuit terms
+             (:func:`._pipeline.stage_dynamics`), the plainly trained bottom-up model and its
+             current-scale search on held-out calibration samples (``plain/``);
+2. mismatch  SPICE Monte Carlo of the synapse, discharger and sensing devices at the nominal
+             point (:func:`imcpnn.circuits.characterization.characterize_mismatch`): sigma(I)/I
+             against the current, the spread of lambda (hence E) and of V_switch;
+3. variation_model  those spreads in model units (:class:`imcpnn.pnn.VariationModel`): the
+             current spread against |w| through the bottom-up mapping's unit current, the
+             threshold spread over V_th_circ, the ramp spread at the discharger's current;
+             written as ``variation_model.json`` (``imcpnn train --variation`` reads it);
+4. hwa       the same network trained hardware-aware (a fresh chip per mini-batch) and its own
+             scale search on the nominal chip (``hwa/``);
+5. mc_<net>_<seed>  SPICE of the test samples on Monte Carlo chip ``seed`` (the sky130 ``*_mm``
+             models, ngspice's seed; one seed is one chip for both networks), for the plain and
+             the hardware-aware network; the model's prediction is a distribution over
+             ``model_chips`` chips drawn from the variation model (no SPICE chip is fitted);
+6. corner_<corner>_<temp>  per corner and temperature: the devices re-characterized there, the
+             plain network in SPICE with the nominal gate biases (a chip mapped at the nominal
+             point, operated at this one) and re-mapped with the point's characterization; the
+             bottom-up model with the point's E values against the re-mapped run.
+
+``variation.json`` (contract keys :data:`VARIATION_KEYS`), figures and report.md/.html follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from imcpnn.config import require, to_dict
+from imcpnn.errors import ConfigError, NetlistError, ResultsError
+from imcpnn.rundir import RunDirLock, write_json_atomic
+from imcpnn.spice import Corner
+from imcpnn.validation._config import ValidationConfig
+from imcpnn.validation._document import Heading, Image, Paragraph, Table, to_html, to_markdown
+from imcpnn.validation._fit import PhysicalParameters
+from imcpnn.validation._metrics import (accuracy, compare_spike_tables, model_spike_table,
+                                        output_rmse_ns, output_times)
+
+#: Temperatures (deg C) the variation sweep accepts: the range the sky130 device models are used
+#: over in practice (industrial junction range); outside it their temperature coefficients are
+#: extrapolated and a result would mean little.
+TEMP_RANGE_C = (-40.0, 125.0)
+
+#: Keys of variation.json a checker reads.
+VARIATION_KEYS = ("corners", "mismatch", "mc", "models")
+CORNER_KEYS = ("corner", "temp_c", "e_plus", "e_minus", "accuracy_spice_nominal_mapping",
+               "accuracy_spice_recharacterized", "rmse_bottom_up_ns")
+MC_KEYS = ("n", "accuracy_spice_plain", "accuracy_model_plain", "accuracy_spice_hwa", "accuracy_model_hwa")
+
+#: The two networks of the Monte Carlo comparison.
+NETWORKS = ("plain", "hwa")
+
+
+@dataclass(frozen=True)
+class VariationConfig:
+    """What :func:`run_variation` sweeps (saved as config.json in the result folder).
+
+    Attributes:
+        validation: the experiment the network comes from (data, network, training, search,
+            SPICE settings); its corner and temperature are the nominal point.
+        corners, temps_c: the corner x temperature grid of the sweep.
+        mc: Monte Carlo chips simulated in SPICE per network (>= 1).
+        n_test: test samples simulated per chip and per corner point.
+        seed: first Monte Carlo seed (chip k has seed ``seed + k``) and seed of the model's chips.
+        mismatch_instances: device copies per Monte Carlo deck of the mismatch characterization.
+        model_chips: chips drawn from the variation model for the predicted distribution.
+        hwa_epochs: training epochs of the hardware-aware network (None: the validation's).
+    """
+
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    corners: tuple[str, ...] = ("tt", "ss", "ff", "sf", "fs")
+    temps_c: tuple[float, ...] = (27.0,)
+    mc: int = 20
+    n_test: int = 30
+    seed: int = 1
+    mismatch_instances: int = 100
+    model_chips: int = 200
+    hwa_epochs: int | None = None
+
+    def __post_init__(self):
+        for name in ("corners", "temps_c"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        valid = [c.value for c in Corner]
+        require(self, "corners", self.corners, len(self.corners) >= 1 and all(c in valid for c in self.corners),
+                "one or more of " + ", ".join(valid))
+        lo, hi = TEMP_RANGE_C
+        require(self, "temps_c", self.temps_c, len(self.temps_c) >= 1 and all(
+            isinstance(t, (int, float)) and math.isfinite(t) and lo <= t <= hi for t in self.temps_c),
+            f"one or more temperatures in [{lo:g}, {hi:g}] C (the models' range)")
+        for name in ("mc", "n_test", "mismatch_instances", "model_chips"):
+            value = getattr(self, name)
+            require(self, name, value, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                    "an integer >= 1")
+        require(self, "mismatch_instances", self.mismatch_instances, self.mismatch_instances >= 2,
+                "an integer >= 2 (a spread needs two devices)")
+        require(self, "seed", self.seed, isinstance(self.seed, int) and 1 <= self.seed < 2**31 - self.mc,
+                f"an integer in [1, 2**31 - mc) (ngspice seeds are >= 1)")
+        require(self, "hwa_epochs", self.hwa_epochs, self.hwa_epochs is None or (
+            isinstance(self.hwa_epochs, int) and self.hwa_epochs >= 1), "None or an integer >= 1")
+
+
+def parse_list(text: str, kind, option: str) -> tuple:
+    """``"tt,ss"`` -> ("tt", "ss"); ``kind`` converts each item; ConfigError naming ``option``."""
+    items = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = tuple(kind(p) for p in items)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: give a comma-separated list, e.g. "
+                          f"{'tt,ss,ff' if kind is str else '-40,27,85'}") from None
+    if not values:
+        raise ConfigError(f"{option} is empty: give at least one value")
+    return values
+
+
+# ------------------------------------------------------------------------------ nominal network
+@dataclass(frozen=True)
+class Nominal:
+    """The nominal point's context, bottom-up parameters and the two trained networks."""
+
+    ctx: object
+    params: PhysicalParameters
+    models: dict
+    """network name (plain, hwa) -> trained PNN."""
+    searches: dict
+    """network name -> its scale-search stage result."""
+
+
+def _contexts(ctx, out_dir: Path) -> dict:
+    """One Context per network: the same one, writing its stages into ``out_dir/<network>``."""
+    return {net: dataclasses.replace(ctx, out_dir=out_dir / net) for net in NETWORKS}
+
+
+def nominal_context(config: VariationConfig, out_dir: Path, cache_dir, progress: bool):
+    """The validation Context of the nominal point (characterization, discharger design) with the
+    test samples cut to ``config.n_test``."""
+    from imcpnn.validation._pipeline import prepare_context, load_data, stage_discharger
+
+    vcfg = dataclasses.replace(config.validation, n_test=config.n_test)
+    ctx = prepare_context(vcfg, out_dir, None, cache_dir, progress, load_data(vcfg))[0]
+    discharger = stage_discharger(ctx)
+    return dataclasses.replace(ctx, discharger_design=discharger["factor"])
+
+
+def bottom_up_parameters(ctx) -> PhysicalParameters:
+    from imcpnn.validation._pipeline import stage_dynamics
+
+    return PhysicalParameters(**stage_dynamics(ctx)["parameters"])
+
+
+def train_and_search(ctx, params: PhysicalParameters, variation=None, epochs: int | None = None):
+    """(model, search stage) of the bottom-up network in ``ctx.out_dir``: trained plainly, or
+    hardware-aware with ``variation``; its scale searched on the nominal chip."""
+    from imcpnn.validation._pipeline import SEARCH_STARTS, stage_search, train_pipeline_model
+
+    model = train_pipeline_model(ctx, "bottom_up", params, variation=variation, epochs=epochs)
+    weights = [w.double().numpy() for w in model.dense_weights()]
+    search = stage_search(ctx, "bottom_up", weights, params, model, SEARCH_STARTS["bottom_up"])
+    return model, search
+
+
+# ------------------------------------------------------------------------ mismatch -> model units
+def stage_mismatch(ctx, config: VariationConfig) -> dict:
+    """SPICE Monte Carlo of the devices at the nominal point (stage ``mismatch``)."""
+    from imcpnn.circuits.characterization import CharacterizationConfig, MismatchConfig, characterize_mismatch
+    from imcpnn.validation._pipeline import cached_stage
+
+    def compute():
+        char_cfg = CharacterizationConfig(corner=ctx.config.corner, temp_c=ctx.config.temp_c)
+        cfg = MismatchConfig(characterization=char_cfg, n_instances=config.mismatch_instances,
+                             seed=config.seed)
+        return characterize_mismatch(cfg, cache_dir=ctx.cache_dir, progress=ctx.progress).to_dict()
+
+    return cached_stage(ctx.out_dir, "mismatch", compute, ctx.progress)
+
+
+def _sigma_at(rows: list[dict], device: str, i_a: np.ndarray) -> np.ndarray:
+    """sigma(I)/I of ``device`` at the currents ``i_a``: linear in log I between the measured
+    currents of ``rows`` (the mismatch stage's ``sigma_i_rel``), constant beyond them."""
+    i = np.array([r["i_a"] for r in rows], float)
+    s = np.array([r[device] for r in rows], float)
+    order = np.argsort(i)
+    return np.interp(np.log(np.asarray(i_a, float)), np.log(i[order]), s[order])
+
+
+def unit_current_a(ctx, params: PhysicalParameters, search: dict, layer: int = 0) -> float:
+    """Current (A) of |w| = 1 in the bottom-up mapping at the searched scale k: the unit
+    C_m V_th_circ / T times k / s (C_eff = C_m / s)."""
+    from imcpnn.circuits.simulate.weights import unit_current_a as design_unit
+    from imcpnn.validation._pipeline import mapping_scales
+
+    scales = mapping_scales("bottom_up", params, tuple(search["best"]))
+    unit = design_unit(ctx.network.membrane_f(layer), ctx.char["v_th_circ"], ctx.schedule.t_phase_s)
+    return unit * scales.scale * scales.scale_plus
+
+
+def variation_model(mismatch: dict, unit_a: float, i_dis_a: float, v_th_circ_v: float):
+    """The mismatch stage's spreads in the model's units (:class:`imcpnn.pnn.VariationModel`).
+
+    Weights: |w| = I / ``unit_a`` (the current of |w| = 1, :func:`unit_current_a`), so sigma(I)/I
+    at each measured current becomes sigma at that |w|. E: the relative spread of the Monte Carlo
+    E values. Threshold: sigma(V_switch) / V_th_circ (the membrane is normalized to V_th_circ).
+    Ramp: sigma(I)/I of the discharger at its design current ``i_dis_a``.
+    """
+    from imcpnn.pnn import VariationModel
+
+    rows = sorted(mismatch["sigma_i_rel"], key=lambda r: r["i_a"])
+    return VariationModel(
+        w_abs=tuple(r["i_a"] / unit_a for r in rows),
+        sigma_rel_plus=tuple(float(r["nfet"]) for r in rows),
+        sigma_rel_minus=tuple(float(r["pfet"]) for r in rows),
+        sigma_e_plus_rel=float(mismatch["e_plus"]["sigma_rel"]),
+        sigma_e_minus_rel=float(mismatch["e_minus"]["sigma_rel"]),
+        sigma_threshold=float(mismatch["v_switch_v"]["std"]) / v_th_circ_v,
+        sigma_ramp_rel=float(_sigma_at(rows, "discharger", np.array([i_dis_a]))[0]),
+        source=(f"SPICE Monte Carlo ({mismatch['corner']}_mm, {mismatch['temp_c']:g} C, "
+                f"{mismatch['n_instances']} devices, seed {mismatch['seed']}); |w| = 1 is {unit_a:.4g} A"),
+    )
+
+
+def network_variation_model(mismatch: dict, ctx, params: PhysicalParameters, search: dict):
+    """:func:`variation_model` of the validated network: its unit current at the searched scale
+    (the first layer's membrane; the layers of the validated network share its size) and its
+    discharger's design current."""
+    from imcpnn.circuits.simulate.weights import discharger_current_a
+
+    i_dis = discharger_current_a(_char(ctx.char), ctx.network.membrane_f(0), ctx.schedule.t_phase_s,
+                                 ctx.discharger_design)
+    return variation_model(mismatch, unit_current_a(ctx, params, search), i_dis, ctx.char["v_th_circ"])
+
+
+def _char(char: dict):
+    from imcpnn.circuits.characterization.fit import Characterization
+
+    return Characterization.from_dict(char)
+
+
+# ---------------------------------------------------------------------------- Monte Carlo
+def model_chip_times(model, x: np.ndarray, physics, reversal, variation, n_chips: int,
+                     seed: int) -> np.ndarray:
+    """Output spike times (n_chips, n_samples, n_out) of the bottom-up model on ``n_chips`` chips
+    drawn from ``variation`` (chip k from a generator seeded with seed * 1_000_003 + k: chip k is
+    the same whatever ``n_chips``); exact solver, no spike-time noise, float64."""
+    from imcpnn.pnn import chip_spike_times, draw_chip
+    from imcpnn.validation._pipeline import layer_reversal
+
+    weights = [w.detach().double() for w in model.dense_weights()]
+    out = []
+    with torch.no_grad():
+        for k in range(n_chips):
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + k)
+            draws = draw_chip(variation, weights, gen)
+            t = torch.as_tensor(x, dtype=torch.float64)
+            for layer, (w, draw) in enumerate(zip(weights, draws)):
+                e_plus, e_minus = layer_reversal(physics, reversal, layer)
+                t = chip_spike_times(t, w, e_plus, e_minus, draw, method="exact", e_dis=physics.e_dis,
+                                     dis_rate=physics.dis_rate, t_delay=physics.t_delay,
+                                     q_plus=physics.q_plus, q_minus=physics.q_minus)
+            out.append(t.numpy())
+    return np.stack(out)
+
+
+def stage_mc_chip(ctx, net: str, model, params: PhysicalParameters, search: dict, seed: int) -> dict:
+    """SPICE of the test samples on Monte Carlo chip ``seed``: output times, accuracy and the
+    RMSE against the nominal bottom-up model (stage ``mc_<net>_<seed>`` in the nominal folder)."""
+    from imcpnn.validation._pipeline import (cached_stage, simulate_candidates, layer_physics, mapping_scales,
+                                             model_layer_times, synapse_reversals)
+
+    def compute():
+        weights = [w.double().numpy() for w in model.dense_weights()]
+        scales = mapping_scales("bottom_up", params, tuple(search["best"]))
+        run = simulate_candidates(ctx, weights, ctx.x_test, [scales], ctx.progress, mismatch_seed=seed)[0]
+        reversal = synapse_reversals(ctx, "bottom_up", params, weights)
+        nominal = model_spike_table(model_layer_times(model, ctx.x_test, layer_physics("bottom_up", params),
+                                                      reversal))
+        cmp = compare_spike_tables(nominal, run.spikes, ctx.schedule.t_phase_s)
+        t_spice = output_times(cmp, "spice")
+        return {"seed": seed, "network": net, "t_out_spice": t_spice.tolist(),
+                "accuracy_spice": accuracy(t_spice, ctx.y_test, ctx.n_classes),
+                "rmse_vs_nominal_model_ns": output_rmse_ns(cmp)}
+
+    return cached_stage(ctx.out_dir, f"mc_{net}_{seed}", compute, ctx.progress)
+
+
+def mc_comparison(ctx, config: VariationConfig, nominal: Nominal, variation) -> tuple[dict, dict]:
+    """(mc section of variation.json, per-network arrays for the figures)."""
+    from imcpnn.validation._pipeline import layer_physics, model_layer_times, synapse_reversals
+
+    section, arrays = {"n": config.mc, "seeds": [config.seed + k for k in range(config.mc)],
+                       "model_chips": config.model_chips}, {}
+    for net in NETWORKS:
+        model, search = nominal.models[net], nominal.searches[net]
+        chips = [stage_mc_chip(nominal.ctx, net, model, nominal.params, search, config.seed + k)
+                 for k in range(config.mc)]
+        t_spice = np.array([c["t_out_spice"] for c in chips], float)  # (mc, n, n_out)
+        weights = [w.double().numpy() for w in model.dense_weights()]
+        physics = layer_physics("bottom_up", nominal.params)
+        reversal = synapse_reversals(ctx, "bottom_up", nominal.params, weights)
+        t_model = model_chip_times(model, ctx.x_test, physics, reversal, variation, config.model_chips,
+                                   config.seed)
+        t_nominal = model_layer_times(model, ctx.x_test, physics, reversal)[-1]
+        acc_model = [accuracy(t, ctx.y_test, ctx.n_classes) for t in t_model]
+        acc_spice = [c["accuracy_spice"] for c in chips]
+        T_ns = ctx.schedule.t_phase_s * 1e9
+        section |= {
+            f"accuracy_spice_{net}": acc_spice, f"accuracy_model_{net}": acc_model,
+            f"accuracy_nominal_model_{net}": accuracy(t_nominal, ctx.y_test, ctx.n_classes),
+            f"mean_accuracy_spice_{net}": float(np.mean(acc_spice)),
+            f"mean_accuracy_model_{net}": float(np.mean(acc_model)),
+            f"std_accuracy_spice_{net}": float(np.std(acc_spice, ddof=1)) if len(acc_spice) > 1 else 0.0,
+            f"std_accuracy_model_{net}": float(np.std(acc_model, ddof=1)),
+            # chip-to-chip spread of each output spike time, averaged over samples and neurons
+            f"spike_time_spread_spice_{net}_ns": float(np.mean(np.std(t_spice, axis=0, ddof=1)) * T_ns)
+            if len(chips) > 1 else 0.0,
+            f"spike_time_spread_model_{net}_ns": float(np.mean(np.std(t_model, axis=0, ddof=1)) * T_ns),
+            f"rmse_spice_chips_vs_nominal_model_{net}_ns": [c["rmse_vs_nominal_model_ns"] for c in chips],
+        }
+        arrays[net] = {"err_spice_ns": ((t_spice - t_nominal) * T_ns).ravel(),
+                       "err_model_ns": ((t_model - t_nominal) * T_ns).ravel()}
+    for net in NETWORKS:
+        section[f"accuracy_gap_{net}"] = section[f"mean_accuracy_model_{net}"] - section[f"mean_accuracy_spice_{net}"]
+    return section, arrays
+
+
+# --------------------------------------------------------------------------------- corners
+def stage_corner(ctx, nominal: Nominal, corner: str, temp_c: float) -> dict:
+    """One corner x temperature point (stage ``corner_<corner>_<temp>``): re-characterize, run the
+    plain network with the nominal gate biases and re-mapped, and compare the bottom-up model
+    with the point's E values against the re-mapped run."""
+    from imcpnn.circuits.characterization import CharacterizationConfig, characterize
+    from imcpnn.circuits.simulate.run import simulate_scales
+    from imcpnn.validation._pipeline import (cached_stage, layer_physics, mapping_scales,
+                                             model_layer_times, synapse_reversals)
+
+    def compute():
+        summary = characterize(CharacterizationConfig(corner=corner, temp_c=temp_c), cache_dir=ctx.cache_dir,
+                               progress=ctx.progress)[0]
+        model, search = nominal.models["plain"], nominal.searches["plain"]
+        weights = [w.double().numpy() for w in model.dense_weights()]
+        scales = mapping_scales("bottom_up", nominal.params, tuple(search["best"]))
+        T = ctx.schedule.t_phase_s
+        row = {"corner": corner, "temp_c": float(temp_c), "e_plus": summary["e_plus"],
+               "e_minus": summary["e_minus"], "e_dis": summary["e_dis"], "v_switch": summary["v_switch"],
+               "lambda_n": summary["lambda_n"], "lambda_p": summary["lambda_p"], "notes": []}
+        runs = {}
+        for kind, char, mapped_here in (("nominal_mapping", ctx.char, False), ("recharacterized", summary, True)):
+            try:
+                runs[kind] = simulate_scales(
+                    weights, ctx.x_test, char, [scales], network=ctx.network, schedule=ctx.schedule,
+                    corner=corner, temp_c=temp_c, batch_size=ctx.config.spice_batch,
+                    discharger_scales=[ctx.discharger_design], cache_dir=ctx.cache_dir,
+                    progress=ctx.progress, save_membranes=False, mapping_point=not mapped_here)[0]
+            except (NetlistError, ConfigError) as err:
+                row["notes"].append(f"{kind}: not mappable ({str(err)[:200]})")
+        point_params = dataclasses.replace(nominal.params, e_plus=summary["e_plus"], e_minus=summary["e_minus"],
+                                           e_dis=summary["e_dis"], v_th_circ_v=summary["v_th_circ"])
+        point_ctx = dataclasses.replace(ctx, char=summary)
+        reversal = synapse_reversals(point_ctx, "bottom_up", point_params, weights)
+        t_pred = model_layer_times(model, ctx.x_test, layer_physics("bottom_up", point_params), reversal)
+        predicted = model_spike_table(t_pred)
+        row["accuracy_model_recharacterized"] = accuracy(t_pred[-1], ctx.y_test, ctx.n_classes)
+        for kind in ("nominal_mapping", "recharacterized"):
+            run = runs.get(kind)
+            row[f"accuracy_spice_{kind}"] = (None if run is None else
+                                             accuracy(output_times(compare_spike_tables(predicted, run.spikes, T),
+                                                                   "spice"), ctx.y_test, ctx.n_classes))
+        run = runs.get("recharacterized")
+        row["rmse_bottom_up_ns"] = None if run is None else output_rmse_ns(compare_spike_tables(predicted, run.spikes, T))
+        return row
+
+    return cached_stage(ctx.out_dir, f"corner_{corner}_{temp_c:g}C", compute, ctx.progress)
+
+
+# --------------------------------------------------------------------------------- the run
+#: The run's VariationConfig in its folder.
+CONFIG_FILE = "config.json"
+
+
+def _check_folder_config(path: Path, config: dict) -> None:
+    """ConfigError when ``path`` holds another config than ``config`` (a rerun must resume the
+    same experiment), naming the first differing field and the fix."""
+    import json
+
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return  # a damaged config of an interrupted first write: rewritten
+    if old != json.loads(json.dumps(config)):
+        diff = next((k for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)), "?")
+        raise ConfigError(f"{path.parent} holds a variation run with another config ({diff}: "
+                          f"{old.get(diff)!r} there, {config.get(diff)!r} now): give another --out, or "
+                          "the same options to resume it")
+
+
+def run_variation(config: VariationConfig, out_dir: str | Path, *, cache_dir=None, progress: bool = True,
+                  command: str = "imcpnn variation") -> dict:
+    """Run (or resume) every stage, write variation.json, the figures and the report; returns
+    variation.json's content. A folder holding another config is refused (ConfigError)."""
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    with RunDirLock(out_dir, command):
+        _check_folder_config(out_dir / CONFIG_FILE, to_dict(config))
+        write_json_atomic(out_dir / CONFIG_FILE, to_dict(config))
+        ctx = nominal_context(config, out_dir, cache_dir, progress)
+        params = bottom_up_parameters(ctx)
+        contexts = _contexts(ctx, out_dir)
+        plain = train_and_search(contexts["plain"], params)
+        mismatch = stage_mismatch(ctx, config)
+        variation = network_variation_model(mismatch, ctx, params, plain[1])
+        write_json_atomic(out_dir / "variation_model.json", variation.to_dict())
+        hwa = train_and_search(contexts["hwa"], params, variation=variation, epochs=config.hwa_epochs)
+        nominal = Nominal(ctx=ctx, params=params, models={"plain": plain[0], "hwa": hwa[0]},
+                          searches={"plain": plain[1], "hwa": hwa[1]})
+        mc, arrays = mc_comparison(ctx, config, nominal, variation)
+        corners = [stage_corner(ctx, nominal, c, t) for c in config.corners for t in config.temps_c]
+        result = {
+            "corners": corners,
+            "mismatch": mismatch,
+            "variation_model": variation.to_dict(),
+            "mc": mc,
+            "models": mismatch.get("models"),
+            "ngspice_version": mismatch.get("ngspice_version"),
+            "nominal": {"corner": ctx.config.corner, "temp_c": ctx.config.temp_c,
+                        "scale_plain": plain[1]["best"], "scale_hwa": hwa[1]["best"],
+                        "n_test": len(ctx.x_test)},
+            "config": to_dict(config),
+            "elapsed_s": time.perf_counter() - start,
+        }
+        check_variation(result, str(out_dir / "variation.json"))
+        write_json_atomic(out_dir / "variation.json", result)
+        render_variation_report(out_dir, result, arrays)
+        return result
+
+
+def check_variation(result: dict, source: str) -> None:
+    """ResultsError naming the first contract key missing from ``result``."""
+    missing = [k for k in VARIATION_KEYS if k not in result]
+    missing += [f"corners[].{k}" for row in result.get("corners", []) for k in CORNER_KEYS if k not in row]
+    missing += [f"mc.{k}" for k in MC_KEYS if k not in result.get("mc", {})]
+    if "sigma_i_rel" not in result.get("mismatch", {}):
+        missing.append("mismatch.sigma_i_rel")
+    if missing:
+        raise ResultsError(f"{source} lacks {', '.join(sorted(set(missing)))}")
+
+
+# --------------------------------------------------------------------------------- report
+def _figure(path: Path, draw, size=(6.0, 3.2)) -> str:
+    """Draw with matplotlib's object API (no pyplot state) and save to ``path``; returns the path
+    relative to the report folder."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    draw(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return f"figures/{path.name}"
+
+
+def _draw_sigma(result: dict):
+    rows = sorted(result["mismatch"]["sigma_i_rel"], key=lambda r: r["i_a"])
+
+    def draw(fig):
+        ax = fig.subplots()
+        i = np.array([r["i_a"] for r in rows])
+        for key, label in (("nfet", "synapse NMOS"), ("pfet", "synapse PMOS"), ("discharger", "discharger NMOS")):
+            if key in rows[0]:
+                ax.semilogx(i, [100 * r[key] for r in rows], "o-", label=label)
+        ax.set(xlabel="drain current (A)", ylabel="sigma(I)/I (%)",
+               title=f"mismatch, {result['mismatch']['corner']} {result['mismatch']['temp_c']:g} C")
+        ax.legend(fontsize=8)
+    return draw
+
+
+def _draw_accuracy(mc: dict):
+    def draw(fig):
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, net in zip(axes, NETWORKS):
+            bins = np.linspace(0, 1, 31)
+            ax.hist(mc[f"accuracy_model_{net}"], bins=bins, density=True, alpha=0.5, label="model")
+            ax.hist(mc[f"accuracy_spice_{net}"], bins=bins, density=True, alpha=0.5, label="SPICE MC")
+            ax.set(title={"plain": "plain training", "hwa": "hardware-aware"}[net], xlabel="test accuracy")
+        axes[0].set_ylabel("density over chips")
+        axes[0].legend(fontsize=8)
+    return draw
+
+
+def _draw_errors(arrays: dict):
+    def draw(fig):
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, net in zip(axes, NETWORKS):
+            ax.hist(arrays[net]["err_model_ns"], bins=40, density=True, alpha=0.5, label="model chips")
+            ax.hist(arrays[net]["err_spice_ns"], bins=40, density=True, alpha=0.5, label="SPICE MC")
+            ax.set(title={"plain": "plain training", "hwa": "hardware-aware"}[net],
+                   xlabel="t(chip) - t(nominal model) (ns)")
+        axes[0].legend(fontsize=8)
+    return draw
+
+
+def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
+    """report.md and report.html of a variation run (figures under ``out_dir/figures``)."""
+    figs = out_dir / "figures"
+    mc = result["mc"]
+    corners = pd.DataFrame([{k: r.get(k) for k in CORNER_KEYS} for r in result["corners"]])
+    summary = pd.DataFrame([{
+        "network": net,
+        "nominal model accuracy": mc[f"accuracy_nominal_model_{net}"],
+        "SPICE MC mean": mc[f"mean_accuracy_spice_{net}"], "SPICE MC std": mc[f"std_accuracy_spice_{net}"],
+        "model mean": mc[f"mean_accuracy_model_{net}"], "model std": mc[f"std_accuracy_model_{net}"],
+        "spike-time spread SPICE (ns)": mc[f"spike_time_spread_spice_{net}_ns"],
+        "spike-time spread model (ns)": mc[f"spike_time_spread_model_{net}_ns"],
+    } for net in NETWORKS])
+    vm = result["variation_model"]
+    blocks = [
+        Heading("Variation", 1),
+        Paragraph(f"Network trained and calibrated at {result['nominal']['corner']}, "
+                  f"{result['nominal']['temp_c']:g} C; {result['nominal']['n_test']} test samples per chip "
+                  "and per corner point. SPICE Monte Carlo: the sky130 *_mm models, one ngspice seed per "
+                  "chip, the same chips for both networks. Model: the bottom-up model on chips drawn "
+                  "from the variation model below, which comes from the device Monte Carlo only "
+                  "(nothing is fitted to the network runs)."),
+        Heading("Device mismatch"),
+        Image(_figure(figs / "sigma_i.png", _draw_sigma(result)), "sigma(I)/I against the drain current"),
+        Table(pd.DataFrame(result["mismatch"]["sigma_i_rel"]), "relative current spread"),
+        Paragraph(f"Model units: threshold sigma {vm['sigma_threshold']:.4g} (of V_th_circ), ramp "
+                  f"sigma {vm['sigma_ramp_rel']:.4g}, E_plus sigma {vm['sigma_e_plus_rel']:.4g}, E_minus "
+                  f"sigma {vm['sigma_e_minus_rel']:.4g} (relative); {vm['source']}."),
+        Heading("Monte Carlo: model vs SPICE"),
+        Table(summary, f"{mc['n']} SPICE chips, {mc['model_chips']} model chips"),
+        Image(_figure(figs / "mc_accuracy.png", _draw_accuracy(mc), (7.0, 3.0)), "accuracy over chips"),
+        Image(_figure(figs / "mc_spike_times.png", _draw_errors(arrays), (7.0, 3.0)),
+              "output spike time on a chip minus the nominal model's"),
+        Heading("Corners and temperature"),
+        Table(corners, "plain network; nominal mapping = gate biases from the nominal point"),
+    ]
+    md, html = out_dir / "report.md", out_dir / "report.html"
+    for path, text in ((md, to_markdown(blocks)), (html, to_html(blocks, out_dir, "imcpnn variation report"))):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return md
