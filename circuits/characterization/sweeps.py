@@ -9,7 +9,9 @@ the models it uses (a fraction of a second each):
 - the neuron cell itself with its firing phase enabled, membrane swept 0 -> V0: the output
   switches where the real sensing stage (LVT NMOS, HVT PMOS, bias PMOS) does.
 
-The fitting is pure and lives in :mod:`imcpnn.circuits.characterization.fit`. The lambda used for each
+The deck builders also take a copy count and a mismatch seed: :mod:`.mismatch` runs the same
+sweeps on many Monte Carlo copies. The fitting is pure and lives in
+:mod:`imcpnn.circuits.characterization.fit`. The lambda used for each
 device is the **median** over its swept gate biases (each bias's value is kept in the table).
 """
 
@@ -95,36 +97,90 @@ def _step(values: tuple[float, ...]) -> float:
     return float(np.diff(values).mean()) if len(values) > 1 else 1.0
 
 
-def _fet_sim(role: str, cfg: CharacterizationConfig, w_m: float, l_m: float, vg_family: tuple[float, ...],
-             vg_table: tuple[float, float]) -> Sim:
-    """Nested I_D-V_D sweep and I_D(V_G) table of one FET, drain on ``vd``, gate on ``vg``."""
-    pmos = model(role).startswith("sky130_fd_pr__pfet")
-    body = "\n".join([
-        f"VDD vdd 0 {cfg.vdd_v}",
-        f"VD d 0 {cfg.v0_v}",
-        f"VG g 0 {vg_family[0]}",
-        f"XM d g {'vdd vdd' if pmos else '0 0'} {model(role)} W={fmt_um(w_m)} L={fmt_um(l_m)} nf=1",
-    ])  # fmt: skip
+@dataclass(frozen=True)
+class FetSweep:
+    """What is swept of one characterized FET: ``device`` ("n", "p", "dis": the suffix of its
+    summary keys), its sky130 ``role`` (:data:`imcpnn.circuits.sky130.MODELS`), size ``w_m`` x
+    ``l_m`` (m), the gate biases ``vg_family`` of its I_D-V_D family (V) and the gate range
+    ``vg_table`` (lo, hi) of its I_D(V_G) table at V_D = V0 (V)."""
+
+    device: str
+    role: str
+    w_m: float
+    l_m: float
+    vg_family: tuple[float, ...]
+    vg_table: tuple[float, float]
+
+    @property
+    def pmos(self) -> bool:
+        """True for a PMOS (fitted in V_SD = V_dd - V_D)."""
+        return model(self.role).startswith("sky130_fd_pr__pfet")
+
+
+def fet_sweeps(cfg: CharacterizationConfig) -> tuple[FetSweep, ...]:
+    """The three characterized FETs: synapse NMOS ("n") and PMOS ("p") current sources at the
+    synapse's size, and the neuron's discharger NMOS ("dis") at its own size."""
+    syn, neu = cfg.synapse, cfg.neuron
+    return (
+        FetSweep("n", "syn_n", syn.w_m, syn.l_m, cfg.vg_n_v, cfg.vg_table_n_v),
+        FetSweep("p", "syn_p", syn.w_m, syn.l_m, cfg.vg_p_v, cfg.vg_table_p_v),
+        FetSweep("dis", "dis_n", neu.w_dis_m, neu.l_dis_m, cfg.vg_dis_v, cfg.vg_table_n_v),
+    )
+
+
+def fet_sweep_sim(sweep: FetSweep, cfg: CharacterizationConfig, *, n_instances: int | None = None,
+                  mismatch_seed: int | None = None) -> Sim:
+    """Nested I_D-V_D sweep (drain 0 -> V_dd over ``sweep.vg_family``) and I_D(V_G) table (gate over
+    ``sweep.vg_table`` at V_D = V0) of one FET, drain on ``vd``, gate on ``vg``.
+
+    ``n_instances`` None: one device with its drain on the source ``vd`` (current ``i(vd)``), the
+    nominal characterization's deck. An integer K: K copies sharing gate and drain source, copy k
+    behind its own 0-V ammeter ``va<k>`` (current ``i(va<k>)``), so one deck measures K devices;
+    with ``mismatch_seed`` each copy draws its own mismatch (see :class:`imcpnn.spice.Sim`).
+    """
+    fam = sweep.vg_family
+    fet = f"{'vdd vdd' if sweep.pmos else '0 0'} {model(sweep.role)} W={fmt_um(sweep.w_m)} L={fmt_um(sweep.l_m)} nf=1"
+    if n_instances is None:
+        devices, save = [f"XM d g {fet}"], ("i(vd)",)
+    else:
+        devices = [f"VA{k} d d{k} 0\nXM{k} d{k} g {fet}" for k in range(n_instances)]
+        save = tuple(f"i(va{k})" for k in range(n_instances))
+    body = "\n".join([f"VDD vdd 0 {cfg.vdd_v}", f"VD d 0 {cfg.v0_v}", f"VG g 0 {fam[0]}", *devices])
     analyses = (
-        Dc("vd", 0.0, cfg.vdd_v, cfg.vd_step_v, "vg", vg_family[0], vg_family[-1], _step(vg_family)),
-        Dc("vg", vg_table[0], vg_table[1], cfg.vg_table_step_v),
+        Dc("vd", 0.0, cfg.vdd_v, cfg.vd_step_v, "vg", fam[0], fam[-1], _step(fam)),
+        Dc("vg", sweep.vg_table[0], sweep.vg_table[1], cfg.vg_table_step_v),
     )
     return Sim(body, analyses, corner=Corner.parse(cfg.corner), temp_c=cfg.temp_c, devices=device_uses(body),
-               save=("i(vd)",))  # fmt: skip
+               save=save, mismatch_seed=mismatch_seed)  # fmt: skip
 
 
-def _switch_sim(cfg: CharacterizationConfig) -> Sim:
-    """The neuron cell in its firing phase (discharger off), membrane forced and swept 0 -> V0."""
+def switch_sweep_sim(cfg: CharacterizationConfig, *, n_instances: int | None = None,
+                     v_range_v: tuple[float, float] | None = None, mismatch_seed: int | None = None) -> Sim:
+    """The neuron cell in its firing phase (discharger off), membrane forced and swept 0 -> V0.
+
+    ``n_instances`` None: one cell, output ``v(out)``, the nominal characterization's deck. An
+    integer K: K cells on the one swept membrane source, cell k driving its own ``out<k>``
+    (``v(out<k>)``), solved with KLU (a deck of many cells solves faster with it); with
+    ``mismatch_seed`` each cell's devices draw their own mismatch. ``v_range_v`` (lo, hi) narrows
+    the sweep (V); None sweeps 0 -> V0. The step is ``cfg.vsw_step_v`` either way.
+    """
+    lo, hi = (0.0, cfg.v0_v) if v_range_v is None else v_range_v
+    nodes = ("mem", "0", "vbs", "v0", "0", "vdd", "vdd", "0")
+    if n_instances is None:
+        cells, save, options = [cfg.neuron.instance("N", (*nodes, "out", "outb", "vdd", "0"))], ("v(out)",), {}
+    else:
+        cells = [cfg.neuron.instance(f"N{k}", (*nodes, f"out{k}", f"outb{k}", "vdd", "0")) for k in range(n_instances)]
+        save, options = tuple(f"v(out{k})" for k in range(n_instances)), {"klu": None}
     body = "\n".join(
         [cell_text(c).strip() for c in CELLS]
-        + [f"VDD vdd 0 {cfg.vdd_v}", "VM mem 0 0", f"VBS vbs 0 {cfg.vb_sense_v}", f"VV0 v0 0 {cfg.v0_v}",
-           cfg.neuron.instance("N", ("mem", "0", "vbs", "v0", "0", "vdd", "vdd", "0", "out", "outb", "vdd", "0"))]
+        + [f"VDD vdd 0 {cfg.vdd_v}", "VM mem 0 0", f"VBS vbs 0 {cfg.vb_sense_v}", f"VV0 v0 0 {cfg.v0_v}", *cells]
     )  # fmt: skip
-    return Sim(body, (Dc("vm", 0.0, cfg.v0_v, cfg.vsw_step_v),), corner=Corner.parse(cfg.corner),
-               temp_c=cfg.temp_c, devices=device_uses(body), save=("v(out)",))  # fmt: skip
+    return Sim(body, (Dc("vm", lo, hi, cfg.vsw_step_v),), corner=Corner.parse(cfg.corner),
+               temp_c=cfg.temp_c, devices=device_uses(body), save=save, options=options,
+               mismatch_seed=mismatch_seed)  # fmt: skip
 
 
-def _monotone_table(v_g: np.ndarray, i_d: np.ndarray) -> IdVgTable:
+def monotone_table(v_g: np.ndarray, i_d: np.ndarray) -> IdVgTable:
     """Keep the part of I_D(V_G) above the leakage floor where it is strictly monotone."""
     keep = i_d > I_FLOOR_A
     v_g, i_d = v_g[keep], i_d[keep]
@@ -138,21 +194,23 @@ def _monotone_table(v_g: np.ndarray, i_d: np.ndarray) -> IdVgTable:
     return IdVgTable(tuple(map(float, v_g)), tuple(map(float, i_d)))
 
 
-def _fet_results(res, cfg: CharacterizationConfig, device: str, vg_family, pmos: bool):
-    """Lambda fits per bias (rows) and the table of one FET from its sim result."""
+def fet_sweep_results(res, cfg: CharacterizationConfig, sweep: FetSweep, current: str = "i(vd)"):
+    """Lambda fits per bias (rows), the I_D(V_G) table and the I_D-V_D curves of one FET from the
+    result of :func:`fet_sweep_sim`; ``current`` names the device's current trace (``i(va<k>)`` for
+    copy k of a multi-copy deck)."""
     family = next(p for p in res.plots if len(p.shape) == 2)
     table = next(p for p in res.plots if len(p.shape) == 1)
     v_d = np.asarray(family[family.names[0]])[0]
-    i_d = np.abs(np.asarray(family["i(vd)"]))  # (n_bias, n_vd)
+    i_d = np.abs(np.asarray(family[current]))  # (n_bias, n_vd)
     # a PMOS is fitted in V_SD = V_dd - V_D, where its current grows like an NMOS's in V_DS
-    to_ds = (lambda v: cfg.vdd_v - np.asarray(v)) if pmos else np.asarray
+    to_ds = (lambda v: cfg.vdd_v - np.asarray(v)) if sweep.pmos else np.asarray
     window = tuple(sorted(to_ds(np.asarray(cfg.window_v))))
     rows = []
-    for k, vg in enumerate(vg_family):
+    for k, vg in enumerate(sweep.vg_family):
         fit = fit_lambda(to_ds(v_d), i_d[k], window, float(to_ds(cfg.v0_v)))
-        rows.append({"device": device, "v_g_v": float(vg), "i_v0_a": fit.i_v0_a, "lambda_per_v": fit.lambda_per_v,
+        rows.append({"device": sweep.device, "v_g_v": float(vg), "i_v0_a": fit.i_v0_a, "lambda_per_v": fit.lambda_per_v,
                      "rms_rel_residual": fit.rms_rel_residual})  # fmt: skip
-    tab = _monotone_table(np.asarray(table[table.names[0]]), np.abs(np.asarray(table["i(vd)"])))
+    tab = monotone_table(np.asarray(table[table.names[0]]), np.abs(np.asarray(table[current])))
     curves = {"v_d_v": v_d, "i_d_a": i_d}
     return rows, tab, curves
 
@@ -166,17 +224,12 @@ def characterize(cfg: CharacterizationConfig = CharacterizationConfig(), *, cach
     """
     import pandas as pd
 
-    syn, neu = cfg.synapse, cfg.neuron
-    sims = [
-        _fet_sim("syn_n", cfg, syn.w_m, syn.l_m, cfg.vg_n_v, cfg.vg_table_n_v),
-        _fet_sim("syn_p", cfg, syn.w_m, syn.l_m, cfg.vg_p_v, cfg.vg_table_p_v),
-        _fet_sim("dis_n", cfg, neu.w_dis_m, neu.l_dis_m, cfg.vg_dis_v, cfg.vg_table_n_v),
-        _switch_sim(cfg),
-    ]
+    fets = fet_sweeps(cfg)
+    sims = [*(fet_sweep_sim(f, cfg) for f in fets), switch_sweep_sim(cfg)]
     results = run_many(sims, cache_dir=cache_dir, progress=progress, desc=f"characterize {cfg.corner}")
     rows, tables, curves = [], {}, {}
-    for res, (device, family, pmos) in zip(results, (("n", cfg.vg_n_v, False), ("p", cfg.vg_p_v, True), ("dis", cfg.vg_dis_v, False))):
-        r, tables[device], curves[device] = _fet_results(res, cfg, device, family, pmos)
+    for res, fet in zip(results, fets):
+        r, tables[fet.device], curves[fet.device] = fet_sweep_results(res, cfg, fet)
         rows += r
     fits = pd.DataFrame(rows)
     sw = results[3].plot(0)
@@ -225,7 +278,7 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
         [pd.DataFrame({"device": d, **summary[f"id_vg_{d}"]}) for d in ("n", "p", "dis")]
     ).to_csv(out_dir / "id_vg.csv", index=False)
 
-    fig = _figure(figsize=(13, 4))
+    fig = agg_figure(figsize=(13, 4))
     axes = fig.subplots(1, 3)
     for ax, d, fam in zip(axes, ("n", "p", "dis"), (cfg.vg_n_v, cfg.vg_p_v, cfg.vg_dis_v)):
         for k, vg in enumerate(fam):
@@ -237,7 +290,7 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
     fig.tight_layout()
     fig.savefig(out_dir / "id_vd.png", dpi=120)
 
-    fig = _figure(figsize=(5, 4))
+    fig = agg_figure(figsize=(5, 4))
     ax = fig.subplots()
     for d in ("n", "p", "dis"):
         sel = fits[fits.device == d]
@@ -247,7 +300,7 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
     fig.tight_layout()
     fig.savefig(out_dir / "lambda_vs_current.png", dpi=120)
 
-    fig = _figure(figsize=(5, 4))
+    fig = agg_figure(figsize=(5, 4))
     ax = fig.subplots()
     ax.plot(curves["switch"]["v_mem_v"], curves["switch"]["v_out_v"])
     ax.axvline(summary["v_switch"], color="r", ls="--", label=f"V_switch = {summary['v_switch']:.3f} V")
@@ -258,7 +311,7 @@ def write_outputs(out_dir: Path, summary: dict, fits, curves: dict, cfg: Charact
     return json_path
 
 
-def _figure(**kwargs):
+def agg_figure(**kwargs):
     """A matplotlib Figure on its own Agg canvas (no pyplot state, no backend switch)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
