@@ -18,7 +18,9 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
                      (1, 1), the others a 1-D global k from 1; with ``discharger="searched"``
                      also a discharger factor (:func:`._search.search`: a quadratic model of
                      the MSE in a trust region, or the reference stencil search)
-6. evaluate_<pipeline> metrics on the test samples at the best scales; post-layout: also
+6. evaluate_<pipeline> metrics on the test samples at the best scales, and the energy the
+                     test run's supplies delivered (:func:`run_energy`; summary.json reports the
+                     bottom-up network's); post-layout: also
    compare_netlists  the bottom-up network on the schematic netlist with the same gate biases
 7. error budget, summary.json, then report.md / report.html
 
@@ -751,7 +753,8 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
                  start: tuple[float, ...]) -> dict:
     """Coarse-to-fine current-scale search on the calibration samples (one batched SPICE run per
     candidate); then, with ``discharger="searched"``, a 1-D search of the discharger factor at
-    the best scales. No test sample is simulated here."""
+    the best scales. No test sample is simulated here. The candidates need spike times only:
+    their decks save no supply currents (smaller raw files, no energy table)."""
     n_dims = 2 if pipeline == "top_down" else 1
     x_cal = ctx.x_cal
     T = ctx.schedule.t_phase_s
@@ -769,7 +772,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     def rmse_of(points, k_dis_of, scales_of):
         ok = [p for p in points if mappable(ctx, weights, scales_of(p), k_dis_of(p))]
         runs = (simulate_candidates(ctx, weights, x_cal, [scales_of(p) for p in ok], ctx.progress,
-                          [k_dis_of(p) for p in ok]) if ok else [])
+                                    [k_dis_of(p) for p in ok], save_supplies=False) if ok else [])
         out = {p: output_rmse_ns(compare_spike_tables(model_table(k_dis_of(p)), r.spikes, T))
                for p, r in zip(ok, runs)}
         return [out.get(p, math.inf) for p in points]
@@ -855,6 +858,9 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
         tables = ctx.out_dir / "tables"
         write_csv(tables / table_name("membrane", pipeline), pd.concat(rows, ignore_index=True))
         write_csv(tables / table_name("spikes", pipeline), cmp)
+        energy = run_energy(run, weights, ctx.x_test, ctx.schedule)
+        if energy is not None:
+            write_csv(tables / table_name("energy", pipeline), pd.DataFrame(energy["table"]))
         layers = layer_metrics(cmp).assign(pipeline=pipeline)
         out_layer = layers.iloc[-1]
         return {
@@ -873,10 +879,31 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
             "mapping": {k: v for k, v in run.mapping.items() if k != "layers"}
             | {"c_m_f_per_layer": [layer["c_m_f"] for layer in run.mapping["layers"]],
                "vg_dis_v_per_layer": [layer["vg_dis_v"] for layer in run.mapping["layers"]]},
+            "energy_per_inference_j": None if energy is None else energy["energy_per_inference_j"],
+            "energy_per_synop_j": None if energy is None else energy["energy_per_synop_j"],
+            "energy": energy,
         }
 
-    return cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress,
-                         outputs=[f"tables/{table_name(kind, pipeline)}" for kind in ("membrane", "spikes")])
+    def outputs(result: dict) -> list[str]:
+        # a stage saved before the energy accounting has no energy and no energy table
+        kinds = ("membrane", "spikes") + (("energy",) if result.get("energy") else ())
+        return [f"tables/{table_name(kind, pipeline)}" for kind in kinds]
+
+    return cached_stage(ctx.out_dir, f"evaluate_{pipeline}", compute, ctx.progress, outputs=outputs)
+
+
+def run_energy(run, weights, t_in: np.ndarray, schedule) -> dict | None:
+    """Energy per inference, per synaptic operation and per layer, phase and supply group of a
+    network run (:func:`imcpnn.circuits.simulate.energy.energy_summary`), or None when the run
+    saved no supply currents. ``weights``: the run's (n_l, n_{l+1}) matrices; ``t_in`` its
+    (n_samples, n_in) input spike times."""
+    from imcpnn.circuits.simulate.energy import count_synops, energy_summary, spiked_inputs
+
+    if run.energy is None:
+        return None
+    widths = run.mapping["widths"]
+    synops = count_synops(weights, spiked_inputs(t_in, run.spikes, schedule, widths))
+    return energy_summary(run.energy, synops)
 
 
 #: The bottom-up model's terms in the order the error budget adds them.
@@ -1235,7 +1262,7 @@ def _write_tables(out_dir: Path, results: dict, budget: list[dict]) -> None:
     tables = out_dir / "tables"
     write_csv(tables / "error_budget.csv", pd.DataFrame(budget))
     write_csv(tables / "pipelines.csv", pd.DataFrame(
-        [{k: v for k, v in r.items() if k not in ("layers", "mapping")} for r in results.values()]))
+        [{k: v for k, v in r.items() if k not in ("layers", "mapping", "energy")} for r in results.values()]))
     write_csv(tables / "layers.csv", pd.DataFrame(
         [row for r in results.values() for row in r["layers"]]))
 
@@ -1272,7 +1299,15 @@ def build_summary(ctx: Context, results: dict, stages: dict, char_figures: list[
         "mapping": _mapping_summary(ctx.network, results),
         "versions": _versions(char),
         "characterization_figures": char_figures,
+        **_energy(results["bottom_up"]),
     }
+
+
+def _energy(result: dict) -> dict:
+    """The bottom-up network's energy per inference and per synaptic operation (J) and its
+    breakdown per layer, phase and supply group, from its SPICE test run; None where the stage
+    predates the energy accounting."""
+    return {key: result.get(key) for key in ("energy_per_inference_j", "energy_per_synop_j", "energy")}
 
 
 def _headline(results: dict) -> dict:

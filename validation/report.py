@@ -10,6 +10,8 @@ Folder layout (every file is written atomically: a temporary name, then a rename
     tables/search_<pipeline>.csv   every simulated candidate of the scale search
     tables/membrane_<pipeline>.csv membrane waveforms of the worst sample (model and SPICE)
     tables/fitted_parameters.csv   trace fit: fitted values, standard errors, DC-derived values
+    tables/energy_<pipeline>.csv   energy per inference (J) of the SPICE test run, per layer,
+                                   phase and supply group (runs saved before it have none)
     figures/*.png                  drawn from the tables by render_report (characterization
                                    figures are copied in by the run and listed in summary.json)
     post-layout runs only (summary.json has ``post_layout``):
@@ -57,9 +59,15 @@ SUMMARY_KEYS = {
        for k, unit, types in (("rmse_spiking", "_ns", (float, type(None))), ("bias", "_ns", (float,)),
                               ("n_silent_mismatch", "", (int,)))},
     "error_budget": (list,),
+    "energy_per_inference_j": (float, type(None)), "energy_per_synop_j": (float, type(None)),
 }
 
 # rmse_spiking_<pipeline>_ns is null when no output neuron spikes on both sides.
+
+#: Keys of SUMMARY_KEYS added after runs were saved without them: a summary may lack them (read
+#: as not measured); null means not measured too (energy: the supplies were not saved; per
+#: synaptic operation: no input spike reached a nonzero weight).
+OPTIONAL_SUMMARY_KEYS = frozenset({"energy_per_inference_j", "energy_per_synop_j"})
 
 #: summary.json's ``post_layout`` (post-layout runs only): key -> allowed JSON types.
 POST_LAYOUT_KEYS = {
@@ -156,10 +164,14 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def check_summary(summary: dict, source: str, keys: dict = SUMMARY_KEYS) -> None:
-    """Raise ResultsError unless ``summary`` has every key of ``keys`` with a sane type."""
+def check_summary(summary: dict, source: str, keys: dict = SUMMARY_KEYS,
+                  optional: frozenset = OPTIONAL_SUMMARY_KEYS) -> None:
+    """Raise ResultsError unless ``summary`` has every key of ``keys`` (those in ``optional``
+    may be absent) with a sane type."""
     for key, types in keys.items():
         if key not in summary:
+            if key in optional:
+                continue
             raise ResultsError(f"{source} is corrupt: key {key!r} is missing")
         value = summary[key]
         ok = isinstance(value, types) and not isinstance(value, bool)
@@ -391,6 +403,54 @@ def _post_layout_blocks(results: Results) -> list:
     return blocks
 
 
+# ------------------------------------------------------------------------------------------ energy
+def _energy_blocks(s: dict) -> list:
+    """The Energy section: the bottom-up network's energy per inference and per synaptic
+    operation and its breakdown (summary['energy']), or a note that it was not measured."""
+    energy = s.get("energy")
+    if not isinstance(energy, dict) or not isinstance(s.get("energy_per_inference_j"), (int, float)):
+        return [Heading("Energy"),
+                Paragraph("Energy: not measured (this run was saved before imcpnn accounted for "
+                          "energy, or its SPICE runs did not save the supply currents).")]
+    pj, fj = 1e12, 1e15
+    table = pd.DataFrame(energy.get("table", []))
+    per_synop = s.get("energy_per_synop_j")
+    per_synop = (f"{_fmt_float(per_synop * fj)} fJ per synaptic operation"
+                 if isinstance(per_synop, (int, float)) and math.isfinite(per_synop)
+                 else "no energy per synaptic operation (no input spike reached a nonzero weight)")
+    blocks = [
+        Heading("Energy"),
+        Paragraph(f"Bottom-up network, SPICE test run: {_fmt_float(s['energy_per_inference_j'] * pj)} pJ "
+                  f"per inference, {per_synop} ({_fmt_float(energy.get('n_synops_per_inference'))} "
+                  f"synaptic operations per inference on average over {energy.get('n_samples')} "
+                  "samples). Measured by integrating the power v i that every source of the "
+                  "testbench delivers (its branch current saved, trapezoidal rule on ngspice's time "
+                  "points) over each layer's reset, accumulation and firing windows; a synaptic "
+                  "operation is one input spike reaching "
+                  "one synapse with a nonzero weight. The synapses' NMOS currents (w > 0) discharge "
+                  "the membrane, whose charge V0 restores in the next reset (neuron_bias, reset)."),
+    ]
+    if not table.empty and {"layer", "phase", "group", "energy_j"} <= set(table.columns):
+        wide = (table.assign(energy_pj=table["energy_j"] * pj)
+                .pivot_table(index=["layer", "group"], columns="phase", values="energy_pj",
+                             aggfunc="sum", sort=False)
+                .reset_index())
+        wide.columns = [c if c in ("layer", "group") else f"{c}_pJ" for c in wide.columns]
+        wide["total_pJ"] = wide[[c for c in wide.columns if c.endswith("_pJ")]].sum(axis=1)
+        blocks.append(Table(wide, "Energy per inference (pJ) per layer and supply group, per phase: "
+                                  "array_neurons is the layer's VDD (synapse array and neurons), the "
+                                  "other groups are bias generators and drivers (ideal sources); "
+                                  "layer -1 holds rails shared by every layer (post-layout core)"))
+    per_layer = pd.DataFrame(energy.get("per_layer", []))
+    if not per_layer.empty:
+        blocks.append(Table(pd.DataFrame({
+            "layer": per_layer["layer"], "energy_pJ": per_layer["energy_j"] * pj,
+            "synops_per_inference": per_layer["n_synops"],
+            "energy_per_synop_fJ": pd.to_numeric(per_layer["energy_per_synop_j"], errors="coerce") * fj}),
+            "Per layer: energy per inference and per synaptic operation"))
+    return blocks
+
+
 # ------------------------------------------------------------------------------------------ report
 def _fmt_float(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else str(value)
@@ -498,6 +558,7 @@ def build_document(results: Results) -> list:
                             f"Output RMSE vs current scale, {PIPELINE_TITLES[pipeline]}"))
     if "post_layout" in s:
         blocks += _post_layout_blocks(results)
+    blocks += _energy_blocks(s)
     blocks += [
         Heading("Device characterization and E values"),
         Paragraph(f"DC-derived: E_plus = {_fmt_float(s['e_plus'])}, E_minus = "

@@ -14,11 +14,25 @@ o_s + T + t_j T and stay high to the end of layer 0's accumulation window.
 Node names: membrane ``m<l>_<i>``, spike lines into layer l ``s<l>_<j>`` / ``sb<l>_<j>``
 (layer 0: the PWL inputs; layer l > 0: outputs of layer l-1), gate biases ``vn<l>_<j>_<i>`` /
 ``vp<l>_<j>_<i>``; an unused current source has its gate on ``0`` (NMOS) or ``vdd`` (PMOS).
+
+Supplies (``network_deck(..., save_supplies=True)``, the default): so that a transient can say
+which source spent what energy, every source that feeds the circuit is a :class:`Supply` whose
+branch current the deck saves. The shared rails ``vdd``, ``v0``, ``vbsense`` (sources ``VDD``,
+``VV0``, ``VBS``) feed layer l through 0 V ammeters ``VI_<node>`` onto the layer's own nodes
+``vdd<l>``, ``v0_<l>``, ``vbsense<l>`` (its cells and its off PMOS gates hang there); every
+other source already belongs to one layer (gate biases, discharger bias, phase drivers) or to
+the inputs (``VIN<j>``, ``VINB<j>``). A 0 V source carries the current without changing a node
+voltage, so the circuit is the same; the matrix grows by two unknowns per ammeter, and its
+different rounding moves ngspice's accepted time steps, so spike times move within the
+transient's own discretization error (extra saved vectors alone change nothing). With
+``save_supplies=False`` the deck is the one without ammeters. A post-layout core has one port
+per rail: there ``VDD``, ``VV0``, ``VBS`` are supplies shared by every layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -29,6 +43,12 @@ from imcpnn.config import is_real, require, require_positive
 from imcpnn.errors import ConfigError, NetlistError
 
 NETLIST_KINDS = ("schematic", "schematic+parasitic-estimate", "post-layout")
+
+#: Energy groups of the testbench's sources (:attr:`Supply.group`): the synapse array and the
+#: neurons (their VDD); the neurons' reset and bias sources (V0, the sensing bias, the
+#: discharger gate bias); the synapses' gate-bias sources; the input spike drivers; the phase
+#: signal drivers (reset and firing, with complements).
+SUPPLY_GROUPS = ("array_neurons", "neuron_bias", "synapse_bias", "input_drivers", "phase_drivers")
 
 
 @dataclass(frozen=True)
@@ -296,6 +316,20 @@ def _complement(points: list[tuple[float, float]], high_v: float) -> list[tuple[
     return [(t, high_v - v) for t, v in points]
 
 
+def _deck_input_times(t_in: np.ndarray, schedule: PhaseSchedule) -> np.ndarray:
+    """Input spike times as the deck applies them: rounded to ``schedule.t_grid`` if set."""
+    t_in = np.asarray(t_in, dtype=float)
+    return np.round(t_in / schedule.t_grid) * schedule.t_grid if schedule.t_grid > 0 else t_in
+
+
+def input_spiked(t_in: np.ndarray, schedule: PhaseSchedule) -> np.ndarray:
+    """Which inputs the deck drives with a spike, (n_samples, n_in) bool: finite times whose
+    pulse is at least two edges long (:func:`input_windows`)."""
+    t = _deck_input_times(t_in, schedule)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(t) & (t * schedule.t_phase_s < schedule.t_phase_s - 2 * schedule.t_edge_s)
+
+
 def input_windows(
     t_in: np.ndarray, schedule: PhaseSchedule
 ) -> list[list[tuple[float, float]]]:
@@ -303,17 +337,15 @@ def input_windows(
 
     ``t_in`` (n_samples, n_in), normalized in [0, 1]: the spike rises at o_s + T + t T and stays
     high until layer 0's accumulation ends. NaN, or t so late that the pulse would be shorter
-    than two edges, means no spike.
+    than two edges, means no spike (:func:`input_spiked`).
     """
-    t_in = np.asarray(t_in, dtype=float)
-    if schedule.t_grid > 0:
-        t_in = np.round(t_in / schedule.t_grid) * schedule.t_grid
-    T, te = schedule.t_phase_s, schedule.t_edge_s
+    t_in, spiked = _deck_input_times(t_in, schedule), input_spiked(t_in, schedule)
+    T = schedule.t_phase_s
     out: list[list[tuple[float, float]]] = [[] for _ in range(t_in.shape[1])]
     for s, row in enumerate(t_in):
         acc = schedule.window_start_s(s, 0, "accumulation")
         for j, t in enumerate(row):
-            if np.isfinite(t) and t * T < T - 2 * te:
+            if spiked[s, j]:
                 out[j].append((acc + max(t, 0.0) * T, acc + T))
     return out
 
@@ -332,8 +364,54 @@ def check_inputs(network: Network, t_in: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Supply:
+    """A voltage source of the testbench whose energy a transient accounts for.
+
+    ``source``: its SPICE name; ``node``: the node it holds, its + node (the - node is ground or,
+    for a 0 V ammeter, the shared rail behind it); ``group``: one of :data:`SUPPLY_GROUPS`;
+    ``layer``: the layer it feeds, None when shared by every layer (the post-layout core's
+    ``vdd``, ``v0``, ``vbsense``); ``voltage_v``: its DC voltage (V), or None for a PWL driver,
+    whose node voltage :attr:`voltage` the deck saves. ngspice's branch current
+    :attr:`current` flows from the + node through the source, so the power the source (or, for
+    an ammeter, the rail behind it) delivers is p = -v(node) i(source).
+    """
+
+    source: str
+    node: str
+    group: str
+    layer: int | None
+    voltage_v: float | None = None
+
+    def __post_init__(self) -> None:
+        require(self, "group", self.group, self.group in SUPPLY_GROUPS, f"one of {SUPPLY_GROUPS}")
+
+    @property
+    def current(self) -> str:
+        """Name of the saved branch current (A)."""
+        return f"i({self.source.lower()})"
+
+    @property
+    def voltage(self) -> str:
+        """Name of the saved node voltage (V) of a PWL driver."""
+        return f"v({self.node})"
+
+
+def supply_saves(supplies: tuple[Supply, ...]) -> tuple[str, ...]:
+    """Vectors the energy accounting needs: every supply's current, every PWL driver's voltage."""
+    return tuple(s.current for s in supplies) + tuple(s.voltage for s in supplies if s.voltage_v is None)
+
+
+def _dc_source(source: str, node: str, value_v: float, group: str, layer: int | None) -> tuple[str, Supply]:
+    """(netlist line, Supply) of a DC source from ``node`` to ground."""
+    return f"{source} {node} 0 {num(value_v)}", Supply(source, node, group, layer, float(value_v))
+
+
+@dataclass(frozen=True)
 class NetworkDeck:
-    """Netlist text of a batched transient testbench and what the measurement needs."""
+    """Netlist text of a batched transient testbench and what the measurement needs.
+
+    ``supplies``: the sources the energy accounting integrates (empty: supplies not saved).
+    """
 
     text: str
     saves: tuple[str, ...]
@@ -342,74 +420,127 @@ class NetworkDeck:
     n_samples: int
     widths: tuple[int, ...]
     netlist_kind: str
+    supplies: tuple[Supply, ...] = ()
 
 
-def _layer_instances(network: Network, layer: int, gate_n, gate_p, vss: str, sources=lambda j, i: []) -> list[str]:
+#: The shared rails: node -> (its source, the Network field of its voltage, energy group). Layer
+#: l's own node of a rail is :func:`layer_rail`, fed through the 0 V ammeter ``VI_<node>``.
+SHARED_RAILS = {"vdd": ("VDD", "vdd_v", "array_neurons"), "v0": ("VV0", "v0_v", "neuron_bias"),
+                "vbsense": ("VBS", "vb_sense_v", "neuron_bias")}
+
+
+def layer_rail(rail: str, layer: int) -> str:
+    """Layer ``layer``'s own node of shared rail ``rail`` (behind its ammeter): ``vdd<l>``,
+    ``v0_<l>``, ``vbsense<l>``."""
+    return f"{rail}_{layer}" if rail == "v0" else f"{rail}{layer}"
+
+
+def _layer_instances(network: Network, layer: int, gate_n, gate_p, vss: str, sources=lambda j, i: [],
+                     rail: Callable[[str], str] = lambda name: name) -> list[str]:
     """Synapse and neuron instance lines of one layer; ``gate_n(j, i)``/``gate_p(j, i)`` name the
-    bias nodes of synapse (input j, neuron i), ``sources(j, i)`` the lines that follow it."""
+    bias nodes of synapse (input j, neuron i), ``sources(j, i)`` the lines that follow it,
+    ``rail(name)`` the node the layer's cells use for shared rail ``name`` (vdd, v0, vbsense)."""
     syn, neu = network.synapse, network.neuron
     syn_par = " ".join(f"{k}={v}" for k, v in syn.params_um().items())
+    vdd = rail("vdd")
     lines = []
     for i in range(network.widths[layer + 1]):
         for j in range(network.widths[layer]):
             lines.append(f"XS{layer}_{j}_{i} m{layer}_{i} s{layer}_{j} sb{layer}_{j} {gate_n(j, i)} "
-                         f"{gate_p(j, i)} vdd {vss} synapse {syn_par}")
+                         f"{gate_p(j, i)} {vdd} {vss} synapse {syn_par}")
             lines += sources(j, i)
         lines.append(
             neu.instance(
                 f"N{layer}_{i}",
-                (f"m{layer}_{i}", f"vgdis{layer}", "vbsense", "v0", f"rst{layer}", f"rstb{layer}",
-                 f"fire{layer}", f"fireb{layer}", f"s{layer + 1}_{i}", f"sb{layer + 1}_{i}", "vdd", vss),
+                (f"m{layer}_{i}", f"vgdis{layer}", rail("vbsense"), rail("v0"), f"rst{layer}", f"rstb{layer}",
+                 f"fire{layer}", f"fireb{layer}", f"s{layer + 1}_{i}", f"sb{layer + 1}_{i}", vdd, vss),
             )  # fmt: skip
         )
     return lines
 
 
-def _gate_biases(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray):
+def _gate_biases(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vdd: str = "vdd",
+                 supplies: list[Supply] | None = None):
     """(gate_n, gate_p, sources) of one layer: ``gate_*(j, i)`` the node of synapse (j, i)'s gate,
-    ``sources(j, i)`` its bias source lines. Off sources (vg_n <= 0, vg_p >= vdd) are tied to the
-    rails (``0``, ``vdd``) so that they need no source."""
+    ``sources(j, i)`` its bias source lines (each source also appended to ``supplies`` if
+    given). Off sources (vg_n <= 0, vg_p >= vdd) are tied to the rails (``0``, node ``vdd``) so
+    that they need no source."""
     off_n, off_p = vg_n <= 0, vg_p >= network.vdd_v
     gate_n = lambda j, i: "0" if off_n[j, i] else f"vn{layer}_{j}_{i}"  # noqa: E731
-    gate_p = lambda j, i: "vdd" if off_p[j, i] else f"vp{layer}_{j}_{i}"  # noqa: E731
+    gate_p = lambda j, i: vdd if off_p[j, i] else f"vp{layer}_{j}_{i}"  # noqa: E731
 
     def sources(j: int, i: int) -> list[str]:
-        return ([] if off_n[j, i] else [f"VN{layer}_{j}_{i} vn{layer}_{j}_{i} 0 {num(vg_n[j, i])}"]) + (
-            [] if off_p[j, i] else [f"VP{layer}_{j}_{i} vp{layer}_{j}_{i} 0 {num(vg_p[j, i])}"])
+        made = ([] if off_n[j, i] else [_dc_source(f"VN{layer}_{j}_{i}", f"vn{layer}_{j}_{i}", vg_n[j, i],
+                                                   "synapse_bias", layer)]) + (
+            [] if off_p[j, i] else [_dc_source(f"VP{layer}_{j}_{i}", f"vp{layer}_{j}_{i}", vg_p[j, i],
+                                               "synapse_bias", layer)])
+        if supplies is not None:
+            supplies.extend(supply for _, supply in made)
+        return [line for line, _ in made]
 
     return gate_n, gate_p, sources
 
 
-def core_netlist(network: Network, biases: list[tuple[np.ndarray, np.ndarray]], vg_dis_v: list[float]) -> list[str]:
+def core_netlist(network: Network, biases: list[tuple[np.ndarray, np.ndarray]], vg_dis_v: list[float],
+                 supplies: list[Supply] | None = None) -> list[str]:
     """The post-layout core's text, its bias sources and its one instance ``XCORE``.
 
     Every core port is the testbench node of its name, except the gate ports of off sources
-    (tied to ``0`` / ``vdd`` by naming, as the schematic deck does) and ``vss`` (ground).
+    (tied to ``0`` / ``vdd`` by naming, as the schematic deck does) and ``vss`` (ground). The
+    bias sources are appended to ``supplies`` if given (the core's rails stay shared).
     """
     core = network.core
     nodes = {"vss": "0"}
     lines = [f"* post-layout core {core.name}", core.text.strip()]
     for l, ((vg_n, vg_p), vg_dis) in enumerate(zip(biases, vg_dis_v)):
-        gate_n, gate_p, sources = _gate_biases(network, l, vg_n, vg_p)
+        gate_n, gate_p, sources = _gate_biases(network, l, vg_n, vg_p, supplies=supplies)
         for j, i in np.ndindex(vg_n.shape):
             nodes[f"vn{l}_{j}_{i}"], nodes[f"vp{l}_{j}_{i}"] = gate_n(j, i), gate_p(j, i)
             lines += sources(j, i)
-        lines.append(f"VGDIS{l} vgdis{l} 0 {num(vg_dis)}")
+        lines.append(_bias_source(f"VGDIS{l}", f"vgdis{l}", vg_dis, l, supplies))
     lines.append(f"XCORE {' '.join(nodes.get(p, p) for p in core.ports)} {core.name}")
     return lines
 
 
-def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vg_dis_v: float) -> list[str]:
+def _bias_source(source: str, node: str, value_v: float, layer: int, supplies: list[Supply] | None) -> str:
+    """The line of a neuron bias source (appended to ``supplies`` if given)."""
+    line, supply = _dc_source(source, node, value_v, "neuron_bias", layer)
+    if supplies is not None:
+        supplies.append(supply)
+    return line
+
+
+def _layer_rails(network: Network, layer: int, supplies: list[Supply]) -> tuple[Callable[[str], str], list[str]]:
+    """(rail, lines): layer ``layer``'s node of each shared rail (:func:`layer_rail`) and the 0 V
+    ammeters that feed them from the shared rail, appended to ``supplies`` with the rail's
+    voltage and group (:data:`SHARED_RAILS`)."""
+    lines = []
+    for rail, (source, field_name, group) in SHARED_RAILS.items():
+        node = layer_rail(rail, layer)
+        ammeter = f"VI_{node}"
+        lines.append(f"{ammeter} {node} {rail} 0")
+        supplies.append(Supply(ammeter, node, group, layer, float(getattr(network, field_name))))
+    return (lambda name: layer_rail(name, layer)), lines
+
+
+def layer_netlist(network: Network, layer: int, vg_n: np.ndarray, vg_p: np.ndarray, vg_dis_v: float,
+                  supplies: list[Supply] | None = None) -> list[str]:
     """Instance and bias-source lines of one layer (synapses, neurons, wire caps).
 
     ``vg_n``, ``vg_p`` (n_in, n_out) gate biases in V; off sources (vg_n = 0, vg_p = vdd) are
-    tied to the rails so that they need no source.
+    tied to the rails so that they need no source. With ``supplies`` (a list), the layer's cells
+    hang on their own rail nodes behind 0 V ammeters and every source of the layer is appended
+    to it (see the module docstring); without, they use the shared rails directly.
     """
     n_in, n_out = network.widths[layer], network.widths[layer + 1]
-    gate_n, gate_p, sources = _gate_biases(network, layer, vg_n, vg_p)
     lines = [f"* layer {layer}: {n_in} x {n_out} synapses, {n_out} neurons"]
-    lines += _layer_instances(network, layer, gate_n, gate_p, "0", sources)
-    lines.append(f"VGDIS{layer} vgdis{layer} 0 {num(vg_dis_v)}")
+    rail = lambda name: name  # noqa: E731
+    if supplies is not None:
+        rail, ammeters = _layer_rails(network, layer, supplies)
+        lines += ammeters
+    gate_n, gate_p, sources = _gate_biases(network, layer, vg_n, vg_p, rail("vdd"), supplies)
+    lines += _layer_instances(network, layer, gate_n, gate_p, "0", sources, rail)
+    lines.append(_bias_source(f"VGDIS{layer}", f"vgdis{layer}", vg_dis_v, layer, supplies))
     if network.parasitic is not None:
         c_mem = network.parasitic.line_f(n_in)
         c_spk = network.parasitic.line_f(n_out)
@@ -458,6 +589,15 @@ def network_saves(widths: tuple[int, ...], membranes: bool = True) -> tuple[str,
         tuple(f"v(m{l}_{i})" for l, i in neurons) if membranes else ())
 
 
+def _pwl_pair(names: tuple[str, str], nodes: tuple[str, str], points: list[tuple[float, float]], high_v: float,
+              group: str, layer: int) -> tuple[list[str], list[Supply]]:
+    """(lines, supplies) of a digital driver and its complement: sources ``names`` on ``nodes``,
+    the first following ``points``, the second its complement."""
+    (source, source_b), (node, node_b) = names, nodes
+    return ([f"{source} {node} 0 {_pwl(points)}", f"{source_b} {node_b} 0 {_pwl(_complement(points, high_v))}"],
+            [Supply(source, node, group, layer), Supply(source_b, node_b, group, layer)])
+
+
 def network_deck(
     network: Network,
     biases: list[tuple[np.ndarray, np.ndarray]],
@@ -465,40 +605,54 @@ def network_deck(
     t_in: np.ndarray,
     schedule: PhaseSchedule = PhaseSchedule(),
     save_membranes: bool = True,
+    save_supplies: bool = True,
 ) -> NetworkDeck:
     """Whole batched testbench: cells, supplies, phase signals, input PWLs, every layer.
 
     ``biases[l]`` = (vg_n, vg_p) of layer l, (n_l, n_{l+1}) each; ``vg_dis_v[l]`` the discharger
     gate of layer l; ``t_in`` (n_samples, n_in) normalized input spike times (NaN = none).
+    ``save_supplies``: separate the supplies per layer and save what the energy accounting needs
+    (:class:`Supply`, :func:`supply_saves`; see the module docstring); False gives the deck
+    without ammeters and without those saves.
     """
     t_in = check_inputs(network, t_in)
     n_samples, n_layers = t_in.shape[0], len(network.widths) - 1
     vdd, te = network.vdd_v, schedule.t_edge_s
+    supplies: list[Supply] = []
     lines = [f"* imcpnn RC-Spike testbench: widths {network.widths}, {n_samples} samples, {network.netlist_kind}"]
     for cell in CELLS:
         lines.append(cell_text(cell).strip())
     lines += [f"VDD vdd 0 {vdd}", f"VV0 v0 0 {network.v0_v}", f"VBS vbsense 0 {network.vb_sense_v}"]
+    if network.core is not None:  # the core's rails are single ports: shared by every layer
+        supplies += [Supply(source, rail, group, None, float(getattr(network, field_name)))
+                     for rail, (source, field_name, group) in SHARED_RAILS.items()]
     for l in range(n_layers):
         rst = [(schedule.window_start_s(s, l, "reset"), schedule.window_start_s(s, l, "accumulation")) for s in range(n_samples)]
         rst[0] = (0.0, rst[0][1])  # hold every layer in reset until its first accumulation
         fire = [(schedule.window_start_s(s, l, "firing"), schedule.window_start_s(s, l, "firing") + schedule.t_phase_s) for s in range(n_samples)]
         for name, windows in (("rst", rst), ("fire", fire)):
-            pts = pulse_points(windows, vdd, te)
-            lines += [f"V{name}{l} {name}{l} 0 {_pwl(pts)}", f"V{name}b{l} {name}b{l} 0 {_pwl(_complement(pts, vdd))}"]
+            more, made = _pwl_pair((f"V{name}{l}", f"V{name}b{l}"), (f"{name}{l}", f"{name}b{l}"),
+                                   pulse_points(windows, vdd, te), vdd, "phase_drivers", l)
+            lines += more
+            supplies += made
     for j, windows in enumerate(input_windows(t_in, schedule)):
-        pts = pulse_points(windows, vdd, te)
-        lines += [f"VIN{j} s0_{j} 0 {_pwl(pts)}", f"VINB{j} sb0_{j} 0 {_pwl(_complement(pts, vdd))}"]
+        more, made = _pwl_pair((f"VIN{j}", f"VINB{j}"), (f"s0_{j}", f"sb0_{j}"), pulse_points(windows, vdd, te),
+                               vdd, "input_drivers", 0)
+        lines += more
+        supplies += made
     if network.core is not None:
-        lines += core_netlist(network, biases, vg_dis_v)
+        lines += core_netlist(network, biases, vg_dis_v, supplies)
     else:
         for l in range(n_layers):
-            lines += layer_netlist(network, l, *biases[l], vg_dis_v[l])
+            lines += layer_netlist(network, l, *biases[l], vg_dis_v[l], supplies if save_supplies else None)
+    supplies_kept = tuple(supplies) if save_supplies else ()
     return NetworkDeck(
         text="\n".join(lines) + "\n",
-        saves=network_saves(network.widths, save_membranes),
+        saves=network_saves(network.widths, save_membranes) + supply_saves(supplies_kept),
         t_stop_s=schedule.t_stop_s(n_samples, n_layers),
         t_step_max_s=schedule.t_step_max_s,
         n_samples=n_samples,
         widths=network.widths,
         netlist_kind=network.netlist_kind,
+        supplies=supplies_kept,
     )

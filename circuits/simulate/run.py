@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from imcpnn.circuits.characterization.fit import Characterization
+from imcpnn.circuits.simulate.energy import supply_energy
 from imcpnn.circuits.simulate.measure import membrane_table, spice_spike_table
 from imcpnn.circuits.netlist.network import Network, NetworkDeck, PhaseSchedule, check_inputs, check_weights, network_deck
 from imcpnn.circuits.netlist.operating_point import OperatingPoint
@@ -31,7 +32,9 @@ class NetworkRun:
     ``spikes``: the spike table, one row per (sample, layer, neuron) (see
     :func:`imcpnn.circuits.simulate.measure.spice_spike_table`);
     ``membranes``: waveforms (or None); ``mapping``: gate biases per layer and the constants used;
-    ``traces``: per batch, (time_s, {name: trace}) if requested.
+    ``traces``: per batch, (time_s, {name: trace}) if requested; ``energy``: the energy each
+    supply group delivered per sample, layer and phase
+    (:func:`imcpnn.circuits.simulate.energy.supply_energy`), None when the supplies were not saved.
     """
 
     spikes: pd.DataFrame
@@ -39,6 +42,7 @@ class NetworkRun:
     mapping: dict
     netlists: tuple[str, ...]
     traces: tuple = field(default=(), repr=False)
+    energy: pd.DataFrame | None = field(default=None, repr=False)
 
 
 #: Absolute tolerance (V, deg C) of the operating-point comparison (JSON round trips are exact).
@@ -108,13 +112,14 @@ def map_network(
 
 
 def build_testbenches(
-    network: Network, mapping: dict, t_in: np.ndarray, schedule: PhaseSchedule, batch_size: int, save_membranes: bool
+    network: Network, mapping: dict, t_in: np.ndarray, schedule: PhaseSchedule, batch_size: int, save_membranes: bool,
+    save_supplies: bool = True,
 ) -> list[NetworkDeck]:
     """One testbench per batch of ``batch_size`` samples (``t_in``: (n_samples, n_in))."""
     biases = [(np.asarray(L["vg_n_v"]), np.asarray(L["vg_p_v"])) for L in mapping["layers"]]
     vg_dis = [L["vg_dis_v"] for L in mapping["layers"]]
     return [
-        network_deck(network, biases, vg_dis, t_in[k : k + batch_size], schedule, save_membranes)
+        network_deck(network, biases, vg_dis, t_in[k : k + batch_size], schedule, save_membranes, save_supplies)
         for k in range(0, len(t_in), batch_size)
     ]
 
@@ -155,6 +160,7 @@ def simulate_scales(
     progress: bool = True,
     mismatch_seed: int | None = None,
     mapping_point: bool = False,
+    save_supplies: bool = True,
 ) -> list[NetworkRun]:
     """Simulate the same weights and inputs for several current scales, all batches in parallel.
 
@@ -171,6 +177,9 @@ def simulate_scales(
     ``mapping_point``: let ``corner``/``temp_c`` differ from the characterization's: the gate
     biases stay those mapped at the characterization's corner and temperature (a chip calibrated
     at one point and operated at another); the voltages must still match.
+    ``save_supplies``: separate and save the supplies so that each run carries its ``energy``
+    table (:func:`imcpnn.circuits.netlist.network.network_deck`); False: spike times only,
+    smaller raw files.
     """
     if isinstance(char, dict):
         char = Characterization.from_dict(char)
@@ -199,12 +208,13 @@ def simulate_scales(
                           "give one per candidate")
     for scales, k_dis in zip(scales_list, discharger_scales):
         mapping = map_network(mapping_network or network, weights, char, scales, schedule.t_phase_s, k_dis)
-        plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes)))
+        plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes,
+                                                 save_supplies)))
     sims = [network_sim(tb, corner_enum, temp_c, schedule.trtol, mismatch_seed) for _, tbs in plans for tb in tbs]
     results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))
     runs = []
     for mapping, tbs in plans:
-        spikes, membranes, traces = [], [], []
+        spikes, membranes, traces, energy = [], [], [], []
         for b, tb in enumerate(tbs):
             plot = next(results).plot("tran")
             time_s = np.asarray(plot[plot.names[0]])
@@ -218,6 +228,9 @@ def simulate_scales(
                 membranes.append(mb)
             if keep_traces:
                 traces.append((time_s, tr))
+            if tb.supplies:
+                en = supply_energy(time_s, tr, tb.supplies, schedule, tb.n_samples, len(tb.widths) - 1)
+                energy.append(en.assign(sample=en["sample"] + b * batch_size))
         runs.append(
             NetworkRun(
                 spikes=pd.concat(spikes, ignore_index=True),
@@ -225,6 +238,7 @@ def simulate_scales(
                 mapping=mapping,
                 netlists=tuple(tb.text for tb in tbs),
                 traces=tuple(traces),
+                energy=pd.concat(energy, ignore_index=True) if energy else None,
             )
         )
     return runs

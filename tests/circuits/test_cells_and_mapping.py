@@ -28,6 +28,7 @@ from imcpnn.circuits.netlist.network import (
     check_weights,
     input_windows,
     network_deck,
+    network_saves,
 )
 from imcpnn.circuits.sky130 import MODELS, mim_capacitance_f, model, um
 from imcpnn.circuits.simulate.weights import (
@@ -283,10 +284,15 @@ def test_layer_netlist_has_the_expected_instances():
     # one gate source per used current source: n_in NMOS (col 0) + n_in PMOS (col 1); col 2 is off
     assert sum(1 for l in lines if l.startswith("VN0_")) == n_in
     assert sum(1 for l in lines if l.startswith("VP0_")) == n_in
-    assert all(" 0 vdd vdd 0 synapse" in l for l in lines if l.startswith("XS0_") and l.split()[0].endswith("_2"))
+    # off sources tie to the rails: the layer's own vdd0 (behind its ammeter, for the energy
+    # accounting) and ground
+    assert all(" 0 vdd0 vdd0 0 synapse" in l for l in lines if l.startswith("XS0_") and l.split()[0].endswith("_2"))
     # the cell definitions are in the deck exactly once each
     assert [tb.text.count(f".subckt {c.subckt} ") for c in CELLS] == [1] * len(CELLS)
-    assert len(tb.saves) == 2 * n_out
+    # spike lines and membranes, then one current per supply (3 ammeters, 8 gate biases, the
+    # discharger bias, 4 phase drivers, 2 x 4 input drivers) and the 4 + 8 driver voltages
+    assert tb.saves[: 2 * n_out] == network_saves(net.widths)
+    assert len(tb.saves) == 2 * n_out + (3 + 2 * n_in + 1 + 4 + 2 * n_in) + (4 + 2 * n_in)
     assert tb.netlist_kind == "schematic"
     # flattened device count by sky130 model name: synapse 2 N + 2 P, neuron 8 N + 7 P + LVT + HVT + MIM
     sub = {c.subckt: c for c in CELLS}

@@ -155,7 +155,15 @@ def test_summary_has_every_key_in_the_order_it_always_had():
         "test_accuracy_by_pipeline", "search_starts", "calibration", "discharger",
         "discharger_design", "discharger_scale", *per, "error_budget", "dynamics", "protocol",
         "models", "elapsed_s", "ratio_bottom_up_over_top_down", "trace_fit", "mapping", "versions",
-        "characterization_figures"]
+        "characterization_figures", "energy_per_inference_j", "energy_per_synop_j", "energy"]
+    # these results predate the energy accounting: energy reads as not measured
+    assert summary["energy_per_inference_j"] is None and summary["energy"] is None
+    energy = {"energy_per_inference_j": 2e-12, "energy_per_synop_j": 1e-13, "table": []}
+    results["bottom_up"] |= {"energy_per_inference_j": 2e-12, "energy_per_synop_j": 1e-13, "energy": energy}
+    summary = pipe.build_summary(ctx, results, stages, ["characterization/a.png"], 12.5)
+    check_summary(summary, "summary")
+    assert (summary["energy_per_inference_j"], summary["energy_per_synop_j"]) == (2e-12, 1e-13)
+    assert summary["energy"] is energy
     assert (summary["rmse_top_down_ns"], summary["rmse_bottom_up_ns"]) == (2.0, 3.0)
     assert summary["ratio_bottom_up_over_top_down"] == 1.5
     assert summary["scale_top_down"] == [1.1, 0.9] and summary["n_test_samples"] == 7

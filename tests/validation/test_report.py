@@ -84,6 +84,32 @@ def test_render_writes_markdown_and_self_contained_html(tmp_path):
     assert '"epochs": 3' in text  # non-default config fields are listed
 
 
+def test_energy_section_reports_the_measurement_or_says_it_was_not_made(tmp_path):
+    """A run saved before the energy accounting (no energy keys) still renders; a new one shows
+    energy per inference, per synaptic operation and the breakdown."""
+    root = make_results(tmp_path)
+    assert "Energy: not measured" in render_report(root).read_text()
+    summary = json.loads((root / "summary.json").read_text())
+    summary |= {"energy_per_inference_j": None, "energy_per_synop_j": None, "energy": None}
+    write_json(root / "summary.json", summary)
+    assert "Energy: not measured" in render_report(root).read_text()
+    table = [{"layer": l, "phase": ph, "group": g, "energy_j": 1e-13}
+             for l in range(2) for ph in ("reset", "accumulation", "firing")
+             for g in ("array_neurons", "neuron_bias")]
+    summary |= {"energy_per_inference_j": 1.2e-12, "energy_per_synop_j": float("nan"),
+                "energy": {"n_synops_per_inference": 0.0, "n_samples": 2, "table": table,
+                           "per_layer": [{"layer": l, "energy_j": 6e-13, "n_synops": 0.0,
+                                          "energy_per_synop_j": float("nan")} for l in range(2)]}}
+    write_json(root / "summary.json", summary)  # NaN is written as null
+    text = render_report(root).read_text()
+    assert "1.2 pJ per inference" in text and "no energy per synaptic operation" in text
+    assert "accumulation_pJ" in text and "total_pJ" in text and "energy_per_synop_fJ" in text
+    summary["energy_per_inference_j"] = "1e-12"
+    write_json(root / "summary.json", summary)
+    with pytest.raises(ResultsError, match="energy_per_inference_j='1e-12' should be of type float/NoneType"):
+        render_report(root)
+
+
 @pytest.mark.parametrize("victim, damage, match", [
     ("summary.json", None, "summary.json is missing"),
     ("summary.json", "{not json", "summary.json is corrupt"),
@@ -154,4 +180,6 @@ def test_summary_contract_lists_issue_keys():
         # the fidelity issue's additions: protocol, honest metrics, error budget
         "calibration", "discharger", "error_budget",
         *(f"{k}_{p}_ns" for k in ("rmse_spiking", "bias") for p in PIPELINES),
-        *(f"n_silent_mismatch_{p}" for p in PIPELINES)}
+        *(f"n_silent_mismatch_{p}" for p in PIPELINES),
+        # the scale issue's energy (optional: older summaries lack it)
+        "energy_per_inference_j", "energy_per_synop_j"}
