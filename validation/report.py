@@ -437,10 +437,10 @@ def _energy_blocks(s: dict) -> list:
                 .reset_index())
         wide.columns = [c if c in ("layer", "group") else f"{c}_pJ" for c in wide.columns]
         wide["total_pJ"] = wide[[c for c in wide.columns if c.endswith("_pJ")]].sum(axis=1)
+        shared = "; layer -1: rails shared by every layer (post-layout core)" if (wide["layer"] < 0).any() else ""
         blocks.append(Table(wide, "Energy per inference (pJ) per layer and supply group, per phase: "
                                   "array_neurons is the layer's VDD (synapse array and neurons), the "
-                                  "other groups are bias generators and drivers (ideal sources); "
-                                  "layer -1 holds rails shared by every layer (post-layout core)"))
+                                  f"other groups are bias generators and drivers (ideal sources){shared}"))
     per_layer = pd.DataFrame(energy.get("per_layer", []))
     if not per_layer.empty:
         blocks.append(Table(pd.DataFrame({

@@ -23,8 +23,8 @@ branch current the deck saves. The shared rails ``vdd``, ``v0``, ``vbsense`` (so
 other source already belongs to one layer (gate biases, discharger bias, phase drivers) or to
 the inputs (``VIN<j>``, ``VINB<j>``). A 0 V source carries the current without changing a node
 voltage, so the circuit is the same; the matrix grows by two unknowns per ammeter, and its
-different rounding moves ngspice's accepted time steps, so spike times move within the
-transient's own discretization error (extra saved vectors alone change nothing). With
+different rounding moves ngspice's accepted time steps, so spike times move slightly: the
+step control's choices change, not the circuit (extra saved vectors alone change nothing). With
 ``save_supplies=False`` the deck is the one without ammeters. A post-layout core has one port
 per rail: there ``VDD``, ``VV0``, ``VBS`` are supplies shared by every layer.
 """
@@ -613,7 +613,8 @@ def network_deck(
     gate of layer l; ``t_in`` (n_samples, n_in) normalized input spike times (NaN = none).
     ``save_supplies``: separate the supplies per layer and save what the energy accounting needs
     (:class:`Supply`, :func:`supply_saves`; see the module docstring); False gives the deck
-    without ammeters and without those saves.
+    without ammeters and without those saves. The saves grow with the array (one current per
+    gate-bias source): runs that need spike times only are cheaper without them.
     """
     t_in = check_inputs(network, t_in)
     n_samples, n_layers = t_in.shape[0], len(network.widths) - 1

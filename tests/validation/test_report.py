@@ -15,6 +15,12 @@ from imcpnn.validation import ValidationConfig, render_report
 from imcpnn.validation.report import PIPELINES, SUMMARY_KEYS, table_name, write_csv, write_json
 
 
+#: summary["energy"]["table"] of make_results: 2 layers x 3 phases x 2 groups of 0.1 pJ.
+ENERGY_TABLE = [{"layer": l, "phase": ph, "group": g, "energy_j": 1e-13}
+                for l in range(2) for ph in ("reset", "accumulation", "firing")
+                for g in ("array_neurons", "neuron_bias")]
+
+
 def make_results(root):
     root.mkdir(parents=True, exist_ok=True)
     """A complete, small results folder as the pipeline writes it (2 samples, 2 layers of 2)."""
@@ -31,7 +37,11 @@ def make_results(root):
                "error_budget": [{"term": "ideal", "rmse_bottom_up_ns": 9.0},
                                 {"term": "+ E", "rmse_bottom_up_ns": 4.0}],
                **{f"{k}_{p}_ns": 1.0 for k in ("rmse_spiking", "bias") for p in PIPELINES},
-               **{f"n_silent_mismatch_{p}": 0 for p in PIPELINES}}
+               **{f"n_silent_mismatch_{p}": 0 for p in PIPELINES},
+               "energy_per_inference_j": 1.2e-12, "energy_per_synop_j": 1e-13,
+               "energy": {"n_synops_per_inference": 12.0, "n_samples": 2, "table": ENERGY_TABLE,
+                          "per_layer": [{"layer": l, "energy_j": 6e-13, "n_synops": 6.0,
+                                         "energy_per_synop_j": 1e-13} for l in range(2)]}}
     write_json(root / "summary.json", summary)
     (root / "characterization").mkdir()
     (root / "characterization" / "id_vd.png").write_bytes(PNG_1PX)
@@ -85,25 +95,22 @@ def test_render_writes_markdown_and_self_contained_html(tmp_path):
 
 
 def test_energy_section_reports_the_measurement_or_says_it_was_not_made(tmp_path):
-    """A run saved before the energy accounting (no energy keys) still renders; a new one shows
-    energy per inference, per synaptic operation and the breakdown."""
+    """A new run shows energy per inference, per synaptic operation and the breakdown; a run
+    saved before the energy accounting (no energy keys), or without it (null), still renders."""
     root = make_results(tmp_path)
-    assert "Energy: not measured" in render_report(root).read_text()
+    text = render_report(root).read_text()
+    assert "1.2 pJ per inference, 100 fJ per synaptic operation (12 synaptic operations" in text
+    assert "| 0 | array_neurons | 0.1 | 0.1 | 0.1 | 0.3 |" in text and "energy_per_synop_fJ" in text
     summary = json.loads((root / "summary.json").read_text())
-    summary |= {"energy_per_inference_j": None, "energy_per_synop_j": None, "energy": None}
+    summary["energy_per_synop_j"] = float("nan")  # no synaptic operation: written as null
+    write_json(root / "summary.json", summary)
+    assert "no energy per synaptic operation" in render_report(root).read_text()
+    write_json(root / "summary.json", summary | {"energy_per_inference_j": None, "energy": None})
+    assert "Energy: not measured" in render_report(root).read_text()
+    for key in ("energy_per_inference_j", "energy_per_synop_j", "energy"):
+        del summary[key]
     write_json(root / "summary.json", summary)
     assert "Energy: not measured" in render_report(root).read_text()
-    table = [{"layer": l, "phase": ph, "group": g, "energy_j": 1e-13}
-             for l in range(2) for ph in ("reset", "accumulation", "firing")
-             for g in ("array_neurons", "neuron_bias")]
-    summary |= {"energy_per_inference_j": 1.2e-12, "energy_per_synop_j": float("nan"),
-                "energy": {"n_synops_per_inference": 0.0, "n_samples": 2, "table": table,
-                           "per_layer": [{"layer": l, "energy_j": 6e-13, "n_synops": 0.0,
-                                          "energy_per_synop_j": float("nan")} for l in range(2)]}}
-    write_json(root / "summary.json", summary)  # NaN is written as null
-    text = render_report(root).read_text()
-    assert "1.2 pJ per inference" in text and "no energy per synaptic operation" in text
-    assert "accumulation_pJ" in text and "total_pJ" in text and "energy_per_synop_fJ" in text
     summary["energy_per_inference_j"] = "1e-12"
     write_json(root / "summary.json", summary)
     with pytest.raises(ResultsError, match="energy_per_inference_j='1e-12' should be of type float/NoneType"):
