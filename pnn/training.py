@@ -48,7 +48,7 @@ from imcpnn.config import from_dict, is_real, require, to_dict
 from imcpnn.errors import ConfigError, ResultsError, TrainingError
 from imcpnn.rundir import RunClock, RunDirLock, note, write_json_atomic
 from imcpnn.pnn.data import DataConfig, DataSplits, load_dataset
-from imcpnn.pnn.layers import PNN, LayerPhysics, parse_arch
+from imcpnn.pnn.layers import PNN, LayerPhysics, RCSpikeDense, parse_arch
 from imcpnn.pnn.variation import LayerDraw, VariationModel, draw_chip
 
 CONFIG_FILE = "config.json"
@@ -447,7 +447,7 @@ def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]
 def train(
     config: TrainConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
     stop_after_epoch: int | None = None, data: DataSplits | None = None,
-    command: str = "imcpnn train",
+    command: str = "imcpnn train", init_weights: list[Tensor] | None = None,
 ) -> TrainResult:  # fmt: skip
     """Train (or resume) the run that ``config`` describes in ``out_dir``.
 
@@ -462,6 +462,10 @@ def train(
         stop_after_epoch: return after this epoch (time-boxed jobs); rerun to continue.
         data: already loaded data (else loaded from ``config.data``).
         command: how the lock file names this run to a second command on ``out_dir``.
+        init_weights: start from these dense weights (one (n_in, n_out) tensor per dense layer,
+            e.g. a plainly trained model's :meth:`PNN.dense_weights`) instead of a random
+            initialisation: fine-tuning, e.g. hardware-aware training of a trained network. A
+            resumed run continues from its checkpoint whatever is given here.
 
     Raises:
         ConfigError: ``out_dir`` holds a run with a different config (and not ``overwrite``), or
@@ -485,6 +489,8 @@ def train(
         # gave), shuffling (CPU), grid offsets and noise (on the device, saved in the checkpoint)
         init_gen = torch.Generator().manual_seed(config.seed)
         model = build_model(config, data, init_gen).to(device)
+        if init_weights is not None:
+            _set_dense_weights(model, init_weights)
         _start_run_dir(config, out_dir, overwrite, plan)
         clock = RunClock(out_dir / ELAPSED_FILE, start_s)
         try:
@@ -493,6 +499,20 @@ def train(
         finally:
             elapsed_s = clock.save()
         return TrainResult(out_dir, config, model, history, data.n_classes, elapsed_s)
+
+
+def _set_dense_weights(model: PNN, weights: list[Tensor]) -> None:
+    """Copy ``weights`` into the model's dense layers (ConfigError naming a count or shape that
+    does not fit)."""
+    layers = [m for m in model.layers if type(m) is RCSpikeDense]
+    if len(weights) != len(layers):
+        raise ConfigError(f"init_weights holds {len(weights)} matrices for {len(layers)} dense layers")
+    with torch.no_grad():
+        for k, (layer, w) in enumerate(zip(layers, weights)):
+            if tuple(w.shape) != tuple(layer.weight.shape):
+                raise ConfigError(f"init_weights[{k}] has shape {tuple(w.shape)}, the layer "
+                                  f"{tuple(layer.weight.shape)}: give the weights of the same architecture")
+            layer.weight.copy_(w.to(layer.weight))
 
 
 def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSplits,

@@ -356,17 +356,20 @@ def layer_physics(pipeline: str, params: PhysicalParameters, discharger_scale: f
 
 
 def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters, *,
-                         variation=None, epochs: int | None = None):
+                         variation=None, epochs: int | None = None, lr: float | None = None,
+                         loss: dict | None = None, init_weights=None):
     """Train (or resume, or reload) the model of ``pipeline`` with :func:`layer_physics`;
     ``variation`` (an :class:`imcpnn.pnn.VariationModel`) trains it hardware-aware (a fresh chip
-    per mini-batch), ``epochs`` replaces the config's."""
+    per mini-batch); ``epochs``/``lr`` replace the config's, ``loss`` fields of the LossConfig;
+    ``init_weights`` fine-tunes from those dense weights."""
     from imcpnn.pnn import train
 
     cfg = _train_config(ctx.config, ctx.data_config, layer_physics(pipeline, params))
-    if variation is not None or epochs is not None:
-        optim = dataclasses.replace(cfg.optim, epochs=epochs or cfg.optim.epochs)
-        cfg = dataclasses.replace(cfg, optim=optim, variation=variation)
-    return train(cfg, ctx.out_dir / f"train_{pipeline}", progress=ctx.progress).model
+    optim = dataclasses.replace(cfg.optim, epochs=epochs or cfg.optim.epochs, lr=lr or cfg.optim.lr)
+    cfg = dataclasses.replace(cfg, optim=optim, variation=variation,
+                              loss=dataclasses.replace(cfg.loss, **(loss or {})))
+    return train(cfg, ctx.out_dir / f"train_{pipeline}", progress=ctx.progress,
+                 init_weights=init_weights).model
 
 
 #: Weights (inputs x neurons) of the characterization testbench layer (:func:`fit_testbench`):

@@ -66,6 +66,34 @@ NETWORKS = ("plain", "hwa")
 
 
 @dataclass(frozen=True)
+class HwaTraining:
+    """The hardware-aware training recipe: a fresh chip from the variation model per mini-batch.
+
+    Attributes:
+        from_plain: fine-tune the plainly trained network (else start from a random
+            initialisation with the plain network's seed).
+        epochs, lr: Adam schedule of the hardware-aware run.
+        t_ref, gamma: the loss's temporal penalty gamma * sum_i (t_i - t_ref)^2. An earlier
+            t_ref than the plain network's keeps the outputs mid-window, where a per-neuron
+            error of the firing ramp (a gain on the crossing time) shifts them less; the plain
+            network trained with this loss alone is reported too, so that the loss's share of
+            the recovery is visible.
+    """
+
+    from_plain: bool = True
+    epochs: int = 600
+    lr: float = 0.003
+    t_ref: float = 0.5
+    gamma: float = 1.0
+
+    def __post_init__(self):
+        require(self, "epochs", self.epochs, isinstance(self.epochs, int) and self.epochs >= 1, "an integer >= 1")
+        require(self, "lr", self.lr, isinstance(self.lr, (int, float)) and 0 < self.lr < 1, "a number in (0, 1)")
+        require(self, "t_ref", self.t_ref, isinstance(self.t_ref, (int, float)) and 0 <= self.t_ref <= 1, "[0, 1]")
+        require(self, "gamma", self.gamma, isinstance(self.gamma, (int, float)) and self.gamma >= 0, "a number >= 0")
+
+
+@dataclass(frozen=True)
 class VariationConfig:
     """What :func:`run_variation` sweeps (saved as config.json in the result folder).
 
@@ -78,7 +106,7 @@ class VariationConfig:
         seed: first Monte Carlo seed (chip k has seed ``seed + k``) and seed of the model's chips.
         mismatch_instances: device copies per Monte Carlo deck of the mismatch characterization.
         model_chips: chips drawn from the variation model for the predicted distribution.
-        hwa_epochs: training epochs of the hardware-aware network (None: the validation's).
+        hwa: the hardware-aware training recipe.
     """
 
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -89,7 +117,7 @@ class VariationConfig:
     seed: int = 1
     mismatch_instances: int = 100
     model_chips: int = 200
-    hwa_epochs: int | None = None
+    hwa: HwaTraining = field(default_factory=HwaTraining)
 
     def __post_init__(self):
         for name in ("corners", "temps_c"):
@@ -110,8 +138,6 @@ class VariationConfig:
                 "an integer >= 2 (a spread needs two devices)")
         require(self, "seed", self.seed, isinstance(self.seed, int) and 1 <= self.seed < 2**31 - self.mc,
                 f"an integer in [1, 2**31 - mc) (ngspice seeds are >= 1)")
-        require(self, "hwa_epochs", self.hwa_epochs, self.hwa_epochs is None or (
-            isinstance(self.hwa_epochs, int) and self.hwa_epochs >= 1), "None or an integer >= 1")
 
 
 def parse_list(text: str, kind, option: str) -> tuple:
@@ -162,15 +188,26 @@ def bottom_up_parameters(ctx) -> PhysicalParameters:
     return PhysicalParameters(**stage_dynamics(ctx)["parameters"])
 
 
-def train_and_search(ctx, params: PhysicalParameters, variation=None, epochs: int | None = None):
+def train_and_search(ctx, params: PhysicalParameters, variation=None, hwa: HwaTraining | None = None,
+                     plain=None):
     """(model, search stage) of the bottom-up network in ``ctx.out_dir``: trained plainly, or
-    hardware-aware with ``variation``; its scale searched on the nominal chip."""
+    with the recipe ``hwa`` (hardware-aware when ``variation`` is given; from the weights of
+    ``plain`` with ``hwa.from_plain``); its scale searched on the nominal chip."""
     from imcpnn.validation._pipeline import SEARCH_STARTS, stage_search, train_pipeline_model
 
-    model = train_pipeline_model(ctx, "bottom_up", params, variation=variation, epochs=epochs)
+    model = train_pipeline_model(ctx, "bottom_up", params, **_recipe(variation, hwa, plain))
     weights = [w.double().numpy() for w in model.dense_weights()]
     search = stage_search(ctx, "bottom_up", weights, params, model, SEARCH_STARTS["bottom_up"])
     return model, search
+
+
+def _recipe(variation, hwa: HwaTraining | None, plain) -> dict:
+    """Keyword arguments of :func:`._pipeline.train_pipeline_model` for the recipe ``hwa``."""
+    if hwa is None:
+        return {"variation": variation}
+    return {"variation": variation, "epochs": hwa.epochs, "lr": hwa.lr,
+            "loss": {"t_ref": hwa.t_ref, "gamma": hwa.gamma},
+            "init_weights": plain.dense_weights() if hwa.from_plain and plain is not None else None}
 
 
 # ------------------------------------------------------------------------ mismatch -> model units
@@ -296,6 +333,23 @@ def stage_mc_chip(ctx, net: str, model, params: PhysicalParameters, search: dict
     return cached_stage(ctx.out_dir, f"mc_{net}_{seed}", compute, ctx.progress)
 
 
+#: The variation model's terms, each alone, for the model-only mismatch budget.
+VARIATION_TERMS = {
+    "synapse currents": ("sigma_rel_plus", "sigma_rel_minus"),
+    "synapse E (lambda)": ("sigma_e_plus_rel", "sigma_e_minus_rel"),
+    "neuron threshold (V_switch)": ("sigma_threshold",),
+    "firing ramp (discharger current)": ("sigma_ramp_rel",),
+}
+
+
+def single_term(variation, fields: tuple[str, ...]):
+    """``variation`` with every spread but ``fields`` set to zero."""
+    zero = {"sigma_rel_plus": tuple(0.0 for _ in variation.sigma_rel_plus),
+            "sigma_rel_minus": tuple(0.0 for _ in variation.sigma_rel_minus),
+            "sigma_e_plus_rel": 0.0, "sigma_e_minus_rel": 0.0, "sigma_threshold": 0.0, "sigma_ramp_rel": 0.0}
+    return dataclasses.replace(variation, **{k: v for k, v in zero.items() if k not in fields})
+
+
 def mc_comparison(ctx, config: VariationConfig, nominal: Nominal, variation) -> tuple[dict, dict]:
     """(mc section of variation.json, per-network arrays for the figures)."""
     from imcpnn.validation._pipeline import layer_physics, model_layer_times, synapse_reversals
@@ -333,6 +387,28 @@ def mc_comparison(ctx, config: VariationConfig, nominal: Nominal, variation) -> 
                        "err_model_ns": ((t_model - t_nominal) * T_ns).ravel()}
     for net in NETWORKS:
         section[f"accuracy_gap_{net}"] = section[f"mean_accuracy_model_{net}"] - section[f"mean_accuracy_spice_{net}"]
+    # model only: which device costs the plain network its accuracy (each term alone)
+    model, weights = nominal.models["plain"], [w.double().numpy() for w in nominal.models["plain"].dense_weights()]
+    physics = layer_physics("bottom_up", nominal.params)
+    reversal = synapse_reversals(ctx, "bottom_up", nominal.params, weights)
+    section["term_budget_plain"] = [
+        {"term": term, "mean_accuracy_model": float(np.mean([
+            accuracy(t, ctx.y_test, ctx.n_classes) for t in model_chip_times(
+                model, ctx.x_test, physics, reversal, single_term(variation, fields), config.model_chips,
+                config.seed)]))}
+        for term, fields in VARIATION_TERMS.items()]
+    ablation = nominal.models.get("loss_only")
+    if ablation is not None:  # model only: the hardware-aware recipe's loss without the chips
+        weights = [w.double().numpy() for w in ablation.dense_weights()]
+        physics = layer_physics("bottom_up", nominal.params)
+        reversal = synapse_reversals(ctx, "bottom_up", nominal.params, weights)
+        t_model = model_chip_times(ablation, ctx.x_test, physics, reversal, variation, config.model_chips,
+                                   config.seed)
+        acc = [accuracy(t, ctx.y_test, ctx.n_classes) for t in t_model]
+        section["accuracy_model_loss_only"] = acc
+        section["mean_accuracy_model_loss_only"] = float(np.mean(acc))
+        section["accuracy_nominal_model_loss_only"] = accuracy(
+            model_layer_times(ablation, ctx.x_test, physics, reversal)[-1], ctx.y_test, ctx.n_classes)
     return section, arrays
 
 
@@ -412,6 +488,8 @@ def run_variation(config: VariationConfig, out_dir: str | Path, *, cache_dir=Non
                   command: str = "imcpnn variation") -> dict:
     """Run (or resume) every stage, write variation.json, the figures and the report; returns
     variation.json's content. A folder holding another config is refused (ConfigError)."""
+    from imcpnn.validation._pipeline import train_pipeline_model
+
     start = time.perf_counter()
     out_dir = Path(out_dir)
     with RunDirLock(out_dir, command):
@@ -424,8 +502,11 @@ def run_variation(config: VariationConfig, out_dir: str | Path, *, cache_dir=Non
         mismatch = stage_mismatch(ctx, config)
         variation = network_variation_model(mismatch, ctx, params, plain[1])
         write_json_atomic(out_dir / "variation_model.json", variation.to_dict())
-        hwa = train_and_search(contexts["hwa"], params, variation=variation, epochs=config.hwa_epochs)
-        nominal = Nominal(ctx=ctx, params=params, models={"plain": plain[0], "hwa": hwa[0]},
+        hwa = train_and_search(contexts["hwa"], params, variation=variation, hwa=config.hwa, plain=plain[0])
+        loss_only = train_pipeline_model(dataclasses.replace(ctx, out_dir=out_dir / "loss_only"), "bottom_up",
+                                         params, **_recipe(None, config.hwa, plain[0]))
+        nominal = Nominal(ctx=ctx, params=params,
+                          models={"plain": plain[0], "hwa": hwa[0], "loss_only": loss_only},
                           searches={"plain": plain[1], "hwa": hwa[1]})
         mc, arrays = mc_comparison(ctx, config, nominal, variation)
         corners = [stage_corner(ctx, nominal, c, t) for c in config.corners for t in config.temps_c]
@@ -525,6 +606,10 @@ def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
         "spike-time spread SPICE (ns)": mc[f"spike_time_spread_spice_{net}_ns"],
         "spike-time spread model (ns)": mc[f"spike_time_spread_model_{net}_ns"],
     } for net in NETWORKS])
+    if "mean_accuracy_model_loss_only" in mc:
+        summary.loc[len(summary)] = {"network": "plain + hardware-aware loss, no chips (model only)",
+                                     "nominal model accuracy": mc["accuracy_nominal_model_loss_only"],
+                                     "model mean": mc["mean_accuracy_model_loss_only"]}
     vm = result["variation_model"]
     blocks = [
         Heading("Variation", 1),
@@ -545,6 +630,9 @@ def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
         Image(_figure(figs / "mc_accuracy.png", _draw_accuracy(mc), (7.0, 3.0)), "accuracy over chips"),
         Image(_figure(figs / "mc_spike_times.png", _draw_errors(arrays), (7.0, 3.0)),
               "output spike time on a chip minus the nominal model's"),
+        Table(pd.DataFrame(mc["term_budget_plain"]),
+              "plain network, model only: mean accuracy over the chips with one term of the variation "
+              "model at a time"),
         Heading("Corners and temperature"),
         Table(corners, "plain network; nominal mapping = gate biases from the nominal point"),
     ]

@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{label}: accuracy over {mc['n']} SPICE chips {mc[f'mean_accuracy_spice_{net}']:.3f} "
               f"+- {mc[f'std_accuracy_spice_{net}']:.3f}, model {mc[f'mean_accuracy_model_{net}']:.3f} "
               f"+- {mc[f'std_accuracy_model_{net}']:.3f} (nominal model {mc[f'accuracy_nominal_model_{net}']:.3f})")
+    if "mean_accuracy_model_loss_only" in mc:
+        print(f"plain + the hardware-aware loss, no chips (model only): {mc['mean_accuracy_model_loss_only']:.3f}")
+    print("model, plain network, one variation term at a time: " + ", ".join(
+        f"{row['term']} {row['mean_accuracy_model']:.3f}" for row in mc["term_budget_plain"]))
     for row in result["corners"]:
         def fmt(x):
             return "n/a" if x is None else f"{x:.3f}"

@@ -27,6 +27,28 @@ def test_bad_config_names_the_field(changes, match):
         VariationConfig(**changes)
 
 
+@pytest.mark.parametrize("changes, match", [({"epochs": 0}, "epochs"), ({"lr": 2.0}, "lr"),
+                                            ({"t_ref": 1.5}, "t_ref"), ({"gamma": -1.0}, "gamma")])
+def test_bad_hwa_recipe_names_the_field(changes, match):
+    from imcpnn.validation._variation import HwaTraining
+
+    with pytest.raises(ConfigError, match=f"HwaTraining.{match}"):
+        HwaTraining(**changes)
+
+
+def test_single_term_keeps_only_its_spreads():
+    from imcpnn.pnn import VariationModel
+    from imcpnn.validation._variation import VARIATION_TERMS, single_term
+
+    vm = VariationModel(w_abs=(0.1, 1.0), sigma_rel_plus=(0.3, 0.2), sigma_rel_minus=(0.2, 0.1),
+                        sigma_e_plus_rel=0.01, sigma_e_minus_rel=0.02, sigma_threshold=0.015, sigma_ramp_rel=0.3)
+    ramp = single_term(vm, VARIATION_TERMS["firing ramp (discharger current)"])
+    assert ramp.sigma_ramp_rel == 0.3 and ramp.sigma_threshold == 0 and ramp.sigma_rel_plus == (0.0, 0.0)
+    currents = single_term(vm, VARIATION_TERMS["synapse currents"])
+    assert currents.sigma_rel_plus == (0.3, 0.2) and currents.sigma_ramp_rel == 0 and currents.sigma_e_plus_rel == 0
+    assert currents.w_abs == vm.w_abs
+
+
 def test_defaults_and_lists():
     cfg = VariationConfig(corners=["tt", "ss"], temps_c=[27, 85.0])
     assert cfg.corners == ("tt", "ss") and cfg.temps_c == (27, 85.0)
