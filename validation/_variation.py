@@ -542,30 +542,24 @@ def check_variation(result: dict, source: str) -> None:
 
 # --------------------------------------------------------------------------------- report
 def _figure(path: Path, draw, size=(6.0, 3.2)) -> str:
-    """Draw with matplotlib's object API (no pyplot state) and save to ``path``; returns the path
+    """Draw on a bare Agg Figure (no pyplot state) and save to ``path``; returns the path
     relative to the report folder."""
-    from matplotlib.figure import Figure
+    from imcpnn.circuits.characterization import agg_figure
 
-    fig = Figure(figsize=size)
+    fig = agg_figure(figsize=size)
     draw(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return f"figures/{path.name}"
 
 
-def _draw_sigma(result: dict):
-    rows = sorted(result["mismatch"]["sigma_i_rel"], key=lambda r: r["i_a"])
+def _mismatch_figure(path: Path, mismatch: dict) -> str:
+    """The mismatch characterization's own figure (sigma(I)/I with its Pelgrom estimate)."""
+    from imcpnn.circuits.characterization import MismatchResult, mismatch_figure
 
-    def draw(fig):
-        ax = fig.subplots()
-        i = np.array([r["i_a"] for r in rows])
-        for key, label in (("nfet", "synapse NMOS"), ("pfet", "synapse PMOS"), ("discharger", "discharger NMOS")):
-            if key in rows[0]:
-                ax.semilogx(i, [100 * r[key] for r in rows], "o-", label=label)
-        ax.set(xlabel="drain current (A)", ylabel="sigma(I)/I (%)",
-               title=f"mismatch, {result['mismatch']['corner']} {result['mismatch']['temp_c']:g} C")
-        ax.legend(fontsize=8)
-    return draw
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mismatch_figure(MismatchResult.from_dict(mismatch)).savefig(path, dpi=110, bbox_inches="tight")
+    return f"figures/{path.name}"
 
 
 def _draw_accuracy(mc: dict):
@@ -610,6 +604,7 @@ def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
         summary.loc[len(summary)] = {"network": "plain + hardware-aware loss, no chips (model only)",
                                      "nominal model accuracy": mc["accuracy_nominal_model_loss_only"],
                                      "model mean": mc["mean_accuracy_model_loss_only"]}
+    summary = summary.astype(object).where(summary.notna(), "-")
     vm = result["variation_model"]
     blocks = [
         Heading("Variation", 1),
@@ -620,7 +615,8 @@ def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
                   "from the variation model below, which comes from the device Monte Carlo only "
                   "(nothing is fitted to the network runs)."),
         Heading("Device mismatch"),
-        Image(_figure(figs / "sigma_i.png", _draw_sigma(result)), "sigma(I)/I against the drain current"),
+        Image(_mismatch_figure(figs / "sigma_i.png", result["mismatch"]),
+              "sigma(I)/I against the drain current (SPICE Monte Carlo); dashed: sigma_Vth g_m / I"),
         Table(pd.DataFrame(result["mismatch"]["sigma_i_rel"]), "relative current spread"),
         Paragraph(f"Model units: threshold sigma {vm['sigma_threshold']:.4g} (of V_th_circ), ramp "
                   f"sigma {vm['sigma_ramp_rel']:.4g}, E_plus sigma {vm['sigma_e_plus_rel']:.4g}, E_minus "

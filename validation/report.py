@@ -221,27 +221,25 @@ def load_results(run_dir: str | Path) -> Results:
 
 
 # ----------------------------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
+def _subplots(*args, figsize, **kwargs):
+    """(figure, axes) on a bare Agg Figure: no pyplot, no ``matplotlib.use`` (the caller's
+    backend and open figures stay untouched)."""
+    from imcpnn.circuits.characterization import agg_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = agg_figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _save(fig, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
     os.replace(tmp, path)
     return f"figures/{path.name}"
 
 
 def _histograms(results: Results) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(PIPELINES), figsize=(4 * len(PIPELINES), 3), sharey=True)
+    fig, axes = _subplots(1, len(PIPELINES), figsize=(4 * len(PIPELINES), 3), sharey=True)
     for ax, pipeline in zip(axes, PIPELINES):
         table = results.tables[table_name("spikes", pipeline)]
         err = table[table["layer"] == table["layer"].max()]["err_t_spike_ns"]
@@ -253,10 +251,9 @@ def _histograms(results: Results) -> str:
 
 
 def _membrane_overlay(results: Results, pipeline: str, worst: int) -> str:
-    plt = _plt()
     table = results.tables[table_name("membrane", pipeline)]
     layers = sorted(table["layer"].unique())
-    fig, axes = plt.subplots(1, len(layers), figsize=(5 * len(layers), 3.2), squeeze=False)
+    fig, axes = _subplots(1, len(layers), figsize=(5 * len(layers), 3.2), squeeze=False)
     for ax, layer in zip(axes[0], layers):
         part = table[table["layer"] == layer]
         for k, (neuron, trace) in enumerate(part.groupby("neuron")):
@@ -283,9 +280,8 @@ def _search_words(search) -> str:
 
 
 def _search_curve(results: Results, pipeline: str) -> str:
-    plt = _plt()
     table = results.tables[table_name("search", pipeline)]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _subplots(figsize=(5, 3.2))
     if pipeline == "top_down":
         sc = ax.scatter(table["scale_plus"], table["scale_minus"], c=table["rmse_t_spike_ns"],
                         cmap="viridis", s=25)
@@ -307,10 +303,9 @@ def _search_curve(results: Results, pipeline: str) -> str:
 def _netlist_scatter(results: Results) -> str:
     """Post-layout vs schematic spike times (ns in the firing window), one colour per layer:
     left the schematic with the same gate biases, right with its own mapping (C_m = MIM)."""
-    plt = _plt()
     table = results.tables["post_layout_spikes.csv"]
     t_ns = results.summary["post_layout"]["t_phase_s"] * 1e9
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(9, 4.2), sharey=True)
     for ax, column, title in ((axes[0], "t_schematic", "schematic with the same gate biases"),
                               (axes[1], "t_schematic_own_mapping", "schematic with its own mapping")):
         for layer, part in table.groupby("layer"):

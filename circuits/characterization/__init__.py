@@ -11,6 +11,7 @@ from imcpnn.circuits.characterization.fit import LambdaFit as LambdaFit
 from imcpnn.circuits.characterization.fit import fit_lambda as fit_lambda
 from imcpnn.circuits.characterization.fit import model_constants as model_constants
 from imcpnn.circuits.characterization.sweeps import CharacterizationConfig as CharacterizationConfig
+from imcpnn.circuits.characterization.sweeps import agg_figure as agg_figure
 from imcpnn.circuits.characterization.sweeps import characterize as characterize
 from imcpnn.circuits.characterization.sweeps import write_outputs as write_outputs
 from imcpnn.circuits.characterization.mismatch import DEVICES as MISMATCH_DEVICES
