@@ -157,6 +157,7 @@ def simulate_scales(
     discharger_scales: list[float] | None = None,
     cache_dir=None,
     max_workers: int | None = None,
+    executor=None,
     progress: bool = True,
     mismatch_seed: int | None = None,
     mapping_point: bool = False,
@@ -173,6 +174,9 @@ def simulate_scales(
     current). ``mapping_network``: the network whose membrane capacitances the weight mapping assumes
     (default ``network``); e.g. the post-layout network, to drive the schematic netlist with the
     very gate biases of the post-layout one.
+    ``executor``: where the batches run (:func:`imcpnn.spice.run_many`): None, a local pool of
+    ``max_workers`` processes; a ``concurrent.futures`` executor; or a ``distributed.Client``,
+    whose Dask cluster runs them (docs/distributed.md).
     ``mismatch_seed``: run every candidate on the Monte Carlo chip of that seed (None: nominal).
     ``mapping_point``: let ``corner``/``temp_c`` differ from the characterization's: the gate
     biases stay those mapped at the characterization's corner and temperature (a chip calibrated
@@ -211,7 +215,8 @@ def simulate_scales(
         plans.append((mapping, build_testbenches(network, mapping, t_in, schedule, batch_size, save_membranes,
                                                  save_supplies)))
     sims = [network_sim(tb, corner_enum, temp_c, schedule.trtol, mismatch_seed) for _, tbs in plans for tb in tbs]
-    results = iter(run_many(sims, cache_dir=cache_dir, max_workers=max_workers, progress=progress, desc="network tran"))
+    results = iter(run_many(sims, executor=executor, cache_dir=cache_dir, max_workers=max_workers, progress=progress,
+                            desc="network tran"))
     runs = []
     for mapping, tbs in plans:
         spikes, membranes, traces, energy = [], [], [], []

@@ -15,9 +15,14 @@ parallel, results cached). Or give a netlist written by `imcpnn netlist` (--netl
 with its DIR/mapping.json): it is run as is. Writes OUT/spikes.csv (sample, layer, neuron,
 t_spike_s, t_spike normalized to the firing window, spiked) and OUT/membranes.png.
 
+The batches run in a local process pool (--workers) or, with --executor dask, on a Dask
+cluster: a local one, or the running one at --scheduler (see docs/distributed.md); the results
+are cached on this machine either way.
+
 Example:
   imcpnn simulate --random 5,5,5 --samples 10 --out runs/sim
   imcpnn simulate --netlist runs/net/batch_0.cir --out runs/sim_net
+  imcpnn simulate --random 5,5,5 --samples 200 --batch-size 20 --executor dask --scheduler tcp://head:8786 --out runs/sim
 """
 
 
@@ -25,8 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from imcpnn.verbs.netlist import add_shared_arguments
 
     source = parser.add_mutually_exclusive_group(required=True)
+    from imcpnn.verbs._common import add_executor_arguments
+
     source.add_argument("--netlist", help="a batch_<k>.cir written by `imcpnn netlist` (mapping.json beside it)")
     add_shared_arguments(parser, source)
+    add_executor_arguments(parser)
 
 
 def read_netlist(path_text: str) -> tuple[str, dict, int, tuple[int, ...]]:
@@ -77,20 +85,20 @@ def read_netlist(path_text: str) -> tuple[str, dict, int, tuple[int, ...]]:
     return text, mapping, n_samples, tuple(widths)
 
 
-def _run_netlist(args: argparse.Namespace, netlist):
+def _run_netlist(args: argparse.Namespace, netlist, executor):
     import numpy as np
 
     from imcpnn.circuits.simulate.measure import spice_spike_table
     from imcpnn.circuits.netlist.network import NetworkDeck, PhaseSchedule, network_saves
     from imcpnn.circuits.simulate.run import network_sim
-    from imcpnn.spice import Corner, run
+    from imcpnn.spice import Corner, run_many
 
     text, mapping, n_samples, widths = netlist
     schedule = PhaseSchedule(t_phase_s=mapping["t_phase_s"])
     deck = NetworkDeck(text, network_saves(widths), schedule.t_stop_s(n_samples, len(widths) - 1),
                        schedule.t_step_max_s, n_samples, widths, mapping.get("netlist_kind", "schematic"))
     sim = network_sim(deck, Corner.parse(args.corner), 27.0, schedule.trtol)
-    plot = run(sim, cache_dir=args.cache_dir).plot("tran")
+    plot = run_many([sim], executor=executor, max_workers=1, cache_dir=args.cache_dir, progress=False)[0].plot("tran")
     time_s = np.asarray(plot[plot.names[0]])
     traces = {n: np.asarray(plot[n]) for n in deck.saves}
     return spice_spike_table(time_s, traces, widths, n_samples, schedule), time_s, traces, widths
@@ -104,18 +112,22 @@ def run(args: argparse.Namespace) -> int:
     from matplotlib.figure import Figure
 
     from imcpnn.circuits.simulate.run import simulate_network
-    from imcpnn.verbs._common import prepare_out_dir
+    from imcpnn.verbs._common import check_executor_arguments, open_executor, prepare_out_dir
     from imcpnn.verbs.netlist import load_problem
 
     out = Path(args.out)
+    check_executor_arguments(args)
     if args.netlist:
         netlist = read_netlist(args.netlist)
         prepare_out_dir(out)
-        spikes, time_s, traces, widths = _run_netlist(args, netlist)
+        with open_executor(args) as executor:
+            spikes, time_s, traces, widths = _run_netlist(args, netlist, executor)
     else:
         network, weights, t_in, char, scales = load_problem(args)
-        res = simulate_network(weights, t_in, char, scales, network=network, corner=args.corner,
-                               batch_size=args.batch_size, keep_traces=True, cache_dir=args.cache_dir)  # fmt: skip
+        with open_executor(args) as executor:
+            res = simulate_network(weights, t_in, char, scales, network=network, corner=args.corner,
+                                   batch_size=args.batch_size, keep_traces=True, cache_dir=args.cache_dir,
+                                   executor=executor, max_workers=args.workers)  # fmt: skip
         spikes, (time_s, traces), widths = res.spikes, res.traces[0], network.widths
     spikes.to_csv(out / "spikes.csv", index=False)
     fig = Figure(figsize=(9, 2.5 * (len(widths) - 1)))  # no pyplot, no backend switch
