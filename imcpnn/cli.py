@@ -20,7 +20,7 @@ from imcpnn.errors import ImcpnnError
 
 #: Verbs in the order a user meets them in the flow.
 VERBS: tuple[str, ...] = ("doctor", "characterize", "netlist", "simulate", "layout", "train", "validate", "report", "demo",
-                          "variation", "cache")
+                          "variation", "layer", "cache")
 
 _EPILOG = """\
 The flow, bottom up:
@@ -34,6 +34,8 @@ The flow, bottom up:
   imcpnn report DIR                  redraw a validation report from saved results (no simulation)
   imcpnn demo --out DIR              everything on the default (Iris 5-5-5, sky130 tt) -> report.html
   imcpnn variation --out DIR         corners, temperature, SPICE Monte Carlo vs model, hardware-aware
+  imcpnn layer --run DIR --columns 4 --out DIR   a trained MLP's first layer column by column in
+                                     ngspice (local or --executor dask) vs the model -> layer.json
 
 Housekeeping:
   imcpnn cache info | clean [--all]  the SPICE result cache: size, entries, leftovers of killed runs

@@ -35,6 +35,8 @@ from .report import load_results as load_results
 from .report import render_report as render_report
 from ._pipeline import run_validation as run_validation
 from ._pipeline import model_layer_times as model_layer_times
+from ._layer import calibrate_discharger as calibrate_discharger
+from ._layer import run_layer as run_layer
 from ._variation import VariationConfig as VariationConfig
 from ._variation import parse_list as parse_list
 from ._variation import run_variation as run_variation

@@ -1,0 +1,139 @@
+"""Column decks without ngspice: inputs that share a spike train share one edge source (groups and
+source counts), the deck transform keeps every synapse on its input's waveform, the supplies and
+saves of removed sources go, and the mapping switches off weights below the current floor."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from imcpnn.circuits.characterization.fit import Characterization, IdVgTable
+from imcpnn.circuits.netlist.network import Network, NetworkDeck, PhaseSchedule, PostLayoutCore, network_deck
+from imcpnn.circuits.simulate.column import (column_network, count_pwl_sources, input_groups, map_layer,
+                                             plan_columns, share_edge_sources, switch_off_unmappable)
+from imcpnn.circuits.simulate.weights import CurrentScales
+from imcpnn.errors import ConfigError, NetlistError
+
+#: Phase signals of a one-layer deck: rst, rstb, fire, fireb (PWL sources besides the inputs).
+N_PHASE_SOURCES = 4
+
+
+def _mapping(n_in: int, n_out: int, rng) -> dict:
+    """Gate biases of a layer by hand: about half the synapses excitatory, half inhibitory."""
+    w = rng.uniform(-1, 1, (n_in, n_out))
+    return {"layers": [{"vg_n_v": np.where(w > 0, 0.45, 0.0).tolist(), "vg_p_v": np.where(w < 0, 1.3, 1.8).tolist(),
+                        "vg_dis_v": 0.5, "c_m_f": 1e-13}]}
+
+
+def _char() -> Characterization:
+    """Exponential I_D(V_G) tables from 1 pA (no SPICE)."""
+    v = np.linspace(0.0, 1.0, 101)
+    tn = IdVgTable(tuple(v), tuple(np.minimum(1e-12 * np.exp(v / 0.05), 1e-3)))
+    vp = np.linspace(0.8, 1.8, 101)
+    tp = IdVgTable(tuple(vp), tuple(1e-5 * np.exp(-(vp - 0.8) / 0.05)))
+    return Characterization(v0=1.3, v_switch=0.45, v_th_circ=0.85, lambda_n=0.4, lambda_p=0.8, lambda_dis=0.4,
+                            e_plus=2.9, e_minus=-1.5, e_dis=2.9, id_vg_n=tn, id_vg_p=tp, id_vg_dis=tn)
+
+
+def test_inputs_with_equal_times_form_one_group():
+    t = 1 - np.array([[0, 10, 10, 255, 0, 128, 10, 255]]) / 255  # 8-bit pixels; 0 -> t = 1: no spike
+    groups = input_groups(t, PhaseSchedule())
+    assert groups == [(0, 4), (1, 2, 6), (3, 7), (5,)]
+
+
+def test_groups_need_the_same_train_in_every_sample_and_nan_is_silent():
+    t = np.array([[0.2, 0.2, 0.5, np.nan, 1.0],
+                  [0.3, 0.7, 0.3, 1.0, np.nan]])
+    assert input_groups(t, PhaseSchedule()) == [(0,), (1,), (2,), (3, 4)]
+    assert input_groups(t[:1], PhaseSchedule()) == [(0, 1), (2,), (3, 4)]
+
+
+def test_a_column_deck_has_one_source_pair_per_group():
+    rng = np.random.default_rng(0)
+    n_in, n_out = 40, 3
+    pixels = rng.choice([0, 0, 0, 51, 102, 255], size=(2, n_in))  # few distinct values, many zeros
+    t_in = 1 - pixels / 255
+    plans = plan_columns(Network((n_in, n_out)), _mapping(n_in, n_out, rng), t_in, [0, 2], PhaseSchedule(),
+                         batch_size=1)
+    assert [p.column for p in plans] == [0, 2]
+    for plan in plans:
+        assert len(plan.decks) == 2  # one per sample
+        for s, deck in enumerate(plan.decks):
+            n_groups = len(input_groups(t_in[s:s + 1], PhaseSchedule()))
+            assert count_pwl_sources(deck.text) == plan.n_sources[s] == 2 * n_groups + N_PHASE_SOURCES
+            assert plan.n_sources_unshared[s] == 2 * n_in + N_PHASE_SOURCES
+            assert n_groups <= 4 and len(re.findall(r"^XS0_\d+_0 ", deck.text, re.M)) == n_in
+
+
+def test_sharing_keeps_every_synapse_on_its_inputs_waveform():
+    """Each synapse's spike nodes must carry the same PWL after sharing as before, and the
+    removed sources leave the saves and the supplies."""
+    rng = np.random.default_rng(1)
+    n_in = 12
+    t_in = 1 - rng.choice([0, 64, 128], size=(1, n_in)) / 255
+    mapping = _mapping(n_in, 1, rng)
+    layer = mapping["layers"][0]
+    deck = network_deck(Network((n_in, 1)), [(np.asarray(layer["vg_n_v"]), np.asarray(layer["vg_p_v"]))],
+                        [layer["vg_dis_v"]], t_in)
+    shared = share_edge_sources(deck)
+
+    def waves(d: NetworkDeck) -> dict[int, tuple[str, str]]:
+        value = {m.group(1): m.group(2) for m in re.finditer(r"^V\S+ (\S+) 0 (PWL\(.*\))$", d.text, re.M)}
+        syn = {int(m.group(1)): (m.group(2), m.group(3))
+               for m in re.finditer(r"^XS0_(\d+)_0 \S+ (\S+) (\S+) ", d.text, re.M)}
+        return {j: (value[s], value[sb]) for j, (s, sb) in syn.items()}
+
+    assert waves(shared) == waves(deck)
+    assert count_pwl_sources(shared.text) < count_pwl_sources(deck.text)
+    kept = {s.source for s in shared.supplies}
+    gone = {s.source for s in deck.supplies} - kept
+    assert gone and all(name.startswith("VIN") for name in gone)
+    assert all(f"i({name.lower()})" not in shared.saves for name in gone)
+    assert {f"v({s.node})" for s in shared.supplies if s.voltage_v is None} <= set(shared.saves)
+    assert set(shared.saves) <= set(deck.saves) and "v(s1_0)" in shared.saves
+
+
+def test_sharing_refuses_a_node_driven_twice():
+    text = "\n".join(["* t", "VIN0 a 0 PWL(0.0 0.0 1e-9 1.8)", "VIN1 b 0 PWL(0.0 0.0 1e-9 1.8)", "VX b 0 1.8",
+                      "R1 a b 1k"])
+    with pytest.raises(NetlistError, match="node b"):
+        share_edge_sources(NetworkDeck(text, (), 1e-6, 1e-8, 1, (2, 1), "schematic"))
+
+
+def test_subcircuit_bodies_are_left_alone():
+    text = "\n".join(["* t", ".subckt cell a b", "V1 a 0 PWL(0 1)", "V2 b 0 PWL(0 1)", ".ends cell",
+                      "VIN0 x 0 PWL(0 1)", "VIN1 y 0 PWL(0 1)", "X1 x y cell"])
+    shared = share_edge_sources(NetworkDeck(text, (), 1e-6, 1e-8, 1, (2, 1), "schematic"))
+    assert "V2 b 0 PWL(0 1)" in shared.text and "VIN1" not in shared.text and "X1 x x cell" in shared.text
+    assert count_pwl_sources(shared.text) == 1
+
+
+def test_column_network_and_plan_refusals():
+    assert column_network(Network((784, 100))).widths == (784, 1)
+    with pytest.raises(ConfigError, match="2 layers"):
+        column_network(Network((4, 3, 2)))
+    with pytest.raises(ConfigError, match="post-layout"):
+        column_network(Network((2, 2), core=PostLayoutCore.schematic(Network((2, 2)))))
+    rng = np.random.default_rng(2)
+    t_in = np.full((1, 5), 0.5)
+    with pytest.raises(ConfigError, match=r"column 3 .*0 \.\.\. 2"):
+        plan_columns(Network((5, 3)), _mapping(5, 3, rng), t_in, [3])
+    with pytest.raises(ConfigError, match="batch_size"):
+        plan_columns(Network((5, 3)), _mapping(5, 3, rng), t_in, [0], batch_size=0)
+    with pytest.raises(ConfigError, match="map this very layer"):
+        plan_columns(Network((5, 3)), _mapping(5, 2, rng), t_in, [0])
+
+
+def test_weights_below_the_current_floor_are_switched_off():
+    char = _char()
+    w = np.array([[0.5, -0.3], [1e-7, -1e-7], [0.0, 2e-5]])
+    mapped, n_off = switch_off_unmappable(w, char, 1e-13, 1e-6, CurrentScales())
+    # unit current 1e-13 * 0.85 / 1e-6 = 85 nA: 1e-7 -> 8.5 fA (< 1 pA floor), 2e-5 -> 1.7 pA (kept)
+    assert n_off == 2 and mapped[1].tolist() == [0.0, 0.0] and mapped[2, 1] == 2e-5 and mapped[0].tolist() == [0.5, -0.3]
+    mapping, w_mapped, n = map_layer(Network((3, 2)), w, char, CurrentScales(), 1e-6)
+    assert n == 2 and np.array_equal(w_mapped, mapped)
+    assert mapping["layers"][0]["vg_n_v"][1][0] == 0.0 and mapping["layers"][0]["vg_p_v"][1][1] == 1.8
+    with pytest.raises(ConfigError, match="shape"):
+        map_layer(Network((2, 2)), w, char, CurrentScales(), 1e-6)
