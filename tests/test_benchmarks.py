@@ -19,7 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "model_vs_ngspice",
-           "network_tran_settings", "spice_throughput")
+           "network_tran_settings", "spice_throughput", "variation_fashion_mnist")
 #: Fields every result file holds (benchmarks/_record.py's docstring).
 FIELDS = {"script", "name", "timestamp", "command", "git_commit", "git_dirty", "machine",
           "load_average_before", "load_average_after", "wall_s", "parameters", "repeats", "headline",
@@ -196,6 +196,12 @@ BAD_ARGS = [
     ("network_tran_settings", ["--settings", "reference,bogus"], "bogus"),
     ("network_tran_settings", ["--jobs", "0"], "--jobs"),
     ("network_tran_settings", ["--n-random", "0"], "--n-random"),
+    ("variation_fashion_mnist", ["--work-dir", "x"], "--variation"),
+    ("variation_fashion_mnist", ["--variation", "/nonexistent.json", "--work-dir", "x"], "--variation"),
+    ("variation_fashion_mnist", ["--variation", __file__, "--work-dir", "x"], "not valid JSON"),
+    ("variation_fashion_mnist", ["--variation", __file__], "--work-dir"),
+    ("variation_fashion_mnist", ["--variation", __file__, "--work-dir", "x", "--chips", "0"], "--chips"),
+    ("variation_fashion_mnist", ["--variation", __file__, "--work-dir", "x", "--hwa-lr", "0"], "--hwa-lr"),
     ("spice_throughput", ["--points", "1"], "--points"),
     ("spice_throughput", ["--results-dir", __file__], "--results-dir"),
     ("demo_fidelity", ["record", "/nonexistent"], "run_dir"),
@@ -309,6 +315,66 @@ def test_fashion_mnist_smallest_run_records_every_epoch(tmp_path):
     check_common_fields(data, "fashion_mnist_mlp", "latest")
     assert len(data["repeats"]["train_seconds_per_epoch"]) == 1
     assert len(data["results"]["history"]) == 1 and data["headline"]["epochs"] == 1
+
+
+@pytest.fixture
+def variation_json(tmp_path) -> Path:
+    """A variation_model.json as ``imcpnn variation`` writes it (every term nonzero)."""
+    from imcpnn.pnn import VariationModel
+
+    path = tmp_path / "variation_model.json"
+    path.write_text(json.dumps(VariationModel(
+        w_abs=(0.01, 0.1, 1.0), sigma_rel_plus=(0.3, 0.1, 0.03), sigma_rel_minus=(0.35, 0.12, 0.04),
+        sigma_e_plus_rel=0.02, sigma_e_minus_rel=0.02, sigma_threshold=0.02, sigma_ramp_rel=0.03,
+        source="tests/test_benchmarks.py").to_dict()))  # fmt: skip
+    return path
+
+
+def test_variation_fashion_mnist_refuses_an_arch_with_conv_layers(bench, capsys, variation_json):
+    with pytest.raises(SystemExit) as exit_info:
+        bench("variation_fashion_mnist").main(["--variation", str(variation_json), "--work-dir", "x",
+                                               "--arch", "vgg7"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "conv layers" in err
+
+
+@pytest.mark.slow
+def test_variation_fashion_mnist_smallest_run_records_three_networks(tmp_path, variation_json):
+    from imcpnn.pnn.data import FASHION_MNIST_DIR
+
+    if not Path(FASHION_MNIST_DIR).is_dir():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST_DIR}")
+    args = ["--variation", variation_json, "--work-dir", tmp_path / "runs", "--subset", "200", "--test-subset", "100",
+            "--epochs", "1", "--hwa-epochs", "1", "--chips", "2", "--arch", "mlp:10", "--threads", "1",
+            "--results-dir", tmp_path / "results"]  # fmt: skip
+    proc = run_script("variation_fashion_mnist", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("SUMMARY ")
+    data = json.loads((tmp_path / "results" / "variation_fashion_mnist_latest.json").read_text())
+    check_common_fields(data, "variation_fashion_mnist", "latest")
+    networks = data["results"]["networks"]
+    assert list(networks) == ["plain", "loss_only", "hwa"]
+    for name, row in networks.items():
+        assert len(row["chip_accuracies"]) == 2 and row["chip_mean"] == statistics.fmean(row["chip_accuracies"])
+        assert row["chip_std"] == pytest.approx(statistics.stdev(row["chip_accuracies"]))
+        assert row["epochs"] == 1 and row["train_wall_s"] > 0 and row["eval_wall_s"] > 0
+        assert (tmp_path / "runs" / name / "checkpoint.pt").is_file()
+        assert len(data["repeats"][f"{name} train s / epoch"]) == 1
+    head, plain, hwa = data["headline"], networks["plain"], networks["hwa"]
+    assert (head["nominal plain"], head["chips mean plain"]) == (plain["nominal_accuracy"], plain["chip_mean"])
+    assert (head["chips mean HWA"], head["nominal HWA"]) == (hwa["chip_mean"], hwa["nominal_accuracy"])
+    assert head["chips mean loss-only"] == networks["loss_only"]["chip_mean"] and head["n_train"] == 200
+    gap = plain["nominal_accuracy"] - plain["chip_mean"]
+    assert head["recovered"] == (None if gap <= 0 else pytest.approx((hwa["chip_mean"] - plain["chip_mean"]) / gap))
+    hwa_config = json.loads((tmp_path / "runs" / "hwa" / "config.json").read_text())
+    assert hwa_config["variation"]["source"] == "tests/test_benchmarks.py"
+    assert (hwa_config["loss"]["t_ref"], hwa_config["loss"]["gamma"]) == (0.5, 1.0)
+    assert json.loads((tmp_path / "runs" / "loss_only" / "config.json").read_text())["variation"] is None
+
+    proc = run_script("variation_fashion_mnist", *args)  # resumed: every run folder is finished
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((tmp_path / "results" / "variation_fashion_mnist_latest.json").read_text())
+    assert again["headline"] == data["headline"]
 
 
 @pytest.mark.gpu
