@@ -119,3 +119,20 @@ def test_local_executor_is_none_and_labelled():
     with open_executor(args) as executor:
         assert executor is None
     assert executor_label(args, None) == "local (3 processes)" and executor_width(None, 3) == 3
+
+
+def test_layer_inputs_are_checked():
+    from imcpnn.errors import ConfigError
+    from imcpnn.validation._layer import check_layer_inputs
+
+    w, x = np.zeros((4, 3)), np.zeros((2, 4))
+    assert check_layer_inputs(w, x, None)[2] == [0, 1, 2]
+    with pytest.raises(ConfigError, match=r"4 inputs but the samples have shape \(2, 5\)"):
+        check_layer_inputs(w, np.zeros((2, 5)), None)
+    with pytest.raises(ConfigError, match=r"0 \.\.\. 2 \(the layer has 3 columns\)"):
+        check_layer_inputs(w, x, [0, 3])
+    with pytest.raises(ConfigError, match="distinct"):
+        check_layer_inputs(w, x, [1, 1])
+    with pytest.raises(ConfigError, match="finite"):
+        check_layer_inputs(np.full((4, 3), np.nan), x, None)
+

@@ -58,7 +58,7 @@ from imcpnn.circuits.characterization.fit import Characterization
 from imcpnn.circuits.netlist.network import Network, PhaseSchedule
 from imcpnn.circuits.simulate.column import ColumnRun, map_layer, plan_columns, run_columns
 from imcpnn.circuits.simulate.weights import CurrentScales, unit_current_a
-from imcpnn.errors import ConfigError, ResultsError
+from imcpnn.errors import ConfigError
 from imcpnn.pnn import PNN, LayerPhysics
 from imcpnn.progress import progress_bar
 from imcpnn.rundir import RunDirLock, write_json_atomic
@@ -277,13 +277,11 @@ def run_layer(w: np.ndarray, x: np.ndarray, char_data: dict, out_dir: str | Path
     return result
 
 
-def _spice_table(columns: list[int], records: dict, n_samples: int) -> pd.DataFrame:
-    """The spike table of the simulated columns from their records."""
+def _spice_table(columns: list[int], records: dict) -> pd.DataFrame:
+    """The spike table of the simulated columns from their records (each holds every sample: its
+    fingerprint covers the decks, hence the samples)."""
     rows = [(s, 0, c, np.nan if t is None else t, t is not None)
             for c in columns for s, t in enumerate(records[c]["t_spike"])]
-    if any(len(records[c]["t_spike"]) != n_samples for c in columns):
-        raise ResultsError("a saved column result holds another number of samples; delete the output "
-                           "folder's columns/ and rerun")
     return pd.DataFrame(rows, columns=["sample", "layer", "neuron", "t_spike", "spiked"])
 
 
@@ -308,7 +306,7 @@ def _summary(w: np.ndarray, x: np.ndarray, char_data: dict, columns: list[int], 
     char = Characterization.from_dict(char_data)
     n_samples, n_in = x.shape
     T = schedule.t_phase_s
-    spice = _spice_table(columns, records, n_samples)
+    spice = _spice_table(columns, records)
     w_cols = w[:, columns]
     physics = bottom_up_physics(char, calibration)
     scales = CurrentScales(scale=calibration["c_eff_over_c_m"])

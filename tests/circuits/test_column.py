@@ -1,12 +1,14 @@
 """Column decks without ngspice: inputs that share a spike train share one edge source (groups and
 source counts), the deck transform keeps every synapse on its input's waveform, the supplies and
-saves of removed sources go, and the mapping switches off weights below the current floor."""
+saves of removed sources go, the mapping switches off weights below the current floor, and the
+discharger calibration refuses a membrane it cannot fire."""
 
 from __future__ import annotations
 
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imcpnn.circuits.characterization.fit import Characterization, IdVgTable
@@ -137,3 +139,19 @@ def test_weights_below_the_current_floor_are_switched_off():
     assert mapping["layers"][0]["vg_n_v"][1][0] == 0.0 and mapping["layers"][0]["vg_p_v"][1][1] == 1.8
     with pytest.raises(ConfigError, match="shape"):
         map_layer(Network((2, 2)), w, char, CurrentScales(), 1e-6)
+
+
+def test_calibration_refuses_a_discharger_that_never_fires(monkeypatch):
+    """A membrane the discharger cannot bring to threshold at any factor: one error line naming
+    the factors tried (run_columns stubbed: every run stays silent)."""
+    from imcpnn.circuits.simulate.column import ColumnRun
+    from imcpnn.validation import _layer
+
+    def silent(plans, *args, **kwargs):
+        spikes = pd.DataFrame({"sample": [0], "layer": [0], "neuron": [0], "t_spike_s": [np.nan],
+                               "t_spike": [np.nan], "spiked": [False]})
+        return [ColumnRun(p.column, spikes, None, None, 1.0, 0.5, 1.0, None, 0, p.n_sources) for p in plans]
+
+    monkeypatch.setattr(_layer, "run_columns", silent)
+    with pytest.raises(ConfigError, match=r"fewer than two of the discharger factors \[2.0, 4.0, 8.0, .*256.0\]"):
+        _layer.calibrate_discharger(Network((3, 2)), np.full((3, 2), 0.2), _char(), 0)
