@@ -1,8 +1,6 @@
 """The reduced end-to-end demo (real ngspice, real training): every artefact, sane summary, resume."""
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -26,18 +24,9 @@ REDUCED = {"n_test": 7, "epochs": 60, "t_step_max_s": 5e-8, "trtol": 0.05, "spic
 BOTTOM_UP_BOUND_NS = 10.0
 
 
-def run_demo(out, config, cache):
-    return subprocess.run([sys.executable, "-m", "imcpnn", "demo", "--out", str(out), "--config",
-                           str(config), "--cache-dir", str(cache), "--quiet"],
-                          capture_output=True, text=True)
-
-
 @pytest.mark.slow
-def test_reduced_demo_writes_every_artefact_and_resumes(tmp_path):
-    config = tmp_path / "reduced.json"
-    config.write_text(json.dumps(REDUCED))
-    out, cache = tmp_path / "demo", tmp_path / "cache"
-    first = run_demo(out, config, cache)
+def test_reduced_demo_writes_every_artefact_and_resumes(run_verb):
+    first, out, cache = run_verb("demo", REDUCED)
     assert first.returncode == 0, first.stderr[-3000:]
 
     summary = json.loads((out / "summary.json").read_text())
@@ -101,7 +90,7 @@ def test_reduced_demo_writes_every_artefact_and_resumes(tmp_path):
 
     runs_before = sorted(p.name for p in (cache / "runs").iterdir())
     start = time.perf_counter()
-    again = run_demo(out, config, cache)
+    again = run_verb("demo", REDUCED)[0]
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(p.name for p in (cache / "runs").iterdir()) == runs_before  # nothing re-simulated
     assert time.perf_counter() - start < 60

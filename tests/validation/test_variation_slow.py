@@ -1,8 +1,6 @@
 """A reduced `imcpnn variation` in real ngspice: contract, corners, Monte Carlo chips, resume."""
 
 import json
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -23,17 +21,9 @@ REDUCED = {"validation": {"n_test": 7, "epochs": 60, "spice_batch": 7,
 BOTTOM_UP_BOUND_NS = 10.0
 
 
-def _run(out, config, cache):
-    return subprocess.run([sys.executable, "-m", "imcpnn", "variation", "--out", str(out), "--config",
-                           str(config), "--cache-dir", str(cache), "--quiet"], capture_output=True, text=True)
-
-
 @pytest.mark.slow
-def test_reduced_variation_run(tmp_path):
-    config = tmp_path / "reduced.json"
-    config.write_text(json.dumps(REDUCED))
-    out, cache = tmp_path / "var", tmp_path / "cache"
-    first = _run(out, config, cache)
+def test_reduced_variation_run(run_verb):
+    first, out, _ = run_verb("variation", REDUCED)
     assert first.returncode == 0, first.stderr[-3000:]
     result = json.loads((out / "variation.json").read_text())
     check_variation(result, "variation.json")
@@ -71,7 +61,7 @@ def test_reduced_variation_run(tmp_path):
 
     # Resume: every stage is saved, so a rerun only reloads and redraws.
     start = time.perf_counter()
-    again = _run(out, config, cache)
+    again = run_verb("variation", REDUCED)[0]
     assert again.returncode == 0, again.stderr[-3000:]
     assert time.perf_counter() - start < 90
     assert json.loads((out / "variation.json").read_text())["mc"]["accuracy_spice_hwa"] == mc["accuracy_spice_hwa"]
