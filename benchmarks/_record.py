@@ -270,3 +270,46 @@ class Recorder:
 def load(path: str | Path) -> dict:
     """A result file's data."""
     return json.loads(Path(path).read_text())
+
+
+def replace_block(text: str, begin: str, end: str, body: str) -> str:
+    """``text`` with the lines between the markers ``begin`` and ``end`` replaced by ``body``."""
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+
+
+def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs: str, what: str,
+                   record, table, begin: str, end: str) -> int:
+    """The command line of a script that records a finished run folder and prints README tables:
+
+    ``record RUN_DIR [--name N] [--wall-s S] [--load-before L] [--note TEXT]`` stores the folder
+    (``record(recorder, run_dir, wall_s, load_before, note)``; the folder must hold ``needs``,
+    written by ``what``), ``table [--readme FILE] [--results-dir DIR]`` prints ``table(results_dir)``
+    or rewrites the block between ``begin`` and ``end`` of FILE.
+    """
+    cli = parser(script_file, doc)
+    sub = cli.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record", help="store a finished run folder as benchmark data")
+    rec.add_argument("run_dir", type=existing_dir)
+    add_arguments(rec)
+    rec.add_argument("--wall-s", type=float, default=None, help="wall time of the run (s)")
+    rec.add_argument("--load-before", type=float, default=None, help="1-min load average before the run")
+    rec.add_argument("--note", default="", help="how it was run (e.g. what else ran beside it)")
+    tab = sub.add_parser("table", help="print the README's tables from benchmarks/results")
+    tab.add_argument("--readme", type=existing_file, default=None,
+                     help="rewrite the block between this script's table markers of this file instead")
+    tab.add_argument("--results-dir", type=results_dir, default=RESULTS_DIR,
+                     help=f"folder of the JSON results (default: {RESULTS_DIR})")
+    args = cli.parse_args(argv)
+    if args.cmd == "record":
+        if not (args.run_dir / needs).is_file():
+            rec.error(f"{args.run_dir}/{needs} not found; run {what} first")
+        print(record(Recorder(script_file, args, argv), args.run_dir, args.wall_s, args.load_before, args.note))
+    elif args.readme is None:
+        print(table(args.results_dir))
+    else:
+        text = args.readme.read_text()
+        if begin not in text or end not in text:
+            tab.error(f"{args.readme} lacks the markers {begin} ... {end}")
+        args.readme.write_text(replace_block(text, begin, end, table(args.results_dir)))
+    return 0

@@ -102,34 +102,8 @@ def table(results_dir: Path = _record.RESULTS_DIR) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = _record.parser(__file__, __doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    rec = sub.add_parser("record", help="store a finished run's summary as benchmark data")
-    rec.add_argument("run_dir", type=_record.existing_dir)
-    _record.add_arguments(rec)
-    rec.add_argument("--wall-s", type=float, default=None, help="wall time of the run (s)")
-    rec.add_argument("--load-before", type=float, default=None, help="1-min load average before the run")
-    rec.add_argument("--note", default="", help="how it was run (e.g. what else ran beside it)")
-    tab = sub.add_parser("table", help="print the README's fidelity tables from benchmarks/results")
-    tab.add_argument("--readme", type=_record.existing_file, default=None,
-                     help="rewrite the block between the fidelity-table markers of this file instead")
-    tab.add_argument("--results-dir", type=_record.results_dir, default=_record.RESULTS_DIR,
-                     help=f"folder of the JSON results (default: {_record.RESULTS_DIR})")
-    args = parser.parse_args(argv)
-    if args.cmd == "record":
-        if not (args.run_dir / "summary.json").is_file():
-            rec.error(f"{args.run_dir}/summary.json not found; run the demo first")
-        recorder = _record.Recorder(__file__, args, argv)
-        print(record(recorder, args.run_dir, args.wall_s, args.load_before, args.note))
-    elif args.readme is None:
-        print(table(args.results_dir))
-    else:
-        text = args.readme.read_text()
-        if BEGIN not in text or END not in text:
-            tab.error(f"{args.readme} lacks the markers {BEGIN} ... {END}")
-        head, rest = text.split(BEGIN, 1)
-        args.readme.write_text(head + BEGIN + "\n" + table(args.results_dir) + "\n" + END + rest.split(END, 1)[1])
-    return 0
+    return _record.run_folder_cli(__file__, __doc__, argv, needs="summary.json", what="the demo",
+                                  record=record, table=table, begin=BEGIN, end=END)
 
 
 if __name__ == "__main__":
