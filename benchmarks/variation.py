@@ -68,6 +68,8 @@ def _f(x, digits=3):
 def table(results_dir: Path = _record.RESULTS_DIR) -> str:
     """The top-level README's variation tables from every variation file in ``results_dir``."""
     paths = sorted(Path(results_dir).glob("variation_*.json"))
+    if not paths:
+        return "No variation run recorded yet."
     mc_rows = ["| run | network | accuracy, nominal chip (model) | SPICE Monte Carlo mean +- std | "
                "model mean +- std | spike-time spread SPICE / model ns |", "|---|---|---:|---:|---:|---:|"]
     corner_rows = ["", "| run | corner | T (C) | E_plus | E_minus | accuracy, nominal mapping (SPICE) | "
