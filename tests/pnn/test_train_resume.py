@@ -88,7 +88,9 @@ def test_interrupted_run_releases_the_lock_and_its_time_counts(tmp_path, monkeyp
     result = train(TINY, tmp_path, progress=False)
     assert len(result.history) == 3
     total = json.loads((tmp_path / "results.json").read_text())["elapsed_s"]
-    assert total > first and result.elapsed_s == pytest.approx(total, abs=0.5)
+    # results.json is written before the learning-curve plot, the returned time after it: they
+    # differ by the plot (over 0.5 s seen at a load of 4 on 2 cores), not by a second run's time
+    assert total > first and result.elapsed_s == pytest.approx(total, abs=2.0)
     assert json.loads((tmp_path / "elapsed.json").read_text())["elapsed_s"] >= total
 
 
