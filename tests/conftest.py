@@ -96,3 +96,14 @@ def lock_holder():
     for proc in procs:
         proc.stdin.close()
         proc.wait()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask LocalCluster of 2 worker processes and its client (skipped without distributed)."""
+    pytest.importorskip("distributed")
+    from imcpnn.spice import dask_client
+
+    with dask_client(None, n_workers=2) as c:
+        c.wait_for_workers(2)
+        yield c

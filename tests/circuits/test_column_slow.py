@@ -17,7 +17,6 @@ from imcpnn.circuits.simulate.column import map_layer, plan_columns, run_columns
 from imcpnn.circuits.simulate.run import simulate_network
 from imcpnn.circuits.simulate.weights import CurrentScales
 from imcpnn.cli import main
-from imcpnn.spice import dask_client
 
 pytestmark = pytest.mark.slow
 
@@ -76,14 +75,6 @@ def test_full_array_and_column_decks_give_the_same_spikes_and_energy(characteriz
     e_full = full.energy.groupby("sample")["energy_j"].sum().to_numpy()
     e_cols = sum(r.energy.groupby("sample")["energy_j"].sum().to_numpy() for r in runs)
     np.testing.assert_allclose(e_cols, e_full, rtol=0.03)
-
-
-@pytest.fixture(scope="module")
-def client():
-    pytest.importorskip("distributed")
-    with dask_client(None, n_workers=2) as c:
-        c.wait_for_workers(2)
-        yield c
 
 
 def test_dask_executor_gives_the_local_result(characterization, tmp_path, client):

@@ -44,14 +44,6 @@ def _slow(r_ohm: float) -> Sim:
     return Sim("\n".join(lines), Tran(1e-12, 3e-7, 1e-12), devices=(), save=("v(n1)",))
 
 
-@pytest.fixture(scope="module")
-def client():
-    pytest.importorskip("distributed")
-    with dask_client(None, n_workers=2) as c:
-        c.wait_for_workers(2)
-        yield c
-
-
 def _assert_same_raw(a, b):
     assert [p.plotname for p in a.plots] == [p.plotname for p in b.plots]
     for pa, pb in zip(a.plots, b.plots):
