@@ -23,7 +23,10 @@ for a one-column network, so every change to the network deck reaches the column
 **Cost.** One column deck holds ``batch_size`` samples back to back (3 T apart); the decks of
 all columns and batches go through :func:`imcpnn.spice.run_many` in groups of
 ``columns_per_batch`` columns (:func:`run_columns`), each group's results returned as soon as it
-is done, so that a caller can save them (resume) while the rest runs.
+is done, so that a caller can save them (resume) while the rest runs. ngspice parses and sets up
+a deck once (for n_in in the hundreds this grows much faster than n_in: a profile shows ngspice
+comparing the expanded device instances' names one by one) and then pays the transient per sample:
+:class:`ColumnRun` reports both, and benchmarks/layer_columns.py measures them for 784 inputs.
 """
 
 from __future__ import annotations
