@@ -18,7 +18,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "model_vs_ngspice",
+SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "layer_columns", "model_vs_ngspice",
            "network_tran_settings", "spice_throughput", "variation", "variation_fashion_mnist")
 #: Fields every result file holds (benchmarks/_record.py's docstring).
 FIELDS = {"script", "name", "timestamp", "command", "git_commit", "git_dirty", "machine",
@@ -97,7 +97,7 @@ def _readme(tables, tmp_path: Path) -> Path:
     readme = tmp_path / "README.md"
     readme.write_text("# Benchmarks\n\n" + "".join(
         f"## {s}\n\nold text\n{tables.begin_marker(s)}\nstale\n{tables.end_marker(s)}\n\nafter {s}\n\n"
-        for s in tables.SCRIPTS))
+        for s in (*tables.SCRIPTS, tables.ENERGY)))
     return readme
 
 
@@ -184,6 +184,34 @@ def test_demo_fidelity_records_through_the_shared_writer(bench, tmp_path):
     assert tables.table(results, "demo_fidelity", tmp_path).count("\n") == 3
 
 
+def test_energy_table_puts_measured_runs_beside_the_cited_figures(bench, tmp_path):
+    """A demo record with energy gives fJ per synop (all sources, and the core's groups only)
+    and pJ per inference and neuron; a published TOPS/W becomes 2000 / (TOPS/W) fJ per MAC."""
+    record, tables = bench("_record"), bench("tables")
+    results = tmp_path / "results"
+    path = _fake_result(record, results, "demo_fidelity", "e", {"bottom-up": 1.0})
+    data = json.loads(path.read_text())
+    groups = {"array_neurons": 1e-12, "neuron_bias": 3e-12, "synapse_bias": 0.5e-12, "input_drivers": 4.5e-12}
+    data["summary"] = {"netlist_kind": "schematic", "energy_per_synop_j": 9e-12 / 30,
+                       "energy": {"energy_per_inference_j": 9e-12, "n_synops_per_inference": 30.0,
+                                  "per_group": [{"group": g, "energy_j": e} for g, e in groups.items()]}}
+    data["config"] = {"hidden": [5], "n_outputs": 5}
+    path.write_text(json.dumps(data))
+    published = tmp_path / "published.json"
+    published.write_text(json.dumps({"entries": [
+        {"citation": "A. Author, \"Macro\", 2024", "kind": "SRAM", "precision": "4b", "reported": "50 TOPS/W",
+         "node": "65 nm", "evidence": "silicon", "tops_per_w": [40.0, 50.0]},
+        {"citation": "B. Author, \"Chip\", 2024", "kind": "TTFS", "precision": "analog", "node": "90 nm",
+         "reported": "4.74 pJ/inference/neuron", "evidence": "silicon", "pj_per_inference_per_neuron": 4.74}]}))
+    lines = tables.energy_table(results, tmp_path, published).splitlines()
+    assert len(lines) == 5  # header, rule, the run, two published
+    assert lines[2].startswith("| imcpnn [e](results/demo_fidelity_e.json): schematic |")
+    assert lines[2].endswith("| 300 (core 133) | 0.9 |")  # 9 pJ / 30 synops; 4 pJ core / 30; 9 pJ / 10 neurons
+    assert lines[3].endswith("| 65 nm | silicon | 40-50 | - |") and lines[4].endswith("| - | 4.74 |")
+    assert tables.energy_table(tmp_path / "none", tmp_path, published).count("\n") == 3
+    assert "Xuan" in tables.energy_table(tmp_path / "none", tmp_path)  # the shipped file reads
+
+
 #: (script, bad arguments, a word the one error line names)
 BAD_ARGS = [
     ("dstd_vs_exact", ["--n-in", "100,x"], "--n-in"),
@@ -196,6 +224,10 @@ BAD_ARGS = [
     ("network_tran_settings", ["--settings", "reference,bogus"], "bogus"),
     ("network_tran_settings", ["--jobs", "0"], "--jobs"),
     ("network_tran_settings", ["--n-random", "0"], "--n-random"),
+    ("layer_columns", [], "--run"),
+    ("layer_columns", ["--run", "/nonexistent"], "--run"),
+    ("layer_columns", ["--run", ".", "--workers", "1,0"], "--workers"),
+    ("layer_columns", ["--run", "."], "not a finished training run"),
     ("variation_fashion_mnist", ["--work-dir", "x"], "--variation"),
     ("variation_fashion_mnist", ["--variation", "/nonexistent.json", "--work-dir", "x"], "--variation"),
     ("variation_fashion_mnist", ["--variation", __file__, "--work-dir", "x"], "not valid JSON"),
@@ -299,6 +331,30 @@ def test_network_tran_settings_smallest_run_records_cpu_seconds(tmp_path, charac
     assert {k: len(v) for k, v in data["repeats"].items()} == {"reference": 1, "5ns (old default)": 1, "20ns": 1}
     assert [row["setting"] for row in data["results"]["summary"]] == ["reference", "5ns (old default)", "20ns"]
     assert data["headline"]["sets x samples"] == "1 x 1" and "old default CPU s/sample" in data["headline"]
+
+
+@pytest.mark.slow
+def test_layer_columns_smallest_run_records_cost_ratio_and_projection(tmp_path, characterization_json):
+    """On a digits MLP (64 inputs: seconds per deck) rather than Fashion-MNIST's 784."""
+    from imcpnn.cli import main
+
+    assert main(["train", "--dataset", "digits", "--arch", "mlp:3", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 0
+    proc = run_script("layer_columns", "--run", tmp_path / "run", "--characterization", characterization_json,
+                      "--columns", "2", "--samples", "1", "--cluster-cores", "10", "--results-dir", tmp_path / "res")
+    assert proc.returncode == 0, proc.stderr
+    assert "projection:" in proc.stdout
+    data = json.loads((tmp_path / "res" / "layer_columns_latest.json").read_text())
+    check_common_fields(data, "layer_columns", "latest")
+    assert set(data["repeats"]) == {"dask_1_workers_wall_s", "dask_2_workers_wall_s"}
+    results = data["results"]
+    assert results["n_inputs"] == 64 and results["columns"] == [0, 1] and results["same_spike_times_every_run"]
+    cost = results["cost_s_per_column_sample"]
+    assert cost["ngspice_s"] > cost["ngspice_analysis_s"] > 0 and cost["cpu_s_measured"] > 0
+    assert results["wall_ratio_1_to_2_workers"] == data["headline"]["wall 1 / 2 workers"] > 0
+    proj = results["projection"]
+    assert proj["cluster_cores"] == 10 and proj["wall_h"] >= proj["wall_h_ideal"] > 0
+    assert proj["serial_core_h"] == pytest.approx(proj["s_per_column_sample"] * 400 * 10000 / 3600)
 
 
 @pytest.mark.slow
