@@ -51,12 +51,22 @@ def test_layer_is_a_verb_with_teaching_help(capsys):
 
 
 @pytest.mark.parametrize("verb_args", [["layer", "--weights", "w.npz", "--dataset", "digits"],
-                                       ["simulate", "--random", "3,2"]], ids=["layer", "simulate"])
+                                       ["simulate", "--random", "3,2"], ["validate"], ["demo"], ["variation"]],
+                         ids=["layer", "simulate", "validate", "demo", "variation"])
 def test_scheduler_without_dask_is_refused(capsys, tmp_path, verb_args):
     code = _run([*verb_args, "--scheduler", "tcp://head:8786", "--out", tmp_path / "o"])
     assert code == 2
     _one_error_line(capsys, verb_args[0], "--scheduler", "--executor dask")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("verb", ["validate", "demo", "variation"])
+def test_validation_verbs_teach_the_executor(capsys, verb):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([verb, "--help"])
+    text = capsys.readouterr().out
+    for phrase in ("--executor {local,dask}", "--scheduler ADDRESS", "--workers"):
+        assert phrase in text, phrase
 
 
 def test_workers_with_a_running_cluster_is_refused(capsys, tmp_path):

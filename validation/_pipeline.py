@@ -60,6 +60,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,16 @@ class Context:
     load_delay_per_fanout: float | None = None
     """Later output crossing (units of T) per synapse gate a neuron's output drives
     (:func:`stage_load_delay`); None where not measured."""
+    executor: Any = None
+    """Where the network batches run: None for the local process pool, or a
+    ``distributed.Client`` (:func:`imcpnn.spice.run_many`). Not part of the config: the results
+    and their cache keys do not depend on it."""
+    max_workers: int | None = None
+    """Size of the local process pool (None: one per CPU); unused with a Dask client."""
+
+    def runner(self) -> dict:
+        """The keywords every SPICE batch of a stage takes: the cache, and where the runs go."""
+        return {"cache_dir": self.cache_dir, "executor": self.executor, "max_workers": self.max_workers}
 
 
 def _stage_path(out_dir: Path, name: str) -> Path:
@@ -433,7 +444,7 @@ def testbench_traces(ctx: Context) -> TraceSet:
     t_in, w = fit_testbench(ctx.config)
     run = simulate_network([w], t_in, ctx.char, network=ctx.fit_network, schedule=ctx.schedule,
                            corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                           batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
+                           batch_size=ctx.config.spice_batch, **ctx.runner(),
                            discharger_scales=[ctx.discharger_design], progress=ctx.progress)
     t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
     spikes = run.spikes.sort_values(["sample", "neuron"])
@@ -502,7 +513,7 @@ def stage_discharger(ctx: Context) -> dict:
         runs = simulate_scales([w], t_in, ctx.char, [CurrentScales()] * len(ks),
                                network=ctx.fit_network, schedule=ctx.schedule,
                                corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                               discharger_scales=ks, batch_size=1, cache_dir=ctx.cache_dir,
+                               discharger_scales=ks, batch_size=1, **ctx.runner(),
                                progress=ctx.progress, save_membranes=False)
         rows = [(k, float(t)) for k, r in zip(ks, runs)
                 for t, fired in zip(r.spikes["t_spike"], r.spikes["spiked"]) if fired and 0 < t < 1]
@@ -591,7 +602,7 @@ def stage_load_delay(ctx: Context) -> dict:
         loaded = dataclasses.replace(ctx.fit_network, widths=(*ctx.fit_network.widths, fan_out))
         run = simulate_network([w, np.zeros((w.shape[1], fan_out))], t_in, ctx.char, network=loaded,
                                schedule=ctx.schedule, corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                               batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
+                               batch_size=ctx.config.spice_batch, **ctx.runner(),
                                discharger_scales=[ctx.discharger_design], progress=ctx.progress)
         first = run.spikes[run.spikes["layer"] == 0].sort_values(["sample", "neuron"])
         t_loaded = first["t_spike"].to_numpy().reshape(len(t_in), w.shape[1])
@@ -724,7 +735,7 @@ def simulate_candidates(ctx: Context, weights, x: np.ndarray, scales_list, progr
     return simulate_scales(weights, x, ctx.char, scales_list,
                            **({"network": ctx.network} | networks), schedule=ctx.schedule,
                            corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                           batch_size=ctx.config.spice_batch, cache_dir=ctx.cache_dir,
+                           batch_size=ctx.config.spice_batch, **ctx.runner(),
                            discharger_scales=discharger_scales, progress=progress)
 
 
@@ -1135,12 +1146,16 @@ def _check_config(config: ValidationConfig, out_dir: Path) -> str | None:
 
 def run_validation(config: ValidationConfig, out_dir: str | Path, *,
                    characterization: str | Path | None = None, cache_dir: str | Path | None = None,
-                   progress: bool = True, command: str = "imcpnn validate") -> dict:
+                   progress: bool = True, command: str = "imcpnn validate", executor: Any = None,
+                   max_workers: int | None = None) -> dict:
     """Run (or resume) every stage and write summary.json and the report; returns the summary.
 
     **Arguments:** ``characterization`` an existing characterization.json (else simulated);
     ``cache_dir`` the SPICE result cache (None = the SPICE layer's default); ``command`` how the
-    folder's lock names this run to a second command on ``out_dir``.
+    folder's lock names this run to a second command on ``out_dir``; ``executor`` where the
+    network batches run (None: a local pool of ``max_workers`` processes; a
+    ``distributed.Client``: its cluster, results cached here; the device characterization's four
+    small decks always run here).
     **Raises:** RunDirBusyError (a ConfigError) when another process is writing into ``out_dir``;
     ConfigError when ``out_dir`` holds a run with another config, the characterization file
     is unreadable or differs from the one the folder's run used, or the data set does not fit the
@@ -1156,7 +1171,8 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         _write_config(config, out_dir, replacing)
         clock = RunClock(out_dir / "stages" / "elapsed.json", start_s)
         try:
-            return _run_stages(config, out_dir, characterization, cache_dir, progress, data, clock)
+            return _run_stages(config, out_dir, characterization, cache_dir, progress, data, clock,
+                               {"executor": executor, "max_workers": max_workers})
         finally:
             clock.save()  # also when interrupted: elapsed_s is the total over every run
 
@@ -1181,10 +1197,11 @@ def _write_config(config: ValidationConfig, out_dir: Path, replacing: str | None
 
 
 def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
-                data: tuple[DataConfig, DataSplits], clock: RunClock) -> dict:
+                data: tuple[DataConfig, DataSplits], clock: RunClock, runner: dict) -> dict:
     """The stages of :func:`run_validation`, in a locked folder whose config is written; ``data``
-    is :func:`load_data`'s (DataConfig, DataSplits)."""
-    ctx, char_stage, layout = prepare_context(config, out_dir, characterization, cache_dir, progress, data)
+    is :func:`load_data`'s (DataConfig, DataSplits); ``runner`` the executor keywords."""
+    ctx, char_stage, layout = prepare_context(config, out_dir, characterization, cache_dir, progress, data,
+                                              **runner)
     discharger = stage_discharger(ctx)
     ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
     params, dynamics, fit = pipeline_parameters(ctx)
@@ -1206,9 +1223,11 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
 
 
 def prepare_context(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
-             data: tuple[DataConfig, DataSplits]) -> tuple[Context, dict, dict | None]:
+                    data: tuple[DataConfig, DataSplits], *, executor: Any = None,
+                    max_workers: int | None = None) -> tuple[Context, dict, dict | None]:
     """(Context, characterization stage, layout stage or None): the networks (laid out first
-    for post-layout), the characterization, the samples."""
+    for post-layout), the characterization, the samples; ``executor``/``max_workers`` go into the
+    Context (:attr:`Context.executor`)."""
     from imcpnn.circuits.netlist.network import PhaseSchedule
 
     data_cfg, splits = data
@@ -1222,7 +1241,7 @@ def prepare_context(config: ValidationConfig, out_dir: Path, characterization, c
                   schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
                   x_test=x_test, y_test=splits.y_test.numpy(),
                   x_cal=calibration_inputs(config, x_train, x_test),
-                  n_classes=splits.n_classes, data_config=data_cfg)
+                  n_classes=splits.n_classes, data_config=data_cfg, executor=executor, max_workers=max_workers)
     return ctx, char_stage, layout
 
 

@@ -171,13 +171,14 @@ def _contexts(ctx, out_dir: Path) -> dict:
     return {net: dataclasses.replace(ctx, out_dir=out_dir / net) for net in NETWORKS}
 
 
-def nominal_context(config: VariationConfig, out_dir: Path, cache_dir, progress: bool):
+def nominal_context(config: VariationConfig, out_dir: Path, cache_dir, progress: bool, **runner):
     """The validation Context of the nominal point (characterization, discharger design) with the
-    test samples cut to ``config.n_test``."""
+    test samples cut to ``config.n_test``; ``runner``: ``executor``/``max_workers``
+    (:attr:`imcpnn.validation._pipeline.Context.executor`)."""
     from imcpnn.validation._pipeline import prepare_context, load_data, stage_discharger
 
     vcfg = dataclasses.replace(config.validation, n_test=config.n_test)
-    ctx = prepare_context(vcfg, out_dir, None, cache_dir, progress, load_data(vcfg))[0]
+    ctx = prepare_context(vcfg, out_dir, None, cache_dir, progress, load_data(vcfg), **runner)[0]
     discharger = stage_discharger(ctx)
     return dataclasses.replace(ctx, discharger_design=discharger["factor"])
 
@@ -220,7 +221,7 @@ def stage_mismatch(ctx, config: VariationConfig) -> dict:
         char_cfg = CharacterizationConfig(corner=ctx.config.corner, temp_c=ctx.config.temp_c)
         cfg = MismatchConfig(characterization=char_cfg, n_instances=config.mismatch_instances,
                              seed=config.seed)
-        return characterize_mismatch(cfg, cache_dir=ctx.cache_dir, progress=ctx.progress).to_dict()
+        return characterize_mismatch(cfg, progress=ctx.progress, **ctx.runner()).to_dict()
 
     return cached_stage(ctx.out_dir, "mismatch", compute, ctx.progress)
 
@@ -438,7 +439,7 @@ def stage_corner(ctx, nominal: Nominal, corner: str, temp_c: float) -> dict:
                 runs[kind] = simulate_scales(
                     weights, ctx.x_test, char, [scales], network=ctx.network, schedule=ctx.schedule,
                     corner=corner, temp_c=temp_c, batch_size=ctx.config.spice_batch,
-                    discharger_scales=[ctx.discharger_design], cache_dir=ctx.cache_dir,
+                    discharger_scales=[ctx.discharger_design], **ctx.runner(),
                     progress=ctx.progress, save_membranes=False, mapping_point=not mapped_here)[0]
             except (NetlistError, ConfigError) as err:
                 row["notes"].append(f"{kind}: not mappable ({str(err)[:200]})")
@@ -485,9 +486,11 @@ def _check_folder_config(path: Path, config: dict) -> None:
 
 
 def run_variation(config: VariationConfig, out_dir: str | Path, *, cache_dir=None, progress: bool = True,
-                  command: str = "imcpnn variation") -> dict:
+                  command: str = "imcpnn variation", executor=None, max_workers: int | None = None) -> dict:
     """Run (or resume) every stage, write variation.json, the figures and the report; returns
-    variation.json's content. A folder holding another config is refused (ConfigError)."""
+    variation.json's content. A folder holding another config is refused (ConfigError).
+    ``executor``: where the SPICE batches run (None: a local pool of ``max_workers`` processes,
+    or a ``distributed.Client``; the per-corner device characterizations always run here)."""
     from imcpnn.validation._pipeline import train_pipeline_model
 
     start = time.perf_counter()
@@ -495,7 +498,7 @@ def run_variation(config: VariationConfig, out_dir: str | Path, *, cache_dir=Non
     with RunDirLock(out_dir, command):
         _check_folder_config(out_dir / CONFIG_FILE, to_dict(config))
         write_json_atomic(out_dir / CONFIG_FILE, to_dict(config))
-        ctx = nominal_context(config, out_dir, cache_dir, progress)
+        ctx = nominal_context(config, out_dir, cache_dir, progress, executor=executor, max_workers=max_workers)
         params = bottom_up_parameters(ctx)
         contexts = _contexts(ctx, out_dir)
         plain = train_and_search(contexts["plain"], params)

@@ -322,7 +322,7 @@ def _check_copy_table(table: IdVgTable, name: str, k: int, gate_v: np.ndarray, i
 
 
 def characterize_mismatch(cfg: MismatchConfig = MismatchConfig(), *, cache_dir=None,
-                          progress: bool = True) -> MismatchResult:
+                          progress: bool = True, executor=None, max_workers: int | None = None) -> MismatchResult:
     """Monte Carlo mismatch of the synapse and discharger current sources and of the neuron's
     switching point (see the module text for the method).
 
@@ -330,7 +330,8 @@ def characterize_mismatch(cfg: MismatchConfig = MismatchConfig(), *, cache_dir=N
     3 + ceil(K / neurons_per_deck) mismatch decks in parallel (:func:`imcpnn.spice.run_many`).
 
     **Arguments:** ``cfg``: :class:`MismatchConfig`; ``cache_dir``: SPICE run cache (None: the
-    default); ``progress``: show progress bars.
+    default); ``progress``: show progress bars; ``executor``/``max_workers``: where the mismatch
+    decks run (:func:`imcpnn.spice.run_many`: a local pool, or a ``distributed.Client``).
 
     **Returns:** a :class:`MismatchResult`.
 
@@ -353,7 +354,8 @@ def characterize_mismatch(cfg: MismatchConfig = MismatchConfig(), *, cache_dir=N
             for n, dev in enumerate(DEVICES.values())]
     sims += [switch_sweep_sim(ch, n_instances=len(c), v_range_v=v_range,
                               mismatch_seed=deck_seed(cfg.seed, len(DEVICES) + n)) for n, c in enumerate(chunks)]
-    results = run_many(sims, cache_dir=cache_dir, progress=progress, desc=f"mismatch {ch.corner} seed {cfg.seed}")
+    results = run_many(sims, cache_dir=cache_dir, progress=progress, desc=f"mismatch {ch.corner} seed {cfg.seed}",
+                       executor=executor, max_workers=max_workers)
 
     i_target = np.asarray(cfg.currents_a)
     sigma_i, sigma_vg, lam = {}, {}, {}

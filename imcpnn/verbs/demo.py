@@ -18,7 +18,8 @@ report (DIR/report.html, DIR/summary.json, with the protocol and the error budge
 
 It is `imcpnn validate` with the default configuration; the options below make a reduced run.
 Each stage is saved when it finishes: if interrupted, rerun the same command to resume.
-Almost all of the time is ngspice (tens of minutes on a 2-core machine from an empty cache).
+Almost all of the time is ngspice (about 13 minutes on an idle 2-core machine from an empty
+cache; --executor dask spreads it over a cluster, see `imcpnn validate --help`).
 
 With --post-layout the SPICE side is the netlist extracted from the generated sky130 layout
 (needs magic, netgen-lvs and PDK_ROOT, see `imcpnn validate --help`), and the report shows the

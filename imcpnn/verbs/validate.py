@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imcpnn.verbs._common import add_corner_argument
+from imcpnn.verbs._common import add_corner_argument, add_executor_arguments
 
 SUMMARY = "model vs SPICE: top-down vs bottom-up vs trace-fitted, scale searches, report"
 
@@ -43,6 +43,11 @@ Examples:
   imcpnn validate --out runs/quick --n-test 10 --epochs 30 --coarse
   imcpnn validate --out runs/val_ff --corner ff --characterization runs/char_ff/characterization.json
   PDK_ROOT=~/.ciel imcpnn validate --out runs/val_pl --post-layout
+  imcpnn validate --out runs/val --executor dask --scheduler tcp://head:8786
+
+--executor dask sends the network batches to a Dask cluster (a LocalCluster here, or the one at
+--scheduler; docs/distributed.md); results come back into this machine's cache, so a rerun
+resumes from them with either executor.
 """
 
 
@@ -79,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--discharger", choices=("fixed", "searched"), default=None,
                         help="discharger at its design current for every pipeline (fixed, default) "
                              "or one factor on it searched by every pipeline")
+    add_executor_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -114,13 +120,16 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from imcpnn.validation import run_validation
-    from imcpnn.verbs._common import prepare_out_dir
+    from imcpnn.verbs._common import check_executor_arguments, open_executor, prepare_out_dir
 
     config = config_from_args(args)  # run_validation checks --characterization before writing
+    check_executor_arguments(args)
     prepare_out_dir(args.out)
-    summary = run_validation(config, args.out,
-                             characterization=args.characterization, cache_dir=args.cache_dir,
-                             progress=not args.quiet, command=f"imcpnn {args.verb}")
+    with open_executor(args) as executor:
+        summary = run_validation(config, args.out,
+                                 characterization=args.characterization, cache_dir=args.cache_dir,
+                                 progress=not args.quiet, command=f"imcpnn {args.verb}", executor=executor,
+                                 max_workers=args.workers)
     print(f"output spike-time RMSE (ns): top-down {summary['rmse_top_down_ns']:.2f}, bottom-up "
           f"{summary['rmse_bottom_up_ns']:.2f}, trace-fitted {summary['rmse_trace_fitted_ns']:.2f}"
           f"; test accuracy model {summary['test_accuracy_model']:.3f}, SPICE "

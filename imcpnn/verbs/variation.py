@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imcpnn.verbs._common import positive_int
+from imcpnn.verbs._common import add_executor_arguments, positive_int
 
 SUMMARY = "process variation: corner/temperature sweep, SPICE Monte Carlo vs the model, hardware-aware training"
 
@@ -34,6 +34,7 @@ Examples:
   imcpnn variation --out runs/var
   imcpnn variation --out runs/var_quick --corners tt,ss --mc 4 --n-test 10 --coarse
   imcpnn variation --out runs/var_temp --corners tt --temps -40,27,85
+  imcpnn variation --out runs/var --mc 100 --executor dask --scheduler tcp://head:8786
 """
 
 
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="VariationConfig JSON (e.g. a previous run's config.json)")
     parser.add_argument("--cache-dir", default=None,
                         help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
+    add_executor_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -84,12 +86,14 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from imcpnn.validation import run_variation
-    from imcpnn.verbs._common import prepare_out_dir
+    from imcpnn.verbs._common import check_executor_arguments, open_executor, prepare_out_dir
 
     config = config_from_args(args)
+    check_executor_arguments(args)
     prepare_out_dir(args.out)
-    result = run_variation(config, args.out, cache_dir=args.cache_dir, progress=not args.quiet,
-                           command=f"imcpnn {args.verb}")
+    with open_executor(args) as executor:
+        result = run_variation(config, args.out, cache_dir=args.cache_dir, progress=not args.quiet,
+                               command=f"imcpnn {args.verb}", executor=executor, max_workers=args.workers)
     mc = result["mc"]
     for net, label in (("plain", "plain"), ("hwa", "hardware-aware")):
         print(f"{label}: accuracy over {mc['n']} SPICE chips {mc[f'mean_accuracy_spice_{net}']:.3f} "

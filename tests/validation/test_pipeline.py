@@ -172,3 +172,36 @@ def test_summary_has_every_key_in_the_order_it_always_had():
     assert summary["search_starts"] == {"top_down": [1.0, 1.0], "bottom_up": [1.0], "trace_fitted": [1.0]}
     assert summary["mapping"]["bottom_up"] == {"pipeline": "bottom_up"}
     assert summary["mapping"]["parasitic_method"].startswith("wire capacitance per line")
+
+
+def test_every_network_batch_goes_to_the_context_executor(monkeypatch):
+    """The executor (a Dask client, or None for the local pool) is a Context field, not config:
+    the searches, evaluations and Monte Carlo chips (simulate_candidates), the testbench traces
+    and the load-delay run all hand it, with the pool size, to the SPICE runner."""
+    from imcpnn.circuits.netlist.network import Network, PhaseSchedule
+    from imcpnn.circuits.simulate import run as run_module
+    from imcpnn.validation import _pipeline as pipe
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("executor"), kwargs.get("max_workers"), kwargs.get("cache_dir")))
+        raise Stop
+
+    monkeypatch.setattr(run_module, "simulate_scales", spy)
+    executor = object()
+    ctx = pipe.Context(config=ValidationConfig(), out_dir=None, cache_dir="c", progress=False, char={},
+                       network=Network((5, 5, 5)), fit_network=Network((5, 5)), schedule=PhaseSchedule(),
+                       x_test=np.zeros((7, 5)), y_test=np.zeros(7), x_cal=np.zeros((14, 5)), n_classes=3,
+                       data_config=DataConfig(), executor=executor, max_workers=3)
+    assert ctx.runner() == {"cache_dir": "c", "executor": executor, "max_workers": 3}
+    for call in (lambda: pipe.simulate_candidates(ctx, [np.zeros((5, 5))] * 2, ctx.x_test, [None], False),
+                 lambda: pipe.testbench_traces(ctx)):
+        with pytest.raises(Stop):
+            call()
+    assert seen == [(executor, 3, "c")] * 2
+    # the default is the local pool
+    assert pipe.Context(**{**ctx.__dict__, "executor": None, "max_workers": None}).runner()["executor"] is None

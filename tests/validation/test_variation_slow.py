@@ -23,7 +23,9 @@ BOTTOM_UP_BOUND_NS = 10.0
 
 @pytest.mark.slow
 def test_reduced_variation_run(run_verb):
-    first, out, _ = run_verb("variation", REDUCED)
+    # On a local Dask cluster (every SPICE batch through it, results cached here); the resume
+    # below runs with the default local pool from the same cache.
+    first, out, _ = run_verb("variation", REDUCED, "--executor", "dask", "--workers", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     result = json.loads((out / "variation.json").read_text())
     check_variation(result, "variation.json")
@@ -59,7 +61,7 @@ def test_reduced_variation_run(run_verb):
     # the model-only budget names each device term
     assert [row["term"] for row in mc["term_budget_plain"]][-1].startswith("firing ramp")
 
-    # Resume: every stage is saved, so a rerun only reloads and redraws.
+    # Resume: every stage is saved, so a rerun (here with the local pool) only reloads and redraws.
     start = time.perf_counter()
     again = run_verb("variation", REDUCED)[0]
     assert again.returncode == 0, again.stderr[-3000:]
