@@ -20,8 +20,9 @@ runs), on K columns x S test images of a trained network's first layer (``--run`
 
 With ``--work-dir`` (kept; default a temporary folder, removed) each worker count's timed run is
 saved there as it finishes (``timing_<n>.json`` beside its ``out_<n>/layer.json``): a rerun with
-the same folder and arguments reuses the finished ones (``resumed_runs``) and times the rest,
-each again from an empty cache.
+the same folder and arguments reuses the finished ones (``resumed_runs``: their timing as
+measured, their summary redone from the saved columns by the current code, nothing simulated)
+and times the rest, each again from an empty cache.
 
 Usage: .venv/bin/python benchmarks/layer_columns.py --run runs/fmnist [--columns 2] [--samples 2]
        [--batch-size 1] [--workers 1,2] [--characterization FILE] [--cluster-cores 1024]
@@ -142,6 +143,15 @@ def main(argv=None) -> int:
             if timing.is_file():
                 done = json.loads(timing.read_text())
                 if done.get("arguments") == identity:
+                    # its timing as measured; its summary redone by this code from the saved
+                    # columns (run_layer resumes every column: nothing is simulated)
+                    done["layer"] = run_layer(w, x, char, work / f"out_{n}", columns=columns,
+                                              batch_size=args.batch_size, executor_label=done["layer"]["executor"],
+                                              cache_dir=work / f"cache_{n}", progress=False, calibration=calibration,
+                                              provenance={"run": str(args.run), "arch": arch})
+                    if done["layer"]["resumed_columns"] != columns:
+                        raise SystemExit(f"{work / f'out_{n}'}: saved columns missing; remove {timing} to time again")
+                    timing.write_text(json.dumps(done, indent=1) + "\n")
                     runs[n], raw[f"dask_{n}_workers_wall_s"] = done, [done["wall_s"]]
                     resumed.append(n)
                     print(f"{n} worker(s): resumed from {timing} ({done['wall_s']:.0f} s wall)")
@@ -149,7 +159,7 @@ def main(argv=None) -> int:
             fresh = work / f"cache_{n}"
             for stale in (fresh, work / f"out_{n}"):  # an empty cache, and no saved column to resume
                 shutil.rmtree(stale, ignore_errors=True)
-            cpu0 = _children_cpu_s()
+            cpu0, load0 = _children_cpu_s(), list(os.getloadavg())
             with dask_client(None, n_workers=n) as client:
                 client.wait_for_workers(n)
                 t0 = time.perf_counter()
@@ -160,8 +170,8 @@ def main(argv=None) -> int:
                 wall = time.perf_counter() - t0
             cpu = _children_cpu_s() - cpu0  # the cluster's workers (and their ngspice) are reaped at close
             raw[f"dask_{n}_workers_wall_s"] = [wall]
-            runs[n] = {"wall_s": wall, "cpu_s": cpu, "layer": layer, "load_average": list(os.getloadavg()),
-                       "arguments": identity}
+            runs[n] = {"wall_s": wall, "cpu_s": cpu, "layer": layer, "load_average_before": load0,
+                       "load_average": list(os.getloadavg()), "arguments": identity}
             timing.write_text(json.dumps(runs[n], indent=1) + "\n")
             shutil.rmtree(fresh, ignore_errors=True)
             print(f"{n} worker(s): {wall:.0f} s wall, {cpu:.0f} s CPU for {len(columns)} columns x {args.samples} "
@@ -180,6 +190,7 @@ def main(argv=None) -> int:
                    "calibration_wall_s": calibration_s, "cost_s_per_column_sample": cost,
                    "rmse_ns": first["rmse_ns"], "bias_ns": first["bias_ns"], "models": first["models"],
                    "energy_per_inference_j": first["energy_per_inference_j"], "energy_note": first["energy_note"],
+                   "energy_per_synop_j": first.get("energy_per_synop_j"),
                    "spike_times": first["spike_times"], "same_spike_times_every_run": same,
                    "runs": {str(n): {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "executor": r["layer"]["executor"],
                                      "load_average_after": r["load_average"]} for n, r in runs.items()},
@@ -202,7 +213,10 @@ def main(argv=None) -> int:
               f"1 / 2 workers wall ratio: {ratio if ratio is None else round(ratio, 2)}")
         print(f"projection: {args.full_columns} columns x {args.full_samples} images = {proj['serial_core_h']:.0f} "
               f"core-hours; on {args.cluster_cores} cores {proj['wall_h']:.1f} h (ideal {proj['wall_h_ideal']:.1f} h)")
-        path = recorder.write(machine=machine, headline=headline, results=results, repeats=raw)
+        # the load before the measurement: the first timed run's (resumed runs were timed earlier)
+        load_before = runs[args.workers[0]].get("load_average_before")
+        path = recorder.write(machine=machine, headline=headline, results=results, repeats=raw,
+                              **({"load_average_before": load_before} if load_before else {}))
         print(f"result: {path}")
     finally:
         if args.work_dir is None:

@@ -132,7 +132,8 @@ def energy_rows(results_dir: Path, link_from: Path) -> list[str]:
         link = Path(os.path.relpath(path.resolve(), link_from.resolve())).as_posix()
         rows.append(f"| imcpnn [{data.get('name')}]({link}): {res['n_inputs']}-input layer, "
                     f"{len(res['columns'])} of {res['n_outputs']} columns simulated | sky130 (130 nm) | "
-                    f"SPICE, ideal sources | - | {_cell(res['energy_per_inference_j'] / res['n_outputs'] * 1e12)} |")
+                    f"SPICE, ideal sources | {_fj(res.get('energy_per_synop_j'))} | "
+                    f"{_cell(res['energy_per_inference_j'] / res['n_outputs'] * 1e12)} |")
     return rows
 
 

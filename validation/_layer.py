@@ -55,8 +55,9 @@ import pandas as pd
 import torch
 
 from imcpnn.circuits.characterization.fit import Characterization
-from imcpnn.circuits.netlist.network import Network, PhaseSchedule
+from imcpnn.circuits.netlist.network import Network, PhaseSchedule, input_spiked
 from imcpnn.circuits.simulate.column import ColumnRun, map_layer, plan_columns, run_columns
+from imcpnn.circuits.simulate.energy import count_synops
 from imcpnn.circuits.simulate.weights import CurrentScales, unit_current_a
 from imcpnn.errors import ConfigError
 from imcpnn.pnn import PNN, LayerPhysics
@@ -239,7 +240,9 @@ def run_layer(w: np.ndarray, x: np.ndarray, char_data: dict, out_dir: str | Path
     layer.json: ``n_inputs``, ``n_outputs`` (the layer's columns), ``n_columns``, ``columns``,
     ``n_samples``, ``executor``, ``rmse_ns`` / ``bias_ns`` (model - SPICE over the neurons that
     spike on both sides), ``models`` (terms, parameters, metrics), ``energy_per_inference_j``
-    (the whole layer, scaled from the simulated columns), ``cost_s_per_column_sample``,
+    (the whole layer, scaled from the simulated columns), ``energy_per_synop_j`` (the simulated
+    columns' energy over their synaptic operations: input spikes x synapses with a nonzero mapped
+    weight), ``cost_s_per_column_sample``,
     ``spike_times`` (normalized, null = silent), the calibration, mapping and deck statistics.
     """
     char = Characterization.from_dict(char_data)
@@ -325,6 +328,9 @@ def _summary(w: np.ndarray, x: np.ndarray, char_data: dict, columns: list[int], 
         "ideal_synapses": {**_metrics(t_ideal, spice, columns, T),
                            "terms": ["as bottom_up, but ideal synapse current sources (|E| = 1e6)"]},
     }
+    # synaptic operations of the simulated columns per inference: inputs that spike x the
+    # synapses they reach with a nonzero (mapped) weight (circuits.simulate.energy.count_synops)
+    synops = float(count_synops([w_cols], [input_spiked(x, schedule)]).mean())
     energy = [records[c]["energy_j"] for c in columns]
     if all(e is not None for e in energy):
         per_column = float(np.mean(energy))  # J per column and inference
@@ -337,6 +343,7 @@ def _summary(w: np.ndarray, x: np.ndarray, char_data: dict, columns: list[int], 
             "energy)")
     else:
         energy_j, groups, energy_note = None, None, "the column decks saved no supply currents"
+    per_synop = None if energy_j is None or synops == 0 else float(np.sum(energy)) / synops
     cost = {k: sum(records[c][k] for c in columns) for k in ("wall_s", "ngspice_s")}
     cpu = [records[c]["cpu_s"] for c in columns]
     analysis = [records[c]["ngspice_analysis_s"] for c in columns]
@@ -348,6 +355,7 @@ def _summary(w: np.ndarray, x: np.ndarray, char_data: dict, columns: list[int], 
         "n_samples": n_samples, "t_phase_s": T,
         "rmse_ns": bottom_up["rmse_ns"], "bias_ns": bottom_up["bias_ns"], "models": models,
         "energy_per_inference_j": energy_j, "energy_by_group_j": groups, "energy_note": energy_note,
+        "energy_per_synop_j": per_synop, "n_synops_per_inference_simulated_columns": synops,
         "cost_s_per_column_sample": {
             "wall_s": cost["wall_s"] / n_col_samples,
             "cpu_s": None if any(c is None for c in cpu) else sum(cpu) / n_col_samples,

@@ -110,6 +110,11 @@ def test_layer_verb_end_to_end_then_resumed(characterization, spice_cache, tmp_p
     cost = data["cost_s_per_column_sample"]
     assert cost["wall_s"] > 0 and cost["ngspice_s"] > 0 and cost["cpu_s"] > 0
     assert data["energy_per_inference_j"] > 0 and "3 columns" in data["energy_note"]
+    # per synop: the simulated columns' energy over their synops, which count_synops gives from
+    # the same weights and inputs (every digit has lit pixels: the count is positive)
+    synops = data["n_synops_per_inference_simulated_columns"]
+    assert 0 < synops <= 2 * 64
+    assert data["energy_per_synop_j"] == pytest.approx(data["energy_per_inference_j"] / 3 * 2 / synops)
     assert 1 < data["calibration"]["c_eff_over_c_m"] < 3 and 0 < data["calibration"]["t_0"] < 0.5
     assert data["sources_per_deck"]["shared"] < data["sources_per_deck"]["unshared"]
     assert sorted(p.name for p in (tmp_path / "out" / "columns").iterdir()) == ["col_0.json", "col_1.json"]
