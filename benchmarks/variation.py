@@ -67,16 +67,16 @@ def _f(x, digits=3):
 
 def table(results_dir: Path = _record.RESULTS_DIR) -> str:
     """The top-level README's variation tables from every variation file in ``results_dir``."""
-    paths = sorted(Path(results_dir).glob("variation_*.json"))
-    if not paths:
+    found = [(path, json.loads(path.read_text())) for path in sorted(Path(results_dir).glob("variation_*.json"))]
+    found = [(path, d) for path, d in found if d.get("script") == "variation"]  # not variation_fashion_mnist's
+    if not found:
         return "No variation run recorded yet."
     mc_rows = ["| run | network | accuracy, nominal chip (model) | SPICE Monte Carlo mean +- std | "
                "model mean +- std | spike-time spread SPICE / model ns |", "|---|---|---:|---:|---:|---:|"]
     corner_rows = ["", "| run | corner | T (C) | E_plus | E_minus | accuracy, nominal mapping (SPICE) | "
                    "accuracy, re-characterized (SPICE) | bottom-up RMSE ns |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     budget_rows = ["", "| run | variation term alone (plain network, model) | mean accuracy |", "|---|---|---:|"]
-    for path in paths:
-        d = json.loads(path.read_text())
+    for path, d in found:
         v, name = d["variation"], d["name"]
         mc = v["mc"]
         for net, label in NETWORKS.items():

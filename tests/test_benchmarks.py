@@ -212,6 +212,26 @@ def test_energy_table_puts_measured_runs_beside_the_cited_figures(bench, tmp_pat
     assert "Xuan" in tables.energy_table(tmp_path / "none", tmp_path)  # the shipped file reads
 
 
+def test_variation_tables_read_only_variation_records(bench, tmp_path):
+    """The README's variation tables come from the variation records alone (a
+    variation_fashion_mnist file shares the name prefix), one Monte Carlo row per network, one
+    corner row per corner; the recovered fraction is the SPICE one."""
+    variation, record = bench("variation"), bench("_record")
+    shipped = json.loads((BENCH / "results" / "variation_default.json").read_text())
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "variation_default.json").write_text(json.dumps(shipped))
+    _fake_result(record, results, "variation_fashion_mnist", "x", {"recovered": 0.9})
+    text = variation.table(results)
+    v = shipped["variation"]
+    assert text.count("| default | ") == 3 + len(v["corners"]) + len(v["mc"]["term_budget_plain"])
+    assert "| x |" not in text
+    mc, nominal = v["mc"], variation.nominal_spice_accuracy(v)
+    assert variation.recovered_fraction(v) == pytest.approx(
+        (mc["mean_accuracy_spice_hwa"] - mc["mean_accuracy_spice_plain"]) / (nominal - mc["mean_accuracy_spice_plain"]))
+    assert variation.table(tmp_path / "none") == "No variation run recorded yet."
+
+
 #: (script, bad arguments, a word the one error line names)
 BAD_ARGS = [
     ("dstd_vs_exact", ["--n-in", "100,x"], "--n-in"),
