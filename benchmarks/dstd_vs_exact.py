@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         parser.error(f"argument --out: {args.out} is a folder, not a JSON file")
     recorder = _record.Recorder(__file__, args, argv)
 
-    from tqdm import tqdm
+    from imcpnn.progress import progress_bar
 
     settings = {k: getattr(args, k) for k in ("n_out", "batch", "steps", "repeats", "device")}
     done = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     n_ins = args.n_in
     jobs = [(m, n) for n in n_ins for m in ("dstd", "exact")]
     resumed = []
-    for method, n_in in tqdm(jobs, desc="points"):
+    for method, n_in in progress_bar(jobs, desc="points", unit="point"):  # plain lines in a log
         key = f"{method}:{n_in}"
         point = done["points"].get(key)
         if point is not None and ("error" in point or "times_s" in point):  # points from before raw times re-run
