@@ -49,17 +49,16 @@ def _children_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def load_problem(run_dir: Path, samples: int):
-    """(first-layer weights (n_in, n_out), the first ``samples`` test inputs (S, n_in), arch)."""
-    import dataclasses
+def load_problem(run_dir: Path, samples: int, columns: int):
+    """(first-layer weights (n_in, n_out), the first ``samples`` test inputs (S, n_in), arch), read
+    and checked as ``imcpnn layer --run`` does (:func:`imcpnn.verbs.layer.load_layer_problem`)."""
+    import argparse
 
-    from imcpnn.pnn import load_dataset, load_trained
+    from imcpnn.verbs.layer import load_layer_problem
 
-    trained = load_trained(run_dir)
-    w = trained.model.dense_weights()[0].double().numpy()
-    data = load_dataset(dataclasses.replace(trained.config.data, train_subset=1))
-    x = data.x_test[:samples].reshape(samples, -1).double().numpy()
-    return w, x, trained.config.model.arch
+    w, x, provenance = load_layer_problem(argparse.Namespace(run=run_dir, dataset=None, data_dir=None, weights=None,
+                                                             columns=columns, samples=samples))
+    return w, x, provenance["arch"]
 
 
 def projection(cost: dict, efficiency: float, args) -> dict:
@@ -115,11 +114,9 @@ def main(argv=None) -> int:
     from imcpnn.validation import calibrate_discharger, run_layer
 
     try:
-        w, x, arch = load_problem(args.run, args.samples)
+        w, x, arch = load_problem(args.run, args.samples, args.columns)
     except ImcpnnError as err:
         ap.error(f"argument --run: {err}")
-    if args.columns > w.shape[1]:
-        ap.error(f"argument --columns: {args.columns} is beyond the layer's {w.shape[1]} columns")
     machine = _record.machine(spice=True)
     print(_record.machine_line(machine) + f", load avg {os.getloadavg()[0]:.1f}")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="imcpnn-bench-layer-"))
@@ -142,15 +139,15 @@ def main(argv=None) -> int:
             timing = work / f"timing_{n}.json"
             if timing.is_file():
                 done = json.loads(timing.read_text())
-                if done.get("arguments") == identity:
+                # OUT/columns/col_<c>.json: where run_layer saves each column (docs/distributed.md)
+                saved = all((work / f"out_{n}" / "columns" / f"col_{c}.json").is_file() for c in columns)
+                if done.get("arguments") == identity and saved:
                     # its timing as measured; its summary redone by this code from the saved
                     # columns (run_layer resumes every column: nothing is simulated)
                     done["layer"] = run_layer(w, x, char, work / f"out_{n}", columns=columns,
                                               batch_size=args.batch_size, executor_label=done["layer"]["executor"],
                                               cache_dir=work / f"cache_{n}", progress=False, calibration=calibration,
                                               provenance={"run": str(args.run), "arch": arch})
-                    if done["layer"]["resumed_columns"] != columns:
-                        raise SystemExit(f"{work / f'out_{n}'}: saved columns missing; remove {timing} to time again")
                     timing.write_text(json.dumps(done, indent=1) + "\n")
                     runs[n], raw[f"dask_{n}_workers_wall_s"] = done, [done["wall_s"]]
                     resumed.append(n)

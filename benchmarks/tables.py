@@ -58,6 +58,11 @@ def _cell(value) -> str:
     return str(value) if isinstance(value, int) else f"{value:.3g}"
 
 
+def _link(path: Path, link_from: Path) -> str:
+    """``path`` relative to the folder ``link_from`` (a README's), as a markdown link target."""
+    return Path(os.path.relpath(path.resolve(), link_from.resolve())).as_posix()
+
+
 def _load(value) -> str:
     one = _record.load_1min(value)
     return "-" if one is None else f"{one:.2f}"
@@ -86,7 +91,7 @@ def table(results_dir: Path, script: str, link_from: Path) -> str:
     rows = ["| result | date | machine | load 1-min before / after | " + " | ".join(columns) + " |",
             "|---|---|---|---|" + "---:|" * len(columns)]
     for (path, data), head in zip(found, heads):
-        link = Path(os.path.relpath(path.resolve(), link_from.resolve())).as_posix()
+        link = _link(path, link_from)
         date = (data.get("timestamp") or "-")[:10]
         cells = [f"[{data.get('name', path.stem)}]({link})", date, _record.short_machine(data.get("machine")),
                  f"{_load(data.get('load_average_before'))} / {_load(data.get('load_average_after'))}"]
@@ -120,7 +125,7 @@ def energy_rows(results_dir: Path, link_from: Path) -> list[str]:
         core = sum(groups.get(g, 0.0) for g in CORE_GROUPS)
         config = data.get("config", {})
         neurons = sum(config.get("hidden", [])) + config.get("n_outputs", 0)
-        link = Path(os.path.relpath(path.resolve(), link_from.resolve())).as_posix()
+        link = _link(path, link_from)
         per_neuron = energy["energy_per_inference_j"] / neurons * 1e12 if neurons else None
         rows.append(f"| imcpnn [{data.get('name')}]({link}): {summary.get('netlist_kind', '-')} | sky130 (130 nm) | "
                     f"SPICE, ideal sources | {_fj(summary['energy_per_synop_j'])} (core "
@@ -129,7 +134,7 @@ def energy_rows(results_dir: Path, link_from: Path) -> list[str]:
         res = data.get("results", {})
         if res.get("energy_per_inference_j") is None:
             continue
-        link = Path(os.path.relpath(path.resolve(), link_from.resolve())).as_posix()
+        link = _link(path, link_from)
         rows.append(f"| imcpnn [{data.get('name')}]({link}): {res['n_inputs']}-input layer, "
                     f"{len(res['columns'])} of {res['n_outputs']} columns simulated | sky130 (130 nm) | "
                     f"SPICE, ideal sources | {_fj(res.get('energy_per_synop_j'))} | "
@@ -153,8 +158,7 @@ def energy_table(results_dir: Path, link_from: Path, published: Path = PUBLISHED
 def _replace(text: str, begin: str, end: str, body: str, what: str) -> str:
     if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
         raise ValueError(f"the README needs one {begin} ... {end} block for {what}")
-    head, rest = text.split(begin, 1)
-    return head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+    return _record.replace_block(text, begin, end, body)
 
 
 def render(text: str, results_dir: Path, link_from: Path) -> str:
