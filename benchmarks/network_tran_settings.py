@@ -52,6 +52,10 @@ SETTINGS: dict[str, tuple[float, dict]] = {
     "50ns trtol0.1": (50e-9, {"trtol": 0.1}),
     DEFAULT: (_D.t_step_max_s, {"trtol": _D.trtol}),
     "100ns trtol0.05": (100e-9, {"trtol": 0.05}),
+    # ngspice's device bypass (off by default): a device whose terminal voltages moved less than
+    # the Newton tolerances since its last evaluation reuses that evaluation
+    "50ns trtol0.05 bypass": (50e-9, {"trtol": 0.05, "bypass": 1}),
+    "50ns trtol0.1 bypass": (50e-9, {"trtol": 0.1, "bypass": 1}),
 }
 BASELINE = "5ns (old default)"
 

@@ -3,8 +3,9 @@
 Entry points: :func:`run_validation` (the whole experiment, resumable; what ``imcpnn validate`` and
 ``imcpnn demo`` call), :func:`run_variation` (corners, temperature and Monte Carlo mismatch in SPICE
 and in the model; ``imcpnn variation``), :func:`render_report` (``imcpnn report``), :func:`fit_traces` (physical
-parameters from transient traces), the pure metrics, and :func:`search` (scale search: :func:`quadratic_search`, or
-:func:`coarse_to_fine`, the stencil search it is checked against).
+parameters from transient traces), the pure metrics, and :func:`search` (scale search:
+:func:`gauss_newton_search`, :func:`quadratic_search`, or :func:`coarse_to_fine`, the stencil
+search they are checked against).
 """
 
 from ._config import DataSection as DataSection
@@ -28,6 +29,7 @@ from ._metrics import spike_time_rmse as spike_time_rmse
 from ._metrics import worst_sample as worst_sample
 from imcpnn.pnn import predict as predicted_class  # the class decision, defined once in pnn
 from ._search import coarse_to_fine as coarse_to_fine
+from ._search import gauss_newton_search as gauss_newton_search
 from ._search import quadratic_search as quadratic_search
 from ._search import search as search
 from .report import SUMMARY_KEYS as SUMMARY_KEYS

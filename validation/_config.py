@@ -18,26 +18,27 @@ from imcpnn.spice import Corner
 
 
 #: Scale search methods (SearchConfig.method).
-SEARCH_METHODS = ("quadratic", "stencil")
+SEARCH_METHODS = ("gauss-newton", "quadratic", "stencil")
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     """Current-scale search against SPICE (one batched ngspice run per candidate)."""
 
-    method: str = "quadratic"
-    """"quadratic": a trust-region search on a quadratic model of the MSE (fewest candidates);
-    "stencil": the coarse-to-fine compass search it is checked against
-    (:mod:`imcpnn.validation._search`)."""
+    method: str = "gauss-newton"
+    """"gauss-newton": a trust-region search on a linear model of every spike-time error (the
+    Gauss-Newton model of the MSE; fewest candidates); "quadratic": a trust-region search on a
+    quadratic model of the MSE itself; "stencil": the coarse-to-fine compass search both are
+    checked against (:mod:`imcpnn.validation._search`)."""
     steps: tuple[float, ...] = (0.1, 0.03, 0.01)
     """Relative steps, coarse to fine; the last one is the search resolution (the grid every
-    candidate lies on). The quadratic search uses the first as its initial design's step and
+    candidate lies on). The trust-region searches use the first as their initial design's step and
     trust radius, the stencil search each one as a level."""
     tol_ns: float = 0.1
-    """Quadratic search: stop once the model predicts less RMSE than this to gain (and the best
-    point is a local minimum of the grid)."""
+    """Trust-region searches: stop once the model predicts less RMSE than this to gain (and the
+    best point is a local minimum of the grid)."""
     max_candidates: int = 60
-    """Quadratic search: at most this many candidates."""
+    """Trust-region searches: at most this many candidates."""
     half_width: int = 1
     """Stencil search: stencil of each level: centre +- 1..half_width steps along each axis."""
     max_recentre: int = 3
@@ -233,7 +234,7 @@ class ValidationConfig:
 def upgrade_config_data(data):
     """Config data read from a config.json of an earlier version, with the meaning it had then:
     a search without a ``method`` was the stencil search (the quadratic one became the default
-    later). Anything else, including data that is not a dict, is returned as it is."""
+    later, then the Gauss-Newton one; a config that names its method keeps it). Anything else, including data that is not a dict, is returned as it is."""
     if isinstance(data, dict) and isinstance(data.get("search"), dict) and "method" not in data["search"]:
         return {**data, "search": {**data["search"], "method": "stencil"}}
     return data

@@ -112,10 +112,16 @@ def layer_metrics(comparison: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def output_errors_ns(comparison: pd.DataFrame) -> np.ndarray:
+    """(n_samples * n_out,) spike-time errors (ns) of the output (last) layer, ordered by sample
+    then neuron: the residual vector the scale searches fit."""
+    last = comparison[comparison["layer"] == comparison["layer"].max()]
+    return last.sort_values(["sample", "neuron"])["err_t_spike_ns"].to_numpy(dtype=float)
+
+
 def output_rmse_ns(comparison: pd.DataFrame) -> float:
     """The headline metric: spike-time RMSE (ns) of the output (last) layer over all samples."""
-    last = comparison[comparison["layer"] == comparison["layer"].max()]
-    return float(np.sqrt(np.mean(last["err_t_spike_ns"].to_numpy() ** 2)))
+    return float(np.sqrt(np.mean(output_errors_ns(comparison) ** 2)))
 
 
 def worst_sample(comparison: pd.DataFrame) -> int:

@@ -16,8 +16,8 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
 5. search_<pipeline> current scales against SPICE output spike times on the calibration samples
                      (training samples by default): top-down 2-D (scale_plus, scale_minus) from
                      (1, 1), the others a 1-D global k from 1; with ``discharger="searched"``
-                     also a discharger factor (:func:`._search.search`: a quadratic model of
-                     the MSE in a trust region, or the reference stencil search)
+                     also a discharger factor (:func:`._search.search`: a Gauss-Newton model
+                     of the spike-time errors in a trust region by default)
 6. evaluate_<pipeline> metrics on the test samples at the best scales, and the energy the
                      test run's supplies delivered (:func:`run_energy`; summary.json reports the
                      bottom-up network's); post-layout: also
@@ -74,7 +74,8 @@ from imcpnn.rundir import (RunClock, RunDirLock, file_sha256, holds_results, not
 from imcpnn.validation._config import ValidationConfig, upgrade_config_data
 from imcpnn.validation._fit import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
-                                        membrane_rmse_v, model_spike_table, output_rmse_ns,
+                                        membrane_rmse_v, model_spike_table, output_errors_ns,
+                                        output_rmse_ns,
                                         output_times, worst_sample)
 from imcpnn.validation._post_layout import (check_layout_tools, layout_networks, netlist_comparison,
                                             post_layout_network, post_layout_summary,
@@ -783,11 +784,13 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
                 model_layer_times(model, x_cal, physics, reversal, readout_delays(ctx, pipeline)))
         return model_tables[k_dis]
 
-    def rmse_of(points, k_dis_of, scales_of):
+    def errors_of(points, k_dis_of, scales_of):
+        # per candidate its output spike-time errors (ns; the searches take their RMSE, the
+        # Gauss-Newton search the vector itself), inf where it cannot be mapped
         ok = [p for p in points if mappable(ctx, weights, scales_of(p), k_dis_of(p))]
         runs = (simulate_candidates(ctx, weights, x_cal, [scales_of(p) for p in ok], ctx.progress,
                                     [k_dis_of(p) for p in ok], save_supplies=False) if ok else [])
-        out = {p: output_rmse_ns(compare_spike_tables(model_table(k_dis_of(p)), r.spikes, T))
+        out = {p: output_errors_ns(compare_spike_tables(model_table(k_dis_of(p)), r.spikes, T))
                for p, r in zip(ok, runs)}
         return [out.get(p, math.inf) for p in points]
 
@@ -795,7 +798,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
         log = ctx.out_dir / "stages" / f"search_{pipeline}.log.csv"
         log.parent.mkdir(parents=True, exist_ok=True)
         best, table = search(
-            lambda pts: rmse_of(pts, lambda p: 1.0, lambda p: mapping_scales(pipeline, params, p)),
+            lambda pts: errors_of(pts, lambda p: 1.0, lambda p: mapping_scales(pipeline, params, p)),
             n_dims, ctx.config.search, log, start=start)
         if n_dims == 1:
             table = table.assign(scale=table["x0"], scale_plus=1.0, scale_minus=1.0)
@@ -808,7 +811,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
             high = ctx.config.search.scale_range[1]
             dis_search = dataclasses.replace(ctx.config.search, scale_range=(DISCHARGER_SEARCH_MIN, high))
             (k_dis,), dis_table = search(
-                lambda pts: rmse_of(pts, lambda p: p[0], lambda p: scales),
+                lambda pts: errors_of(pts, lambda p: p[0], lambda p: scales),
                 1, dis_search, ctx.out_dir / "stages" / f"search_{pipeline}_discharger.log.csv",
                 start=(1.0,))
             dis_table = dis_table.assign(scale=best[0] if n_dims == 1 else 1.0,

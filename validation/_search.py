@@ -1,9 +1,11 @@
 """Searches of current scales against SPICE, economical and resumable.
 
-Two methods (``SearchConfig.method``). The default, :func:`quadratic_search`, is described there:
-a trust-region search on a quadratic model of the mean squared error, typically half the
-candidates of the stencil search below for the same grid minimum. The stencil search,
-:func:`coarse_to_fine`, is the reference it is checked against:
+Three methods (``SearchConfig.method``). The default, :func:`gauss_newton_search`, is a
+trust-region search on a linear model of every output spike-time error (a candidate's SPICE run
+gives all of them, not just their RMSE), so it needs fewer candidates than
+:func:`quadratic_search`, the same trust region on a quadratic model of the mean squared error,
+which itself needs about half the candidates of the stencil search below for the same grid
+minimum. The stencil search, :func:`coarse_to_fine`, is the reference they are checked against:
 
 Why a stencil (pattern) search rather than a 1 % grid over the whole range: one candidate costs
 one batched ngspice run (all calibration samples), and the RMSE is a smooth,
@@ -22,12 +24,14 @@ factor (the overall current level is wrong, not the ratio of the two scales). So
 first steps both scales by one common factor (a 1-D search for the level), then walks the axes
 at the same step as before; the finer levels refine the two scales apart.
 
-Every evaluated candidate is appended to a CSV log as soon as its batch finishes; a resumed search
-replays the log and simulates only what is missing (the SPICE layer's own cache is a second line).
+Every evaluated candidate (its RMSE, and its errors where the search got them) is appended to a
+CSV log as soon as its batch finishes; a resumed search replays the log and simulates only what is
+missing (the SPICE layer's own cache is a second line).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from itertools import product
 from pathlib import Path
@@ -66,7 +70,9 @@ def stencil(centre: Point, step: float, half_width: int, scale_range: tuple[floa
     return [p for p in points if all(low <= x <= high for x in p)]
 
 
-def _load_log(path: Path, n_dims: int) -> dict[Point, float]:
+def _load_log(path: Path, n_dims: int, residuals: dict | None = None) -> dict[Point, float]:
+    """{point: RMSE} of a search log; its residual vectors (column ``residuals_ns``, JSON lists,
+    written by a Gauss-Newton search) go into ``residuals`` when given."""
     if not path.is_file():
         return {}
     try:
@@ -77,12 +83,29 @@ def _load_log(path: Path, n_dims: int) -> dict[Point, float]:
     columns = [f"x{i}" for i in range(n_dims)]
     if any(c not in frame.columns for c in [*columns, "rmse_t_spike_ns"]):
         raise ResultsError(f"search log {path} does not match a {n_dims}-D search; delete it")
-    return {_key(row[columns]): float(row["rmse_t_spike_ns"]) for _, row in frame.iterrows()}
+    known = {}
+    for _, row in frame.iterrows():
+        point = _key(row[columns])
+        known[point] = float(row["rmse_t_spike_ns"])
+        text = row.get("residuals_ns")
+        if residuals is not None and isinstance(text, str) and text:
+            try:
+                residuals[point] = np.asarray(json.loads(text), dtype=float)
+            except ValueError:
+                raise ResultsError(f"search log {path} is corrupt (residuals of {point}); delete it "
+                                   "to restart the search (cached SPICE runs are reused)") from None
+    return known
 
 
 def _append_log(path: Path, rows: list[dict]) -> None:
+    """Append candidate rows; a new log has a ``residuals_ns`` column (empty for an RMSE-only
+    candidate), a log of an earlier version keeps its own columns."""
     frame = pd.DataFrame(rows)
-    frame.to_csv(path, mode="a", header=not path.is_file(), index=False)
+    if path.is_file():
+        frame.reindex(columns=pd.read_csv(path, nrows=0).columns).to_csv(path, mode="a", header=False, index=False)
+    else:
+        frame.reindex(columns=[*frame.columns.drop("residuals_ns", errors="ignore"), "residuals_ns"]).to_csv(
+            path, index=False)
 
 
 def _row(point: Point, level: int, rmse_ns: float) -> dict:
@@ -90,15 +113,35 @@ def _row(point: Point, level: int, rmse_ns: float) -> dict:
     return {**{f"x{i}": x for i, x in enumerate(point)}, "level": level, "rmse_t_spike_ns": rmse_ns}
 
 
-def _simulate(evaluate: Callable[[list[Point]], list[float]], points: list[Point], level: int,
-              known: dict[Point, float], level_of: dict[Point, int], log_path: Path) -> None:
+def _outcome(value) -> tuple[float, np.ndarray | None]:
+    """(RMSE, residual vector or None) of one value ``evaluate`` returned: an RMSE (inf: not
+    mappable), or the vector of spike-time errors r (ns) whose RMSE is sqrt(mean(r^2))."""
+    if np.ndim(value) == 0:
+        return float(value), None
+    r = np.asarray(value, dtype=float).ravel()
+    ok = r.size > 0 and bool(np.all(np.isfinite(r)))
+    return (float(np.sqrt(np.mean(r ** 2))) if ok else math.inf), (r if ok else None)
+
+
+def _simulate(evaluate: Callable[[list[Point]], list], points: list[Point], level: int,
+              known: dict[Point, float], level_of: dict[Point, int], log_path: Path,
+              residuals: dict[Point, np.ndarray] | None = None) -> None:
     """Evaluate the ``points`` not in ``known`` in one call (run in parallel), add them to
-    ``known`` and append them to the log; every point of ``points`` keeps its first level."""
+    ``known`` (and their residual vectors to ``residuals``) and append them to the log; every
+    point of ``points`` keeps its first level."""
     new = [p for p in dict.fromkeys(points) if p not in known]
     if new:
-        values = evaluate(new)
-        known.update(zip(new, values))
-        _append_log(log_path, [_row(p, level, v) for p, v in zip(new, values)])
+        rows = []
+        for p, value in zip(new, evaluate(new)):
+            rmse, r = _outcome(value)
+            known[p] = rmse
+            row = _row(p, level, rmse)
+            if r is not None:
+                if residuals is not None:
+                    residuals[p] = r
+                row["residuals_ns"] = json.dumps([round(float(x), 6) for x in r])
+            rows.append(row)
+        _append_log(log_path, rows)
     for p in points:
         level_of.setdefault(p, level)
 
@@ -200,7 +243,44 @@ def quadratic_search(
     the optimum, silent neurons switching) it still points downhill and the trust region bounds
     the damage.
     """
-    known = _load_log(log_path, n_dims)
+    return _trust_region_search(evaluate, n_dims, config, log_path, start, gauss_newton=False)
+
+
+def gauss_newton_search(
+    evaluate: Callable[[list[Point]], list],
+    n_dims: int,
+    config: SearchConfig,
+    log_path: Path,
+    start: Point | None = None,
+) -> tuple[Point, pd.DataFrame]:
+    """:func:`quadratic_search` with a Gauss-Newton model of the residuals instead of a quadratic of
+    the MSE; ``evaluate`` returns, per candidate, the vector r of its spike-time errors (ns), the
+    same spikes in the same order for every candidate (inf where it cannot be mapped).
+
+    Why: a candidate's SPICE run tells much more than its RMSE: every output spike's error. Near
+    the optimum each error is close to linear in the scales, r(x) ~ r(b) + J (x - b), so one
+    Jacobian J (m spikes x n scales) predicts the whole MSE surface, mean |r(b) + J u|^2 (the
+    Gauss-Newton model), where a quadratic of the MSE needs 1 + n + n (n + 1) / 2 candidates (6 in
+    2-D) before it predicts anything. J is the weighted least-squares slope of the residual
+    vectors of the candidates near the best point b (their differences from r(b) against their
+    offsets), so the initial design is only b and b + h along each axis (n + 1 candidates) and
+    every new candidate refines J. The trust region, the grid, the grounding of the result on its
+    grid neighbours and the stopping rules are the quadratic search's. A candidate of a log
+    without residuals (an RMSE-only log) is simulated again (from the SPICE cache, usually).
+    """
+    return _trust_region_search(evaluate, n_dims, config, log_path, start, gauss_newton=True)
+
+
+def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: Path, start: Point | None,
+                         gauss_newton: bool) -> tuple[Point, pd.DataFrame]:
+    """The loop of :func:`quadratic_search` and :func:`gauss_newton_search` (their docstrings)."""
+    # A resumed search replays its log: the candidates it asks for are read from the log while
+    # they are there, so it walks the same path as the run it resumes and simulates only past it
+    # (the model, the trust radius and the stopping rules see what they saw then).
+    logged_residuals: dict[Point, np.ndarray] = {}
+    logged = _load_log(log_path, n_dims, logged_residuals)
+    residuals: dict[Point, np.ndarray] = {}
+    known: dict[Point, float] = {}
     level_of: dict[Point, int] = {}
     res, h = config.steps[-1], config.steps[0]
     low, high = config.scale_range
@@ -210,7 +290,13 @@ def quadratic_search(
         return _key(min(max(round(float(v) / res) * res, low), high) for v in x)
 
     def simulate(points: list[Point], iteration: int) -> None:
-        _simulate(evaluate, points, iteration, known, level_of, log_path)
+        for p in points:  # (the Gauss-Newton model needs errors: a log row without them is rerun)
+            if p in logged and p not in known and (p in logged_residuals or not gauss_newton
+                                                   or not math.isfinite(logged[p])):
+                known[p] = logged[p]
+                if p in logged_residuals:
+                    residuals[p] = logged_residuals[p]
+        _simulate(evaluate, points, iteration, known, level_of, log_path, residuals)
 
     def neighbours(p: Point) -> list[Point]:
         out = []
@@ -222,13 +308,20 @@ def quadratic_search(
         return out
 
     def design_around(centre: Point, step: float) -> list[Point]:
-        # centre, +- step along each axis and (2-D) one diagonal: determines a quadratic
+        # Gauss-Newton: centre and centre + step along each axis (a Jacobian); quadratic: centre,
+        # +- step along each axis and (2-D) one diagonal (a quadratic's coefficients)
+        signs = (1,) if gauss_newton else (-1, 1)
         points = [centre]
-        for d, sign in product(range(n_dims), (-1, 1)):
+        for d, sign in product(range(n_dims), signs):
             points.append(on_grid([c + sign * step * (i == d) for i, c in enumerate(centre)]))
-        if n_dims == 2:
+        if n_dims == 2 and not gauss_newton:
             points.append(on_grid([c + step for c in centre]))
         return list(dict.fromkeys(points))
+
+    def model_step(finite: dict[Point, float], best: Point, radius: float):
+        if gauss_newton:
+            return _gauss_newton_step(residuals, finite, best, radius, res, (low, high))
+        return _model_step(finite, best, radius, res, (low, high))
 
     simulate(design_around(on_grid(start or (1.0,) * n_dims), h), 0)
     radius = h
@@ -244,7 +337,7 @@ def quadratic_search(
         best_before = best
         if small_gains >= SMALL_GAINS_TO_STOP:
             break
-        step, gain = _model_step(finite, best, radius, res, (low, high))
+        step, gain = model_step(finite, best, radius)
         grounded = all(q in known for q in neighbours(best))
         if grounded and gain < config.tol_ns:
             break
@@ -266,6 +359,7 @@ def quadratic_search(
             simulate(neighbours(best), iteration)
         else:
             break
+    known = {**logged, **known}  # log entries off this path (another config's) stay in the table
     finite = {p: v for p, v in known.items() if math.isfinite(v)}
     best = min(finite, key=lambda p: (finite[p], p)) if finite else on_grid(start or (1.0,) * n_dims)
     return best, _table(known, level_of)
@@ -295,19 +389,55 @@ def _model_step(finite: dict[Point, float], best: Point, radius: float, res: flo
                           1.0 / (1.0 + (distance[nearest] / radius) ** 2))
     if coef is None:
         return None, math.inf
-    k = int(round(radius / res))
-    offsets = np.arange(-k, k + 1) * res
-    grid = np.array(list(product(*[c + offsets for c in centre])))
-    low, high = scale_range
-    grid = grid[np.all((grid >= low - 1e-12) & (grid <= high + 1e-12), axis=1)]
+    grid = _box_grid(centre, radius, res, scale_range)
     predicted = _quadratic_features((grid - centre) / radius) @ coef
     i = int(np.argmin(predicted))
     gain = finite[best] - math.sqrt(max(float(predicted[i]), 0.0))
     return _key(grid[i]), max(gain, 0.0)
 
 
+def _box_grid(centre: np.ndarray, radius: float, res: float, scale_range: tuple[float, float]) -> np.ndarray:
+    """(G, n) points of the resolution grid inside the trust box |x - centre| <= radius and the range."""
+    k = int(round(radius / res))
+    offsets = np.arange(-k, k + 1) * res
+    grid = np.array(list(product(*[c + offsets for c in centre])))
+    low, high = scale_range
+    return grid[np.all((grid >= low - 1e-12) & (grid <= high + 1e-12), axis=1)]
+
+
+def _gauss_newton_step(residuals: dict[Point, np.ndarray], finite: dict[Point, float], best: Point,
+                       radius: float, res: float, scale_range: tuple[float, float]) -> tuple[Point | None, float]:
+    """(the grid point inside the trust box where the linearized residuals r(b) + J (x - b) have
+    the lowest mean square, the RMSE (ns) that predicts to gain over ``best``); (None, inf) when
+    the candidates near ``best`` (with residual vectors, :data:`LOCAL_RADII`) do not determine J.
+
+    J (m x n) solves min sum_k w_k |r_k - r(b) - J u_k|^2 over those candidates (u_k = x_k - b,
+    w_k = 1 / (1 + (|u_k| / radius)^2)); shapes: U (K, n), D (K, m), J^T = lstsq(U, D) (n, m).
+    """
+    if best not in residuals:
+        return None, math.inf
+    centre = np.array(best, dtype=float)
+    r0 = residuals[best]
+    near = [p for p in residuals if p != best and p in finite and len(residuals[p]) == len(r0)
+            and max(abs(a - b) for a, b in zip(p, best)) <= LOCAL_RADII * radius + res / 2]
+    if len(near) < len(best):
+        return None, math.inf
+    u = np.array(near, dtype=float) - centre
+    d = np.array([residuals[p] - r0 for p in near])
+    root_w = np.sqrt(1.0 / (1.0 + (np.linalg.norm(u, axis=1) / radius) ** 2))
+    if np.linalg.matrix_rank(u) < len(best):
+        return None, math.inf
+    jac_t, *_ = np.linalg.lstsq(u * root_w[:, None], d * root_w[:, None], rcond=None)
+    grid = _box_grid(centre, radius, res, scale_range)
+    mse = np.mean((r0[None, :] + (grid - centre) @ jac_t) ** 2, axis=1)
+    i = int(np.argmin(mse))
+    gain = finite[best] - math.sqrt(float(mse[i]))
+    return _key(grid[i]), max(gain, 0.0)
+
+
 def search(evaluate: Callable[[list[Point]], list[float]], n_dims: int, config: SearchConfig,
            log_path: Path, start: Point | None = None) -> tuple[Point, pd.DataFrame]:
     """The search ``config.method`` names (:func:`quadratic_search` or :func:`coarse_to_fine`)."""
-    method = quadratic_search if config.method == "quadratic" else coarse_to_fine
+    method = {"quadratic": quadratic_search, "gauss-newton": gauss_newton_search,
+              "stencil": coarse_to_fine}[config.method]
     return method(evaluate, n_dims, config, log_path, start)

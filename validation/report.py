@@ -272,6 +272,11 @@ def _membrane_overlay(results: Results, pipeline: str, worst: int) -> str:
 def _search_words(search) -> str:
     """How the scale search chose its candidates, in words (method, steps, resolution)."""
     steps = list(search.steps)
+    if search.method == "gauss-newton":
+        return (f"the search fits a linear model of every output spike-time error to the candidates "
+                f"(Gauss-Newton) and simulates the minimum of its mean square inside a trust region "
+                f"(initial step {steps[0]}, resolution {steps[-1]}, stopping when the model predicts "
+                f"less than {search.tol_ns} ns to gain)")
     if search.method == "quadratic":
         return (f"the search fits a quadratic model of the MSE to the candidates and simulates its "
                 f"minimum inside a trust region (initial step {steps[0]}, resolution {steps[-1]}, "

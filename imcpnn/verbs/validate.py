@@ -6,6 +6,10 @@ import argparse
 
 from imcpnn.verbs._common import add_corner_argument, add_executor_arguments
 
+#: ``SearchConfig.method``'s values (imcpnn.validation._config.SEARCH_METHODS, which a test checks
+#: this equals), spelled out so that building the parser does not import torch.
+SEARCH_METHOD_CHOICES = ("gauss-newton", "quadratic", "stencil")
+
 SUMMARY = "model vs SPICE: top-down vs bottom-up vs trace-fitted, scale searches, report"
 
 DESCRIPTION = """\
@@ -18,8 +22,9 @@ Run the method's headline experiment (the paper's Iris circuit) and write a repo
      (trace-fitted, with standard errors);
   3. train three Iris models: ideal (|E| = 100, top-down), bottom-up, trace-fitted;
   4. map weights to gate biases; search the current scales against ngspice (a trust-region
-     search on a quadratic model of the MSE; --search-method stencil: the coarse-to-fine
-     compass search it is checked against) on held-out calibration samples (training samples; --calibration test for the method's
+     search on a linear model of every spike-time error, Gauss-Newton; --search-method
+     quadratic: a quadratic model of the MSE; stencil: the coarse-to-fine compass search both
+     are checked against) on held-out calibration samples (training samples; --calibration test for the method's
      in-sample protocol): top-down scale_plus and scale_minus, the others one global scale;
      the discharger sits at its design current for all (--discharger searched: all search it);
   5. simulate the test samples at the best scales; write summary.json (with the protocol, the
@@ -62,11 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model (default 100)")
     parser.add_argument("--search-steps", default=None,
                         help="relative steps of the scale search, coarse to fine, comma separated "
-                             "(default 0.1,0.03,0.01: 1 %% resolution; the quadratic search uses "
-                             "the first and the last)")
-    parser.add_argument("--search-method", choices=("quadratic", "stencil"), default=None,
-                        help="scale search: quadratic (model of the MSE, trust region; default) "
-                             "or stencil (coarse-to-fine compass search, the reference)")
+                             "(default 0.1,0.03,0.01: 1 %% resolution; the trust-region searches "
+                             "use the first and the last)")
+    parser.add_argument("--search-method", choices=SEARCH_METHOD_CHOICES, default=None,
+                        help="scale search: gauss-newton (linear model of every spike-time error, "
+                             "trust region; default), quadratic (quadratic model of the MSE, trust "
+                             "region) or stencil (coarse-to-fine compass search, the reference)")
     parser.add_argument("--coarse", action="store_true",
                         help="scale searches on a 10 %% grid (fast, for CI and a first look)")
     add_corner_argument(parser, None, "sky130 corner: %(choices)s (default: the config's, tt)")

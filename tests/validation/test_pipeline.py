@@ -79,7 +79,16 @@ def test_cli_options_override_defaults_and_config_file(tmp_path):
     config = parse("--config", str(tmp_path / "c.json"), "--n-test", "3", "--coarse")
     assert (config.epochs, config.n_test, config.search.steps) == (7, 3, (0.1,))
     assert parse("--search-steps", "0.2,0.05").search.steps == (0.2, 0.05)
-    assert parse().search.method == "quadratic" and parse("--search-method", "stencil").search.method == "stencil"
+    assert parse().search.method == "gauss-newton"
+    assert parse("--search-method", "stencil").search.method == "stencil"
+    assert parse("--search-method", "quadratic").search.method == "quadratic"
+
+
+def test_cli_search_methods_are_the_configs():
+    from imcpnn.validation._config import SEARCH_METHODS
+    from imcpnn.verbs.validate import SEARCH_METHOD_CHOICES
+
+    assert SEARCH_METHOD_CHOICES == SEARCH_METHODS
 
 
 def test_cli_rejects_malformed_search_steps():

@@ -1,13 +1,16 @@
-"""Scale searches (quadratic model and coarse-to-fine stencil) on analytic test surfaces (no SPICE)."""
+"""Scale searches (Gauss-Newton and quadratic trust regions, coarse-to-fine stencil) on analytic test
+surfaces (no SPICE)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imcpnn.errors import ConfigError, ResultsError
 from imcpnn.validation import SearchConfig
 import math
 
-from imcpnn.validation._search import coarse_to_fine, quadratic_search, search, stencil
+from imcpnn.validation._search import (coarse_to_fine, gauss_newton_search, quadratic_search, search,
+                                      stencil)
 
 
 class Bowl:
@@ -205,6 +208,109 @@ def test_search_dispatches_on_the_method(tmp_path):
     for method, surface in by_name.items():
         search(surface, 1, SearchConfig(method=method), tmp_path / f"{method}.csv")
     assert by_name["quadratic"].calls < by_name["stencil"].calls
+    residuals = Residuals([0.9913], [150.0], 1.49)
+    best, _ = search(residuals, 1, SearchConfig(), tmp_path / "gn.csv")  # the default method
+    assert best == pytest.approx((0.99,)) and residuals.calls < by_name["quadratic"].calls
+
+
+# ----------------------------------------------------------------------- Gauss-Newton search
+class Residuals:
+    """Spike-time errors r(x) = f + A (x - x*) + c (A (x - x*))^2 of m spikes (ns), with a call
+    counter: what the SPICE candidates return, each error close to linear in the scales, f the
+    part no scale removes (orthogonal to A's columns, so x* is the exact least-squares optimum when
+    c = 0), c a curvature (spike time ~ 1 / current is not linear)."""
+
+    def __init__(self, minimum, slopes, floor, m=20, curvature=0.0, seed=0, unmappable=None):
+        rng = np.random.default_rng(seed)
+        self.minimum = np.asarray(minimum, float)
+        self.a = rng.normal(size=(m, len(minimum))) * np.asarray(slopes, float)
+        f = rng.normal(size=m)
+        q, _ = np.linalg.qr(self.a)
+        f -= q @ (q.T @ f)
+        self.f = f * floor / np.sqrt(np.mean(f ** 2))
+        self.curvature, self.unmappable, self.calls = curvature, unmappable, 0
+
+    def r(self, x) -> np.ndarray:
+        lin = self.a @ (np.asarray(x, float) - self.minimum)
+        return self.f + lin + self.curvature * lin ** 2
+
+    def rmse(self, x) -> float:
+        return float(np.sqrt(np.mean(self.r(x) ** 2)))
+
+    def __call__(self, points):
+        self.calls += len(points)
+        return [math.inf if self.unmappable and self.unmappable(p) else self.r(p) for p in points]
+
+
+# name: (minimum, slopes, floor, curvature, candidate budget); slopes and floors as in SURFACES
+RESIDUAL_CASES = {
+    "1-D bowl": ([0.9913], [150.0], 1.49, 0.0, 5),
+    "1-D far, curved": ([1.63], [40.0], 2.0, 0.01, 9),
+    "2-D bowl": ([1.352, 1.187], [60.0, 40.0], 23.8, 0.0, 11),
+    "2-D curved": ([1.352, 1.187], [60.0, 40.0], 23.8, 0.02, 18),
+}
+
+
+@pytest.mark.parametrize("name", list(RESIDUAL_CASES))
+def test_gauss_newton_search_finds_the_grid_minimum_in_fewer_candidates(tmp_path, name):
+    """The goal (issue: speed): the grid minimum (within tol_ns of RMSE) in fewer candidates than
+    the quadratic search on the same surface, because every candidate gives m errors, not one RMSE."""
+    minimum, slopes, floor, curvature, budget = RESIDUAL_CASES[name]
+    fast, slow = (Residuals(minimum, slopes, floor, curvature=curvature) for _ in range(2))
+    n_dims = len(minimum)
+    best, table = gauss_newton_search(fast, n_dims, SearchConfig(), tmp_path / "gn.csv")
+    quadratic_search(lambda pts: [slow.rmse(p) for p in pts] if slow(pts) else [], n_dims,
+                     SearchConfig(), tmp_path / "q.csv")
+    exhaustive = grid_minimum(fast.rmse, n_dims, around=best)
+    assert fast.rmse(best) <= exhaustive + SearchConfig().tol_ns
+    assert fast.calls <= budget and fast.calls < slow.calls
+    assert len(table) == fast.calls and table["rmse_t_spike_ns"].min() == pytest.approx(fast.rmse(best))
+
+
+def test_gauss_newton_search_in_a_flat_valley_stops_on_the_valley_floor(tmp_path):
+    """Every point of the line x0 - x1 = 0.1 is optimal (one error depends on x0 - x1 only)."""
+    class Valley(Residuals):
+        def r(self, x):
+            return np.array([100 * (x[0] - x[1] - 0.1), 1.0])
+
+    valley = Valley([1.0, 1.0], [1.0, 1.0], 1.0)
+    best, _ = gauss_newton_search(valley, 2, SearchConfig(), tmp_path / "gn.csv")
+    assert valley.rmse(best) <= math.sqrt(0.5) + SearchConfig().tol_ns
+    assert valley.calls <= 12
+
+
+def test_gauss_newton_search_on_noisy_errors_ends_within_the_noise(tmp_path):
+    """Every error with +-0.3 ns of deterministic ripple (SPICE's step control, a neuron turning
+    silent): the search still ends within ripple + tolerance of the smooth floor."""
+    class Noisy(Residuals):
+        def r(self, x):
+            ripple = 0.3 * np.sin(917 * x[0] + np.arange(len(self.f))) * np.cos(613 * x[1])
+            return super().r(x) + ripple
+
+    noisy = Noisy([1.352, 1.187], [60.0, 40.0], 23.8)
+    best, _ = gauss_newton_search(noisy, 2, SearchConfig(), tmp_path / "gn.csv")
+    assert Residuals([1.352, 1.187], [60.0, 40.0], 23.8).rmse(best) <= 23.8 + 2 * 0.3 + SearchConfig().tol_ns
+    assert noisy.calls <= SearchConfig().max_candidates
+
+
+def test_gauss_newton_search_avoids_unmappable_candidates(tmp_path):
+    residuals = Residuals([1.15], [80.0], 1.0, unmappable=lambda p: p[0] > 1.18)
+    best, _ = gauss_newton_search(residuals, 1, SearchConfig(), tmp_path / "gn.csv")
+    assert best == pytest.approx((1.15,))
+
+
+def test_gauss_newton_search_resumes_from_its_log_with_the_residuals(tmp_path):
+    """The log keeps every candidate's errors and a resumed search replays it: a finished search
+    simulates nothing again, and one stopped early walks on exactly as the search in one go."""
+    case = RESIDUAL_CASES["2-D curved"][:4]
+    whole, first, rest = (Residuals(*case[:3], curvature=case[3]) for _ in range(3))
+    best_whole, _ = gauss_newton_search(whole, 2, SearchConfig(), tmp_path / "whole.csv")
+    gauss_newton_search(first, 2, SearchConfig(max_candidates=6), tmp_path / "parts.csv")
+    best_parts, table = gauss_newton_search(rest, 2, SearchConfig(), tmp_path / "parts.csv")
+    assert best_parts == best_whole and first.calls + rest.calls == len(table) == whole.calls
+    again = Residuals(*case[:3], curvature=case[3])
+    assert gauss_newton_search(again, 2, SearchConfig(), tmp_path / "parts.csv")[0] == best_whole
+    assert again.calls == 0
 
 
 def test_a_config_of_an_earlier_version_keeps_its_stencil_search():
@@ -217,7 +323,10 @@ def test_a_config_of_an_earlier_version_keeps_its_stencil_search():
     old = to_dict(ValidationConfig())
     del old["search"]["method"]
     assert from_dict(ValidationConfig, upgrade_config_data(old)).search.method == "stencil"
-    assert from_dict(ValidationConfig, upgrade_config_data(to_dict(ValidationConfig()))).search.method == "quadratic"
+    assert from_dict(ValidationConfig, upgrade_config_data(to_dict(ValidationConfig()))).search.method == "gauss-newton"
+    named = to_dict(ValidationConfig())
+    named["search"]["method"] = "quadratic"  # a config of the quadratic search's time names it
+    assert from_dict(ValidationConfig, upgrade_config_data(named)).search.method == "quadratic"
 
 
 def test_quadratic_search_stops_in_a_shallow_tilted_valley(tmp_path):
@@ -233,3 +342,16 @@ def test_quadratic_search_stops_in_a_shallow_tilted_valley(tmp_path):
     assert surface.calls <= 30 and SMALL_GAINS_TO_STOP == 2
     assert abs(best[0] - best[1] - 0.1) <= 0.02  # on the floor, not somewhere on the wall
     assert f(np.asarray(best)) < f(np.array([1.0, 1.0]))
+
+
+def test_a_log_of_an_earlier_version_gets_rows_in_its_own_columns(tmp_path):
+    """A log written before the residuals column: its candidates are simulated again (the model
+    needs their errors) and appended in its columns (the residuals dropped, the RMSEs kept), so
+    the file stays one table."""
+    log = tmp_path / "old.csv"
+    log.write_text("x0,level,rmse_t_spike_ns\n1.0,0,2.3\n")
+    residuals = Residuals([0.9913], [150.0], 1.49)
+    best, _ = gauss_newton_search(residuals, 1, SearchConfig(), log)
+    frame = pd.read_csv(log)
+    assert list(frame.columns) == ["x0", "level", "rmse_t_spike_ns"] and len(frame) == residuals.calls + 1
+    assert best == pytest.approx((0.99,))
