@@ -232,6 +232,16 @@ def test_variation_tables_read_only_variation_records(bench, tmp_path):
     assert variation.table(tmp_path / "none") == "No variation run recorded yet."
 
 
+def test_variation_corner_rows_of_both_record_formats(bench):
+    """A corner row recorded before the circuit terms were re-measured per point holds the
+    devices-only re-mapping under the contract's keys; a newer one holds both variants."""
+    variation = bench("variation")
+    old = {"accuracy_spice_recharacterized": 0.786, "rmse_bottom_up_ns": 60.6}
+    assert variation.corner_variants(old) == ((0.786, 60.6), (None, None))
+    new = {**old, "accuracy_spice_devices_only": 0.5, "rmse_bottom_up_devices_only_ns": 70.0}
+    assert variation.corner_variants(new) == ((0.5, 70.0), (0.786, 60.6))
+
+
 #: (script, bad arguments, a word the one error line names)
 BAD_ARGS = [
     ("dstd_vs_exact", ["--n-in", "100,x"], "--n-in"),

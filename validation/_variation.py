@@ -20,10 +20,11 @@ answers for the validation's network (Iris 5-5-5 by default), bottom-up model, s
              models, ngspice's seed; one seed is one chip for both networks), for the plain and
              the hardware-aware network; the model's prediction is a distribution over
              ``model_chips`` chips drawn from the variation model (no SPICE chip is fitted);
-6. corner_<corner>_<temp>  per corner and temperature: the devices re-characterized there, the
-             plain network in SPICE with the nominal gate biases (a chip mapped at the nominal
-             point, operated at this one) and re-mapped with the point's characterization; the
-             bottom-up model with the point's E values against the re-mapped run.
+6. corner_<corner>_<temp>  per corner and temperature: the plain network in SPICE with the
+             nominal gate biases (a chip mapped at the nominal point, operated at this one), re-mapped
+             with the devices re-characterized there, and re-mapped with everything the bottom-up
+             pipeline measures (devices, discharger design, circuit terms) measured there; the
+             bottom-up model against both re-mapped runs (:func:`stage_corner`).
 
 ``variation.json`` (contract keys :data:`VARIATION_KEYS`), figures and report.md/.html follow.
 """
@@ -59,6 +60,9 @@ TEMP_RANGE_C = (-40.0, 125.0)
 VARIATION_KEYS = ("corners", "mismatch", "mc", "models")
 CORNER_KEYS = ("corner", "temp_c", "e_plus", "e_minus", "accuracy_spice_nominal_mapping",
                "accuracy_spice_recharacterized", "rmse_bottom_up_ns")
+#: Columns of the report's corner table: the contract's, and the devices-only re-mapping beside.
+CORNER_COLUMNS = (*CORNER_KEYS[:5], "accuracy_spice_devices_only", "rmse_bottom_up_devices_only_ns",
+                  *CORNER_KEYS[5:])
 MC_KEYS = ("n", "accuracy_spice_plain", "accuracy_model_plain", "accuracy_spice_hwa", "accuracy_model_hwa")
 
 #: The two networks of the Monte Carlo comparison.
@@ -414,52 +418,98 @@ def mc_comparison(ctx, config: VariationConfig, nominal: Nominal, variation) -> 
 
 
 # --------------------------------------------------------------------------------- corners
+#: Keys of a corner row for the bottom-up model against each re-mapped run: (model accuracy,
+#: output spike-time RMSE in ns).
+MODEL_KEYS = {"recharacterized": ("accuracy_model_recharacterized", "rmse_bottom_up_ns"),
+              "devices_only": ("accuracy_model_devices_only", "rmse_bottom_up_devices_only_ns")}
+
+
 def stage_corner(ctx, nominal: Nominal, corner: str, temp_c: float) -> dict:
-    """One corner x temperature point (stage ``corner_<corner>_<temp>``): re-characterize, run the
-    plain network with the nominal gate biases and re-mapped, and compare the bottom-up model
-    with the point's E values against the re-mapped run."""
+    """One corner x temperature point (stage ``corner_<corner>_<temp>``): the plain network in
+    SPICE three ways, and the bottom-up model against the re-mapped runs.
+
+    - nominal mapping: the gate biases, current scale and discharger bias of the nominal point (a
+      chip mapped there, operated here);
+    - devices only: re-mapped with the devices re-characterized here (DC sweeps: E, V_switch, the
+      I_D(V_G) tables), the circuit terms (C_eff, discharger design factor, delay, kick) and the
+      scale of the nominal point; the model with this point's E values and threshold;
+    - re-characterized: everything the bottom-up pipeline measures, measured here (the devices,
+      then the discharger's design factor and the circuit terms on the testbench, in
+      ``corner_<corner>_<temp>/stages``); mapped with this C_eff and discharger bias and the
+      nominal global factor k (no network sample is simulated to calibrate anything here). This
+      is the contract's ``accuracy_spice_recharacterized`` and ``rmse_bottom_up_ns``.
+    """
     from imcpnn.circuits.characterization import CharacterizationConfig, characterize
-    from imcpnn.circuits.simulate.run import simulate_scales
     from imcpnn.validation._pipeline import (cached_stage, layer_physics, mapping_scales,
-                                             model_layer_times, synapse_reversals)
+                                             model_layer_times, stage_discharger, stage_dynamics,
+                                             synapse_reversals)
+
+    name = f"corner_{corner}_{temp_c:g}C"
 
     def compute():
         summary = characterize(CharacterizationConfig(corner=corner, temp_c=temp_c), cache_dir=ctx.cache_dir,
                                progress=ctx.progress)[0]
         model, search = nominal.models["plain"], nominal.searches["plain"]
         weights = [w.double().numpy() for w in model.dense_weights()]
-        scales = mapping_scales("bottom_up", nominal.params, tuple(search["best"]))
+        k = tuple(search["best"])
         T = ctx.schedule.t_phase_s
         row = {"corner": corner, "temp_c": float(temp_c), "e_plus": summary["e_plus"],
                "e_minus": summary["e_minus"], "e_dis": summary["e_dis"], "v_switch": summary["v_switch"],
                "lambda_n": summary["lambda_n"], "lambda_p": summary["lambda_p"], "notes": []}
-        runs = {}
-        for kind, char, mapped_here in (("nominal_mapping", ctx.char, False), ("recharacterized", summary, True)):
+        device_params = dataclasses.replace(nominal.params, e_plus=summary["e_plus"], e_minus=summary["e_minus"],
+                                            e_dis=summary["e_dis"], v_th_circ_v=summary["v_th_circ"])
+        here = dataclasses.replace(ctx, char=summary, out_dir=ctx.out_dir / name,
+                                   config=dataclasses.replace(ctx.config, corner=corner, temp_c=temp_c))
+        measured = None
+        try:
+            here = dataclasses.replace(here, discharger_design=stage_discharger(here)["factor"])
+            dynamics = stage_dynamics(here)
+            measured = PhysicalParameters(**dynamics["parameters"])
+            row.update(discharger_design=here.discharger_design, c_eff_f=dynamics["c_eff_f"],
+                       t_delay=measured.t_delay, q_plus=measured.q_plus, q_minus=measured.q_minus)
+        except (NetlistError, ConfigError) as err:
+            row["notes"].append(f"circuit terms not measurable here ({str(err)[:200]})")
+        variants = {  # kind: (characterization, parameters of the mapping and the model, discharger)
+            "nominal_mapping": (ctx.char, nominal.params, ctx.discharger_design, ctx),
+            "devices_only": (summary, device_params, ctx.discharger_design, here),
+            "recharacterized": (summary, measured, here.discharger_design, here),
+        }
+        for kind, (char, params, k_dis, point_ctx) in variants.items():
+            if params is None:
+                row[f"accuracy_spice_{kind}"] = None
+                continue
             try:
-                runs[kind] = simulate_scales(
-                    weights, ctx.x_test, char, [scales], network=ctx.network, schedule=ctx.schedule,
-                    corner=corner, temp_c=temp_c, batch_size=ctx.config.spice_batch,
-                    discharger_scales=[ctx.discharger_design], **ctx.runner(),
-                    progress=ctx.progress, save_membranes=False, mapping_point=not mapped_here)[0]
+                run = _corner_run(ctx, weights, char, mapping_scales("bottom_up", params, k), k_dis,
+                                  corner, temp_c, mapping_point=kind == "nominal_mapping")
             except (NetlistError, ConfigError) as err:
                 row["notes"].append(f"{kind}: not mappable ({str(err)[:200]})")
-        point_params = dataclasses.replace(nominal.params, e_plus=summary["e_plus"], e_minus=summary["e_minus"],
-                                           e_dis=summary["e_dis"], v_th_circ_v=summary["v_th_circ"])
-        point_ctx = dataclasses.replace(ctx, char=summary)
-        reversal = synapse_reversals(point_ctx, "bottom_up", point_params, weights)
-        t_pred = model_layer_times(model, ctx.x_test, layer_physics("bottom_up", point_params), reversal)
-        predicted = model_spike_table(t_pred)
-        row["accuracy_model_recharacterized"] = accuracy(t_pred[-1], ctx.y_test, ctx.n_classes)
-        for kind in ("nominal_mapping", "recharacterized"):
-            run = runs.get(kind)
-            row[f"accuracy_spice_{kind}"] = (None if run is None else
-                                             accuracy(output_times(compare_spike_tables(predicted, run.spikes, T),
-                                                                   "spice"), ctx.y_test, ctx.n_classes))
-        run = runs.get("recharacterized")
-        row["rmse_bottom_up_ns"] = None if run is None else output_rmse_ns(compare_spike_tables(predicted, run.spikes, T))
+                row[f"accuracy_spice_{kind}"] = None
+                continue
+            reversal = synapse_reversals(point_ctx, "bottom_up", params, weights)
+            t_pred = model_layer_times(model, ctx.x_test, layer_physics("bottom_up", params), reversal)
+            cmp = compare_spike_tables(model_spike_table(t_pred), run.spikes, T)
+            row[f"accuracy_spice_{kind}"] = accuracy(output_times(cmp, "spice"), ctx.y_test, ctx.n_classes)
+            if kind in MODEL_KEYS:
+                accuracy_key, rmse_key = MODEL_KEYS[kind]
+                row[accuracy_key] = accuracy(t_pred[-1], ctx.y_test, ctx.n_classes)
+                row[rmse_key] = output_rmse_ns(cmp)
+        for accuracy_key, rmse_key in MODEL_KEYS.values():
+            row.setdefault(accuracy_key, None)
+            row.setdefault(rmse_key, None)
         return row
 
-    return cached_stage(ctx.out_dir, f"corner_{corner}_{temp_c:g}C", compute, ctx.progress)
+    return cached_stage(ctx.out_dir, name, compute, ctx.progress)
+
+
+def _corner_run(ctx, weights, char: dict, scales, k_dis: float, corner: str, temp_c: float, mapping_point: bool):
+    """The plain network's SPICE run on the test samples at a corner point, mapped with ``char``
+    (``mapping_point``: its gate biases are those of the nominal point, operated at this one)."""
+    from imcpnn.circuits.simulate.run import simulate_scales
+
+    return simulate_scales(weights, ctx.x_test, char, [scales], network=ctx.network, schedule=ctx.schedule,
+                           corner=corner, temp_c=temp_c, batch_size=ctx.config.spice_batch,
+                           discharger_scales=[k_dis], **ctx.runner(), progress=ctx.progress,
+                           save_membranes=False, mapping_point=mapping_point)[0]
 
 
 # --------------------------------------------------------------------------------- the run
@@ -594,7 +644,7 @@ def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
     """report.md and report.html of a variation run (figures under ``out_dir/figures``)."""
     figs = out_dir / "figures"
     mc = result["mc"]
-    corners = pd.DataFrame([{k: r.get(k) for k in CORNER_KEYS} for r in result["corners"]])
+    corners = pd.DataFrame([{k: r.get(k) for k in CORNER_COLUMNS} for r in result["corners"]])
     summary = pd.DataFrame([{
         "network": net,
         "nominal model accuracy": mc[f"accuracy_nominal_model_{net}"],
@@ -633,7 +683,10 @@ def render_variation_report(out_dir: Path, result: dict, arrays: dict) -> Path:
               "plain network, model only: mean accuracy over the chips with one term of the variation "
               "model at a time"),
         Heading("Corners and temperature"),
-        Table(corners, "plain network; nominal mapping = gate biases from the nominal point"),
+        Table(corners, "plain network; nominal mapping = gate biases from the nominal point; devices "
+                       "only = re-mapped with the devices re-characterized here, circuit terms of the "
+                       "nominal point; re-characterized = devices, discharger design and circuit terms "
+                       "all measured here"),
     ]
     md, html = out_dir / "report.md", out_dir / "report.html"
     for path, text in ((md, to_markdown(blocks)), (html, to_html(blocks, out_dir, "imcpnn variation report"))):

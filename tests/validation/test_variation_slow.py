@@ -33,14 +33,18 @@ def test_reduced_variation_run(run_verb):
                  "figures/mc_accuracy.png", "figures/mc_spike_times.png"):
         assert (out / name).is_file(), name
 
-    # Corners: the nominal point maps with its own characterization, so both runs are one deck;
-    # the bottom-up model predicts it as in the reduced demo. At ss the devices change: the
-    # re-characterization gives other E values.
+    # Corners: the nominal point maps with its own characterization and re-measures its own
+    # circuit terms (the nominal stages' SPICE runs again), so all three runs are one deck; the
+    # bottom-up model predicts it as in the reduced demo. At ss the devices change: the
+    # re-characterization gives other E values, and the testbench another discharger factor.
     tt, ss = result["corners"]
     assert (tt["corner"], ss["corner"]) == ("tt", "ss")
-    assert tt["accuracy_spice_nominal_mapping"] == tt["accuracy_spice_recharacterized"]
+    assert (tt["accuracy_spice_nominal_mapping"] == tt["accuracy_spice_devices_only"]
+            == tt["accuracy_spice_recharacterized"])
+    assert tt["rmse_bottom_up_ns"] == pytest.approx(tt["rmse_bottom_up_devices_only_ns"])
     assert tt["rmse_bottom_up_ns"] < BOTTOM_UP_BOUND_NS
     assert ss["e_plus"] != pytest.approx(tt["e_plus"], rel=1e-3)
+    assert ss["discharger_design"] != pytest.approx(tt["discharger_design"], rel=1e-3)
 
     mc = result["mc"]
     assert mc["n"] == 3 and len(mc["accuracy_spice_plain"]) == 3 == len(mc["accuracy_spice_hwa"])
