@@ -11,6 +11,13 @@ each run in its worker), not wall time, so that a shared machine inflates it les
 counted in accepted time points. Reruns with the same ``--cache`` reuse finished runs and their
 recorded CPU times.
 
+Two more questions it answers: whether ngspice's device bypass (``.options bypass``: a device
+whose terminal voltages barely moved reuses its last evaluation) buys CPU at the same spike times,
+and where the default setting's CPU time goes: the ``acct`` setting is the default with ngspice's
+accounting on (same numerics, so its errors equal the default's), and its log splits the analysis
+time into device evaluation (load), matrix solve and the rest (step control, truncation error,
+breakpoints, output), with Newton iterations and rejected time points per time point.
+
 Weight sets: with ``--demo-dir`` (a finished ``imcpnn demo`` folder) its trained bottom-up and
 top-down models at their searched scales (what the demo's candidates simulate); ``--n-random``
 more sets of random weights U(-0.3, 0.6) at scale 1 (inside the mapped range).
@@ -41,6 +48,7 @@ from imcpnn.circuits.netlist.network import PhaseSchedule
 
 _D = PhaseSchedule()  # the library's default step control (what simulate_network uses)
 DEFAULT = f"{_D.t_step_max_s * 1e9:g}ns trtol{_D.trtol:g} (default)"
+PROFILE = f"{_D.t_step_max_s * 1e9:g}ns trtol{_D.trtol:g} acct"
 #: name: (max step s, .options). The old default had no options (ngspice: trtol 7, reltol 1e-3, trap).
 SETTINGS: dict[str, tuple[float, dict]] = {
     "reference": (1e-9, {"trtol": 0.01, "reltol": 1e-4}),
@@ -56,8 +64,15 @@ SETTINGS: dict[str, tuple[float, dict]] = {
     # the Newton tolerances since its last evaluation reuses that evaluation
     "50ns trtol0.05 bypass": (50e-9, {"trtol": 0.05, "bypass": 1}),
     "50ns trtol0.1 bypass": (50e-9, {"trtol": 0.1, "bypass": 1}),
+    # the default with ngspice's accounting on (same numerics): where its CPU time goes
+    PROFILE: (_D.t_step_max_s, {"trtol": _D.trtol, "acct": None}),
 }
 BASELINE = "5ns (old default)"
+#: ngspice's accounting (``.options acct``) lines the profile reads from a run's log, by name.
+ACCT_LINES = {"analysis_s": "Total analysis time (seconds)", "load_s": "Transient load time",
+              "solve_s": "Transient solve time", "iterations": "Transient iterations",
+              "timepoints": "Transient timepoints", "accepted": "Accepted timepoints",
+              "rejected": "Rejected timepoints"}
 
 
 def _cpu_children_s() -> float:
@@ -72,6 +87,25 @@ def _timed_run(sim, cache: str) -> tuple[float, str, bool]:
     before = _cpu_children_s()
     result = run(sim, cache_dir=cache, timeout_s=7200.0)
     return _cpu_children_s() - before, str(result.run_dir), result.from_cache
+
+
+def accounting(log: str) -> dict:
+    """ngspice's ``.options acct`` figures of one run (:data:`ACCT_LINES`; seconds and counts) from
+    its log, and the rest of the analysis time (step control, truncation error, breakpoints,
+    output): ``other_s`` = analysis - load (device evaluation) - solve (LU)."""
+    out = {}
+    for key, label in ACCT_LINES.items():
+        hits = [line for line in log.splitlines() if line.split("=")[0].strip() == label]
+        if hits:
+            out[key] = float(hits[-1].split("=")[-1])
+    if {"analysis_s", "load_s", "solve_s"} <= out.keys():
+        out["other_s"] = out["analysis_s"] - out["load_s"] - out["solve_s"]
+    return out
+
+
+def _run_log(run_dir: str) -> str:
+    done = Path(run_dir) / "done.json"
+    return json.loads(done.read_text()).get("log", "") if done.is_file() else ""
 
 
 def _warm_worker() -> None:
@@ -100,16 +134,23 @@ def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.
     return sets
 
 
-def headline(summary: list[dict], n_sets: int, n_samples: int) -> dict:
-    """The README's numbers: CPU time and output error of the default setting and of the old one."""
+BYPASS = "50ns trtol0.05 bypass"
+
+
+def headline(summary: list[dict], n_sets: int, n_samples: int, rows: list[dict] = ()) -> dict:
+    """The README's numbers: CPU time and output error of the default setting, of the old one and
+    of the default with device bypass; the device-evaluation share of the profiled runs."""
     by_name = {o["setting"]: o for o in summary}
     out = {"sets x samples": f"{n_sets} x {n_samples}"}
-    for label, name in (("default", DEFAULT), ("old default", BASELINE)):
+    for label, name in (("default", DEFAULT), ("old default", BASELINE), ("bypass", BYPASS)):
         if name in by_name:
             out[f"{label} CPU s/sample"] = by_name[name]["cpu_s_per_sample"]
             out[f"{label} out RMSE ns"] = by_name[name]["out_rmse_ns"]
     if DEFAULT in by_name and BASELINE in by_name:
         out["CPU old / default"] = by_name[BASELINE]["cpu_s_per_sample"] / by_name[DEFAULT]["cpu_s_per_sample"]
+    profiled = [r["acct"] for r in rows if r.get("acct", {}).get("analysis_s")]
+    if profiled:
+        out["device evaluation share"] = sum(a["load_s"] for a in profiled) / sum(a["analysis_s"] for a in profiled)
     return out
 
 
@@ -192,7 +233,10 @@ def main(argv=None) -> int:
             time_s = np.asarray(plot[plot.names[0]])
             traces = {n: np.asarray(plot[n]) for n in deck.saves}
             tables[name, k] = spice_spike_table(time_s, traces, deck.widths, deck.n_samples, schedule, network.vdd_v)
-            rows.append({"setting": name, "set": k, "cpu_s": cpu_s, "points": len(time_s)})
+            row = {"setting": name, "set": k, "cpu_s": cpu_s, "points": len(time_s)}
+            if "acct" in SETTINGS[name][1]:
+                row["acct"] = accounting(_run_log(run_dir))
+            rows.append(row)
             print(f"[{done}/{len(jobs)}] {name:<30} set {k}: {cpu_s:7.1f} CPU s, {len(time_s)} points", flush=True)
 
     runs = pd.DataFrame(rows)
@@ -238,11 +282,19 @@ def main(argv=None) -> int:
         if "model_vs_spice_ns" in o:
             line += "  | " + " ".join(f"{v:.3f}" for v in o["model_vs_spice_ns"])
         print(line)
+    profiled = [r["acct"] for r in rows if r.get("acct", {}).get("analysis_s")]
+    if profiled:
+        total = {k: sum(a.get(k, 0.0) for a in profiled) for k in (*ACCT_LINES, "other_s")}
+        print(f"\nwhere ngspice's time goes ({PROFILE!r}, all sets): device evaluation (load) "
+              f"{total['load_s'] / total['analysis_s']:.0%}, matrix solve {total['solve_s'] / total['analysis_s']:.0%}, "
+              f"the rest (step control, truncation error, output) {total['other_s'] / total['analysis_s']:.0%}; "
+              f"{total['iterations'] / total['timepoints']:.2f} Newton iterations per time point, "
+              f"{total['rejected'] / total['timepoints']:.0%} of the time points rejected")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "summary": out}, indent=1, default=str))
     repeats = {name: [r["cpu_s"] for r in sorted(rows, key=lambda r: r["set"]) if r["setting"] == name]
                for name in names}
-    path = recorder.write(machine=machine, headline=headline(out, len(sets), len(x)), repeats=repeats,
+    path = recorder.write(machine=machine, headline=headline(out, len(sets), len(x), rows), repeats=repeats,
                           results={"weight_sets": [s[0] for s in sets], "runs": rows, "summary": out})
     print(f"result: {path}")
     return 0

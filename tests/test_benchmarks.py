@@ -232,6 +232,22 @@ def test_variation_tables_read_only_variation_records(bench, tmp_path):
     assert variation.table(tmp_path / "none") == "No variation run recorded yet."
 
 
+def test_network_tran_settings_reads_ngspice_accounting(bench):
+    """The profile's split of ngspice's analysis time, from the lines ``.options acct`` prints (the
+    last of each, as in a log of ngspice 39); "Matrix load time" is the whole run's, not read."""
+    nts = bench("network_tran_settings")
+    log = ("Total iterations = 21806\nTransient iterations = 21776\nTransient timepoints = 6843\n"
+           "Accepted timepoints = 4983\nRejected timepoints = 1860\n"
+           "Total analysis time (seconds) = 12.275\nMatrix load time = 9.138\n"
+           "Transient load time = 9.119\nTransient solve time = 0.739\n"
+           "Transient iterations for the last time point = 0\n")
+    acct = nts.accounting(log)
+    assert acct["load_s"] == 9.119 and acct["solve_s"] == 0.739 and acct["iterations"] == 21776
+    assert acct["other_s"] == pytest.approx(12.275 - 9.119 - 0.739)
+    assert nts.accounting("no accounting here") == {}
+    assert "acct" in nts.SETTINGS[nts.PROFILE][1] and nts.SETTINGS[nts.PROFILE][0] == nts.SETTINGS[nts.DEFAULT][0]
+
+
 def test_variation_corner_rows_of_both_record_formats(bench):
     """A corner row recorded before the circuit terms were re-measured per point holds the
     devices-only re-mapping under the contract's keys; a newer one holds both variants."""
