@@ -491,6 +491,9 @@ DISCHARGER_SEARCH_MIN = 1.0
 
 #: Discharger factors (on the unit current C_m V_th_circ / T) simulated to place the design bias.
 DISCHARGER_GRID = (1.2, 1.35, 1.5, 1.7, 2.0, 2.5, 3.3)
+#: Larger factors, simulated only when fewer than two of :data:`DISCHARGER_GRID` fire inside the
+#: window: a slow firing path (a cold corner's sensing stage) leaves the ramp less of the window.
+DISCHARGER_EXTENSION = (5.0, 8.0, 12.0)
 
 
 def stage_discharger(ctx: Context) -> dict:
@@ -500,24 +503,31 @@ def stage_discharger(ctx: Context) -> dict:
     input does not fire", method section 4).
 
     Measured on the testbench layer (same netlist kind) with no input spike at the factors of
-    :data:`DISCHARGER_GRID`, in parallel: the ramp time of a fixed voltage swing scales as 1/k,
+    :data:`DISCHARGER_GRID` (then :data:`DISCHARGER_EXTENSION` if fewer than two fire), in parallel: the ramp time of a fixed voltage swing scales as 1/k,
     so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
     over the neurons that fire gives k* = K / (1 - t_0).
     """
     from imcpnn.circuits.simulate.run import simulate_scales
     from imcpnn.circuits.simulate.weights import CurrentScales
 
-    def compute():
-        w = fit_testbench(ctx.config)[1]
-        t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
-        ks = [k for k in DISCHARGER_GRID if mappable(ctx, [w], CurrentScales(), k, ctx.fit_network)]
+    w = fit_testbench(ctx.config)[1]
+    t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
+
+    def firing(grid) -> tuple[list[float], list[tuple[float, float]]]:
+        ks = [k for k in grid if mappable(ctx, [w], CurrentScales(), k, ctx.fit_network)]
         runs = simulate_scales([w], t_in, ctx.char, [CurrentScales()] * len(ks),
                                network=ctx.fit_network, schedule=ctx.schedule,
                                corner=ctx.config.corner, temp_c=ctx.config.temp_c,
                                discharger_scales=ks, batch_size=1, **ctx.runner(),
-                               progress=ctx.progress, save_membranes=False)
-        rows = [(k, float(t)) for k, r in zip(ks, runs)
-                for t, fired in zip(r.spikes["t_spike"], r.spikes["spiked"]) if fired and 0 < t < 1]
+                               progress=ctx.progress, save_membranes=False) if ks else []
+        return ks, [(k, float(t)) for k, r in zip(ks, runs)
+                    for t, fired in zip(r.spikes["t_spike"], r.spikes["spiked"]) if fired and 0 < t < 1]
+
+    def compute():
+        ks, rows = firing(DISCHARGER_GRID)
+        if len({k for k, _ in rows}) < 2:
+            more, more_rows = firing(DISCHARGER_EXTENSION)
+            ks, rows = ks + more, rows + more_rows
         if len({k for k, _ in rows}) < 2:
             raise ConfigError(
                 f"a neuron with no input fires at fewer than two of the discharger factors {ks}: "

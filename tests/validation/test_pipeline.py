@@ -214,3 +214,35 @@ def test_every_network_batch_goes_to_the_context_executor(monkeypatch):
     assert seen == [(executor, 3, "c")] * 2
     # the default is the local pool
     assert pipe.Context(**{**ctx.__dict__, "executor": None, "max_workers": None}).runner()["executor"] is None
+
+
+def test_discharger_design_extends_its_grid_when_the_firing_path_is_slow(monkeypatch, tmp_path):
+    """At a cold corner the firing path takes half the window (measured at tt -40 C: t_0 = 0.55),
+    so a neuron without input fires inside the window only at factors above the grid's: the
+    extension is simulated then, and only then, and k* = K / (1 - t_0) comes from the fit."""
+    from types import SimpleNamespace
+
+    from imcpnn.circuits.netlist.network import Network, PhaseSchedule
+    from imcpnn.circuits.simulate import run as run_module
+    from imcpnn.validation import _pipeline as pipe
+
+    def fake_simulate(weights, t_in, char, scales, *, discharger_scales, **kwargs):
+        calls.append(list(discharger_scales))
+        out = []
+        for k in discharger_scales:
+            t = t0 + big_k / k
+            spikes = pd.DataFrame({"t_spike": [t] * 4 if t < 1 else [np.nan] * 4, "spiked": [t < 1] * 4})
+            out.append(SimpleNamespace(spikes=spikes))
+        return out
+
+    monkeypatch.setattr(run_module, "simulate_scales", fake_simulate)
+    monkeypatch.setattr(pipe, "mappable", lambda *a, **k: True)
+    for (t0, big_k), expected_calls in (((0.55, 1.3), 2), ((0.11, 1.2), 1)):
+        calls = []
+        ctx = pipe.Context(config=ValidationConfig(), out_dir=tmp_path / f"{t0}", cache_dir=None, progress=False,
+                           char={}, network=Network((5, 5, 5)), fit_network=Network((5, 4)),
+                           schedule=PhaseSchedule(), x_test=np.zeros((1, 5)), y_test=np.zeros(1),
+                           x_cal=np.zeros((1, 5)), n_classes=3, data_config=DataConfig())
+        result = pipe.stage_discharger(ctx)
+        assert len(calls) == expected_calls and calls[0] == list(pipe.DISCHARGER_GRID)
+        assert result["factor"] == pytest.approx(big_k / (1 - t0)) and result["t_0"] == pytest.approx(t0)
