@@ -37,7 +37,7 @@ PARAMETER_NAMES = ("e_plus", "e_minus", "e_dis", "current_scale", "v_th_circ_v",
                    "q_plus", "q_minus")
 _BOUNDS = {"e_plus": (0.05, 1e4), "e_minus": (-1e4, -0.05), "e_dis": (1.001, 1e4),
            "current_scale": (1e-3, 1e3), "v_th_circ_v": (1e-3, 1.8), "dis_rate": (0.05, 20.0),
-           "t_delay": (-0.5, 0.5), "q_plus": (-0.5, 0.5), "q_minus": (-0.5, 0.5)}
+           "t_delay": (-0.9, 0.9), "q_plus": (-0.5, 0.5), "q_minus": (-0.5, 0.5)}
 #: Which residuals a fit uses: membrane traces, spike times, or both.
 RESIDUALS = ("both", "membrane", "spikes")
 
