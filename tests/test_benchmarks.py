@@ -18,8 +18,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "layer_columns", "model_vs_ngspice",
-           "network_tran_settings", "spice_throughput", "variation", "variation_fashion_mnist")
+SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "hwa_recipes", "layer_columns",
+           "model_vs_ngspice", "network_tran_settings", "spice_throughput", "variation", "variation_fashion_mnist")
 #: Fields every result file holds (benchmarks/_record.py's docstring).
 FIELDS = {"script", "name", "timestamp", "command", "git_commit", "git_dirty", "machine",
           "load_average_before", "load_average_after", "wall_s", "parameters", "repeats", "headline",
@@ -270,6 +270,10 @@ BAD_ARGS = [
     ("network_tran_settings", ["--settings", "reference,bogus"], "bogus"),
     ("network_tran_settings", ["--jobs", "0"], "--jobs"),
     ("network_tran_settings", ["--n-random", "0"], "--n-random"),
+    ("hwa_recipes", ["--work-dir", "w"], "--run"),
+    ("hwa_recipes", ["--run", "/nonexistent", "--work-dir", "w"], "--run"),
+    ("hwa_recipes", ["--run", ".", "--work-dir", "w", "--recipes", "[1]"], "--recipes"),
+    ("hwa_recipes", ["--run", ".", "--work-dir", "w"], "variation"),
     ("layer_columns", [], "--run"),
     ("layer_columns", ["--run", "/nonexistent"], "--run"),
     ("layer_columns", ["--run", ".", "--workers", "1,0"], "--workers"),

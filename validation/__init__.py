@@ -42,3 +42,5 @@ from ._layer import run_layer as run_layer
 from ._variation import VariationConfig as VariationConfig
 from ._variation import parse_list as parse_list
 from ._variation import run_variation as run_variation
+from ._variation import HwaTraining as HwaTraining
+from ._variation import score_hwa_recipes as score_hwa_recipes
