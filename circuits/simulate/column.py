@@ -12,13 +12,14 @@ tests/circuits/test_column_slow.py).
 
 **Shared edges.** Every edge is a breakpoint of the transient, and every time point evaluates
 every device of the deck: with n_in inputs at distinct times the cost grows about as n_in^2, with
-shared edge times about as n_in (benchmarks/layer_columns.py records a 784-input column's
-cost). Image inputs share their times (8-bit pixels: at most 256 distinct times per image, and
-the background pixels do not spike at all), so a column deck drives all inputs whose spike
-trains are identical from ONE edge source (:func:`share_edge_sources`): identical ideal sources
-to ground hold their nodes at the same voltage at every instant, so joining the nodes changes no node voltage and no device current, only
-which source supplies the current. The deck itself is :func:`~imcpnn.circuits.netlist.network.network_deck`'s
-for a one-column network, so every change to the network deck reaches the column decks.
+shared edge times about as n_in (benchmarks/layer_columns.py records a 784-input column's cost).
+Image inputs share their times (8-bit pixels: at most 256 distinct times per image, and the
+background pixels do not spike at all), so a column deck drives all inputs whose spike trains are
+identical from ONE edge source (:func:`share_edge_sources`): identical ideal sources to ground
+hold their nodes at the same voltage at every instant, so joining the nodes changes no node
+voltage and no device current, only which source supplies the current. The deck itself is
+:func:`~imcpnn.circuits.netlist.network.network_deck`'s for a one-column network, so every change
+to the network deck reaches the column decks.
 
 **Cost.** One column deck holds ``batch_size`` samples back to back (3 T apart); the decks of
 all columns and batches go through :func:`imcpnn.spice.run_many` in groups of
