@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     try:
         recipes = {name: from_dict(HwaTraining, fields) for name, fields in spec.items()}
-        rows = score_hwa_recipes(args.run, recipes, args.work_dir, n_chips=args.chips)
+        rows = score_hwa_recipes(args.run, recipes, args.work_dir, n_chips=args.chips, progress=True)
     except ConfigError as err:
         parser.error(str(err))
     plain = rows[0]

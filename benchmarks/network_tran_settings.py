@@ -103,6 +103,14 @@ def accounting(log: str) -> dict:
     return out
 
 
+def profile_totals(rows: list[dict]) -> dict | None:
+    """:func:`accounting` figures summed over the profiled runs of ``rows`` (None: none profiled)."""
+    profiled = [r["acct"] for r in rows if r.get("acct", {}).get("analysis_s")]
+    if not profiled:
+        return None
+    return {k: sum(a.get(k, 0.0) for a in profiled) for k in (*ACCT_LINES, "other_s")}
+
+
 def _run_log(run_dir: str) -> str:
     done = Path(run_dir) / "done.json"
     return json.loads(done.read_text()).get("log", "") if done.is_file() else ""
@@ -148,9 +156,9 @@ def headline(summary: list[dict], n_sets: int, n_samples: int, rows: list[dict] 
             out[f"{label} out RMSE ns"] = by_name[name]["out_rmse_ns"]
     if DEFAULT in by_name and BASELINE in by_name:
         out["CPU old / default"] = by_name[BASELINE]["cpu_s_per_sample"] / by_name[DEFAULT]["cpu_s_per_sample"]
-    profiled = [r["acct"] for r in rows if r.get("acct", {}).get("analysis_s")]
-    if profiled:
-        out["device evaluation share"] = sum(a["load_s"] for a in profiled) / sum(a["analysis_s"] for a in profiled)
+    total = profile_totals(list(rows))
+    if total:
+        out["device evaluation share"] = total["load_s"] / total["analysis_s"]
     return out
 
 
@@ -282,9 +290,8 @@ def main(argv=None) -> int:
         if "model_vs_spice_ns" in o:
             line += "  | " + " ".join(f"{v:.3f}" for v in o["model_vs_spice_ns"])
         print(line)
-    profiled = [r["acct"] for r in rows if r.get("acct", {}).get("analysis_s")]
-    if profiled:
-        total = {k: sum(a.get(k, 0.0) for a in profiled) for k in (*ACCT_LINES, "other_s")}
+    total = profile_totals(rows)
+    if total:
         print(f"\nwhere ngspice's time goes ({PROFILE!r}, all sets): device evaluation (load) "
               f"{total['load_s'] / total['analysis_s']:.0%}, matrix solve {total['solve_s'] / total['analysis_s']:.0%}, "
               f"the rest (step control, truncation error, output) {total['other_s'] / total['analysis_s']:.0%}; "

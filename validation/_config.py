@@ -234,7 +234,8 @@ class ValidationConfig:
 def upgrade_config_data(data):
     """Config data read from a config.json of an earlier version, with the meaning it had then:
     a search without a ``method`` was the stencil search (the quadratic one became the default
-    later, then the Gauss-Newton one; a config that names its method keeps it). Anything else, including data that is not a dict, is returned as it is."""
+    later, then the Gauss-Newton one; a config that names its method keeps it). Anything else,
+    including data that is not a dict, is returned as it is."""
     if isinstance(data, dict) and isinstance(data.get("search"), dict) and "method" not in data["search"]:
         return {**data, "search": {**data["search"], "method": "stencil"}}
     return data

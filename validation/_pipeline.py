@@ -75,8 +75,7 @@ from imcpnn.validation._config import ValidationConfig, upgrade_config_data
 from imcpnn.validation._fit import PARAMETER_NAMES, PhysicalParameters, TraceSet, fit_traces
 from imcpnn.validation._metrics import (accuracy, compare_spike_tables, layer_metrics,
                                         membrane_rmse_v, model_spike_table, output_errors_ns,
-                                        output_rmse_ns,
-                                        output_times, worst_sample)
+                                        output_rmse_ns, output_times, worst_sample)
 from imcpnn.validation._post_layout import (check_layout_tools, layout_networks, netlist_comparison,
                                             post_layout_network, post_layout_summary,
                                             recovered_capacitance)
@@ -503,17 +502,16 @@ def stage_discharger(ctx: Context) -> dict:
     input does not fire", method section 4).
 
     Measured on the testbench layer (same netlist kind) with no input spike at the factors of
-    :data:`DISCHARGER_GRID` (then :data:`DISCHARGER_EXTENSION` if fewer than two fire), in parallel: the ramp time of a fixed voltage swing scales as 1/k,
-    so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
+    :data:`DISCHARGER_GRID` (then :data:`DISCHARGER_EXTENSION` if fewer than two fire), in
+    parallel: the ramp time of a fixed voltage swing scales as 1/k, so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
     over the neurons that fire gives k* = K / (1 - t_0).
     """
     from imcpnn.circuits.simulate.run import simulate_scales
     from imcpnn.circuits.simulate.weights import CurrentScales
 
-    w = fit_testbench(ctx.config)[1]
-    t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
-
-    def firing(grid) -> tuple[list[float], list[tuple[float, float]]]:
+    def firing(grid, w: np.ndarray) -> tuple[list[float], list[tuple[float, float]]]:
+        # (the mappable factors of ``grid``, (factor, spike time) of every neuron firing in the window)
+        t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
         ks = [k for k in grid if mappable(ctx, [w], CurrentScales(), k, ctx.fit_network)]
         runs = simulate_scales([w], t_in, ctx.char, [CurrentScales()] * len(ks),
                                network=ctx.fit_network, schedule=ctx.schedule,
@@ -524,9 +522,10 @@ def stage_discharger(ctx: Context) -> dict:
                     for t, fired in zip(r.spikes["t_spike"], r.spikes["spiked"]) if fired and 0 < t < 1]
 
     def compute():
-        ks, rows = firing(DISCHARGER_GRID)
+        w = fit_testbench(ctx.config)[1]
+        ks, rows = firing(DISCHARGER_GRID, w)
         if len({k for k, _ in rows}) < 2:
-            more, more_rows = firing(DISCHARGER_EXTENSION)
+            more, more_rows = firing(DISCHARGER_EXTENSION, w)
             ks, rows = ks + more, rows + more_rows
         if len({k for k, _ in rows}) < 2:
             raise ConfigError(

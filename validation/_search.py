@@ -437,7 +437,8 @@ def _gauss_newton_step(residuals: dict[Point, np.ndarray], finite: dict[Point, f
 
 def search(evaluate: Callable[[list[Point]], list[float]], n_dims: int, config: SearchConfig,
            log_path: Path, start: Point | None = None) -> tuple[Point, pd.DataFrame]:
-    """The search ``config.method`` names (:func:`quadratic_search` or :func:`coarse_to_fine`)."""
+    """The search ``config.method`` names (:func:`gauss_newton_search`, :func:`quadratic_search` or
+    :func:`coarse_to_fine`)."""
     method = {"quadratic": quadratic_search, "gauss-newton": gauss_newton_search,
               "stencil": coarse_to_fine}[config.method]
     return method(evaluate, n_dims, config, log_path, start)

@@ -524,13 +524,13 @@ def score_hwa_recipes(run_dir: str | Path, recipes: dict, work_dir: str | Path, 
     on the **training** samples of the run's data split: the model's mean accuracy over
     ``n_chips`` chips drawn from the variation model (chip seeds from ``seed``, other than the
     report's) and its nominal accuracy. Nothing here simulates SPICE or reads a test sample, so
-    a recipe chosen by this score is not chosen on what the variation report measures.
+    a recipe chosen by this score is not chosen on what the variation report measures. Each
+    recipe's training resumes from its folder; ``progress`` prints a line per recipe and the
+    training's own progress.
     **Returns:** rows {"recipe", HwaTraining's fields, "mean_accuracy_model_train",
     "accuracy_nominal_model_train", "train_s"} (the plain network's with recipe "plain").
     """
-    import json
-
-    from imcpnn.config import from_dict
+    from imcpnn.config import load_json
     from imcpnn.pnn import VariationModel
     from imcpnn.validation._pipeline import (layer_physics, load_data, model_layer_times, synapse_reversals,
                                              train_pipeline_model)
@@ -539,7 +539,7 @@ def score_hwa_recipes(run_dir: str | Path, recipes: dict, work_dir: str | Path, 
     for name in (CONFIG_FILE, "variation_model.json"):
         if not (run_dir / name).is_file():
             raise ConfigError(f"{run_dir} holds no {name}: give the folder of a finished `imcpnn variation` run")
-    config = from_dict(VariationConfig, json.loads((run_dir / CONFIG_FILE).read_text()))
+    config = load_json(VariationConfig, run_dir / CONFIG_FILE)
     ctx = nominal_context(config, run_dir, cache_dir, progress)
     params = bottom_up_parameters(ctx)
     plain = train_pipeline_model(dataclasses.replace(ctx, out_dir=run_dir / "plain"), "bottom_up", params)
@@ -558,7 +558,9 @@ def score_hwa_recipes(run_dir: str | Path, recipes: dict, work_dir: str | Path, 
                                                          ctx.n_classes)}
 
     rows = [{"recipe": "plain", **scores(plain), "train_s": None}]
-    for name, hwa in recipes.items():
+    for k, (name, hwa) in enumerate(recipes.items(), 1):
+        if progress:
+            print(f"[imcpnn] recipe {k}/{len(recipes)}: {name} ...", flush=True)
         start = time.perf_counter()
         model = train_pipeline_model(dataclasses.replace(ctx, out_dir=work_dir / name), "bottom_up", params,
                                      **_recipe(variation, hwa, plain))

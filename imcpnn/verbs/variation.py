@@ -28,8 +28,8 @@ bottom-up model, trained and calibrated at sky130 tt, 27 C) this verb:
 
 Writes DIR/variation.json (corners, mismatch, mc, models), figures, report.md and report.html.
 Each stage is saved when it finishes: rerun the same command to resume. Cost: ngspice runs of
---n-test samples, 3 per corner point (plus its testbench runs) and 2 per Monte Carlo chip (tens of minutes on 2 cores with
-the defaults; --mc 4 --n-test 10 --corners tt,ss for a first look).
+--n-test samples, 3 per corner point (plus its testbench runs) and 2 per Monte Carlo chip (tens
+of minutes on 2 cores with the defaults; --mc 4 --n-test 10 --corners tt,ss for a first look).
 
 Examples:
   imcpnn variation --out runs/var
