@@ -5,7 +5,11 @@ the models it uses (a fraction of a second each):
 
 - synapse NMOS (NM) and PMOS (PM) and the discharger NMOS: one nested DC sweep each, I_D vs drain
   (membrane) voltage at several gate biases, plus a fine gate sweep at V_D = V0 for the weight ->
-  gate-bias table;
+  gate-bias table. A synapse current source is measured as it sits in the synapse, behind its
+  spike switch (NS, PS) turned on: the switch's on-resistance degenerates the source, by a
+  fraction that grows with the current (about 0.4 % at 100 nA for the NMOS, 1.5 % for the PMOS
+  at the method's sizes), so a bare-device table would give large weights too much current
+  (``CharacterizationConfig.in_situ = False`` sweeps the bare device, as the method does);
 - the neuron cell itself with its firing phase enabled, membrane swept 0 -> V0: the output
   switches where the real sensing stage (LVT NMOS, HVT PMOS, bias PMOS) does.
 
@@ -52,7 +56,10 @@ class CharacterizationConfig:
     saved in the characterization JSON's ``settings``, which the network run is checked against).
     ``vg_n_v``/``vg_p_v``/``vg_dis_v``: gate biases of the I_D-V_D families; ``window_v``: membrane
     window of the lambda fit; ``vg_table_n_v``/``vg_table_p_v``: gate ranges tabulated at
-    V_D = V0 in steps of ``vg_table_step_v``.
+    V_D = V0 in steps of ``vg_table_step_v``. ``in_situ``: the synapse current sources are swept
+    behind their spike switch, turned on, as they sit in the synapse (the current the membrane
+    really gets); False sweeps the bare devices (the method's section 5). The discharger is swept
+    bare either way: its one design current is placed by a SPICE run of the whole neuron.
     """
 
     synapse: Synapse = field(default_factory=Synapse)
@@ -71,6 +78,7 @@ class CharacterizationConfig:
     vsw_step_v: float = 0.001
     corner: str = "tt"
     temp_c: float = 27.0
+    in_situ: bool = True
 
     def __post_init__(self) -> None:
         Corner.parse(self.corner)  # unknown corner -> ConfigError listing the valid ones
@@ -101,8 +109,9 @@ def _step(values: tuple[float, ...]) -> float:
 class FetSweep:
     """What is swept of one characterized FET: ``device`` ("n", "p", "dis": the suffix of its
     summary keys), its sky130 ``role`` (:data:`imcpnn.circuits.sky130.MODELS`), size ``w_m`` x
-    ``l_m`` (m), the gate biases ``vg_family`` of its I_D-V_D family (V) and the gate range
-    ``vg_table`` (lo, hi) of its I_D(V_G) table at V_D = V0 (V)."""
+    ``l_m`` (m), the gate biases ``vg_family`` of its I_D-V_D family (V), the gate range
+    ``vg_table`` (lo, hi) of its I_D(V_G) table at V_D = V0 (V), and ``switch``: whether its
+    source sits behind a switch of the same model and size, turned on (the synapse's NS / PS)."""
 
     device: str
     role: str
@@ -110,6 +119,7 @@ class FetSweep:
     l_m: float
     vg_family: tuple[float, ...]
     vg_table: tuple[float, float]
+    switch: bool = False
 
     @property
     def pmos(self) -> bool:
@@ -119,11 +129,12 @@ class FetSweep:
 
 def fet_sweeps(cfg: CharacterizationConfig) -> tuple[FetSweep, ...]:
     """The three characterized FETs: synapse NMOS ("n") and PMOS ("p") current sources at the
-    synapse's size, and the neuron's discharger NMOS ("dis") at its own size."""
+    synapse's size (behind their switch when ``cfg.in_situ``), and the neuron's discharger NMOS
+    ("dis") at its own size."""
     syn, neu = cfg.synapse, cfg.neuron
     return (
-        FetSweep("n", "syn_n", syn.w_m, syn.l_m, cfg.vg_n_v, cfg.vg_table_n_v),
-        FetSweep("p", "syn_p", syn.w_m, syn.l_m, cfg.vg_p_v, cfg.vg_table_p_v),
+        FetSweep("n", "syn_n", syn.w_m, syn.l_m, cfg.vg_n_v, cfg.vg_table_n_v, cfg.in_situ),
+        FetSweep("p", "syn_p", syn.w_m, syn.l_m, cfg.vg_p_v, cfg.vg_table_p_v, cfg.in_situ),
         FetSweep("dis", "dis_n", neu.w_dis_m, neu.l_dis_m, cfg.vg_dis_v, cfg.vg_table_n_v),
     )
 
@@ -133,17 +144,25 @@ def fet_sweep_sim(sweep: FetSweep, cfg: CharacterizationConfig, *, n_instances: 
     """Nested I_D-V_D sweep (drain 0 -> V_dd over ``sweep.vg_family``) and I_D(V_G) table (gate over
     ``sweep.vg_table`` at V_D = V0) of one FET, drain on ``vd``, gate on ``vg``.
 
-    ``n_instances`` None: one device with its drain on the source ``vd`` (current ``i(vd)``), the
-    nominal characterization's deck. An integer K: K copies sharing gate and drain source, copy k
+    ``n_instances`` None: one device (behind its switch when ``sweep.switch``) with its drain on
+    the source ``vd`` (current ``i(vd)``), the nominal characterization's deck. An integer K: K copies sharing gate and drain source, copy k
     behind its own 0-V ammeter ``va<k>`` (current ``i(va<k>)``), so one deck measures K devices;
     with ``mismatch_seed`` each copy draws its own mismatch (see :class:`imcpnn.spice.Sim`).
     """
     fam = sweep.vg_family
-    fet = f"{'vdd vdd' if sweep.pmos else '0 0'} {model(sweep.role)} W={fmt_um(sweep.w_m)} L={fmt_um(sweep.l_m)} nf=1"
+    rail, on = ("vdd", "0") if sweep.pmos else ("0", "vdd")  # source rail; the switch's on-gate
+    size = f"{model(sweep.role)} W={fmt_um(sweep.w_m)} L={fmt_um(sweep.l_m)} nf=1"
+
+    def device(name: str, drain: str) -> str:
+        # the source, and behind it the switch turned on (its bulk on the rail, as in the synapse)
+        if not sweep.switch:
+            return f"XM{name} {drain} g {rail} {rail} {size}"
+        return f"XM{name} {drain} g s{name} {rail} {size}\nXS{name} s{name} {on} {rail} {rail} {size}"
+
     if n_instances is None:
-        devices, save = [f"XM d g {fet}"], ("i(vd)",)
+        devices, save = [device("", "d")], ("i(vd)",)
     else:
-        devices = [f"VA{k} d d{k} 0\nXM{k} d{k} g {fet}" for k in range(n_instances)]
+        devices = [f"VA{k} d d{k} 0\n{device(str(k), f'd{k}')}" for k in range(n_instances)]
         save = tuple(f"i(va{k})" for k in range(n_instances))
     body = "\n".join([f"VDD vdd 0 {cfg.vdd_v}", f"VD d 0 {cfg.v0_v}", f"VG g 0 {fam[0]}", *devices])
     analyses = (

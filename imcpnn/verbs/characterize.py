@@ -11,8 +11,9 @@ SUMMARY = "sky130 device sweeps -> lambda, I_D(V_G) tables, V_switch -> E_plus, 
 DESCRIPTION = """\
 Characterize the RC-Spike circuit's devices on sky130 with ngspice (method section 5):
 
-  * synapse current sources (nfet_01v8 / pfet_01v8) and the neuron's discharger: I_D against the
-    drain (membrane) voltage at several gate biases; lambda = slope / I_D(V0) from a line fitted
+  * synapse current sources (nfet_01v8 / pfet_01v8), each behind its spike switch turned on as
+    in the synapse (--bare-sources: the bare devices, as the method does), and the neuron's
+    discharger: I_D against the drain (membrane) voltage at several gate biases; lambda = slope / I_D(V0) from a line fitted
     over the membrane window (default 0.46-1.36 V, V0 = 1.3 V); the value used is the median
     over the gate biases;
   * I_D(V_G) at V_D = V0, finely tabulated: the weight -> gate-bias map inverts it;
@@ -26,6 +27,7 @@ Runs take seconds (only the models used are loaded) and are cached.
 Example:
   imcpnn characterize --out runs/char --corner tt --temp 27
   imcpnn characterize --out runs/char_l05 --l-um 0.5
+  imcpnn characterize --out runs/char_bare --bare-sources
 """
 
 
@@ -37,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l-um", type=float, default=None, help="synapse current-source length in um (default 0.25)")
     parser.add_argument("--w-um", type=float, default=None, help="synapse current-source width in um (default 1)")
     parser.add_argument("--l-dis-um", type=float, default=None, help="discharger length in um (default 0.25)")
+    parser.add_argument("--bare-sources", action="store_true",
+                        help="sweep the synapse current sources without their series switch (the method's "
+                             "device-level characterization; default: in situ, behind the switch)")
     parser.add_argument("--cache-dir", default=None, help="SPICE result cache (default $IMCPNN_CACHE or ~/.cache/imcpnn)")
 
 
@@ -46,7 +51,7 @@ def config_from_args(args: argparse.Namespace):
 
     from imcpnn.circuits.characterization.sweeps import CharacterizationConfig
 
-    cfg = CharacterizationConfig(corner=args.corner, temp_c=args.temp)
+    cfg = CharacterizationConfig(corner=args.corner, temp_c=args.temp, in_situ=not args.bare_sources)
     syn = cfg.synapse
     if args.l_um is not None:
         syn = dataclasses.replace(syn, l_m=args.l_um * 1e-6)
