@@ -115,6 +115,9 @@ class Context:
     """Classes of the data set (the first n_classes output neurons vote)."""
     data_config: DataConfig
     """pnn's DataConfig the samples came from (:func:`load_data`); the models train on it."""
+    loaded_fit_network: object = None
+    """That testbench with a second layer of off synapses loading its outputs
+    (:func:`stage_load_delay`); None when the network has no hidden layer."""
     discharger_design: float = 1.0
     """Design factor k* on the discharger's unit current, the same for every pipeline
     (:func:`stage_discharger`); searched factors multiply it."""
@@ -593,23 +596,23 @@ def stage_load_delay(ctx: Context) -> dict:
     A hidden neuron's output line drives the switch gates of the next layer's synapses (fan-out
     F = that layer's width); the characterization testbench's outputs drive nothing. The same
     testbench (same patterns, weights and discharger) is simulated once more with a second layer
-    of F neurons whose synapses are all off (weight 0): its gates load each first-layer output
-    and nothing else changes. The mean shift of the crossing over the neurons that spike in both
-    runs, divided by F, is the delay per driven gate (assumed linear in F). It is a readout term:
-    it moves where the circuit's spike is measured, not when the next layer's synapses turn on,
-    so it is added to a hidden layer's reported times and not to the inputs of the next layer
-    (the output layer, which drives nothing, is unchanged by it). Not measured post-layout (the
-    extracted testbench has no loaded twin): ``per_fanout`` is then None.
+    of F neurons whose synapses are all off (weight 0, :attr:`Context.loaded_fit_network`; its own
+    extracted layout post-layout): their gates load each first-layer output and nothing else
+    changes. The mean shift of the crossing over the neurons that spike in both runs, divided by
+    F, is the delay per driven gate (assumed linear in F). It is a readout term: it moves where
+    the circuit's spike is measured, not when the next layer's synapses turn on, so it is added
+    to a hidden layer's reported times and not to the inputs of the next layer (the output layer,
+    which drives nothing, is unchanged by it). ``per_fanout`` is None when no layer drives another.
     """
     from imcpnn.circuits.simulate.run import simulate_network
 
-    fan_out = max(ctx.network.widths[2:], default=0)
+    loaded = ctx.loaded_fit_network
+    fan_out = loaded.widths[-1] if loaded is not None else 0
 
     def compute():
-        if ctx.config.netlist_kind == "post-layout" or fan_out == 0:
-            return {"fan_out": fan_out, "per_fanout": None, "n_pairs": 0, "mean_shift_ns": None}
+        if loaded is None:
+            return {"fan_out": 0, "per_fanout": None, "n_pairs": 0, "mean_shift_ns": None}
         t_in, w = fit_testbench(ctx.config)
-        loaded = dataclasses.replace(ctx.fit_network, widths=(*ctx.fit_network.widths, fan_out))
         run = simulate_network([w, np.zeros((w.shape[1], fan_out))], t_in, ctx.char, network=loaded,
                                schedule=ctx.schedule, corner=ctx.config.corner, temp_c=ctx.config.temp_c,
                                batch_size=ctx.config.spice_batch, **ctx.runner(),
@@ -621,9 +624,16 @@ def stage_load_delay(ctx: Context) -> dict:
         both = spiked_loaded & bare.spiked
         shift = float(np.mean((t_loaded - bare.t_spike)[both])) if both.any() else 0.0
         return {"fan_out": fan_out, "per_fanout": shift / fan_out, "n_pairs": int(both.sum()),
-                "mean_shift_ns": shift * ctx.schedule.t_phase_s * 1e9}
+                "mean_shift_ns": shift * ctx.schedule.t_phase_s * 1e9,
+                "c_m_f": [loaded.membrane_f(0), ctx.fit_network.membrane_f(0)]}
 
-    return cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress)
+    def unmeasured(result: dict) -> str | None:
+        # a post-layout stage saved before the loaded testbench was laid out measured nothing
+        if result["per_fanout"] is None and loaded is not None:
+            return "the saved load_delay stage measured no load delay"
+        return None
+
+    return cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress, check=unmeasured)
 
 
 def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
@@ -976,7 +986,7 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     for term, switches in BUDGET_TERMS:
         readout = readout_delays(ctx, "bottom_up") if switches.get("load_delay") else None
         if (switches.get("e_per_synapse") and per_synapse is None) or (switches.get("load_delay") and readout is None):
-            continue  # a term that was not measured (older characterization, post-layout): no row
+            continue  # a term that was not measured (older characterization, no hidden layer): no row
         physics = budget_physics(params, switches, evaluation["discharger_scale"])
         reversal = per_synapse if switches.get("e_per_synapse") else None
         table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal, readout))
@@ -994,20 +1004,36 @@ def _layout_outputs(stage: dict) -> list[str]:
 
 def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
                    progress: bool) -> tuple[dict, dict | None]:
-    """(networks, layout stage) of ``config.netlist_kind``: "network" (:func:`network_widths`)
-    and "trace_fit" (the trace-fit testbench's shape). Post-layout: the cached ``layout`` stage
-    lays them out and extracts them first (ToolNotFoundError when magic, netgen or PDK_ROOT is
-    missing); the stage result is returned too, else None."""
+    """(networks, layout stage) of ``config.netlist_kind``: "network" (:func:`network_widths`),
+    "trace_fit" (the trace-fit testbench's shape) and "trace_fit_loaded" (that testbench with a
+    second layer of F neurons loading its outputs, F the network's largest fan-out; None when no
+    layer drives another: :func:`stage_load_delay`). Post-layout: the cached ``layout`` stage lays
+    out and extracts the first two (ToolNotFoundError when magic, netgen or PDK_ROOT is missing),
+    the cached ``layout_loaded`` stage the loaded testbench; the two stages' records are returned
+    too (one ``layouts`` mapping), else None."""
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
 
     estimate = ParasiticEstimate() if config.netlist_kind == "schematic+parasitic-estimate" else None
-    networks = {"network": Network(network_widths(config, n_in), parasitic=estimate),
-                "trace_fit": Network(fit_testbench(config)[1].shape, parasitic=estimate)}
+    widths = network_widths(config, n_in)
+    fan_out = max(widths[2:], default=0)
+    shape = fit_testbench(config)[1].shape
+    networks = {"network": Network(widths, parasitic=estimate),
+                "trace_fit": Network(shape, parasitic=estimate)}
+    loaded = Network((*shape, fan_out), parasitic=estimate) if fan_out else None
     if config.netlist_kind != "post-layout":
-        return networks, None
+        return networks | {"trace_fit_loaded": loaded}, None
     layout = cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress,
-                           outputs=_layout_outputs)
-    return {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}, layout
+                          outputs=_layout_outputs)
+    extracted = {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}
+    if loaded is not None:
+        # its own stage: a run folder laid out before the loaded testbench existed resumes as is
+        stage = cached_stage(out_dir, "layout_loaded",
+                             lambda: layout_networks({"trace_fit_loaded": loaded}, out_dir), progress,
+                             outputs=_layout_outputs)
+        loaded = post_layout_network(loaded, stage["layouts"]["trace_fit_loaded"], out_dir)
+        layout = {**layout, "layouts": {**layout["layouts"], **stage["layouts"]},
+                  "elapsed_s": layout["elapsed_s"] + stage["elapsed_s"]}
+    return extracted | {"trace_fit_loaded": loaded}, layout
 
 
 def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, search: dict) -> dict:
@@ -1250,6 +1276,7 @@ def prepare_context(config: ValidationConfig, out_dir: Path, characterization, c
     ctx = Context(config=config, out_dir=out_dir, cache_dir=cache_dir, progress=progress,
                   char=json.loads((out_dir / char_stage["json"]).read_text()),
                   network=networks["network"], fit_network=networks["trace_fit"],
+                  loaded_fit_network=networks["trace_fit_loaded"],
                   schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
                   x_test=x_test, y_test=splits.y_test.numpy(),
                   x_cal=calibration_inputs(config, x_train, x_test),

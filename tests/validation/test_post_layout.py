@@ -36,6 +36,7 @@ def test_networks_of_the_schematic_kinds_need_no_layout(tmp_path, kind, estimate
     networks, layout = stage_networks(ValidationConfig(netlist_kind=kind), tmp_path, 5, False)
     assert layout is None and not (tmp_path / "stages").exists()
     assert networks["network"].widths == (5, 5, 5) and networks["trace_fit"].widths == (5, 4)
+    assert networks["trace_fit_loaded"].widths == (5, 4, 5)  # loaded by the network's fan-out
     assert all(n.netlist_kind == kind and (n.parasitic is not None) == estimate for n in networks.values())
 
 
