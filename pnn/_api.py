@@ -151,20 +151,30 @@ def _membrane_at_end(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "ex
     return dstd_membrane(t_in, w, beta, int(steps), 0.0 if offset is None else float(offset))
 
 
-def _check_firing(rate, t_delay, q_plus, q_minus) -> None:
+def _check_firing(rate, t_delay, q_plus, q_minus, rate_factor=None) -> None:
     if rate is not None:
         value = float(rate.detach()) if isinstance(rate, Tensor) else float(rate)
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"dis_rate must be a finite number > 0 (the discharge rate at v = 0), got {value}")
     for name, x in (("t_delay", t_delay), ("q_plus", q_plus), ("q_minus", q_minus)):
-        value = float(x.detach()) if isinstance(x, Tensor) else float(x)
+        value = float(x.detach()) if isinstance(x, Tensor) and x.numel() == 1 else x
+        if name == "t_delay" and isinstance(value, Tensor):  # one delay per neuron
+            bad = ~torch.isfinite(value) | (value.abs() >= 1)
+            if bool(bad.any()):
+                raise ValueError(f"t_delay must be finite and in (-1, 1), got {value[bad].flatten()[0].item()}")
+            continue
+        value = float(value)
         if not math.isfinite(value) or (name == "t_delay" and abs(value) >= 1):
             raise ValueError(f"{name} must be finite{' and in (-1, 1)' if name == 't_delay' else ''}, got {value}")
+    if rate_factor is not None:
+        factor = torch.as_tensor(rate_factor).detach()
+        if not bool((torch.isfinite(factor) & (factor > 0)).all()):
+            raise ValueError(f"rate_factor must be finite and > 0, got {factor.flatten().tolist()[:5]}")
 
 
 def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
                 steps: int | None = None, offset: float | None = None, e_dis=None, *,
-                dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0) -> Tensor:
+                dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0, rate_factor=None) -> Tensor:
     """Output spike times (batch, n_out) in [0, 1] of an RC-Spike layer: accumulation then firing.
 
     t = clip(1 - v(1), 0, 1) for the ideal ramp (e_dis None or inf); with the discharge non-ideality
@@ -172,14 +182,16 @@ def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
     clipped. Circuit terms (all off by default, see :func:`imcpnn.pnn.solver.firing_times` and
     :func:`imcpnn.pnn.solver.edge_kick`): ``dis_rate`` the measured discharge rate at v = 0,
     ``t_delay`` the firing-path delay, ``q_plus``/``q_minus`` the membrane step per active
-    excitatory/inhibitory synapse at the end of accumulation (v0 = v(1) + kick).
+    excitatory/inhibitory synapse at the end of accumulation (v0 = v(1) + kick). ``t_delay`` and
+    ``rate_factor`` (a factor on the discharge rate) may differ per neuron: numbers or tensors that
+    broadcast against (batch, n_out), e.g. (n_out,) for neurons whose firing paths differ.
     Other arguments as :func:`membrane_at_end`.
     """
     e_dis = _check_e_dis(e_dis)
-    _check_firing(dis_rate, t_delay, q_plus, q_minus)
+    _check_firing(dis_rate, t_delay, q_plus, q_minus, rate_factor)
     offset = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
     return spike_times_unchecked(t_in, w, e_plus, e_minus, method, steps, offset, e_dis, dis_rate=dis_rate,
-                        t_delay=t_delay, q_plus=q_plus, q_minus=q_minus)  # fmt: skip
+                        t_delay=t_delay, q_plus=q_plus, q_minus=q_minus, rate_factor=rate_factor)  # fmt: skip
 
 
 def spike_times_unchecked(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",

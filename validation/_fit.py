@@ -87,7 +87,11 @@ class TraceSet:
     voltage V0 (V) the traces start from (the design operating point's by default);
     e_shape_plus and e_shape_minus (n_in, n_out) the bias dependence of each synapse's E relative
     to the fitted scalar (E_plus of synapse (i, j) = e_plus * e_shape_plus[i, j]; None: 1, one E
-    for every synapse; see :func:`imcpnn.validation._pipeline.reversal_shapes`).
+    for every synapse; see :func:`imcpnn.validation._pipeline.reversal_shapes`); delay_offset and
+    c_factor (n_out,) each neuron's own firing-delay offset and capacitance factor against the
+    layer's mean (None: 0 and 1; see :func:`imcpnn.validation._pipeline.stage_neurons`): neuron
+    j's column of charge and its discharge rate scale by c_factor[j], its delay is t_delay +
+    delay_offset[j], so the fitted terms are the layer's mean ones.
     """
 
     t_in: np.ndarray
@@ -99,6 +103,8 @@ class TraceSet:
     v_reset_v: float = DESIGN_POINT.v0_v
     e_shape_plus: np.ndarray | None = None
     e_shape_minus: np.ndarray | None = None
+    delay_offset: np.ndarray | None = None
+    c_factor: np.ndarray | None = None
 
     def __post_init__(self):
         batch, n_in = np.shape(self.t_in)
@@ -106,9 +112,10 @@ class TraceSet:
         expected = {"w": (n_in, n_out), "t_eval": (len(self.t_eval),),
                     "v_membrane_v": (batch, n_out, len(self.t_eval)),
                     "t_spike": (batch, n_out), "spiked": (batch, n_out),
-                    "e_shape_plus": (n_in, n_out), "e_shape_minus": (n_in, n_out)}
+                    "e_shape_plus": (n_in, n_out), "e_shape_minus": (n_in, n_out),
+                    "delay_offset": (n_out,), "c_factor": (n_out,)}
         for name, shape in expected.items():
-            if getattr(self, name) is None and name.startswith("e_shape"):
+            if getattr(self, name) is None and name in ("e_shape_plus", "e_shape_minus", "delay_offset", "c_factor"):
                 continue
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"TraceSet.{name} has shape {np.shape(getattr(self, name))}, "
@@ -160,10 +167,15 @@ def predict_traces(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor
         e_minus = e_minus * torch.as_tensor(traces.e_shape_minus, dtype=torch.float64)
     t_in = torch.as_tensor(traces.t_in, dtype=torch.float64)
     w = torch.as_tensor(traces.w, dtype=torch.float64) * scale
+    c = None if traces.c_factor is None else torch.as_tensor(traces.c_factor, dtype=torch.float64)
+    if c is not None:
+        w = w * c
+    if traces.delay_offset is not None:
+        t_delay = t_delay + torch.as_tensor(traces.delay_offset, dtype=torch.float64)
     t_eval = torch.as_tensor(traces.t_eval, dtype=torch.float64)
     v = membrane_trace(t_in, w, e_plus, e_minus, t_eval)
     t_out = spike_times(t_in, w, e_plus, e_minus, e_dis=e_dis, dis_rate=rate, t_delay=t_delay,
-                        q_plus=q_plus, q_minus=q_minus)
+                        q_plus=q_plus, q_minus=q_minus, rate_factor=c)
     return traces.v_reset_v - v_th * v, t_out
 
 

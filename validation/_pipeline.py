@@ -11,6 +11,7 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
                      E carries its bias dependence (:func:`reversal_shapes`)
 3. trace_fit         every parameter fitted jointly to the same testbench's traces
    load_delay        the hidden outputs' delay per driven gate (:func:`stage_load_delay`)
+   neurons           each network neuron's firing delay and capacitance against its layer's (:func:`stage_neurons`)
 4. train_<pipeline>  top-down: ideal model; bottom-up: DC E values + dynamics terms;
                      trace-fitted: the fitted parameters
 5. search_<pipeline> current scales against SPICE output spike times on the calibration samples
@@ -121,6 +122,11 @@ class Context:
     discharger_design: float = 1.0
     """Design factor k* on the discharger's unit current, the same for every pipeline
     (:func:`stage_discharger`); searched factors multiply it."""
+    neuron_terms: list | None = None
+    """Per layer the network's neurons' delay offsets and capacitance factors against their
+    layer's mean (:func:`stage_neurons`); None where not measured."""
+    testbench_terms: dict | None = None
+    """The same of the testbench's neurons (:func:`stage_neurons`), for its fits."""
     load_delay_per_fanout: float | None = None
     """Later output crossing (units of T) per synapse gate a neuron's output drives
     (:func:`stage_load_delay`); None where not measured."""
@@ -440,7 +446,8 @@ def testbench_traces(ctx: Context) -> TraceSet:
     """SPICE traces of the characterization testbench (:func:`fit_testbench`): one batched run of
     a single layer of the network's netlist kind, weights mapped with the design C_m, discharger
     at its design bias (a cache hit after the first call); each synapse carries its E shape
-    (:func:`reversal_shapes`) at the current the testbench maps its weight to."""
+    (:func:`reversal_shapes`) at the current the testbench maps its weight to, each neuron its
+    delay offset and capacitance factor (:attr:`Context.testbench_terms`) where measured."""
     from imcpnn.circuits.simulate.run import simulate_network
     from imcpnn.circuits.simulate.weights import CurrentScales
 
@@ -454,10 +461,13 @@ def testbench_traces(ctx: Context) -> TraceSet:
     shape = (len(t_in), w.shape[1])
     e_shapes = reversal_shapes(ctx.char, w, ctx.fit_network.membrane_f(0), ctx.schedule.t_phase_s,
                                CurrentScales())
+    own = ctx.testbench_terms or {}
     return TraceSet(t_in, w, t_eval, accumulation_traces(run.membranes, t_eval, 0, *shape),
                     np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0),
                     spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"],
-                    **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))))
+                    **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
+                    delay_offset=None if "delay_offset" not in own else np.array(own["delay_offset"]),
+                    c_factor=None if "c_factor" not in own else np.array(own["c_factor"]))
 
 
 def reversal_shapes(char: dict, w: np.ndarray, c_m_f: float, t_phase_s: float,
@@ -509,20 +519,10 @@ def stage_discharger(ctx: Context) -> dict:
     parallel: the ramp time of a fixed voltage swing scales as 1/k, so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
     over the neurons that fire gives k* = K / (1 - t_0).
     """
-    from imcpnn.circuits.simulate.run import simulate_scales
-    from imcpnn.circuits.simulate.weights import CurrentScales
 
     def firing(grid, w: np.ndarray) -> tuple[list[float], list[tuple[float, float]]]:
-        # (the mappable factors of ``grid``, (factor, spike time) of every neuron firing in the window)
-        t_in = np.ones((1, w.shape[0]))  # no input spike: the membrane stays at V0
-        ks = [k for k in grid if mappable(ctx, [w], CurrentScales(), k, ctx.fit_network)]
-        runs = simulate_scales([w], t_in, ctx.char, [CurrentScales()] * len(ks),
-                               network=ctx.fit_network, schedule=ctx.schedule,
-                               corner=ctx.config.corner, temp_c=ctx.config.temp_c,
-                               discharger_scales=ks, batch_size=1, **ctx.runner(),
-                               progress=ctx.progress, save_membranes=False) if ks else []
-        return ks, [(k, float(t)) for k, r in zip(ks, runs)
-                    for t, fired in zip(r.spikes["t_spike"], r.spikes["spiked"]) if fired and 0 < t < 1]
+        ks, rows = no_input_firing(ctx, ctx.fit_network, [w], grid)
+        return ks, [(k, t) for k, _, _, t in rows]
 
     def compute():
         w = fit_testbench(ctx.config)[1]
@@ -541,6 +541,89 @@ def stage_discharger(ctx: Context) -> dict:
                 "grid": [list(map(float, r)) for r in rows]}
 
     return cached_stage(ctx.out_dir, "discharger", compute, ctx.progress)
+
+
+def no_input_firing(ctx: Context, network, weights, grid) -> tuple[list[float], list[tuple]]:
+    """(the factors of ``grid`` at which ``weights`` map, (factor, layer, neuron, spike time) of
+    every neuron firing inside its window): ``network`` without any input spike, so that every
+    membrane enters its firing phase at V0, its discharger at each factor (absolute, on the unit
+    current C_m V_th_circ / T), one batch of one sample per factor, in parallel."""
+    from imcpnn.circuits.simulate.run import simulate_scales
+    from imcpnn.circuits.simulate.weights import CurrentScales
+
+    t_in = np.ones((1, weights[0].shape[0]))  # no input spike: the membranes stay at V0
+    ks = [k for k in grid if mappable(ctx, weights, CurrentScales(), k / ctx.discharger_design, network)]
+    runs = simulate_scales(weights, t_in, ctx.char, [CurrentScales()] * len(ks), network=network,
+                           schedule=ctx.schedule, corner=ctx.config.corner, temp_c=ctx.config.temp_c,
+                           discharger_scales=ks, batch_size=1, **ctx.runner(),
+                           progress=ctx.progress, save_membranes=False) if ks else []
+    return ks, [(k, int(row.layer), int(row.neuron), float(row.t_spike)) for k, r in zip(ks, runs)
+                for row in r.spikes.itertuples() if row.spiked and 0 < row.t_spike < 1]
+
+
+def stage_neurons(ctx: Context) -> dict:
+    """How each neuron of the validated network fires against the others of its layer.
+
+    The circuit terms come from the testbench's neurons, and a layer's mapping uses its mean
+    membrane capacitance; post-layout every neuron has its own extracted wiring (membrane,
+    sensing node, output line), so each fires with its own delay and ramp. Measured without any
+    data sample: the network's netlist with every weight 0 (every synapse off) and no input
+    spike, so that each membrane enters its firing phase at V0, the discharger at the factors of
+    :data:`DISCHARGER_GRID` (and the extension where the discharger stage needed it). A
+    least-squares fit t = t_0 + K / k per neuron (:func:`discharger_factor`) gives its firing
+    delay t_0 and ramp time K, K proportional to its membrane capacitance (every discharger of
+    a layer has one bias). Against its layer's mean, neuron j gets the delay offset
+    t_0,j - mean t_0 and the capacitance factor c_j = mean K / K_j: its discharge rate and its
+    column of weights (the charge its synapses deliver, over its own capacitance) scale by c_j.
+    A neuron that fires at fewer than two factors keeps offset 0 and factor 1 (``n_unfitted``).
+    On a schematic netlist every neuron of a layer is the same: offset 0 and factor 1.
+    """
+
+    def layer_terms(network) -> list[dict]:
+        zeros = [np.zeros((a, b)) for a, b in zip(network.widths[:-1], network.widths[1:])]
+        rows = no_input_firing(ctx, network, zeros, grid)[1]
+        return [neuron_offsets([(k, t) for k, l, n, t in rows if l == layer and n == j] for j in range(width))
+                for layer, width in enumerate(network.widths[1:])]
+
+    extended = any(k > max(DISCHARGER_GRID) for k, _ in stage_discharger(ctx)["grid"])
+    grid = DISCHARGER_GRID + (DISCHARGER_EXTENSION if extended else ())
+
+    def compute():
+        layers, (testbench,) = layer_terms(ctx.network), layer_terms(ctx.fit_network)
+        t_ns = ctx.schedule.t_phase_s * 1e9
+        offsets = np.concatenate([r["delay_offset"] for r in layers]) * t_ns
+        factors = np.concatenate([r["c_factor"] for r in layers])
+        return {"layers": layers, "testbench": testbench, "grid": list(grid),
+                "n_unfitted": sum(r["n_unfitted"] for r in layers),
+                "delay_offset_ns_rms": float(np.sqrt(np.mean(offsets ** 2))),
+                "delay_offset_ns_range": [float(offsets.min()), float(offsets.max())],
+                "c_factor_range": [float(factors.min()), float(factors.max())]}
+
+    return cached_stage(ctx.out_dir, "neurons", compute, ctx.progress)
+
+
+def neuron_offsets(points) -> dict:
+    """One layer's neurons against their mean (:func:`stage_neurons`): ``points`` per neuron its
+    (factor, spike time) firing points; returns ``delay_offset`` t_0,j - mean t_0 and
+    ``c_factor`` mean K / K_j (0 and 1 for a neuron with fewer than two factors), the fits'
+    ``t_0`` and ``K`` (None there) and ``n_unfitted``."""
+    fits = [discharger_factor(*np.array(p).T)[1:3] if len({k for k, _ in p}) >= 2 else (np.nan, np.nan)
+            for p in map(list, points)]
+    t0, big_k = np.array(fits, dtype=float).reshape(-1, 2).T
+    fitted = np.isfinite(t0)
+    delay = np.where(fitted, t0 - np.nanmean(t0), 0.0) if fitted.any() else np.zeros(len(t0))
+    factor = np.where(fitted, np.nanmean(big_k) / big_k, 1.0) if fitted.any() else np.ones(len(t0))
+    return {"delay_offset": delay.tolist(), "c_factor": factor.tolist(),
+            "t_0": [float(x) if ok else None for x, ok in zip(t0, fitted)],
+            "K": [float(x) if ok else None for x, ok in zip(big_k, fitted)], "n_unfitted": int((~fitted).sum())}
+
+
+def neuron_terms(ctx: Context, pipeline: str) -> list | None:
+    """Per layer the delay offsets and capacitance factors a circuit model gives the network's
+    neurons (:func:`stage_neurons`); None for top-down (ideal model) or where not measured."""
+    if pipeline == "top_down" or ctx.neuron_terms is None:
+        return None
+    return ctx.neuron_terms
 
 
 def discharger_factor(k: np.ndarray, t: np.ndarray) -> tuple[float, float, float, float]:
@@ -676,12 +759,14 @@ def dc_parameters(char: dict) -> PhysicalParameters:
 
 
 def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
-                      readout=None) -> list[np.ndarray]:
+                      readout=None, neurons=None) -> list[np.ndarray]:
     """Exact, noise-free spike times of every layer (float64): the model's prediction to compare
     with SPICE; ``physics`` (a LayerPhysics) replaces the model's own, e.g. for the error budget;
     ``reversal`` (per layer (E_plus, E_minus), each a float or an (n_in, n_out) array, see
     :func:`synapse_reversals`) replaces its E values; ``readout`` (per layer, units of T, see
-    :func:`readout_delays`) is added to the times a layer reports, not to the next layer's inputs."""
+    :func:`readout_delays`) is added to the times a layer reports, not to the next layer's inputs;
+    ``neurons`` (per layer a dict of ``delay_offset`` and ``c_factor``, one value per neuron, see
+    :func:`stage_neurons`) gives each neuron its own firing delay and capacitance."""
     from imcpnn.pnn import spike_times
 
     p = physics or model.physics
@@ -690,8 +775,15 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
     with torch.no_grad():
         for layer, w in enumerate(model.dense_weights()):
             e_plus, e_minus = layer_reversal(p, reversal, layer)
-            t = spike_times(t, w.detach().double(), e_plus, e_minus, e_dis=p.e_dis,
-                            dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
+            w = w.detach().double()
+            own = neurons[layer] if neurons else None
+            if own is not None:
+                c = torch.tensor(own["c_factor"], dtype=torch.float64)
+                w = w * c  # a neuron's own capacitance scales the charge of its whole column
+                delay = p.t_delay + torch.tensor(own["delay_offset"], dtype=torch.float64)
+            t = spike_times(t, w, e_plus, e_minus, e_dis=p.e_dis, dis_rate=p.dis_rate, q_plus=p.q_plus,
+                            q_minus=p.q_minus, t_delay=p.t_delay if own is None else delay,
+                            rate_factor=None if own is None else c)
             out.append(t.numpy())
     return reported_times(out, readout)
 
@@ -800,7 +892,8 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
         if k_dis not in model_tables:
             physics = layer_physics(pipeline, params, k_dis)
             model_tables[k_dis] = model_spike_table(
-                model_layer_times(model, x_cal, physics, reversal, readout_delays(ctx, pipeline)))
+                model_layer_times(model, x_cal, physics, reversal, readout_delays(ctx, pipeline),
+                                  neuron_terms(ctx, pipeline)))
         return model_tables[k_dis]
 
     def errors_of(points, k_dis_of, scales_of):
@@ -873,7 +966,8 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
         reversal = synapse_reversals(ctx, pipeline, params, weights)
-        fed = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal)
+        fed = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal,
+                                neurons=neuron_terms(ctx, pipeline))
         layer_times = reported_times(fed, readout_delays(ctx, pipeline))  # ``fed`` drive the next layer
         model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
@@ -956,6 +1050,9 @@ BUDGET_TERMS = (
     ("+ load delay of hidden outputs (fan-out, loaded testbench)",
      {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
       "load_delay": True}),
+    ("+ each neuron's own firing delay and capacitance (the network without input)",
+     {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
+      "load_delay": True, "neurons": True}),
 )
 
 
@@ -985,11 +1082,13 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     per_synapse = synapse_reversals(ctx, "bottom_up", params, weights)
     for term, switches in BUDGET_TERMS:
         readout = readout_delays(ctx, "bottom_up") if switches.get("load_delay") else None
-        if (switches.get("e_per_synapse") and per_synapse is None) or (switches.get("load_delay") and readout is None):
+        neurons = neuron_terms(ctx, "bottom_up") if switches.get("neurons") else None
+        if ((switches.get("e_per_synapse") and per_synapse is None) or (switches.get("load_delay") and readout is None)
+                or (switches.get("neurons") and neurons is None)):
             continue  # a term that was not measured (older characterization, no hidden layer): no row
         physics = budget_physics(params, switches, evaluation["discharger_scale"])
         reversal = per_synapse if switches.get("e_per_synapse") else None
-        table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal, readout))
+        table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal, readout, neurons))
         cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
         rows.append({"term": term, "rmse_bottom_up_ns": output_rmse_ns(cmp),
                      "rmse_per_layer_ns": [float(x) for x in layer_metrics(cmp)["rmse_t_spike_ns"]]})
@@ -1242,10 +1341,12 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
                                               **runner)
     discharger = stage_discharger(ctx)
     ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
+    neurons = stage_neurons(ctx)
+    ctx = dataclasses.replace(ctx, neuron_terms=neurons["layers"], testbench_terms=neurons["testbench"])
     params, dynamics, fit = pipeline_parameters(ctx)
     load_delay = stage_load_delay(ctx)
     ctx = dataclasses.replace(ctx, load_delay_per_fanout=load_delay["per_fanout"])
-    dynamics = {**dynamics, "load_delay": load_delay}
+    dynamics = {**dynamics, "load_delay": load_delay, "neurons": neurons}
     results, models, post_layout = _run_pipelines(ctx, params, layout)
     budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
     _write_tables(out_dir, results, budget)

@@ -82,3 +82,23 @@ def test_bad_circuit_terms_are_named():
         LayerPhysics(dis_rate=-1.0)
     with pytest.raises(ConfigError, match="t_delay"):
         LayerPhysics(t_delay=2.0)
+
+
+def test_per_neuron_delay_and_rate_equal_each_neuron_alone():
+    """t_delay and rate_factor given per neuron (n_out,): neuron j's spikes are those of a
+    one-neuron layer with its own scalar delay and rate (the firing ramp is per neuron)."""
+    g = torch.Generator().manual_seed(5)
+    t_in = torch.rand(6, 4, generator=g, dtype=torch.float64)
+    w = 0.5 * torch.randn(4, 3, generator=g, dtype=torch.float64)
+    delay = torch.tensor([0.03, 0.05, 0.12], dtype=torch.float64)
+    factor = torch.tensor([0.97, 1.0, 1.04], dtype=torch.float64)
+    got = spike_times(t_in, w, 2.9, -1.6, e_dis=2.97, dis_rate=1.27, t_delay=delay, rate_factor=factor,
+                      q_plus=0.004, q_minus=-0.003)
+    for j in range(3):
+        alone = spike_times(t_in, w[:, j:j + 1], 2.9, -1.6, e_dis=2.97, dis_rate=1.27 * factor[j].item(),
+                            t_delay=delay[j].item(), q_plus=0.004, q_minus=-0.003)
+        assert torch.allclose(got[:, j:j + 1], alone, atol=1e-12)
+    with pytest.raises(ValueError, match="t_delay"):
+        spike_times(t_in, w, 2.0, -2.0, t_delay=torch.tensor([0.0, 1.2, 0.0]))
+    with pytest.raises(ValueError, match="rate_factor"):
+        spike_times(t_in, w, 2.0, -2.0, rate_factor=torch.tensor([1.0, -1.0, 1.0]))

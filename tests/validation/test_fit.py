@@ -154,3 +154,35 @@ def test_e_shapes_spread_the_fitted_level_over_the_synapses():
     with pytest.raises(ValueError, match="e_shape_plus"):
         TraceSet(base.t_in, base.w, base.t_eval, base.v_membrane_v, base.t_spike, base.spiked,
                  e_shape_plus=shape_p[:, :2])
+
+
+def test_neuron_offsets_make_the_fitted_terms_the_layers_mean():
+    """Each neuron's own delay offset and capacitance factor (stage_neurons): its column of
+    charge and its discharge rate scale by c_j, its spike comes delay_offset_j later; traces
+    made with them give back the layer's mean terms, where a fit that ignores them is pulled
+    off (the post-layout testbench's neurons differ by about 1 % in capacitance)."""
+    from imcpnn.pnn import spike_times
+
+    base = synthetic_traces(TRUE, noise_v=0.0, noise_t=0.0)
+    offset, c = np.array([0.01, -0.005, 0.0, -0.005]), np.array([0.99, 1.0, 1.015, 0.995])
+    own = dataclasses.replace(base, delay_offset=offset, c_factor=c)
+    params = torch.tensor(TRUE.vector(), dtype=torch.float64)
+    with torch.no_grad():
+        v, t = predict_traces(params, own)
+        w = torch.tensor(base.w * TRUE.current_scale * c)
+        direct = spike_times(torch.tensor(base.t_in), w, TRUE.e_plus, TRUE.e_minus, e_dis=TRUE.e_dis,
+                             dis_rate=TRUE.dis_rate, rate_factor=torch.tensor(c), t_delay=TRUE.t_delay + torch.tensor(offset),
+                             q_plus=TRUE.q_plus, q_minus=TRUE.q_minus)
+    np.testing.assert_allclose(t.numpy(), direct.numpy(), atol=1e-12)
+    data = dataclasses.replace(own, v_membrane_v=v.numpy(), t_spike=t.numpy(), spiked=(t.numpy() > 0) & (t.numpy() < 1))
+    free = ("t_delay", "q_plus", "q_minus")
+    fixed = tuple(n for n in PARAMETER_NAMES if n not in free)
+    start = dataclasses.replace(TRUE, t_delay=0.0, q_plus=0.0, q_minus=0.0)
+    fit = fit_traces(data, start, fixed=fixed, residuals="spikes")
+    for name in free:
+        assert getattr(fit.parameters, name) == pytest.approx(getattr(TRUE, name), abs=1e-6), name
+    blind = fit_traces(dataclasses.replace(data, delay_offset=None, c_factor=None), start, fixed=fixed,
+                       residuals="spikes")
+    assert blind.rms_t_spike > 100 * fit.rms_t_spike
+    with pytest.raises(ValueError, match="c_factor"):
+        dataclasses.replace(base, c_factor=c[:2])

@@ -231,7 +231,8 @@ def test_discharger_design_extends_its_grid_when_the_firing_path_is_slow(monkeyp
         out = []
         for k in discharger_scales:
             t = t0 + big_k / k
-            spikes = pd.DataFrame({"t_spike": [t] * 4 if t < 1 else [np.nan] * 4, "spiked": [t < 1] * 4})
+            spikes = pd.DataFrame({"layer": [0] * 4, "neuron": range(4),
+                                   "t_spike": [t] * 4 if t < 1 else [np.nan] * 4, "spiked": [t < 1] * 4})
             out.append(SimpleNamespace(spikes=spikes))
         return out
 

@@ -130,6 +130,55 @@ def test_load_delay_is_reported_by_hidden_layers_and_not_fed_forward():
     np.testing.assert_array_equal(read[1], bare[1])
 
 
+def test_each_neuron_gets_its_own_delay_and_capacitance_against_its_layer(monkeypatch, tmp_path):
+    """stage_neurons fits t = t_0 + K / k per neuron of the network without input (here rows
+    made from known t_0, K) and keeps each neuron's offset from its layer's mean: delay
+    t_0 - mean t_0, capacitance factor mean K / K; a neuron firing at fewer than two factors
+    keeps 0 and 1. The model then moves that neuron alone: its column of charge and its ramp
+    scale by c, its spike by the delay offset; the ideal top-down model takes none of it."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    t0 = {(0, j): 0.04 + 0.01 * j for j in range(5)} | {(1, j): 0.05 for j in range(5)}
+    big_k = {(0, j): 1.3 * (1 + 0.02 * j) for j in range(5)} | {(1, j): 1.3 for j in range(5)}
+    grid = pipe.DISCHARGER_GRID
+    rows = [(k, layer, j, t0[layer, j] + big_k[layer, j] / k) for (layer, j) in t0 for k in grid
+            if not (layer == 1 and j == 4 and k != grid[0])]  # (1, 4): one factor only
+    rows_tb = [(k, 0, j, 0.03 + 0.02 * j + 1.3 / k) for j in range(4) for k in grid]
+    monkeypatch.setattr(pipe, "no_input_firing", lambda ctx, network, weights, g: (
+        list(g), rows if network.widths == (5, 5, 5) else rows_tb))
+    monkeypatch.setattr(pipe, "stage_discharger", lambda ctx: {"grid": [[1.5, 0.9]]})
+    ctx = dataclasses.replace(_reversal_ctx(char_dict()), out_dir=tmp_path, fit_network=Network((5, 4)))
+    got = pipe.stage_neurons(ctx)
+    # the testbench's neurons too (for its fits): delays 0.03 + 0.02 j about their mean
+    np.testing.assert_allclose(got["testbench"]["delay_offset"], [-0.03, -0.01, 0.01, 0.03], atol=1e-12)
+    np.testing.assert_allclose(got["testbench"]["c_factor"], 1.0)
+    mean_t0, mean_k = np.mean([t0[0, j] for j in range(5)]), np.mean([big_k[0, j] for j in range(5)])
+    np.testing.assert_allclose(got["layers"][0]["delay_offset"], [t0[0, j] - mean_t0 for j in range(5)], atol=1e-12)
+    np.testing.assert_allclose(got["layers"][0]["c_factor"], [mean_k / big_k[0, j] for j in range(5)])
+    np.testing.assert_allclose(got["layers"][1]["delay_offset"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(got["layers"][1]["c_factor"], 1.0)
+    assert got["n_unfitted"] == 1 and got["grid"] == list(grid)
+
+    ctx = dataclasses.replace(ctx, neuron_terms=got["layers"])
+    assert pipe.neuron_terms(ctx, "top_down") is None and pipe.neuron_terms(ctx, "bottom_up") is got["layers"]
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5, dis_rate=1.2, t_delay=0.04))
+    x = np.random.default_rng(5).uniform(0.0, 0.5, size=(8, 5))
+    bare = pipe.model_layer_times(model, x)
+    own = pipe.model_layer_times(model, x, neurons=[
+        {"delay_offset": [0.0, 0.02, 0.0, 0.0, 0.0], "c_factor": [1.0] * 5},
+        {"delay_offset": [0.0] * 5, "c_factor": [1.0, 1.0, 1.1, 1.0, 1.0]}])
+    spiking = bare[0][:, 1] < 0.97
+    np.testing.assert_allclose(own[0][spiking, 1], bare[0][spiking, 1] + 0.02)
+    np.testing.assert_array_equal(np.delete(own[0], 1, axis=1), np.delete(bare[0], 1, axis=1))
+    w1 = model.dense_weights()[1].detach().double()
+    scaled = w1.clone()
+    scaled[:, 2] *= 1.1
+    from imcpnn.pnn import spike_times
+    want = spike_times(torch.as_tensor(own[0]), scaled, 3.0, -1.5, dis_rate=1.2 * 1.1, t_delay=0.04)
+    np.testing.assert_allclose(own[1][:, 2], want[:, 2].numpy(), atol=1e-12)
+
+
 def test_calibration_samples_are_never_test_samples():
     rng = np.random.default_rng(1)
     x_train, x_test = rng.uniform(size=(100, 5)), rng.uniform(size=(50, 5))
