@@ -5,13 +5,15 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
 0. layout            post-layout only, first (missing tools stop the run before any SPICE):
                      network layouts -> DRC, extraction, LVS (:mod:`._post_layout`)
 1. characterization  sky130 DC sweeps -> lambda -> E_plus, E_minus, E_dis (or a given JSON)
+   discharger        the discharger's design bias, one for every pipeline (:func:`stage_discharger`)
+   neurons           each neuron's firing delay and capacitance against its layer's, network
+                     and testbench, from runs without input (:func:`stage_neurons`)
 2. dynamics          bottom-up circuit terms from one transient of a single-layer testbench of
                      the same netlist kind: C_eff (charge measurement), discharge rate, firing
                      delay, end-of-accumulation kick (:func:`stage_dynamics`); each synapse's
                      E carries its bias dependence (:func:`reversal_shapes`)
 3. trace_fit         every parameter fitted jointly to the same testbench's traces
    load_delay        the hidden outputs' delay per driven gate (:func:`stage_load_delay`)
-   neurons           each network neuron's firing delay and capacitance against its layer's (:func:`stage_neurons`)
 4. train_<pipeline>  top-down: ideal model; bottom-up: DC E values + dynamics terms;
                      trace-fitted: the fitted parameters
 5. search_<pipeline> current scales against SPICE output spike times on the calibration samples

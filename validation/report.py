@@ -498,7 +498,24 @@ def _dynamics_paragraph(d: dict) -> str:
             f"{_fmt_float(p.get('dis_rate', math.nan))} = k* C_m / C_eff; firing delay "
             f"{pm('t_delay', T_ns, ' ns')} (at T = 1 us); kick per active synapse q_plus {pm('q_plus')}, "
             f"q_minus {pm('q_minus')} (normalized membrane units); spike residual "
-            f"{_fmt_float(d.get('rms_t_spike_ns'))} ns RMS.")
+            f"{_fmt_float(d.get('rms_t_spike_ns'))} ns RMS." + _fanout_and_neurons(d))
+
+
+def _fanout_and_neurons(d: dict) -> str:
+    """The load delay and the per-neuron terms of summary.json's ``dynamics``, where measured."""
+    text = ""
+    load = d.get("load_delay") or {}
+    if load.get("per_fanout") is not None:
+        text += (f" Load delay of a hidden output: {_fmt_float(load.get('mean_shift_ns'))} ns for "
+                 f"fan-out {load.get('fan_out')} (the testbench with a loading second layer).")
+    neurons = d.get("neurons") or {}
+    if neurons.get("c_factor_range"):
+        lo, hi = neurons["c_factor_range"]
+        d_lo, d_hi = neurons["delay_offset_ns_range"]
+        text += (f" Each network neuron against its layer's mean (no-input runs over the discharger grid): "
+                 f"capacitance factor {_fmt_float(lo)} to {_fmt_float(hi)}, firing-delay offset "
+                 f"{_fmt_float(d_lo)} to {_fmt_float(d_hi)} ns ({neurons.get('n_unfitted')} neurons not fitted).")
+    return text
 
 
 def build_document(results: Results) -> list:

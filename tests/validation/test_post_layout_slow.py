@@ -43,6 +43,19 @@ def test_reduced_post_layout_demo(tmp_path, pdk_root):
             assert (out / rel).is_file(), rel
         # MiM plus wiring: above the plate value, and wiring well below the plate's own 102 fF
         assert all(MIM_7X7_F < c < 1.5 * MIM_7X7_F for c in rec["membrane_f_per_layer"]), rec
+    assert set(post["layouts"]) == {"network", "trace_fit", "trace_fit_loaded"}
+    # the loaded testbench's first layer is the testbench's layout: the same membrane (0.1 %)
+    dyn = summary["dynamics"]
+    c_loaded, c_bare = dyn["load_delay"]["c_m_f"]
+    assert c_loaded == pytest.approx(c_bare, rel=1e-3)
+    assert dyn["load_delay"]["per_fanout"] is not None and dyn["load_delay"]["n_pairs"] > 0
+    # each extracted neuron has its own wiring: fitted on every neuron, its capacitance within a
+    # few % of its layer's mean (the wiring is a few % of the MiM), its delay offset well inside
+    # the firing-path delay (measured on the default demo: factors 0.99-1.015, offsets < 0.5 ns)
+    neurons = dyn["neurons"]
+    assert neurons["n_unfitted"] == 0
+    assert 0.95 < neurons["c_factor_range"][0] <= 1.0 <= neurons["c_factor_range"][1] < 1.05
+    assert max(map(abs, neurons["delay_offset_ns_range"])) < dyn["parameters"]["t_delay"] * 1e3
     extracted = post["layouts"]["network"]["membrane_f_per_layer"]
     assert post["c_m_extracted_f_per_layer"] == pytest.approx(extracted)
     # recovered C = the bottom-up current factor (k / s: searched k over the measured C_m / C_eff)
