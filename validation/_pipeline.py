@@ -1232,7 +1232,13 @@ def _config_diff(old, new: dict, limit: int = 4) -> str:
 #: A copy of config.json among the stages: it restores a deleted or corrupt config.json.
 CONFIG_COPY = "stages/run_config.json"
 #: Files of a result folder that are not results of its run.
-_NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json")
+#: Revision of what the stages measure and model. A folder's saved stages are reused as they
+#: are, so results of an earlier revision would mix with this one's: such a folder is refused
+#: (:func:`_check_revision`). 2: synapse sources swept in situ, per-neuron terms, the loaded
+#: post-layout testbench (1: every folder without the file).
+MODEL_REVISION = 2
+REVISION_FILE = "stages/model_revision.json"
+_NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json", REVISION_FILE)
 
 
 def _as_written_now(recorded):
@@ -1321,10 +1327,26 @@ def _check_inputs(config: ValidationConfig, out_dir: Path, characterization) -> 
     (:func:`_check_config`, whose note this returns), the characterization file, the post-layout
     tools where the layout is still to do."""
     replacing = _check_config(config, out_dir)
+    _check_revision(out_dir)
     check_characterization_input(out_dir, characterization)
     if config.netlist_kind == "post-layout" and _saved_stage(out_dir, "layout", _layout_outputs)[0] is None:
         check_layout_tools()
     return replacing
+
+
+def _check_revision(out_dir: Path) -> None:
+    """Refuse (ResultsError) a folder whose saved results an earlier :data:`MODEL_REVISION` made."""
+    if not holds_results(out_dir, ignore=_NOT_RESULTS):
+        return
+    try:
+        revision = json.loads((out_dir / REVISION_FILE).read_text())["model_revision"]
+    except (OSError, ValueError, KeyError, TypeError):
+        revision = 1
+    if revision != MODEL_REVISION:
+        raise ResultsError(
+            f"{out_dir} holds results of imcpnn's model revision {revision} (this version's is "
+            f"{MODEL_REVISION}: in-situ synapse sweeps, per-neuron terms), which would mix with this "
+            f"version's; give another --out, or delete {out_dir} to redo the run")
 
 
 def _write_config(config: ValidationConfig, out_dir: Path, replacing: str | None) -> None:
@@ -1333,6 +1355,7 @@ def _write_config(config: ValidationConfig, out_dir: Path, replacing: str | None
         note(replacing)
     write_json_atomic(out_dir / "config.json", to_dict(config))
     write_json_atomic(out_dir / CONFIG_COPY, to_dict(config))
+    write_json_atomic(out_dir / REVISION_FILE, {"model_revision": MODEL_REVISION})
 
 
 def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,

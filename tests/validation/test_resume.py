@@ -129,6 +129,28 @@ def test_folder_of_an_earlier_version_resumes_despite_new_default_fields(tmp_pat
         run_validation(SMALL, out, characterization=char, progress=False)
 
 
+def test_folder_of_an_earlier_model_revision_is_refused_by_name(tmp_path, stop_at_spice, capsys):
+    """Saved stages are reused as they are: results of an earlier model revision (a folder
+    without stages/model_revision.json, or with another number) would mix with this version's,
+    so the run stops before writing, naming the folder and the fix; a folder that saved no
+    result yet, or this revision's, runs."""
+    from imcpnn.cli import main
+
+    out, char = tmp_path / "run", char_file(tmp_path / "c.json")
+    run(out, characterization=char)  # the characterization stage is saved: the folder holds results
+    assert json.loads((out / pipe.REVISION_FILE).read_text()) == {"model_revision": pipe.MODEL_REVISION}
+    run(out, characterization=char)  # this revision's folder resumes
+    (out / pipe.REVISION_FILE).unlink()  # as an older imcpnn left it
+    config_before = (out / "config.json").read_text()
+    with pytest.raises(ResultsError, match=r"model revision 1 .*give another --out, or delete"):
+        run_validation(SMALL, out, characterization=char, progress=False)
+    assert not (out / pipe.REVISION_FILE).exists() and (out / "config.json").read_text() == config_before
+    code = main(["validate", "--out", str(out), "--n-test", "1", "--epochs", "1", "--characterization",
+                 str(char), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "model revision 1" in err[0], err
+
+
 # ------------------------------------------------------------------ characterization identity
 def test_changed_characterization_is_refused(tmp_path, stop_at_spice):
     a = char_file(tmp_path / "a" / "characterization.json")
