@@ -7,7 +7,7 @@ the models it uses (a fraction of a second each):
   (membrane) voltage at several gate biases, plus a fine gate sweep at V_D = V0 for the weight ->
   gate-bias table. A synapse current source is measured as it sits in the synapse, behind its
   spike switch (NS, PS) turned on: the switch's on-resistance degenerates the source, by a
-  fraction that grows with the current (about 0.4 % at 100 nA for the NMOS, 1.5 % for the PMOS
+  fraction that grows with the current (about 0.4 % at 100 nA for the NMOS, 1.1 % for the PMOS
   at the method's sizes), so a bare-device table would give large weights too much current
   (``CharacterizationConfig.in_situ = False`` sweeps the bare device, as the method does);
 - the neuron cell itself with its firing phase enabled, membrane swept 0 -> V0: the output
