@@ -57,7 +57,7 @@ def test_in_situ_sources_lose_current_to_their_switch_more_at_larger_currents(ch
     # The synapse's spike switch sits in the current source's source: its on-resistance R
     # degenerates the source, dI/I ~ -g_m R, and g_m grows with I, so the loss grows with the
     # current. Measured at the method's sizes (W/L = 1/0.25 um, both devices): about 0.4 % for
-    # the NMOS and 1.1 % for the (weaker-switched) PMOS at 100 nA, a few tenths of a percent at
+    # the NMOS and 1.1 % for the (weaker-switched) PMOS at 100 nA, about 0.1-0.2 % at
     # 20 nA. The bounds: a loss at all (> 0.1 % at 100 nA), and under 5 %, where the switch
     # would no longer be "on"; the discharger is swept bare either way.
     assert main(["characterize", "--out", str(tmp_path), "--bare-sources", "--cache-dir", str(spice_cache)]) == 0
