@@ -463,13 +463,13 @@ def testbench_traces(ctx: Context) -> TraceSet:
     shape = (len(t_in), w.shape[1])
     e_shapes = reversal_shapes(ctx.char, w, ctx.fit_network.membrane_f(0), ctx.schedule.t_phase_s,
                                CurrentScales())
-    own = ctx.testbench_terms or {}
+    own = ctx.testbench_terms
     return TraceSet(t_in, w, t_eval, accumulation_traces(run.membranes, t_eval, 0, *shape),
                     np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0),
                     spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"],
                     **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
-                    delay_offset=None if "delay_offset" not in own else np.array(own["delay_offset"]),
-                    c_factor=None if "c_factor" not in own else np.array(own["c_factor"]))
+                    delay_offset=None if own is None else np.array(own["delay_offset"]),
+                    c_factor=None if own is None else np.array(own["c_factor"]))
 
 
 def reversal_shapes(char: dict, w: np.ndarray, c_m_f: float, t_phase_s: float,
@@ -518,7 +518,8 @@ def stage_discharger(ctx: Context) -> dict:
 
     Measured on the testbench layer (same netlist kind) with no input spike at the factors of
     :data:`DISCHARGER_GRID` (then :data:`DISCHARGER_EXTENSION` if fewer than two fire), in
-    parallel: the ramp time of a fixed voltage swing scales as 1/k, so the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
+    parallel (:func:`no_input_firing`): the ramp time of a fixed voltage swing scales as 1/k, so
+    the spike times follow t(k) = t_0 + K / k (t_0 the firing-path delay); a least-squares fit
     over the neurons that fire gives k* = K / (1 - t_0).
     """
 
@@ -581,17 +582,16 @@ def stage_neurons(ctx: Context) -> dict:
     On a schematic netlist every neuron of a layer is the same: offset 0 and factor 1.
     """
 
-    def layer_terms(network) -> list[dict]:
+    def layer_terms(network, grid) -> list[dict]:
         zeros = [np.zeros((a, b)) for a, b in zip(network.widths[:-1], network.widths[1:])]
         rows = no_input_firing(ctx, network, zeros, grid)[1]
         return [neuron_offsets([(k, t) for k, l, n, t in rows if l == layer and n == j] for j in range(width))
                 for layer, width in enumerate(network.widths[1:])]
 
-    extended = any(k > max(DISCHARGER_GRID) for k, _ in stage_discharger(ctx)["grid"])
-    grid = DISCHARGER_GRID + (DISCHARGER_EXTENSION if extended else ())
-
     def compute():
-        layers, (testbench,) = layer_terms(ctx.network), layer_terms(ctx.fit_network)
+        extended = any(k > max(DISCHARGER_GRID) for k, _ in stage_discharger(ctx)["grid"])
+        grid = DISCHARGER_GRID + (DISCHARGER_EXTENSION if extended else ())
+        layers, (testbench,) = layer_terms(ctx.network, grid), layer_terms(ctx.fit_network, grid)
         t_ns = ctx.schedule.t_phase_s * 1e9
         offsets = np.concatenate([r["delay_offset"] for r in layers]) * t_ns
         factors = np.concatenate([r["c_factor"] for r in layers])
@@ -712,13 +712,7 @@ def stage_load_delay(ctx: Context) -> dict:
                 "mean_shift_ns": shift * ctx.schedule.t_phase_s * 1e9,
                 "c_m_f": [loaded.membrane_f(0), ctx.fit_network.membrane_f(0)]}
 
-    def unmeasured(result: dict) -> str | None:
-        # a post-layout stage saved before the loaded testbench was laid out measured nothing
-        if result["per_fanout"] is None and loaded is not None:
-            return "the saved load_delay stage measured no load delay"
-        return None
-
-    return cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress, check=unmeasured)
+    return cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress)
 
 
 def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
@@ -1109,9 +1103,8 @@ def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
     "trace_fit" (the trace-fit testbench's shape) and "trace_fit_loaded" (that testbench with a
     second layer of F neurons loading its outputs, F the network's largest fan-out; None when no
     layer drives another: :func:`stage_load_delay`). Post-layout: the cached ``layout`` stage lays
-    out and extracts the first two (ToolNotFoundError when magic, netgen or PDK_ROOT is missing),
-    the cached ``layout_loaded`` stage the loaded testbench; the two stages' records are returned
-    too (one ``layouts`` mapping), else None."""
+    them out and extracts them first (ToolNotFoundError when magic, netgen or PDK_ROOT is
+    missing); the stage result is returned too, else None."""
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
 
     estimate = ParasiticEstimate() if config.netlist_kind == "schematic+parasitic-estimate" else None
@@ -1119,22 +1112,17 @@ def stage_networks(config: ValidationConfig, out_dir: Path, n_in: int,
     fan_out = max(widths[2:], default=0)
     shape = fit_testbench(config)[1].shape
     networks = {"network": Network(widths, parasitic=estimate),
-                "trace_fit": Network(shape, parasitic=estimate)}
-    loaded = Network((*shape, fan_out), parasitic=estimate) if fan_out else None
+                "trace_fit": Network(shape, parasitic=estimate),
+                "trace_fit_loaded": Network((*shape, fan_out), parasitic=estimate) if fan_out else None}
     if config.netlist_kind != "post-layout":
-        return networks | {"trace_fit_loaded": loaded}, None
-    layout = cached_stage(out_dir, "layout", lambda: layout_networks(networks, out_dir), progress,
-                          outputs=_layout_outputs)
-    extracted = {k: post_layout_network(net, layout["layouts"][k], out_dir) for k, net in networks.items()}
-    if loaded is not None:
-        # its own stage: a run folder laid out before the loaded testbench existed resumes as is
-        stage = cached_stage(out_dir, "layout_loaded",
-                             lambda: layout_networks({"trace_fit_loaded": loaded}, out_dir), progress,
-                             outputs=_layout_outputs)
-        loaded = post_layout_network(loaded, stage["layouts"]["trace_fit_loaded"], out_dir)
-        layout = {**layout, "layouts": {**layout["layouts"], **stage["layouts"]},
-                  "elapsed_s": layout["elapsed_s"] + stage["elapsed_s"]}
-    return extracted | {"trace_fit_loaded": loaded}, layout
+        return networks, None
+    drawn = {k: net for k, net in networks.items() if net is not None}
+    layout = cached_stage(out_dir, "layout", lambda: layout_networks(drawn, out_dir), progress,
+                          outputs=_layout_outputs,
+                          check=lambda stage: next((f"the saved layout stage has no {k!r} layout"
+                                                    for k in drawn if k not in stage["layouts"]), None))
+    return networks | {k: post_layout_network(net, layout["layouts"][k], out_dir)
+                       for k, net in drawn.items()}, layout
 
 
 def stage_compare_netlists(ctx: Context, model, params: PhysicalParameters, search: dict) -> dict:
@@ -1231,13 +1219,13 @@ def _config_diff(old, new: dict, limit: int = 4) -> str:
 
 #: A copy of config.json among the stages: it restores a deleted or corrupt config.json.
 CONFIG_COPY = "stages/run_config.json"
-#: Files of a result folder that are not results of its run.
 #: Revision of what the stages measure and model. A folder's saved stages are reused as they
 #: are, so results of an earlier revision would mix with this one's: such a folder is refused
 #: (:func:`_check_revision`). 2: synapse sources swept in situ, per-neuron terms, the loaded
 #: post-layout testbench (1: every folder without the file).
 MODEL_REVISION = 2
 REVISION_FILE = "stages/model_revision.json"
+#: Files of a result folder that are not results of its run.
 _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json", REVISION_FILE)
 
 

@@ -145,9 +145,10 @@ def fet_sweep_sim(sweep: FetSweep, cfg: CharacterizationConfig, *, n_instances: 
     ``sweep.vg_table`` at V_D = V0) of one FET, drain on ``vd``, gate on ``vg``.
 
     ``n_instances`` None: one device (behind its switch when ``sweep.switch``) with its drain on
-    the source ``vd`` (current ``i(vd)``), the nominal characterization's deck. An integer K: K copies sharing gate and drain source, copy k
-    behind its own 0-V ammeter ``va<k>`` (current ``i(va<k>)``), so one deck measures K devices;
-    with ``mismatch_seed`` each copy draws its own mismatch (see :class:`imcpnn.spice.Sim`).
+    the source ``vd`` (current ``i(vd)``), the nominal characterization's deck. An integer K: K
+    copies sharing gate and drain source, copy k behind its own 0-V ammeter ``va<k>`` (current
+    ``i(va<k>)``), so one deck measures K devices; with ``mismatch_seed`` each copy draws its own
+    mismatch (see :class:`imcpnn.spice.Sim`).
     """
     fam = sweep.vg_family
     rail, on = ("vdd", "0") if sweep.pmos else ("0", "vdd")  # source rail; the switch's on-gate

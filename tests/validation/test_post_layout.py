@@ -185,3 +185,34 @@ def test_partial_post_layout_folder_gives_named_error(tmp_path, damage, match):
     with pytest.raises(ResultsError, match=match):
         render_report(root)
     assert not (root / "report.md").exists()
+
+
+def test_a_saved_layout_stage_without_every_network_is_redone(tmp_path, monkeypatch):
+    """Post-layout lays out the network, the testbench and the loaded testbench in one stage; a
+    saved stage that lacks one of them is redone with a note naming the missing layout."""
+    from imcpnn.rundir import RunDirNote
+    from imcpnn.validation import _pipeline as pipe
+
+    calls = []
+
+    def fake_layouts(networks, out_dir):
+        calls.append(sorted(networks))
+        files = {"pex_netlist": "layout/core.spice", "png": "layout/core.png"}
+        for rel in files.values():
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / rel).write_text("x")
+        return {"layouts": {k: {"files": files} for k in networks}, "cell_figures": [], "elapsed_s": 0.0}
+
+    monkeypatch.setattr(pipe, "layout_networks", fake_layouts)
+    monkeypatch.setattr(pipe, "post_layout_network", lambda net, stage, out_dir: net)
+    config = ValidationConfig(netlist_kind="post-layout")
+    networks, layout = stage_networks(config, tmp_path, 5, False)
+    assert calls == [["network", "trace_fit", "trace_fit_loaded"]] and set(layout["layouts"]) == set(calls[0])
+    saved = json.loads((tmp_path / "stages" / "layout.json").read_text())
+    del saved["layouts"]["trace_fit_loaded"]
+    (tmp_path / "stages" / "layout.json").write_text(json.dumps(saved))
+    with pytest.warns(RunDirNote, match="no 'trace_fit_loaded' layout; redoing stage 'layout'"):
+        stage_networks(config, tmp_path, 5, False)
+    assert len(calls) == 2
+    stage_networks(config, tmp_path, 5, False)  # whole now: read back
+    assert len(calls) == 2
