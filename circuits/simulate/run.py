@@ -1,7 +1,7 @@
 """Weights + input spike times -> batched sky130 transients -> spike-time table (the entry point).
 
 :func:`simulate_network` is what the validation pipeline calls. Samples are split into batches of
-``batch_size``; each batch is one ngspice run (samples back to back, 3 T apart, see
+at most ``batch_size``, as even as they can be (:func:`batch_starts`); each batch is one ngspice run (samples back to back, 3 T apart, see
 :mod:`imcpnn.circuits.netlist.network`), so the model load is paid once per batch. Batches and candidate
 current scales (:func:`simulate_scales`) run in parallel through :func:`imcpnn.spice.run_many`,
 which also caches finished runs: a rerun with the same inputs reads them back.
@@ -111,16 +111,26 @@ def map_network(
     }  # fmt: skip
 
 
+def batch_starts(n_samples: int, batch_size: int) -> list[int]:
+    """First sample of each batch when ``n_samples`` are split into the fewest batches of at most
+    ``batch_size``, their sizes differing by at most one (50 by 7: 7, 7, 6, 6, 6, 6, 6, 6, not
+    seven 7s and a 1), so that batches running side by side finish together."""
+    n_batches = -(-n_samples // batch_size)
+    return [k * (n_samples // n_batches) + min(k, n_samples % n_batches) for k in range(n_batches)]
+
+
 def build_testbenches(
     network: Network, mapping: dict, t_in: np.ndarray, schedule: PhaseSchedule, batch_size: int, save_membranes: bool,
     save_supplies: bool = True,
 ) -> list[NetworkDeck]:
-    """One testbench per batch of ``batch_size`` samples (``t_in``: (n_samples, n_in))."""
+    """One testbench per batch of at most ``batch_size`` samples (``t_in``: (n_samples, n_in)),
+    the batches as even as they can be (:func:`batch_starts`)."""
     biases = [(np.asarray(L["vg_n_v"]), np.asarray(L["vg_p_v"])) for L in mapping["layers"]]
     vg_dis = [L["vg_dis_v"] for L in mapping["layers"]]
+    starts = batch_starts(len(t_in), batch_size)
     return [
-        network_deck(network, biases, vg_dis, t_in[k : k + batch_size], schedule, save_membranes, save_supplies)
-        for k in range(0, len(t_in), batch_size)
+        network_deck(network, biases, vg_dis, t_in[a:b], schedule, save_membranes, save_supplies)
+        for a, b in zip(starts, starts[1:] + [len(t_in)])
     ]
 
 
@@ -220,22 +230,22 @@ def simulate_scales(
     runs = []
     for mapping, tbs in plans:
         spikes, membranes, traces, energy = [], [], [], []
-        for b, tb in enumerate(tbs):
+        for first, tb in zip(batch_starts(len(t_in), batch_size), tbs):
             plot = next(results).plot("tran")
             time_s = np.asarray(plot[plot.names[0]])
             tr = {name: np.asarray(plot[name]) for name in tb.saves}
             sp = spice_spike_table(time_s, tr, tb.widths, tb.n_samples, schedule, network.vdd_v)
-            sp["sample"] += b * batch_size
+            sp["sample"] += first
             spikes.append(sp)
             if save_membranes:
                 mb = membrane_table(time_s, tr, tb.widths, tb.n_samples, schedule, char.v0, char.v_th_circ)
-                mb["sample"] += b * batch_size
+                mb["sample"] += first
                 membranes.append(mb)
             if keep_traces:
                 traces.append((time_s, tr))
             if tb.supplies:
                 en = supply_energy(time_s, tr, tb.supplies, schedule, tb.n_samples, len(tb.widths) - 1)
-                energy.append(en.assign(sample=en["sample"] + b * batch_size))
+                energy.append(en.assign(sample=en["sample"] + first))
         runs.append(
             NetworkRun(
                 spikes=pd.concat(spikes, ignore_index=True),
