@@ -79,12 +79,24 @@ class SearchConfig:
                 "(low, high) with 0 < low <= 1 < high")
 
 
+#: What the trace fit can fit (:attr:`TraceFitConfig.source`).
+TRACE_FIT_SOURCES = ("network", "testbench")
+
+
 @dataclass(frozen=True)
 class TraceFitConfig:
-    """Testbench and weighting of the trace fit (trace-fitted pipeline)."""
+    """What the trace fit fits, and its weighting (trace-fitted pipeline)."""
 
+    source: str = "network"
+    """The traces the trace-fitted parameters are fitted to. "network": the membranes and spike
+    times of every layer of the bottom-up network on the calibration samples, at the scales its
+    search found (runs the search already made: cache hits). They cover the network's own
+    operating range: its trained weights, its hidden layer driven by the input edges and every
+    later layer by the real neurons before it. "testbench": the single-layer characterization
+    testbench of designed weights and ideal input edges (the bottom-up terms' testbench)."""
     n_patterns: int = 14
-    """Input patterns (samples) of the single-layer characterization testbench."""
+    """Input patterns (samples) of the single-layer characterization testbench (the bottom-up
+    terms are measured on it, and the trace fit too with ``source="testbench"``)."""
     n_times: int = 26
     """Membrane samples per pattern over the accumulation window."""
     sigma_v_v: float = 2e-3
@@ -99,6 +111,8 @@ class TraceFitConfig:
     with V_th_circ held."""
 
     def __post_init__(self):
+        require(self, "source", self.source, self.source in TRACE_FIT_SOURCES,
+                f"one of {', '.join(TRACE_FIT_SOURCES)}")
         require(self, "n_patterns", self.n_patterns, 1 <= self.n_patterns <= 200,
                 "an integer in [1, 200]")
         require(self, "n_times", self.n_times, 3 <= self.n_times <= 1000,

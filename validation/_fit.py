@@ -10,6 +10,9 @@ Model of a trace set (one layer, inputs t_in (batch, n_in), nominal weights w (n
     V_pred(t)   = V0 - V_th_circ v(t)                                   volts (polarity inverted)
     t_pred      = spike_times(t_in, s w, E_plus, E_minus, e_dis=E_dis)  normalized firing time
 
+Several trace sets (e.g. every layer of a network, each with its own inputs and weights) pool
+their residuals: one parameter set explains them all.
+
 s is the effective current scale (true w / nominal w = C_nom V_th_nom / (C_m V_th_circ), so it
 absorbs C_m and parasitics). The membrane alone cannot separate (V_th, s, E): (c V_th, s/c, E/c)
 gives the same V(t); the spike times break that degeneracy, so fit both (or fix V_th_circ).
@@ -24,6 +27,7 @@ Gauss-Newton estimate (valid when residuals are independent and the model is loc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -179,12 +183,14 @@ def predict_traces(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor
     return traces.v_reset_v - v_th * v, t_out
 
 
-def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
+def fit_traces(traces: TraceSet | Sequence[TraceSet], initial: PhysicalParameters, *,
                fixed: tuple[str, ...] = (), sigma_v_v: float = 1e-3,
                sigma_t: float = 1e-2, residuals: str = "both") -> FitResult:
     """Least-squares fit of :class:`PhysicalParameters` to ``traces``, starting at ``initial``.
 
-    **Arguments:** ``fixed`` names parameters held at their initial value; ``sigma_v_v`` and
+    **Arguments:** ``traces`` one :class:`TraceSet` or several (e.g. every layer of a network,
+    each with its own inputs and weights), whose residuals the fit pools: one parameter set
+    explains them all; ``fixed`` names parameters held at their initial value; ``sigma_v_v`` and
     ``sigma_t`` weight membrane (V) against spike-time (normalized) residuals; ``residuals``
     "membrane" or "spikes" fits to one kind only (e.g. the current scale to the membrane alone: a
     charge measurement, known currents against the measured voltage change).
@@ -202,33 +208,31 @@ def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
     free = tuple(n for n in PARAMETER_NAMES if n not in fixed)
     free_idx = [PARAMETER_NAMES.index(n) for n in free]
     base = torch.as_tensor(initial.vector(), dtype=torch.float64)
-    v_obs = torch.as_tensor(traces.v_membrane_v, dtype=torch.float64)
-    t_obs = torch.as_tensor(traces.t_spike, dtype=torch.float64)
+    sets = [traces] if isinstance(traces, TraceSet) else list(traces)
+    v_obs = [torch.as_tensor(s.v_membrane_v, dtype=torch.float64) for s in sets]
+    t_obs = [torch.as_tensor(s.t_spike, dtype=torch.float64) for s in sets]
     # A spike time at a window edge is clipped (no spike, or fired at once): it has no gradient.
-    use_t = torch.as_tensor(np.asarray(traces.spiked, bool)
-                            & (traces.t_spike > 0) & (traces.t_spike < 1))
-    if residuals == "membrane":
-        use_t = torch.zeros_like(use_t)
-    use_v = 0.0 if residuals == "spikes" else 1.0
+    use_t = [torch.as_tensor(np.asarray(s.spiked, bool) & (s.t_spike > 0) & (s.t_spike < 1)
+                             & (residuals != "membrane")) for s in sets]
+    use_v = residuals != "spikes"
 
-    def residuals(x: torch.Tensor) -> torch.Tensor:
+    def residuals_of(x: torch.Tensor) -> torch.Tensor:
+        # every set's membrane residuals, then every set's spike residuals
         params = base.clone()
         params[free_idx] = x
-        v_pred, t_pred = predict_traces(params, traces)
-        r_v = ((v_pred - v_obs) / sigma_v_v).reshape(-1)
-        if not use_v:
-            r_v = r_v[:0]
-        r_t = ((t_pred - t_obs) / sigma_t)[use_t]
-        return torch.cat([r_v, r_t])
+        predicted = [predict_traces(params, s) for s in sets]
+        r_v = [((v - obs) / sigma_v_v).reshape(-1) for (v, _), obs in zip(predicted, v_obs)] if use_v else []
+        r_t = [((t - obs) / sigma_t)[use] for (_, t), obs, use in zip(predicted, t_obs, use_t)]
+        return torch.cat(r_v + r_t)
 
     def fun(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return residuals(torch.as_tensor(x, dtype=torch.float64)).numpy()
+            return residuals_of(torch.as_tensor(x, dtype=torch.float64)).numpy()
 
     def column(x_t: torch.Tensor, k: int) -> torch.Tensor:
         direction = torch.zeros_like(x_t)
         direction[k] = 1.0
-        return torch.autograd.functional.jvp(residuals, x_t, direction)[1]
+        return torch.autograd.functional.jvp(residuals_of, x_t, direction)[1]
 
     def jac(x: np.ndarray) -> np.ndarray:
         x_t = torch.as_tensor(x, dtype=torch.float64)
@@ -254,7 +258,7 @@ def fit_traces(traces: TraceSet, initial: PhysicalParameters, *,
     values[free_idx] = sol.x
     stderr = {n: 0.0 for n in PARAMETER_NAMES}
     stderr.update({n: float(np.sqrt(covariance[i, i])) for i, n in enumerate(free)})
-    n_v = v_obs.numel() if use_v else 0
+    n_v = sum(v.numel() for v in v_obs) if use_v else 0
     r_t = r[n_v:] * sigma_t
     return FitResult(
         parameters=PhysicalParameters(**dict(zip(PARAMETER_NAMES, map(float, values)))),

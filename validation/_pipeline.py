@@ -12,10 +12,12 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
                      the same netlist kind: C_eff (charge measurement), discharge rate, firing
                      delay, end-of-accumulation kick (:func:`stage_dynamics`); each synapse's
                      E carries its bias dependence (:func:`reversal_shapes`)
-3. trace_fit         every parameter fitted jointly to the same testbench's traces
-   load_delay        the hidden outputs' delay per driven gate (:func:`stage_load_delay`)
+3. load_delay        the hidden outputs' delay per driven gate (:func:`stage_load_delay`)
 4. train_<pipeline>  top-down: ideal model; bottom-up: DC E values + dynamics terms;
-                     trace-fitted: the fitted parameters
+                     trace-fitted: the fitted parameters of
+   trace_fit         every parameter fitted jointly to SPICE traces, after bottom-up's search:
+                     by default every layer of the bottom-up network on the calibration
+                     samples (:func:`network_traces`), or the dynamics testbench's
 5. search_<pipeline> current scales against SPICE output spike times on the calibration samples
                      (training samples by default): top-down 2-D (scale_plus, scale_minus) from
                      (1, 1), the others a 1-D global k from 1; with ``discharger="searched"``
@@ -728,13 +730,17 @@ def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
             for layer in range(len(widths) - 1)]
 
 
-def stage_trace_fit(ctx: Context, start: PhysicalParameters) -> dict:
-    """Every model parameter fitted jointly to the testbench traces (membrane and spikes), from
-    the bottom-up values; V_th_circ held at the DC switch point unless ``fit.fit_v_th_circ``."""
+def stage_trace_fit(ctx: Context, start: PhysicalParameters, network: tuple | None = None) -> dict:
+    """Every model parameter fitted jointly to SPICE traces (membranes and spike times), from the
+    bottom-up values ``start``; V_th_circ held at the DC switch point unless
+    ``fit.fit_v_th_circ``. The traces (``fit.source``): the characterization testbench's
+    (:func:`testbench_traces`), or those of every layer of the bottom-up network on the
+    calibration samples (:func:`network_traces`; ``network`` = its (weights, search stage))."""
 
     def compute():
-        traces = testbench_traces(ctx)
-        result = fit_traces(traces, start, sigma_v_v=ctx.config.fit.sigma_v_v,
+        sets = ([testbench_traces(ctx)] if ctx.config.fit.source == "testbench"
+                else network_traces(ctx, start, *network))
+        result = fit_traces(sets, start, sigma_v_v=ctx.config.fit.sigma_v_v,
                             sigma_t=ctx.config.fit.sigma_t,
                             fixed=() if ctx.config.fit.fit_v_th_circ else ("v_th_circ_v",))
         rows = result.table(start)
@@ -742,10 +748,48 @@ def stage_trace_fit(ctx: Context, start: PhysicalParameters) -> dict:
         return {"fitted": to_dict(result.parameters), "stderr": result.stderr,
                 "rms_v_membrane_mv": result.rms_v_membrane_mv, "rms_t_spike": result.rms_t_spike,
                 "n_residuals": result.n_residuals, "message": result.message,
-                "n_spiking": int(traces.spiked.sum())}
+                "n_spiking": int(sum(s.spiked.sum() for s in sets)), "source": ctx.config.fit.source,
+                "n_patterns": int(len(sets[0].t_in))}
 
     return cached_stage(ctx.out_dir, "trace_fit", compute, ctx.progress,
                          outputs=["tables/fitted_parameters.csv"])
+
+
+def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.ndarray],
+                   search: dict) -> list[TraceSet]:
+    """SPICE traces of every layer of the bottom-up network (``weights``, its model's ``params``)
+    on the calibration samples, mapped at the scale its search found, the discharger at its
+    design bias: the run its search made there (a cache hit; a new run when it searched the
+    discharger too). One :class:`TraceSet` per layer: the weights as the circuit got them
+    (w k / s, in units of the design C_m's unit current, each synapse with its E shape), the
+    layer's inputs the times that drove it (the samples for the first layer, the SPICE spike
+    times of the layer before for the others, less its load delay: the model's convention of
+    :func:`model_layer_times`), its targets its own spike times less its load delay, and each
+    neuron's own terms where measured. Never a test sample (unless ``calibration="test"``)."""
+    from imcpnn.circuits.simulate.weights import CurrentScales
+
+    scales = mapping_scales("bottom_up", params, tuple(search["best"]))
+    run = simulate_candidates(ctx, weights, ctx.x_cal, [scales], ctx.progress, [1.0], save_supplies=False)[0]
+    readout = readout_delays(ctx, "bottom_up") or [0.0] * len(weights)
+    t_eval = np.linspace(0.0, 1.0, ctx.config.fit.n_times)
+    n, t_in, sets = len(ctx.x_cal), np.asarray(ctx.x_cal, dtype=float), []
+    for layer, w in enumerate(weights):
+        shape = (n, w.shape[1])
+        spikes = run.spikes[run.spikes["layer"] == layer].sort_values(["sample", "neuron"])
+        spiked = spikes["spiked"].to_numpy().reshape(shape)
+        t_out = np.where(spiked, np.nan_to_num(spikes["t_spike"].to_numpy().reshape(shape), nan=1.0)
+                         - readout[layer], 1.0)
+        nominal = w * scales.scale
+        e_shapes = reversal_shapes(ctx.char, nominal, ctx.network.membrane_f(layer), ctx.schedule.t_phase_s,
+                                   CurrentScales())
+        own = ctx.neuron_terms[layer] if ctx.neuron_terms else None
+        sets.append(TraceSet(t_in, nominal, t_eval, accumulation_traces(run.membranes, t_eval, layer, *shape),
+                             t_out, spiked, v_reset_v=ctx.char["v0"],
+                             **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
+                             delay_offset=None if own is None else np.array(own["delay_offset"]),
+                             c_factor=None if own is None else np.array(own["c_factor"])))
+        t_in = t_out
+    return sets
 
 
 def dc_parameters(char: dict) -> PhysicalParameters:
@@ -1176,6 +1220,9 @@ def protocol_text(config: ValidationConfig) -> str:
            "the neuron layer, not by any model)" if config.discharger == "fixed"
            else "searched by every pipeline (one factor in [1, 5] on its design bias, 1-D, after the "
                 "scales)")
+    fitted_to = ("the membranes and spike times of every layer of the bottom-up network on the same "
+                 "calibration samples at its searched scale" if config.fit.source == "network"
+                 else "the testbench traces")
     return (f"Scales are calibrated on {cal}; metrics are on the {config.n_test} test samples. "
             f"Discharger: {dis}. Top-down may tune (scale_plus, scale_minus) of an ideal model "
             "(E = +-e_ideal, ideal ramp, no delay, mapped with the design C_m); bottom-up one global "
@@ -1184,9 +1231,8 @@ def protocol_text(config: ValidationConfig) -> str:
             "measurement, firing delay and end-of-accumulation kick from a testbench, the hidden "
             "outputs' load delay from the same testbench loaded; mapped with C_eff); trace-fitted "
             "one global scale of the same model (the same per-synapse E shapes and load delay) "
-            "with every other parameter, the E levels included, fitted jointly to the testbench "
-            "traces. All use the same I_D(V_G) tables, V_th_circ "
-            "and netlist.")
+            f"with every other parameter, the E levels included, fitted jointly to {fitted_to}. "
+            "All use the same I_D(V_G) tables, V_th_circ and netlist.")
 
 
 def _versions(char: dict) -> dict:
@@ -1222,8 +1268,9 @@ CONFIG_COPY = "stages/run_config.json"
 #: Revision of what the stages measure and model. A folder's saved stages are reused as they
 #: are, so results of an earlier revision would mix with this one's: such a folder is refused
 #: (:func:`_check_revision`). 2: synapse sources swept in situ, per-neuron terms, the loaded
-#: post-layout testbench (1: every folder without the file).
-MODEL_REVISION = 2
+#: post-layout testbench (1: every folder without the file). 3: the trace fit on the bottom-up
+#: network's calibration runs.
+MODEL_REVISION = 3
 REVISION_FILE = "stages/model_revision.json"
 #: Files of a result folder that are not results of its run.
 _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json", REVISION_FILE)
@@ -1333,7 +1380,8 @@ def _check_revision(out_dir: Path) -> None:
     if revision != MODEL_REVISION:
         raise ResultsError(
             f"{out_dir} holds results of imcpnn's model revision {revision} (this version's is "
-            f"{MODEL_REVISION}: in-situ synapse sweeps, per-neuron terms), which would mix with this "
+            f"{MODEL_REVISION}: in-situ synapse sweeps, per-neuron terms, the trace fit on the "
+            "network), which would mix with this "
             f"version's; give another --out, or delete {out_dir} to redo the run")
 
 
@@ -1356,11 +1404,11 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
     ctx = dataclasses.replace(ctx, discharger_design=discharger["factor"])
     neurons = stage_neurons(ctx)
     ctx = dataclasses.replace(ctx, neuron_terms=neurons["layers"], testbench_terms=neurons["testbench"])
-    params, dynamics, fit = pipeline_parameters(ctx)
+    params, dynamics = pipeline_parameters(ctx)
     load_delay = stage_load_delay(ctx)
     ctx = dataclasses.replace(ctx, load_delay_per_fanout=load_delay["per_fanout"])
     dynamics = {**dynamics, "load_delay": load_delay, "neurons": neurons}
-    results, models, post_layout = _run_pipelines(ctx, params, layout)
+    results, models, post_layout, fit = _run_pipelines(ctx, params, layout)
     budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
     _write_tables(out_dir, results, budget)
     summary = build_summary(ctx, results, {"discharger": discharger, "dynamics": dynamics,
@@ -1398,15 +1446,14 @@ def prepare_context(config: ValidationConfig, out_dir: Path, characterization, c
     return ctx, char_stage, layout
 
 
-def pipeline_parameters(ctx: Context) -> tuple[dict, dict, dict]:
-    """(PhysicalParameters per pipeline, dynamics stage, trace_fit stage): top-down the ideal
-    model, bottom-up the measured circuit terms, trace-fitted the joint fit from them."""
+def pipeline_parameters(ctx: Context) -> tuple[dict, dict]:
+    """(PhysicalParameters of top-down and bottom-up, dynamics stage): top-down the ideal model,
+    bottom-up the measured circuit terms. Trace-fitted's come from :func:`stage_trace_fit`, once
+    the bottom-up network it may fit to is searched (:func:`_run_pipelines`)."""
     dynamics = stage_dynamics(ctx)
-    bottom_up = PhysicalParameters(**dynamics["parameters"])
-    fit = stage_trace_fit(ctx, bottom_up)
-    params = {"top_down": ideal_parameters(ctx.config, ctx.char), "bottom_up": bottom_up,
-              "trace_fitted": PhysicalParameters(**fit["fitted"])}
-    return params, dynamics, fit
+    params = {"top_down": ideal_parameters(ctx.config, ctx.char),
+              "bottom_up": PhysicalParameters(**dynamics["parameters"])}
+    return params, dynamics
 
 
 #: Where each pipeline's scale search starts: the mapping's own answer, k = 1 (bottom-up and
@@ -1415,21 +1462,27 @@ def pipeline_parameters(ctx: Context) -> tuple[dict, dict, dict]:
 SEARCH_STARTS = {"top_down": (1.0, 1.0), "bottom_up": (1.0,), "trace_fitted": (1.0,)}
 
 
-def _run_pipelines(ctx: Context, params: dict, layout: dict | None) -> tuple[dict, dict, dict | None]:
-    """(evaluation per pipeline, model per pipeline, post-layout summary or None): each pipeline
-    trains, searches its scales and is evaluated; post-layout, the bottom-up network is also
-    compared across netlists."""
-    results, models, post_layout = {}, {}, None
+def _run_pipelines(ctx: Context, params: dict, layout: dict | None) -> tuple[dict, dict, dict | None, dict]:
+    """(evaluation per pipeline, model per pipeline, post-layout summary or None, trace_fit
+    stage): each pipeline trains, searches its scales and is evaluated; trace-fitted's
+    parameters are fitted (:func:`stage_trace_fit`) after bottom-up is searched; post-layout,
+    the bottom-up network is also compared across netlists."""
+    results, models, searches, post_layout, fit = {}, {}, {}, None, None
+    params = dict(params)
     for pipeline in PIPELINES:
+        if pipeline == "trace_fitted":
+            bottom_up = [w.double().numpy() for w in models["bottom_up"].dense_weights()]
+            fit = stage_trace_fit(ctx, params["bottom_up"], (bottom_up, searches["bottom_up"]))
+            params[pipeline] = PhysicalParameters(**fit["fitted"])
         models[pipeline] = model = train_pipeline_model(ctx, pipeline, params[pipeline])
         weights = [w.double().numpy() for w in model.dense_weights()]
-        search = stage_search(ctx, pipeline, weights, params[pipeline], model,
-                              SEARCH_STARTS[pipeline])
+        searches[pipeline] = search = stage_search(ctx, pipeline, weights, params[pipeline], model,
+                                                   SEARCH_STARTS[pipeline])
         results[pipeline] = stage_evaluate(ctx, pipeline, model, params[pipeline], search)
         if pipeline == "bottom_up" and layout is not None:
             post_layout = post_layout_summary(
                 layout, stage_compare_netlists(ctx, model, params[pipeline], search))
-    return results, models, post_layout
+    return results, models, post_layout, fit
 
 
 def _write_tables(out_dir: Path, results: dict, budget: list[dict]) -> None:

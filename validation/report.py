@@ -456,6 +456,12 @@ def _fmt_float(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else str(value)
 
 
+def _fit_source(fit: dict) -> str:
+    """What the trace fit fitted (summary['trace_fit']['source']; the testbench before it was saved)."""
+    return ("the bottom-up network's transients on the calibration samples" if fit.get("source") == "network"
+            else "transient testbench")
+
+
 def _fit_paragraph(fit: dict) -> str:
     """Residual summary of the trace fit (summary['trace_fit'])."""
     if not fit:
@@ -463,7 +469,7 @@ def _fit_paragraph(fit: dict) -> str:
     t_ns = (fit.get("rms_t_spike") or math.nan) * 1e3  # normalized to a 1 us phase -> ns
     return (f"Trace-fit residuals: membrane {_fmt_float(fit.get('rms_v_membrane_mv'))} mV RMS, "
             f"spike time {_fmt_float(t_ns)} ns RMS (T = 1 us) over {fit.get('n_spiking')} "
-            f"spiking neurons; {fit.get('n_residuals')} residuals; solver: {fit.get('message')}")
+            f"spikes; {fit.get('n_residuals')} residuals; solver: {fit.get('message')}")
 
 
 def _mapping_table(mapping: dict) -> pd.DataFrame:
@@ -584,7 +590,7 @@ def build_document(results: Results) -> list:
     for rel in s.get("characterization_figures", []):
         blocks.append(Image(rel, f"Characterization: {Path(rel).stem.replace('_', ' ')}"))
     blocks += [
-        Table(t["fitted_parameters.csv"], "Trace fit (transient testbench): fitted values with "
+        Table(t["fitted_parameters.csv"], f"Trace fit ({_fit_source(s.get('trace_fit', {}))}): fitted values with "
               "1-sigma standard errors from s^2 (J^T J)^-1, next to the DC-derived values (rows "
               "marked fixed are held at them: V_th_circ by default, the DC switch point)"),
         Paragraph(_fit_paragraph(s.get("trace_fit", {}))),

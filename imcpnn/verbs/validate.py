@@ -18,9 +18,11 @@ Run the method's headline experiment (the paper's Iris circuit) and write a repo
   1. characterize sky130 devices (or read --characterization FILE) -> E_plus, E_minus, E_dis;
   2. measure the bottom-up model's circuit terms on a single-layer testbench transient: the
      membrane's effective capacitance C_eff (charge measurement), the firing-path delay and the
-     end-of-accumulation charge kick; fit every parameter jointly to the same traces
-     (trace-fitted, with standard errors);
-  3. train three Iris models: ideal (|E| = 100, top-down), bottom-up, trace-fitted;
+     end-of-accumulation charge kick;
+  3. train three Iris models: ideal (|E| = 100, top-down), bottom-up, trace-fitted (every
+     parameter fitted jointly, with standard errors, to the membranes and spike times of every
+     layer of the searched bottom-up network on the calibration samples; --trace-fit-source
+     testbench: to the step 2 testbench's);
   4. map weights to gate biases; search the current scales against ngspice (a trust-region
      search on a linear model of every spike-time error, Gauss-Newton; --search-method
      quadratic: a quadratic model of the MSE; stencil: the coarse-to-fine compass search both
@@ -87,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", choices=("train", "test"), default=None,
                         help="samples the scale searches simulate: train (held out, default) or test "
                              "(in-sample, the method's reference protocol)")
+    parser.add_argument("--trace-fit-source", choices=("network", "testbench"), default=None,
+                        help="what the trace-fitted parameters are fitted to: network (every layer "
+                             "of the bottom-up network on the calibration samples, default) or "
+                             "testbench (the single-layer testbench of the bottom-up terms)")
     parser.add_argument("--discharger", choices=("fixed", "searched"), default=None,
                         help="discharger at its design current for every pipeline (fixed, default) "
                              "or one factor on it searched by every pipeline")
@@ -121,7 +127,10 @@ def config_from_args(args: argparse.Namespace):
         search = dataclasses.replace(search, steps=(0.1,))
     if args.search_method:
         search = dataclasses.replace(search, method=args.search_method)
-    return dataclasses.replace(config, search=search, **changes)
+    fit = config.fit
+    if getattr(args, "trace_fit_source", None):
+        fit = dataclasses.replace(fit, source=args.trace_fit_source)
+    return dataclasses.replace(config, search=search, fit=fit, **changes)
 
 
 def run(args: argparse.Namespace) -> int:

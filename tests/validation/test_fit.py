@@ -47,6 +47,23 @@ def test_fit_recovers_known_parameters_within_uncertainty():
     assert 0.35 < result.rms_v_membrane_mv < 0.7
 
 
+def test_several_trace_sets_pool_their_residuals():
+    """A network's layers are trace sets with their own inputs and weights: one parameter set
+    explains them all, and pooling them pins it better than either alone."""
+    a, b = synthetic_traces(TRUE, seed=3), synthetic_traces(TRUE, seed=4)
+    kwargs = dict(fixed=("v_th_circ_v",), sigma_v_v=5e-4, sigma_t=2e-3)
+    start = PhysicalParameters(e_plus=5.0, e_minus=-5.0, e_dis=6.0, current_scale=1.0, v_th_circ_v=0.85)
+    alone = [fit_traces(s, start, **kwargs) for s in (a, b)]
+    joint = fit_traces([a, b], start, **kwargs)
+    assert joint.n_residuals == sum(r.n_residuals for r in alone)
+    for name in joint.free:
+        fitted, err = getattr(joint.parameters, name), joint.stderr[name]
+        assert abs(fitted - getattr(TRUE, name)) < 5 * err, (name, fitted, err)
+        assert err < min(r.stderr[name] for r in alone), name
+    one = fit_traces([a], start, **kwargs)  # a list of one set is that set
+    assert one.parameters == alone[0].parameters and one.rms_t_spike == alone[0].rms_t_spike
+
+
 def test_fixed_parameters_are_held_and_have_zero_stderr():
     traces = synthetic_traces(TRUE, seed=1)
     start = PhysicalParameters(e_plus=5.0, e_minus=-5.0, e_dis=4.0, current_scale=1.0,
@@ -116,7 +133,8 @@ def test_parameters_out_of_range_are_rejected():
 
 @pytest.mark.parametrize("kwargs, match", [({"n_patterns": 0}, "n_patterns"),
                                            ({"n_times": 2}, "n_times"),
-                                           ({"sigma_v_v": 0.0}, "sigma_v_v")])
+                                           ({"sigma_v_v": 0.0}, "sigma_v_v"),
+                                           ({"source": "circuit"}, "source")])
 def test_trace_fit_config_rejects_bad_values(kwargs, match):
     from imcpnn.errors import ConfigError
     from imcpnn.validation import TraceFitConfig

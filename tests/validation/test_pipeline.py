@@ -82,6 +82,8 @@ def test_cli_options_override_defaults_and_config_file(tmp_path):
     assert parse().search.method == "gauss-newton"
     assert parse("--search-method", "stencil").search.method == "stencil"
     assert parse("--search-method", "quadratic").search.method == "quadratic"
+    assert parse().fit.source == "network"
+    assert parse("--trace-fit-source", "testbench").fit.source == "testbench"
 
 
 def test_cli_search_methods_are_the_configs():

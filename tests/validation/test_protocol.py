@@ -283,3 +283,47 @@ def test_discharger_design_factor_puts_a_silent_neuron_at_the_window_end():
     assert k_star == pytest.approx(big_k / (1 - t0), rel=1e-9)
     assert (t0_fit, k_fit) == (pytest.approx(t0), pytest.approx(big_k)) and rms < 1e-12
     assert t0 + big_k / k_star == pytest.approx(1.0)
+
+
+def test_trace_fit_on_the_network_uses_calibration_samples_and_chains_the_layers(tmp_path, monkeypatch):
+    """The trace fit's network traces (``fit.source="network"``): the bottom-up network's run on
+    the calibration samples only, at its searched scale; each later layer's inputs are the SPICE
+    spike times of the layer before, less that layer's load delay (what the model feeds forward),
+    and so are that layer's targets; the weights are the currents as mapped (w k / s)."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5))
+    weights = [w.double().numpy() for w in model.dense_weights()]
+    rng = np.random.default_rng(4)
+    x_train, x_test = rng.uniform(size=(30, 5)), rng.uniform(size=(10, 5))
+    x_train[:, 0] = x_test[:, 0] = 0.0
+    config = ValidationConfig(search=SearchConfig(n_samples=7))
+    seen, t_eval = [], np.linspace(0.0, 1.0, 11)
+
+    class Run:
+        def __init__(self, spikes, membranes):
+            self.spikes, self.membranes = spikes, membranes
+
+    def fake_simulate(ctx, w, x, scales_list, progress, discharger_scales=None, **kw):
+        seen.append((np.array(x), [s.scale for s in scales_list], discharger_scales))
+        times = pipe.model_layer_times(model, x)
+        membranes = pd.DataFrame([{"sample": s, "layer": layer, "neuron": j, "t": t, "v_mem_v": 1.3 - 0.1 * t}
+                                  for layer, tl in enumerate(times) for s in range(len(x))
+                                  for j in range(tl.shape[1]) for t in t_eval])
+        return [Run(pipe.model_spike_table(times), membranes)]
+
+    ctx = dataclasses.replace(_search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test),
+                              network=Network((5, 5, 5)), load_delay_per_fanout=0.001, char=char_dict())
+    params = PhysicalParameters(e_plus=3.0, e_minus=-1.5, e_dis=3.0, current_scale=0.95)
+    sets = pipe.network_traces(ctx, params, weights, {"best": [0.99]})
+    (x, scales, discharger), = seen
+    assert np.array_equal(x, x_train[:7]) and scales == [pytest.approx(0.99 / 0.95)] and discharger == [1.0]
+    assert len(sets) == 2 and np.array_equal(sets[0].t_in, x_train[:7])
+    assert np.allclose(sets[0].w, weights[0] * 0.99 / 0.95) and np.allclose(sets[1].w, weights[1] * 0.99 / 0.95)
+    hidden = pipe.model_layer_times(model, x_train[:7])[0]
+    fired = hidden < 1
+    load = 5 * 0.001  # the hidden layer drives 5 gates per output
+    assert np.allclose(sets[0].t_spike[fired], hidden[fired] - load) and np.all(sets[0].t_spike[~fired] == 1)
+    assert np.array_equal(sets[1].t_in, sets[0].t_spike)
+    assert np.allclose(sets[1].v_membrane_v[0, 0], 1.3 - 0.1 * np.linspace(0.0, 1.0, config.fit.n_times))
