@@ -12,7 +12,7 @@ runs), on K columns x S test images of a trained network's first layer (``--run`
 2. the bottom-up model's spike-time RMSE and bias against SPICE on those columns (neurons
    spiking on both sides; the terms are layer.json's);
 3. the wall-time ratio of a LocalCluster of 1 vs 2 Dask workers on the same batch, each from an
-   empty SPICE cache (the layer's discharger calibration runs once before, cached, untimed);
+   empty SPICE cache (the layer's calibration, discharger and kick, runs once before, cached, untimed);
 4. a projection for ``--full-columns`` columns x ``--full-samples`` images on a cluster of
    ``--cluster-cores`` single-threaded workers: serial cost from (1) with the setup amortized
    over ``--full-batch`` samples per deck, divided by the workers at the parallel efficiency
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     from imcpnn.circuits.netlist.network import Network
     from imcpnn.errors import ImcpnnError
     from imcpnn.spice import dask_client
-    from imcpnn.validation import calibrate_discharger, run_layer
+    from imcpnn.validation import calibrate_layer, run_layer
 
     try:
         w, x, arch = load_problem(args.run, args.samples, args.columns)
@@ -128,11 +128,12 @@ def main(argv=None) -> int:
         char = (read_characterization(args.characterization) if args.characterization
                 else characterize(CharacterizationConfig(), cache_dir=cache, progress=False)[0])
         t0 = time.perf_counter()
-        calibration = calibrate_discharger(Network(w.shape), w, char, 0, cache_dir=cache)
+        calibration = calibrate_layer(Network(w.shape), w, char, 0, cache_dir=cache)
         calibration_s = time.perf_counter() - t0
         print(f"layer {w.shape[0]} x {w.shape[1]} ({arch}); calibration {calibration_s:.0f} s: C_eff/C_m "
               f"{calibration['c_eff_over_c_m']:.2f}, discharger k* {calibration['factor']:.2f}, t_0 "
-              f"{calibration['t_0']:.3f}")
+              f"{calibration['t_0']:.3f}, kick q_plus {calibration['q_plus']:.2e}, q_minus "
+              f"{calibration['q_minus']:.2e}")
         columns = list(range(args.columns))
         runs, raw, resumed = {}, {}, []
         for n in args.workers:

@@ -38,6 +38,8 @@ from .report import render_report as render_report
 from ._pipeline import run_validation as run_validation
 from ._pipeline import model_layer_times as model_layer_times
 from ._layer import calibrate_discharger as calibrate_discharger
+from ._layer import calibrate_kick as calibrate_kick
+from ._layer import calibrate_layer as calibrate_layer
 from ._layer import run_layer as run_layer
 from ._variation import VariationConfig as VariationConfig
 from ._variation import parse_list as parse_list

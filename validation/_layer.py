@@ -31,11 +31,18 @@ The bottom-up model here uses the terms that are cheap at this size, each stated
    (:func:`~imcpnn.circuits.simulate.column.switch_off_unmappable`; counted in layer.json);
    weights above the table's top keep the mapping's own error, naming a scale that fits.
 
-Left out (each could be added from its own testbench): the end-of-accumulation kick
-(q_plus, q_minus, charge the synapses' internal nodes share with the membrane when the inputs
-fall; the validation fits it on its testbench), the delay the next layer's gates add to the
-outputs (the column decks drive nothing), C_eff's dependence on the gate biases (calibrated at
-unit current scale), device mismatch, and what the column decomposition leaves out.
+3. **the kick of the input edges** (:func:`calibrate_kick`): every synapse whose input spikes
+   shares charge with the membrane at its edges (its switch's channel charge, its internal node
+   connected to the membrane), q_plus per excitatory and q_minus per inhibitory synapse, applied
+   at the end of accumulation as in the validation's model (which fits it on its testbench).
+   Small per synapse, it adds up in a 784-input column, hundreds of active synapses on a
+   membrane of about 6 C_m. One deck of three samples of one column measures it (no input;
+   every excitatory synapse spiking late; every inhibitory one).
+
+Left out (each could be added from its own testbench): the delay the next layer's gates add to
+the outputs (the column decks drive nothing), C_eff's dependence on the gate biases (calibrated
+at unit current scale), the kick's dependence on the membrane voltage at the edges, device
+mismatch, and what the column decomposition leaves out.
 
 Resumable: every column's result is saved as ``columns/col_<c>.json`` the moment its group of
 decks finishes, keyed by a hash of its decks; a rerun (same inputs) skips those columns, and
@@ -44,6 +51,7 @@ cached SPICE runs make the calibration free.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -82,11 +90,20 @@ ASSUMPTION = ("column decomposition: in the charge-domain crossbar each output n
 TERMS = ("E per synapse (characterized lambda against current) and E_dis",
          "discharger at its design factor k* (a neuron without input fires at the window end)",
          "membrane capacitance C_eff (MIM plus n_in synapse drains), from the same no-input runs",
-         "firing-path delay t_0, from the same no-input runs")
-LEFT_OUT = ("end-of-accumulation kick q_plus/q_minus (synapse charge sharing when inputs fall)",
-            "load of the next layer's gates on the outputs (the column decks drive nothing)",
+         "firing-path delay t_0, from the same no-input runs",
+         "kick of the input edges q_plus/q_minus per active synapse, from one deck of late input spikes")
+LEFT_OUT = ("load of the next layer's gates on the outputs (the column decks drive nothing)",
             "C_eff's dependence on the gate biases (calibrated at unit current scale)",
+            "the kick's dependence on the membrane voltage at the edges (calibrated near V0)",
             "device mismatch", "IR drop and coupling on shared lines (column decomposition)")
+#: Normalized input time of the kick calibration's spikes: late in the accumulation phase, so that
+#: the synapses conduct briefly and the membrane's step is mostly their edges' charge.
+KICK_T_IN = 0.98
+#: Discharger factor of the kick calibration, on the design factor k*: a neuron without input then
+#: fires near mid-window, so that a step of either sign moves its spike inside the window.
+KICK_DISCHARGER = 2.0
+#: Largest total kick (normalized membrane units) the calibration's root search considers.
+KICK_MAX = 1.0
 
 
 def _corner_temp(char: Characterization) -> tuple[str, float]:
@@ -146,12 +163,115 @@ def calibrate_discharger(network: Network, w: np.ndarray, char: Characterization
             "column": int(column)}
 
 
-def bottom_up_physics(char: Characterization, calibration: dict) -> LayerPhysics:
+def bottom_up_physics(char: Characterization, calibration: dict, *, kick: bool = True,
+                      factor: float | None = None) -> LayerPhysics:
     """The model of :func:`run_layer`: the characterization's E values and E_dis, the discharge
-    rate k* C_m / C_eff and the firing delay t_0 of the calibration, no kick."""
+    rate k C_m / C_eff (k: ``factor``, default the design k*) and the firing delay t_0 of the
+    calibration, and its kick (``kick=False`` or a calibration without one: none)."""
+    factor = calibration["factor"] if factor is None else factor
     return LayerPhysics(e_plus=char.e_plus, e_minus=char.e_minus, e_dis=char.e_dis,
-                        dis_rate=calibration["factor"] / calibration["c_eff_over_c_m"],
-                        t_delay=calibration["t_0"])
+                        dis_rate=factor / calibration["c_eff_over_c_m"], t_delay=calibration["t_0"],
+                        q_plus=calibration.get("q_plus", 0.0) if kick else 0.0,
+                        q_minus=calibration.get("q_minus", 0.0) if kick else 0.0)
+
+
+def column_reversal(char_data: dict, w_cols: np.ndarray, c_m_f: float, t_phase_s: float, calibration: dict):
+    """Per-synapse (E_plus, E_minus) arrays of the columns ``w_cols`` (n_in, n_cols, mapped
+    weights) at the calibration's current scale, or None for a characterization without lambda
+    curves (the scalar E then)."""
+    char = Characterization.from_dict(char_data)
+    shapes = reversal_shapes(char_data, w_cols, c_m_f, t_phase_s, CurrentScales(scale=calibration["c_eff_over_c_m"]))
+    return None if shapes is None else (char.e_plus * shapes[0], char.e_minus * shapes[1])
+
+
+def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int, calibration: dict, *,
+                   schedule: PhaseSchedule = PhaseSchedule(), executor: Any = None,
+                   max_workers: int | None = None, cache_dir=None) -> dict:
+    """The kick of the input edges per active synapse, q_plus and q_minus, of one column.
+
+    ``w``: the layer's weights as :func:`run_layer` maps them (at the calibration's current scale
+    C_eff / C_m, weights below the current floor switched off). One deck of the column at the
+    discharger factor :data:`KICK_DISCHARGER` k* holds three samples: no input; every synapse
+    with w > 0 spiking at :data:`KICK_T_IN`; every synapse with w < 0 likewise. Each signed kick
+    q solves, by a root search of the model,
+
+        t_model(q; sample) - t_model(0; no input) = t_spice(sample) - t_spice(no input),
+
+    a difference that leaves out what the discharger calibration already holds (t_0, C_eff): the
+    model integrates the synapses' short conduction itself, so q is what is left, the charge of
+    the edges over C_eff (normalized membrane units), n q the step of n active synapses.
+
+    **Returns:** {"q_plus", "q_minus", "kick_grid": {"t_in", "factor", "t_spice": [none, plus,
+    minus], "n_active": [n_plus, n_minus]}}. Raises ConfigError where a sample stays silent or
+    no kick up to :data:`KICK_MAX` reproduces it.
+    """
+    from scipy.optimize import brentq
+
+    char = Characterization.from_dict(char_data)
+    corner, temp_c = _corner_temp(char)
+    w = np.asarray(w, dtype=float)
+    n_in = w.shape[0]
+    w_col = w[:, [column]]
+    factor = KICK_DISCHARGER * calibration["factor"]
+    signs = (w_col[:, 0] > 0, w_col[:, 0] < 0)
+    t_in = np.ones((3, n_in))
+    for row, active in enumerate(signs, start=1):
+        t_in[row, active] = KICK_T_IN
+    mapping, _, _ = map_layer(network, w, char, CurrentScales(scale=calibration["c_eff_over_c_m"]),
+                              schedule.t_phase_s, factor)
+    plans = plan_columns(network, mapping, t_in, [column], schedule, 3, save_membranes=False, save_supplies=False)
+    run = next(iter(run_columns(plans, char, network, schedule=schedule, corner=corner, temp_c=temp_c,
+                                columns_per_batch=1, executor=executor, max_workers=max_workers,
+                                cache_dir=cache_dir, progress=False)))
+    sp = run.spikes.sort_values("sample")
+    t_spice = [float(t) if ok and 0 < t < 1 else None for t, ok in zip(sp["t_spike"], sp["spiked"])]
+    if None in t_spice:
+        raise ConfigError(
+            f"the kick calibration of column {column} stays silent in sample(s) "
+            f"{[i for i, t in enumerate(t_spice) if t is None]} (0: no input, 1: excitatory, 2: inhibitory "
+            f"inputs spiking at {KICK_T_IN}) at discharger factor {factor:.3g}: the column's weights move "
+            "its membrane out of the firing range; check the layer's weights or the characterization")
+    reversal = column_reversal(char_data, w_col, network.membrane_f(0), schedule.t_phase_s, calibration)
+    base = bottom_up_physics(char, calibration, kick=False, factor=factor)
+
+    def t_model(row: int, q_plus: float, q_minus: float) -> float:
+        physics = dataclasses.replace(base, q_plus=q_plus, q_minus=q_minus)
+        return float(predict_columns(w_col, t_in[[row]], physics, reversal)[0, 0])
+
+    offset = t_spice[0] - t_model(0, 0.0, 0.0)
+    kicks = []
+    for row, active in enumerate(signs, start=1):
+        n = int(active.sum())
+        if n == 0:  # no synapse of this sign: its kick never enters the model
+            kicks.append(0.0)
+            continue
+        q_of = (lambda q: (q, 0.0)) if row == 1 else (lambda q: (0.0, q))
+        f = lambda q: t_model(row, *q_of(q)) + offset - t_spice[row]  # noqa: E731
+        lo, hi = -KICK_MAX / n, KICK_MAX / n
+        if f(lo) * f(hi) > 0:
+            raise ConfigError(
+                f"no kick up to {KICK_MAX} (normalized) per column reproduces the spike of the "
+                f"{'excitatory' if row == 1 else 'inhibitory'} kick sample of column {column}: the model and "
+                "the circuit disagree beyond the edges' charge; check the characterization")
+        kicks.append(float(brentq(f, lo, hi, xtol=1e-12)))
+    return {"q_plus": kicks[0], "q_minus": kicks[1],
+            "kick_grid": {"t_in": KICK_T_IN, "factor": factor, "t_spice": t_spice,
+                          "n_active": [int(a.sum()) for a in signs]}}
+
+
+def calibrate_layer(network: Network, w: np.ndarray, char_data: dict, column: int, *,
+                    calibration: dict | None = None, schedule: PhaseSchedule = PhaseSchedule(),
+                    executor: Any = None, max_workers: int | None = None, cache_dir=None) -> dict:
+    """The calibration :func:`run_layer` needs, from SPICE runs of one ``column`` of the layer
+    ``w`` (n_in, n_out, trained weights): :func:`calibrate_discharger` (unless ``calibration``
+    already holds it) and then :func:`calibrate_kick` on the weights as the layer maps them."""
+    if calibration is None:
+        calibration = calibrate_discharger(network, w, char_data, column, schedule=schedule, executor=executor,
+                                           max_workers=max_workers, cache_dir=cache_dir)
+    _, w_mapped, _ = map_layer(network, w, char_data, CurrentScales(scale=calibration["c_eff_over_c_m"]),
+                               schedule.t_phase_s, calibration["factor"])
+    return {**calibration, **calibrate_kick(network, w_mapped, char_data, column, calibration, schedule=schedule,
+                                            executor=executor, max_workers=max_workers, cache_dir=cache_dir)}
 
 
 def predict_columns(w: np.ndarray, x: np.ndarray, physics: LayerPhysics, reversal=None) -> np.ndarray:
@@ -234,8 +354,9 @@ def run_layer(w: np.ndarray, x: np.ndarray, char_data: dict, out_dir: str | Path
     a ``distributed.Client`` (``executor_label`` says which, for layer.json);
     ``columns_per_batch``: columns per batch of runs (a saved unit: choose the executor's width);
     ``provenance``: where the weights and samples came from (written as given);
-    ``calibration``: a :func:`calibrate_discharger` result of this layer to reuse (another batch
-    of samples of the same layer, a benchmark timing the columns alone); None: simulate it.
+    ``calibration``: a :func:`calibrate_layer` result of this layer to reuse (another batch of
+    samples of the same layer, a benchmark timing the columns alone); one of
+    :func:`calibrate_discharger` alone gets its kick measured; None: simulate both.
 
     layer.json: ``n_inputs``, ``n_outputs`` (the layer's columns), ``n_columns``, ``columns``,
     ``n_samples``, ``executor``, ``rmse_ns`` / ``bias_ns`` (model - SPICE over the neurons that
@@ -252,9 +373,10 @@ def run_layer(w: np.ndarray, x: np.ndarray, char_data: dict, out_dir: str | Path
     corner, temp_c = _corner_temp(char)
     out = Path(out_dir)
     with RunDirLock(out, "imcpnn layer"):
-        if calibration is None:
-            calibration = calibrate_discharger(network, w, char, columns[0], schedule=schedule, executor=executor,
-                                               max_workers=max_workers, cache_dir=cache_dir)
+        if calibration is None or "q_plus" not in calibration:
+            calibration = calibrate_layer(network, w, char_data, columns[0], calibration=calibration,
+                                          schedule=schedule, executor=executor, max_workers=max_workers,
+                                          cache_dir=cache_dir)
         scales = CurrentScales(scale=calibration["c_eff_over_c_m"])
         mapping, w_mapped, n_off = map_layer(network, w, char, scales, schedule.t_phase_s, calibration["factor"])
         plans = plan_columns(network, mapping, x, columns, schedule, batch_size, save_membranes=False)
@@ -312,19 +434,20 @@ def _summary(w: np.ndarray, x: np.ndarray, char_data: dict, columns: list[int], 
     spice = _spice_table(columns, records)
     w_cols = w[:, columns]
     physics = bottom_up_physics(char, calibration)
-    scales = CurrentScales(scale=calibration["c_eff_over_c_m"])
-    shapes = reversal_shapes(char_data, w_cols, mapping["layers"][0]["c_m_f"], T, scales)
-    reversal = None if shapes is None else (char.e_plus * shapes[0], char.e_minus * shapes[1])
+    reversal = column_reversal(char_data, w_cols, mapping["layers"][0]["c_m_f"], T, calibration)
     t_bottom_up = predict_columns(w_cols, x, physics, reversal)
-    ideal = LayerPhysics(e_plus=E_INFINITE, e_minus=-E_INFINITE, e_dis=char.e_dis, dis_rate=physics.dis_rate,
-                         t_delay=physics.t_delay)
+    t_no_kick = predict_columns(w_cols, x, dataclasses.replace(physics, q_plus=0.0, q_minus=0.0), reversal)
+    ideal = dataclasses.replace(physics, e_plus=E_INFINITE, e_minus=-E_INFINITE)
     t_ideal = predict_columns(w_cols, x, ideal)
     bottom_up = _metrics(t_bottom_up, spice, columns, T)
     models = {
         "bottom_up": {**bottom_up, "terms": list(TERMS), "left_out": list(LEFT_OUT),
                       "per_synapse_e": reversal is not None,
                       "parameters": {"e_plus": char.e_plus, "e_minus": char.e_minus, "e_dis": char.e_dis,
-                                     "dis_rate": physics.dis_rate, "t_delay": physics.t_delay}},
+                                     "dis_rate": physics.dis_rate, "t_delay": physics.t_delay,
+                                     "q_plus": physics.q_plus, "q_minus": physics.q_minus}},
+        "without_kick": {**_metrics(t_no_kick, spice, columns, T),
+                         "terms": ["as bottom_up, without the kick of the input edges"]},
         "ideal_synapses": {**_metrics(t_ideal, spice, columns, T),
                            "terms": ["as bottom_up, but ideal synapse current sources (|E| = 1e6)"]},
     }

@@ -26,9 +26,12 @@ end), the membrane's effective capacitance C_eff (MIM plus the column's synapse 
 6 x C_m for 784 inputs) and the firing delay. The weight currents are scaled by C_eff / C_m (so
 the circuit computes the trained weights); weights below the characterized current floor (about
 1 pA) are switched off, and weights above the table's top stop with the mapping's error, which
-names the scale that would fit. The model: E per synapse (characterized lambda against
-current), E_dis, the calibrated discharger, C_eff and delay; left out (and listed in layer.json):
-the end-of-accumulation kick, the next layer's gate load, mismatch.
+names the scale that would fit. One more deck of that column (no input; all excitatory inputs
+spiking late; all inhibitory ones) measures the kick of the input edges, the charge each active
+synapse's switching shares with the membrane: small per synapse, it adds up over hundreds of
+active inputs. The model: E per synapse (characterized lambda against current), E_dis, the
+calibrated discharger, C_eff, delay and kick; left out (and listed in layer.json): the next
+layer's gate load, mismatch, the kick's dependence on the membrane voltage.
 
 Writes OUT/layer.json (n_inputs, n_columns, n_samples, executor, rmse_ns and bias_ns of model
 minus SPICE over the neurons that spike on both sides, models, energy_per_inference_j of the
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     cost = result["cost_s_per_column_sample"]
     print(f"{result['n_columns']} of {result['n_outputs']} columns x {result['n_samples']} samples "
           f"({result['n_inputs']} inputs, {result['executor']}): model - SPICE rmse {fmt(result['rmse_ns'], 'ns')}, "
-          f"bias {fmt(result['bias_ns'], 'ns')} over {result['models']['bottom_up']['n_both_spiking']} spiking pairs")
+          f"bias {fmt(result['bias_ns'], 'ns')} over {result['models']['bottom_up']['n_both_spiking']} spiking pairs "
+          f"(without the kick: rmse {fmt(result['models']['without_kick']['rmse_ns'], 'ns')})")
     print(f"energy per inference (whole layer): {fmt(result['energy_per_inference_j'], 'J')}; cost per column and "
           f"sample: {fmt(cost['ngspice_s'], 's')} ngspice, {fmt(cost['wall_s'], 's')} wall")
     print(f"wrote {out / 'layer.json'}")

@@ -155,3 +155,79 @@ def test_calibration_refuses_a_discharger_that_never_fires(monkeypatch):
     monkeypatch.setattr(_layer, "run_columns", silent)
     with pytest.raises(ConfigError, match=r"fewer than two of the discharger factors \[2.0, 4.0, 8.0, .*256.0\]"):
         _layer.calibrate_discharger(Network((3, 2)), np.full((3, 2), 0.2), _char(), 0)
+
+
+def _char_dict() -> dict:
+    """:func:`_char` as its JSON dict (what run_layer and calibrate_kick take)."""
+    from imcpnn.circuits.characterization.fit import CONTRACT_KEYS
+
+    c = _char()
+    return {**{k: getattr(c, k) for k in CONTRACT_KEYS},
+            **{k: getattr(c, k).to_dict() for k in ("id_vg_n", "id_vg_p", "id_vg_dis")}}
+
+
+def _model_as_spice(monkeypatch, w: np.ndarray, calibration: dict, q: tuple[float, float], offset: float):
+    """Stub run_columns with the layer model itself, kicks ``q`` and a constant ``offset`` (a lag
+    the discharger calibration missed); returns the list of the t_in each deck was asked for."""
+    import dataclasses
+
+    from imcpnn.circuits.simulate.column import ColumnRun
+    from imcpnn.validation import _layer
+
+    asked = []
+
+    def fake(plans, char, network, **kwargs):
+        (plan,) = plans
+        t_in = asked[-1]
+        physics = dataclasses.replace(_layer.bottom_up_physics(char, calibration, kick=False,
+                                                               factor=_layer.KICK_DISCHARGER * calibration["factor"]),
+                                      q_plus=q[0], q_minus=q[1])
+        t = _layer.predict_columns(w[:, [plan.column]], t_in, physics)[:, 0] + offset
+        spikes = pd.DataFrame({"sample": range(len(t)), "layer": 0, "neuron": plan.column, "t_spike_s": t * 1e-6,
+                               "t_spike": t, "spiked": t < 1})
+        return [ColumnRun(plan.column, spikes, None, None, 1.0, 0.5, 1.0, None, 0, plan.n_sources)]
+
+    real_plan = _layer.plan_columns
+
+    def plan(network, mapping, t_in, columns, *args, **kwargs):
+        asked.append(np.array(t_in))
+        return real_plan(network, mapping, t_in, columns, *args, **kwargs)
+
+    monkeypatch.setattr(_layer, "run_columns", fake)
+    monkeypatch.setattr(_layer, "plan_columns", plan)
+    return asked
+
+
+def test_the_kick_calibration_recovers_known_kicks(monkeypatch):
+    """calibrate_kick on a circuit that is the model with q_plus = 2e-3, q_minus = -1.5e-3 per
+    active synapse and a 0.01 lag the discharger calibration missed: the difference to the
+    no-input sample cancels the lag and the root search returns the kicks (the model has no
+    scalar E curves here, so the same model is inverted exactly)."""
+    from imcpnn.validation import _layer
+
+    rng = np.random.default_rng(3)
+    w = rng.uniform(-0.02, 0.03, (40, 2))
+    calibration = {"factor": 1.4, "t_0": 0.03, "K": 1.0, "c_eff_over_c_m": 1.2}
+    asked = _model_as_spice(monkeypatch, w, calibration, (2e-3, -1.5e-3), 0.01)
+    kick = _layer.calibrate_kick(Network((40, 2)), w, _char_dict(), 1, calibration)
+    assert kick["q_plus"] == pytest.approx(2e-3, rel=1e-6) and kick["q_minus"] == pytest.approx(-1.5e-3, rel=1e-6)
+    (t_in,) = asked  # one deck: no input; the excitatory inputs late; the inhibitory ones late
+    assert np.all(t_in[0] == 1)
+    assert np.array_equal(t_in[1] < 1, w[:, 1] > 0) and np.array_equal(t_in[2] < 1, w[:, 1] < 0)
+    assert np.all(t_in[t_in < 1] == _layer.KICK_T_IN)
+    assert kick["kick_grid"]["n_active"] == [int((w[:, 1] > 0).sum()), int((w[:, 1] < 0).sum())]
+    # the model of the layer then carries them
+    physics = _layer.bottom_up_physics(_char(), {**calibration, **kick})
+    assert (physics.q_plus, physics.q_minus) == (kick["q_plus"], kick["q_minus"])
+    assert _layer.bottom_up_physics(_char(), {**calibration, **kick}, kick=False).q_plus == 0.0
+
+
+def test_the_kick_calibration_refuses_a_silent_sample(monkeypatch):
+    """An inhibitory kick so large that the neuron stays silent: one error line naming the sample."""
+    from imcpnn.validation import _layer
+
+    w = np.full((10, 1), -0.01)
+    calibration = {"factor": 1.4, "t_0": 0.03, "K": 1.0, "c_eff_over_c_m": 1.2}
+    _model_as_spice(monkeypatch, w, calibration, (0.0, -0.2), 0.0)
+    with pytest.raises(ConfigError, match=r"kick calibration of column 0 stays silent in sample\(s\) \[2\]"):
+        _layer.calibrate_kick(Network((10, 1)), w, _char_dict(), 0, calibration)

@@ -1,7 +1,8 @@
 """The column decomposition on real ngspice: a 16-input, 2-column layer simulated as one full-array
 deck (``network_deck`` of the one-layer network) and as two column decks with shared edge sources
 gives the same spike times (within 0.1 ns) and the same energy; the Dask executor (a LocalCluster
-of 2 workers) gives the local result; ``imcpnn layer`` end to end on a 64-input layer, resumed."""
+of 2 workers) gives the local result; ``imcpnn layer`` end to end on a 64-input layer, its model
+vs SPICE by number, resumed."""
 
 from __future__ import annotations
 
@@ -104,9 +105,20 @@ def test_layer_verb_end_to_end_then_resumed(characterization, spice_cache, tmp_p
     assert data["columns"] == [0, 1] and data["executor"] == "local (2 processes)" and data["resumed_columns"] == []
     spikes = data["spike_times"]["columns"]
     assert [s["column"] for s in spikes] == [0, 1] and all(len(s["model"]) == len(s["spice"]) == 2 for s in spikes)
-    assert data["models"]["bottom_up"]["n_pairs"] == 4 and data["models"]["bottom_up"]["left_out"]
-    if data["models"]["bottom_up"]["n_both_spiking"]:
-        assert data["rmse_ns"] >= 0 and data["bias_ns"] is not None
+    models = data["models"]
+    assert models["bottom_up"]["n_pairs"] == 4 and models["bottom_up"]["left_out"]
+    # Model vs SPICE by number. These weights (net excitatory) make all 4 neurons spike on both
+    # sides. The kick of the input edges (tens of active synapses, each a fraction of a fC on a
+    # membrane of about 1.4 C_m) moves the spikes by about 40 ns (the model without it); the
+    # kick calibrated on the column's own late-spike deck must take out most of that: the
+    # bottom-up RMSE is below a quarter of the model's without the kick, and below 8 ns, twice
+    # what it measured here (4.2 ns; left: the terms layer.json lists as left out, chiefly the
+    # per-synapse E at these currents, a few % of the 40 ns that ideal synapses miss by).
+    assert models["bottom_up"]["n_both_spiking"] == 4
+    assert data["rmse_ns"] < 8.0 and data["rmse_ns"] < models["without_kick"]["rmse_ns"] / 4
+    assert data["rmse_ns"] < models["ideal_synapses"]["rmse_ns"] / 4
+    kick = data["calibration"]
+    assert sum(kick["kick_grid"]["n_active"]) <= 64 and kick["q_plus"] > 0 > kick["q_minus"]  # as the validation's testbench fit finds them
     cost = data["cost_s_per_column_sample"]
     assert cost["wall_s"] > 0 and cost["ngspice_s"] > 0 and cost["cpu_s"] > 0
     assert data["energy_per_inference_j"] > 0 and "3 columns" in data["energy_note"]
