@@ -799,21 +799,24 @@ def dc_parameters(char: dict) -> PhysicalParameters:
 
 
 def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
-                      readout=None, neurons=None) -> list[np.ndarray]:
+                      readout=None, neurons=None, weights=None) -> list[np.ndarray]:
     """Exact, noise-free spike times of every layer (float64): the model's prediction to compare
     with SPICE; ``physics`` (a LayerPhysics) replaces the model's own, e.g. for the error budget;
     ``reversal`` (per layer (E_plus, E_minus), each a float or an (n_in, n_out) array, see
     :func:`synapse_reversals`) replaces its E values; ``readout`` (per layer, units of T, see
     :func:`readout_delays`) is added to the times a layer reports, not to the next layer's inputs;
     ``neurons`` (per layer a dict of ``delay_offset`` and ``c_factor``, one value per neuron, see
-    :func:`stage_neurons`) gives each neuron its own firing delay and capacitance."""
+    :func:`stage_neurons`) gives each neuron its own firing delay and capacitance; ``weights``
+    (per layer (n_in, n_out)) replaces the model's dense weights (another network's, as this
+    model's parameters see its currents: :func:`trace_fit_on_bottom_up`)."""
     from imcpnn.pnn import spike_times
 
     p = physics or model.physics
     t = torch.as_tensor(x, dtype=torch.float64)
     out = []
     with torch.no_grad():
-        for layer, w in enumerate(model.dense_weights()):
+        for layer, w in enumerate(model.dense_weights() if weights is None else weights):
+            w = torch.as_tensor(w)
             e_plus, e_minus = layer_reversal(p, reversal, layer)
             w = w.detach().double()
             own = neurons[layer] if neurons else None
@@ -1135,6 +1138,32 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     return rows
 
 
+def trace_fit_on_bottom_up(ctx: Context, model, bottom_up: PhysicalParameters, fitted: PhysicalParameters,
+                           evaluation: dict) -> dict:
+    """The bottom-up network's SPICE test run predicted with the trace-fitted parameters: the same
+    network and SPICE run as bottom-up's own RMSE, another parameter set, so the two parameter
+    sets compare on one circuit (the trace-fitted pipeline's own RMSE also holds its own
+    training and search). The weights as the circuit got them (w k / s_bottom_up, the search's
+    k), seen through the fitted current scale, exactly as :func:`network_traces` gave them to the
+    fit, on the test samples, which the fit never saw (calibration samples only)."""
+    spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
+    spice = spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
+    factor = evaluation["scale"] * fitted.current_scale / bottom_up.current_scale
+    weights = [w.detach().double() * factor for w in model.dense_weights()]
+    reversal = synapse_reversals(ctx, "trace_fitted", fitted, [w.numpy() for w in weights])
+    fed = model_layer_times(model, ctx.x_test, layer_physics("trace_fitted", fitted, evaluation["discharger_scale"]),
+                            reversal, neurons=neuron_terms(ctx, "trace_fitted"), weights=weights)
+    cmp = compare_spike_tables(model_spike_table(reported_times(fed, readout_delays(ctx, "trace_fitted"))),
+                               spice, ctx.schedule.t_phase_s)
+    layers = layer_metrics(cmp)
+    return {"rmse_ns": output_rmse_ns(cmp), "bias_ns": float(layers.iloc[-1]["mean_err_t_spike_ns"]),
+            "rmse_per_layer_ns": [float(x) for x in layers["rmse_t_spike_ns"]],
+            "rmse_bottom_up_ns": evaluation["rmse_t_spike_ns"],
+            "what": ("the bottom-up network's SPICE test run predicted with the trace-fitted parameters "
+                     "(rmse_ns) beside its own bottom-up model (rmse_bottom_up_ns): one circuit, two "
+                     "parameter sets")}
+
+
 def _layout_outputs(stage: dict) -> list[str]:
     """Files of the layout stage that later stages and the report read."""
     return [*(rec["files"][key] for rec in stage["layouts"].values() for key in ("pex_netlist", "png")),
@@ -1411,6 +1440,8 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
     results, models, post_layout, fit = _run_pipelines(ctx, params, layout)
     budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
     _write_tables(out_dir, results, budget)
+    fit = {**fit, "on_bottom_up_network": trace_fit_on_bottom_up(
+        ctx, models["bottom_up"], params["bottom_up"], PhysicalParameters(**fit["fitted"]), results["bottom_up"])}
     summary = build_summary(ctx, results, {"discharger": discharger, "dynamics": dynamics,
                                            "trace_fit": fit, "error_budget": budget},
                             char_stage["figures"], clock.total_s())

@@ -462,14 +462,30 @@ def _fit_source(fit: dict) -> str:
             else "transient testbench")
 
 
+def _cross_sentence(fit: dict) -> str:
+    """The headline's clause on the trace-fitted parameters predicting the bottom-up network
+    (empty where the summary predates it)."""
+    cross = fit.get("on_bottom_up_network")
+    return "" if not cross else (f"; the trace-fitted parameters on the bottom-up network's SPICE run "
+                                 f"{_fmt_float(cross['rmse_ns'])} ns")
+
+
 def _fit_paragraph(fit: dict) -> str:
     """Residual summary of the trace fit (summary['trace_fit'])."""
     if not fit:
         return "No trace-fit diagnostics were saved."
     t_ns = (fit.get("rms_t_spike") or math.nan) * 1e3  # normalized to a 1 us phase -> ns
-    return (f"Trace-fit residuals: membrane {_fmt_float(fit.get('rms_v_membrane_mv'))} mV RMS, "
+    text = (f"Trace-fit residuals: membrane {_fmt_float(fit.get('rms_v_membrane_mv'))} mV RMS, "
             f"spike time {_fmt_float(t_ns)} ns RMS (T = 1 us) over {fit.get('n_spiking')} "
-            f"spikes; {fit.get('n_residuals')} residuals; solver: {fit.get('message')}")
+            f"spikes; {fit.get('n_residuals')} residuals; solver: {str(fit.get('message')).rstrip('.')}")
+    cross = fit.get("on_bottom_up_network")
+    if cross:  # saved since the trace fit on the network: one circuit, two parameter sets
+        text += (f". On one circuit, the bottom-up network's SPICE test run (held out from the fit): the "
+                 f"trace-fitted parameters predict its output spikes at {_fmt_float(cross['rmse_ns'])} ns RMSE "
+                 f"(per layer {', '.join(_fmt_float(x) for x in cross['rmse_per_layer_ns'])} ns), its DC "
+                 f"parameters (the bottom-up model) at {_fmt_float(cross['rmse_bottom_up_ns'])} ns; the "
+                 "trace-fitted pipeline's own RMSE above also holds its own training and scale search")
+    return text
 
 
 def _mapping_table(mapping: dict) -> pd.DataFrame:
@@ -535,7 +551,8 @@ def build_document(results: Results) -> list:
                   f"Output-layer spike-time RMSE: top-down {_fmt_float(s['rmse_top_down_ns'])} ns, "
                   f"bottom-up {_fmt_float(s['rmse_bottom_up_ns'])} ns, trace-fitted "
                   f"{_fmt_float(s['rmse_trace_fitted_ns'])} ns (bottom-up / top-down = "
-                  f"{_fmt_float(ratio)}). Test accuracy: model {_fmt_float(s['test_accuracy_model'])}, "
+                  f"{_fmt_float(ratio)}){_cross_sentence(s.get('trace_fit') or {})}. Test accuracy: model "
+                  f"{_fmt_float(s['test_accuracy_model'])}, "
                   f"SPICE {_fmt_float(s['test_accuracy_spice'])} (bottom-up network; every pipeline's in the "
                   "table below). "
                   f"Run time {_fmt_float(s['elapsed_s'])} s."),

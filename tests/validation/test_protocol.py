@@ -327,3 +327,33 @@ def test_trace_fit_on_the_network_uses_calibration_samples_and_chains_the_layers
     assert np.allclose(sets[0].t_spike[fired], hidden[fired] - load) and np.all(sets[0].t_spike[~fired] == 1)
     assert np.array_equal(sets[1].t_in, sets[0].t_spike)
     assert np.allclose(sets[1].v_membrane_v[0, 0], 1.3 - 0.1 * np.linspace(0.0, 1.0, config.fit.n_times))
+
+
+def test_trace_fitted_parameters_predict_the_bottom_up_network_as_the_fit_saw_it(tmp_path, monkeypatch):
+    """trace_fit_on_bottom_up: the bottom-up network's SPICE test run predicted with the fitted
+    parameters, its weights as the circuit got them (w k / s_bottom_up) seen through the fitted
+    current scale, with the fitted model's load delay. A "circuit" that is exactly the fitted model
+    on those weights is predicted with zero error; leaving out the searched k is not."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5))
+    rng = np.random.default_rng(4)
+    x_test = rng.uniform(size=(10, 5))
+    x_test[:, 0] = 0.0
+    ctx = dataclasses.replace(_search_ctx(monkeypatch, None, ValidationConfig(), tmp_path, x_test, x_test),
+                              network=Network((5, 5, 5)), load_delay_per_fanout=0.002, char={})
+    bottom_up = PhysicalParameters(e_plus=3.0, e_minus=-1.5, e_dis=3.0, current_scale=0.95, t_delay=0.03)
+    fitted = PhysicalParameters(e_plus=2.6, e_minus=-1.7, e_dis=3.3, current_scale=0.9, t_delay=0.05, q_plus=0.004)
+    evaluation = {"scale": 1.02, "discharger_scale": 1.0, "rmse_t_spike_ns": 1.5}
+    seen = [w.double() * 1.02 * 0.9 / 0.95 for w in model.dense_weights()]
+    fed = pipe.model_layer_times(model, x_test, pipe.layer_physics("trace_fitted", fitted), weights=seen)
+    circuit = pipe.model_spike_table(pipe.reported_times(fed, pipe.readout_delays(ctx, "trace_fitted")))
+    cmp = pipe.compare_spike_tables(circuit, circuit, ctx.schedule.t_phase_s)  # its t_spice columns: the circuit
+    (tmp_path / "tables").mkdir()
+    cmp.to_csv(tmp_path / "tables" / "spikes_bottom_up.csv", index=False)
+    cross = pipe.trace_fit_on_bottom_up(ctx, model, bottom_up, fitted, evaluation)
+    assert cross["rmse_ns"] == pytest.approx(0.0, abs=1e-9) and cross["rmse_per_layer_ns"] == [pytest.approx(0.0, abs=1e-9)] * 2
+    assert cross["rmse_bottom_up_ns"] == 1.5
+    wrong = pipe.trace_fit_on_bottom_up(ctx, model, bottom_up, fitted, {**evaluation, "scale": 1.0})
+    assert wrong["rmse_ns"] > 0.1
