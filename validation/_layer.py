@@ -96,9 +96,11 @@ LEFT_OUT = ("load of the next layer's gates on the outputs (the column decks dri
             "C_eff's dependence on the gate biases (calibrated at unit current scale)",
             "the kick's dependence on the membrane voltage at the edges (calibrated near V0)",
             "device mismatch", "IR drop and coupling on shared lines (column decomposition)")
-#: Normalized input time of the kick calibration's spikes: late in the accumulation phase, so that
-#: the synapses conduct briefly and the membrane's step is mostly their edges' charge.
-KICK_T_IN = 0.98
+#: The kick calibration's input spikes rise this many edge times before the accumulation ends: the
+#: synapses then conduct so briefly that the membrane's step is mostly their edges' charge (a
+#: longer conduction puts more of the step on the model's own integration, and its error into
+#: the kick), while the pulse stays longer than the two edges an input spike needs.
+KICK_EDGES = 5.0
 #: Discharger factor of the kick calibration, on the design factor k*: a neuron without input then
 #: fires near mid-window, so that a step of either sign moves its spike inside the window.
 KICK_DISCHARGER = 2.0
@@ -184,6 +186,12 @@ def column_reversal(char_data: dict, w_cols: np.ndarray, c_m_f: float, t_phase_s
     return None if shapes is None else (char.e_plus * shapes[0], char.e_minus * shapes[1])
 
 
+def kick_input_time(schedule: PhaseSchedule) -> float:
+    """Normalized input time of the kick calibration's spikes: :data:`KICK_EDGES` edge times
+    before the end of the accumulation phase."""
+    return 1.0 - KICK_EDGES * schedule.t_edge_s / schedule.t_phase_s
+
+
 def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int, calibration: dict, *,
                    schedule: PhaseSchedule = PhaseSchedule(), executor: Any = None,
                    max_workers: int | None = None, cache_dir=None) -> dict:
@@ -192,7 +200,7 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
     ``w``: the layer's weights as :func:`run_layer` maps them (at the calibration's current scale
     C_eff / C_m, weights below the current floor switched off). One deck of the column at the
     discharger factor :data:`KICK_DISCHARGER` k* holds three samples: no input; every synapse
-    with w > 0 spiking at :data:`KICK_T_IN`; every synapse with w < 0 likewise. Each signed kick
+    with w > 0 spiking at :func:`kick_input_time`; every synapse with w < 0 likewise. Each signed kick
     q solves, by a root search of the model,
 
         t_model(q; sample) - t_model(0; no input) = t_spice(sample) - t_spice(no input),
@@ -214,9 +222,10 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
     w_col = w[:, [column]]
     factor = KICK_DISCHARGER * calibration["factor"]
     signs = (w_col[:, 0] > 0, w_col[:, 0] < 0)
+    t_late = kick_input_time(schedule)
     t_in = np.ones((3, n_in))
     for row, active in enumerate(signs, start=1):
-        t_in[row, active] = KICK_T_IN
+        t_in[row, active] = t_late
     mapping, _, _ = map_layer(network, w, char, CurrentScales(scale=calibration["c_eff_over_c_m"]),
                               schedule.t_phase_s, factor)
     plans = plan_columns(network, mapping, t_in, [column], schedule, 3, save_membranes=False, save_supplies=False)
@@ -229,7 +238,7 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
         raise ConfigError(
             f"the kick calibration of column {column} stays silent in sample(s) "
             f"{[i for i, t in enumerate(t_spice) if t is None]} (0: no input, 1: excitatory, 2: inhibitory "
-            f"inputs spiking at {KICK_T_IN}) at discharger factor {factor:.3g}: the column's weights move "
+            f"inputs spiking at {t_late:.4g}) at discharger factor {factor:.3g}: the column's weights move "
             "its membrane out of the firing range; check the layer's weights or the characterization")
     reversal = column_reversal(char_data, w_col, network.membrane_f(0), schedule.t_phase_s, calibration)
     base = bottom_up_physics(char, calibration, kick=False, factor=factor)
@@ -255,7 +264,7 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
                 "the circuit disagree beyond the edges' charge; check the characterization")
         kicks.append(float(brentq(f, lo, hi, xtol=1e-12)))
     return {"q_plus": kicks[0], "q_minus": kicks[1],
-            "kick_grid": {"t_in": KICK_T_IN, "factor": factor, "t_spice": t_spice,
+            "kick_grid": {"t_in": t_late, "factor": factor, "t_spice": t_spice,
                           "n_active": [int(a.sum()) for a in signs]}}
 
 

@@ -214,7 +214,7 @@ def test_the_kick_calibration_recovers_known_kicks(monkeypatch):
     (t_in,) = asked  # one deck: no input; the excitatory inputs late; the inhibitory ones late
     assert np.all(t_in[0] == 1)
     assert np.array_equal(t_in[1] < 1, w[:, 1] > 0) and np.array_equal(t_in[2] < 1, w[:, 1] < 0)
-    assert np.all(t_in[t_in < 1] == _layer.KICK_T_IN)
+    assert np.all(t_in[t_in < 1] == 1 - 5e-9 / 1e-6)  # 5 edges of 1 ns before a 1 us phase ends
     assert kick["kick_grid"]["n_active"] == [int((w[:, 1] > 0).sum()), int((w[:, 1] < 0).sum())]
     # the model of the layer then carries them
     physics = _layer.bottom_up_physics(_char(), {**calibration, **kick})

@@ -112,7 +112,7 @@ def test_layer_verb_end_to_end_then_resumed(characterization, spice_cache, tmp_p
     # membrane of about 1.4 C_m) moves the spikes by about 40 ns (the model without it); the
     # kick calibrated on the column's own late-spike deck must take out most of that: the
     # bottom-up RMSE is below a quarter of the model's without the kick, and below 8 ns, twice
-    # what it measured here (4.2 ns; left: the terms layer.json lists as left out, chiefly the
+    # what it measured here (4.1 ns; left: the terms layer.json lists as left out, chiefly the
     # per-synapse E at these currents, a few % of the 40 ns that ideal synapses miss by).
     assert models["bottom_up"]["n_both_spiking"] == 4
     assert data["rmse_ns"] < 8.0 and data["rmse_ns"] < models["without_kick"]["rmse_ns"] / 4
