@@ -274,3 +274,24 @@ def test_2_2_network_energy_in_ngspice(characterization, spice_cache):
     ratio = (accumulation(two) - accumulation(base_two)) / (accumulation(one) - accumulation(base_one))
     assert ratio == pytest.approx(expected, rel=0.05)
     assert 1.7 < ratio < 2.0
+
+
+@pytest.mark.slow
+def test_rc_deck_in_ngspice_takes_c_v_squared_from_its_supply(spice_cache):
+    """A supply stepping from 0 to 1.8 V (1 ps edge) in the first window charges 1 pF through
+    10 kOhm (tau = 10 ns, fully charged within the window): it delivers C V^2 (half stored, half
+    burnt in the resistor), whatever R, to about 1e-5 for an edge 1e-4 tau long; supply_energy on
+    ngspice's own time points must get it within 1e-4 (the trapezoidal rule on the points of a
+    trapezoidal transient: charge is conserved step by step), and nothing in the windows after."""
+    from imcpnn.spice import Sim, Tran, run
+
+    c_f, v, r_ohm = 1e-12, 1.8, 1e4
+    deck = f"VDD vdd 0 PWL(0 0 100n 0 100.001n {v})\nR1 vdd out {r_ohm:g}\nC1 out 0 {c_f:g}\n"
+    sim = Sim(deck, (Tran(1e-10, 3 * T, 1e-9),), devices=(), save=("v(vdd)", "i(vdd)"))
+    plot = run(sim, cache_dir=spice_cache).plot("tran")
+    time_s = np.asarray(plot[plot.names[0]])
+    traces = {name: np.asarray(plot[name]) for name in ("v(vdd)", "i(vdd)")}
+    table = supply_energy(time_s, traces, [Supply("VDD", "vdd", "array_neurons", 0)], SCHED, 1, 1)
+    e = table.set_index("phase")["energy_j"]
+    assert e["reset"] == pytest.approx(c_f * v**2, rel=1e-4)
+    assert abs(e["accumulation"]) < 1e-6 * c_f * v**2 and abs(e["firing"]) < 1e-6 * c_f * v**2
