@@ -243,19 +243,19 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
     reversal = column_reversal(char_data, w_col, network.membrane_f(0), schedule.t_phase_s, calibration)
     base = bottom_up_physics(char, calibration, kick=False, factor=factor)
 
-    def t_model(row: int, q_plus: float, q_minus: float) -> float:
-        physics = dataclasses.replace(base, q_plus=q_plus, q_minus=q_minus)
+    def t_model(row: int, q: float) -> float:
+        # a kick sample's spiking synapses are all of one sign: q is that sign's kick
+        physics = dataclasses.replace(base, q_plus=q, q_minus=q)
         return float(predict_columns(w_col, t_in[[row]], physics, reversal)[0, 0])
 
-    offset = t_spice[0] - t_model(0, 0.0, 0.0)
+    offset = t_spice[0] - t_model(0, 0.0)
     kicks = []
     for row, active in enumerate(signs, start=1):
         n = int(active.sum())
         if n == 0:  # no synapse of this sign: its kick never enters the model
             kicks.append(0.0)
             continue
-        q_of = (lambda q: (q, 0.0)) if row == 1 else (lambda q: (0.0, q))
-        f = lambda q: t_model(row, *q_of(q)) + offset - t_spice[row]  # noqa: E731
+        f = lambda q: t_model(row, q) + offset - t_spice[row]  # noqa: E731
         lo, hi = -KICK_MAX / n, KICK_MAX / n
         if f(lo) * f(hi) > 0:
             raise ConfigError(

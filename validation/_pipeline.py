@@ -816,9 +816,8 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
     out = []
     with torch.no_grad():
         for layer, w in enumerate(model.dense_weights() if weights is None else weights):
-            w = torch.as_tensor(w)
             e_plus, e_minus = layer_reversal(p, reversal, layer)
-            w = w.detach().double()
+            w = torch.as_tensor(w).detach().double()
             own = neurons[layer] if neurons else None
             if own is not None:
                 c = torch.tensor(own["c_factor"], dtype=torch.float64)
@@ -1114,12 +1113,18 @@ def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: fl
         q_minus=params.q_minus if terms.get("kick") else 0.0)
 
 
+def bottom_up_spice(ctx: Context) -> pd.DataFrame:
+    """The bottom-up network's SPICE spike table of its test run, as its evaluation saved it
+    (``tables/spikes_bottom_up.csv``), in the columns a model table compares against."""
+    spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
+    return spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
+
+
 def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: dict) -> list[dict]:
     """Held-out output RMSE (and per layer, inputs first) of the bottom-up network's SPICE test run
     against its model with the terms of :data:`BUDGET_TERMS` added in turn (same weights, same
     SPICE run, same scales: the last row is the bottom-up RMSE itself)."""
-    spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
-    spice = spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
+    spice = bottom_up_spice(ctx)
     rows = []
     weights = [w.double().numpy() for w in model.dense_weights()]
     per_synapse = synapse_reversals(ctx, "bottom_up", params, weights)
@@ -1146,8 +1151,7 @@ def trace_fit_on_bottom_up(ctx: Context, model, bottom_up: PhysicalParameters, f
     training and search). The weights as the circuit got them (w k / s_bottom_up, the search's
     k), seen through the fitted current scale, exactly as :func:`network_traces` gave them to the
     fit, on the test samples, which the fit never saw (calibration samples only)."""
-    spice = pd.read_csv(ctx.out_dir / "tables" / table_name("spikes", "bottom_up"))
-    spice = spice.rename(columns={"t_spice": "t_spike", "spiked_spice": "spiked"})
+    spice = bottom_up_spice(ctx)
     factor = evaluation["scale"] * fitted.current_scale / bottom_up.current_scale
     weights = [w.detach().double() * factor for w in model.dense_weights()]
     reversal = synapse_reversals(ctx, "trace_fitted", fitted, [w.numpy() for w in weights])
