@@ -194,8 +194,9 @@ def kick_input_time(schedule: PhaseSchedule) -> float:
 
 def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int, calibration: dict, *,
                    schedule: PhaseSchedule = PhaseSchedule(), executor: Any = None,
-                   max_workers: int | None = None, cache_dir=None) -> dict:
-    """The kick of the input edges per active synapse, q_plus and q_minus, of one column.
+                   max_workers: int | None = None, cache_dir=None, progress: bool = False) -> dict:
+    """The kick of the input edges per active synapse, q_plus and q_minus, of one column
+    (``progress``: a bar for its deck, minutes long for 784 inputs).
 
     ``w``: the layer's weights as :func:`run_layer` maps them (at the calibration's current scale
     C_eff / C_m, weights below the current floor switched off). One deck of the column at the
@@ -231,7 +232,7 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
     plans = plan_columns(network, mapping, t_in, [column], schedule, 3, save_membranes=False, save_supplies=False)
     run = next(iter(run_columns(plans, char, network, schedule=schedule, corner=corner, temp_c=temp_c,
                                 columns_per_batch=1, executor=executor, max_workers=max_workers,
-                                cache_dir=cache_dir, progress=False)))
+                                cache_dir=cache_dir, progress=progress)))
     sp = run.spikes.sort_values("sample")
     t_spice = [float(t) if ok and 0 < t < 1 else None for t, ok in zip(sp["t_spike"], sp["spiked"])]
     if None in t_spice:
@@ -270,17 +271,20 @@ def calibrate_kick(network: Network, w: np.ndarray, char_data: dict, column: int
 
 def calibrate_layer(network: Network, w: np.ndarray, char_data: dict, column: int, *,
                     calibration: dict | None = None, schedule: PhaseSchedule = PhaseSchedule(),
-                    executor: Any = None, max_workers: int | None = None, cache_dir=None) -> dict:
+                    executor: Any = None, max_workers: int | None = None, cache_dir=None,
+                    progress: bool = False) -> dict:
     """The calibration :func:`run_layer` needs, from SPICE runs of one ``column`` of the layer
     ``w`` (n_in, n_out, trained weights): :func:`calibrate_discharger` (unless ``calibration``
-    already holds it) and then :func:`calibrate_kick` on the weights as the layer maps them."""
+    already holds it) and then :func:`calibrate_kick` on the weights as the layer maps them
+    (``progress``: its bar)."""
     if calibration is None:
         calibration = calibrate_discharger(network, w, char_data, column, schedule=schedule, executor=executor,
                                            max_workers=max_workers, cache_dir=cache_dir)
     _, w_mapped, _ = map_layer(network, w, char_data, CurrentScales(scale=calibration["c_eff_over_c_m"]),
                                schedule.t_phase_s, calibration["factor"])
     return {**calibration, **calibrate_kick(network, w_mapped, char_data, column, calibration, schedule=schedule,
-                                            executor=executor, max_workers=max_workers, cache_dir=cache_dir)}
+                                            executor=executor, max_workers=max_workers, cache_dir=cache_dir,
+                                            progress=progress)}
 
 
 def predict_columns(w: np.ndarray, x: np.ndarray, physics: LayerPhysics, reversal=None) -> np.ndarray:
@@ -385,7 +389,7 @@ def run_layer(w: np.ndarray, x: np.ndarray, char_data: dict, out_dir: str | Path
         if calibration is None or "q_plus" not in calibration:
             calibration = calibrate_layer(network, w, char_data, columns[0], calibration=calibration,
                                           schedule=schedule, executor=executor, max_workers=max_workers,
-                                          cache_dir=cache_dir)
+                                          cache_dir=cache_dir, progress=progress)
         scales = CurrentScales(scale=calibration["c_eff_over_c_m"])
         mapping, w_mapped, n_off = map_layer(network, w, char, scales, schedule.t_phase_s, calibration["factor"])
         plans = plan_columns(network, mapping, x, columns, schedule, batch_size, save_membranes=False)
