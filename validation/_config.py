@@ -94,6 +94,14 @@ class TraceFitConfig:
     operating range: its trained weights, its hidden layer driven by the input edges and every
     later layer by the real neurons before it. "testbench": the single-layer characterization
     testbench of designed weights and ideal input edges (the bottom-up terms' testbench)."""
+    refit: bool = True
+    """Refit the parameters, from the fitted ones, to the trace-fitted network's own traces (every
+    layer, the calibration samples, at the scale its search found: the runs its search made)
+    before its evaluation predicts the test run. The network trained with the fitted parameters
+    has other weights than the one they were fitted to, so it is another circuit; its own
+    calibration runs say how the parameters carry over to it. The circuit is not changed (mapped
+    as searched); the test samples stay unseen. False: predict with the parameters it trained
+    with."""
     n_patterns: int = 14
     """Input patterns (samples) of the single-layer characterization testbench (the bottom-up
     terms are measured on it, and the trace fit too with ``source="testbench"``)."""

@@ -23,6 +23,8 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
                      (1, 1), the others a 1-D global k from 1; with ``discharger="searched"``
                      also a discharger factor (:func:`._search.search`: a Gauss-Newton model
                      of the spike-time errors in a trust region by default)
+   trace_refit       after trace-fitted's search: its parameters refitted to its own network's
+                     calibration runs (:func:`stage_trace_refit`), which predict its test run
 6. evaluate_<pipeline> metrics on the test samples at the best scales, and the energy the
                      test run's supplies delivered (:func:`run_energy`; summary.json reports the
                      bottom-up network's); post-layout: also
@@ -740,25 +742,42 @@ def stage_trace_fit(ctx: Context, start: PhysicalParameters, network: tuple | No
     def compute():
         sets = ([testbench_traces(ctx)] if ctx.config.fit.source == "testbench"
                 else network_traces(ctx, start, *network))
-        result = fit_traces(sets, start, sigma_v_v=ctx.config.fit.sigma_v_v,
-                            sigma_t=ctx.config.fit.sigma_t,
-                            fixed=() if ctx.config.fit.fit_v_th_circ else ("v_th_circ_v",))
-        rows = result.table(start)
-        write_csv(ctx.out_dir / "tables" / "fitted_parameters.csv", pd.DataFrame(rows))
-        return {"fitted": to_dict(result.parameters), "stderr": result.stderr,
-                "rms_v_membrane_mv": result.rms_v_membrane_mv, "rms_t_spike": result.rms_t_spike,
-                "n_residuals": result.n_residuals, "message": result.message,
-                "n_spiking": int(sum(s.spiked.sum() for s in sets)), "source": ctx.config.fit.source,
-                "n_patterns": int(len(sets[0].t_in))}
+        return {**fitted_stage(ctx, sets, start, "fitted_parameters.csv"), "source": ctx.config.fit.source}
 
     return cached_stage(ctx.out_dir, "trace_fit", compute, ctx.progress,
                          outputs=["tables/fitted_parameters.csv"])
 
 
+def stage_trace_refit(ctx: Context, start: PhysicalParameters, weights: list[np.ndarray], search: dict) -> dict:
+    """The trace-fitted parameters ``start`` refitted to the trace-fitted network's own traces:
+    every layer on the calibration samples at the scale its search found (:func:`network_traces`,
+    the runs its search made), ``fit.refit``. The network trained with ``start`` is another
+    circuit than the one they were fitted to; the test samples stay unseen."""
+    return cached_stage(ctx.out_dir, "trace_refit",
+                        lambda: fitted_stage(ctx, network_traces(ctx, start, weights, search), start,
+                                             "refitted_parameters.csv", "trace_fit"),
+                        ctx.progress, outputs=["tables/refitted_parameters.csv"])
+
+
+def fitted_stage(ctx: Context, sets: list[TraceSet], start: PhysicalParameters, table: str,
+                 start_column: str = "dc_derived") -> dict:
+    """:func:`fit_traces` of ``sets`` from ``start`` with the config's weighting, its table of
+    values and standard errors (beside ``start`` in column ``start_column``) written to
+    ``tables/<table>``; the stage's JSON result."""
+    result = fit_traces(sets, start, sigma_v_v=ctx.config.fit.sigma_v_v, sigma_t=ctx.config.fit.sigma_t,
+                        fixed=() if ctx.config.fit.fit_v_th_circ else ("v_th_circ_v",))
+    rows = pd.DataFrame(result.table(start)).rename(columns={"dc_derived": start_column})
+    write_csv(ctx.out_dir / "tables" / table, rows)
+    return {"fitted": to_dict(result.parameters), "stderr": result.stderr,
+            "rms_v_membrane_mv": result.rms_v_membrane_mv, "rms_t_spike": result.rms_t_spike,
+            "n_residuals": result.n_residuals, "message": result.message,
+            "n_spiking": int(sum(s.spiked.sum() for s in sets)), "n_patterns": int(len(sets[0].t_in))}
+
+
 def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.ndarray],
                    search: dict) -> list[TraceSet]:
-    """SPICE traces of every layer of the bottom-up network (``weights``, its model's ``params``)
-    on the calibration samples, mapped at the scale its search found, the discharger at its
+    """SPICE traces of every layer of a network mapped with its model's C_eff (bottom-up's, or
+    trace-fitted's for the refit: ``weights``, its model's ``params``) on the calibration samples, mapped at the scale its search found, the discharger at its
     design bias: the run its search made there (a cache hit; a new run when it searched the
     discharger too). One :class:`TraceSet` per layer: the weights as the circuit got them
     (w k / s, in units of the design C_m's unit current, each synapse with its E shape), the
@@ -984,14 +1003,14 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
 
 
 def model_membranes_v(model, x: np.ndarray, layer_times: list[np.ndarray], params: PhysicalParameters,
-                      v0_v: float, t_eval: np.ndarray, reversal=None) -> list[np.ndarray]:
+                      v0_v: float, t_eval: np.ndarray, reversal=None, weights=None) -> list[np.ndarray]:
     """Model membrane (V) per layer: V0 - V_th_circ v(t), (n_samples, n_out, n_times) each
-    (``reversal`` as in :func:`model_layer_times`)."""
+    (``reversal`` and ``weights`` as in :func:`model_layer_times`)."""
     from imcpnn.pnn import membrane_trace
 
     out = []
     inputs = [x, *layer_times[:-1]]
-    for layer, (t_in, w) in enumerate(zip(inputs, model.dense_weights())):
+    for layer, (t_in, w) in enumerate(zip(inputs, model.dense_weights() if weights is None else weights)):
         e_plus, e_minus = layer_reversal(params, reversal, layer)
         v = membrane_trace(torch.as_tensor(t_in, dtype=torch.float64), w.double(),
                            e_plus, e_minus, torch.as_tensor(t_eval))
@@ -999,24 +1018,51 @@ def model_membranes_v(model, x: np.ndarray, layer_times: list[np.ndarray], param
     return out
 
 
+def seen_weights(model, mapped: PhysicalParameters, scale: float, fitted: PhysicalParameters) -> list:
+    """``model``'s weights (per layer (n_in, n_out) float64 tensors) as a circuit mapped with
+    ``mapped`` at the searched ``scale`` k got them (w k / s_mapped, in units of the design C_m's
+    unit current), seen through ``fitted``'s current scale: what the trace fit saw of that
+    circuit (:func:`network_traces`), so ``fitted`` predicts it as it was fitted."""
+    factor = scale * fitted.current_scale / mapped.current_scale
+    return [w.detach().double() * factor for w in model.dense_weights()]
+
+
+def predicted_times(ctx: Context, pipeline: str, model, params: PhysicalParameters, x: np.ndarray,
+                    discharger_scale: float, weights=None) -> tuple[list, list, list | None]:
+    """The pipeline's prediction of ``model``'s circuit on inputs ``x`` with ``params``: (times
+    each layer feeds the next, times it reports (plus the load delay), per-synapse E) per layer,
+    with each neuron's own terms; ``weights`` replaces the model's (:func:`seen_weights`)."""
+    w = weights if weights is not None else [w.detach().double() for w in model.dense_weights()]
+    reversal = synapse_reversals(ctx, pipeline, params, [layer.numpy() for layer in w])
+    fed = model_layer_times(model, x, layer_physics(pipeline, params, discharger_scale), reversal,
+                            neurons=neuron_terms(ctx, pipeline), weights=weights)
+    return fed, reported_times(fed, readout_delays(ctx, pipeline)), reversal
+
+
 def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameters,
-                   search: dict) -> dict:
+                   search: dict, refit: PhysicalParameters | None = None) -> dict:
     """Metrics on the test samples at the searched scales (never seen by the search when the
-    calibration uses training samples)."""
+    calibration uses training samples). ``refit``: parameters refitted to this network's own
+    calibration runs (:func:`stage_trace_refit`): the circuit is mapped with ``params`` as
+    searched and predicted with ``refit`` (:func:`seen_weights`); the prediction with ``params``
+    is reported beside it (``rmse_before_refit_ns``)."""
     best, k_dis = tuple(search["best"]), float(search.get("discharger_scale", 1.0))
 
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
-        reversal = synapse_reversals(ctx, pipeline, params, weights)
-        fed = model_layer_times(model, ctx.x_test, layer_physics(pipeline, params, k_dis), reversal,
-                                neurons=neuron_terms(ctx, pipeline))
-        layer_times = reported_times(fed, readout_delays(ctx, pipeline))  # ``fed`` drive the next layer
+        predict = refit or params
+        seen = None if refit is None else seen_weights(model, params, best[0], refit)
+        fed, layer_times, reversal = predicted_times(ctx, pipeline, model, predict, ctx.x_test, k_dis, seen)
+        # ``fed`` drive the next layer; ``layer_times`` are what each layer reports
         model_table = model_spike_table(layer_times)
         scales = mapping_scales(pipeline, params, best)
         run = simulate_candidates(ctx, weights, ctx.x_test, [scales], ctx.progress, [k_dis])[0]
         cmp = compare_spike_tables(model_table, run.spikes, ctx.schedule.t_phase_s)
+        before = None if refit is None else output_rmse_ns(compare_spike_tables(
+            model_spike_table(predicted_times(ctx, pipeline, model, params, ctx.x_test, k_dis)[1]),
+            run.spikes, ctx.schedule.t_phase_s))
         t_eval = np.linspace(0.0, 1.0, MEMBRANE_POINTS)
-        model_v = model_membranes_v(model, ctx.x_test, fed, params, ctx.char["v0"], t_eval, reversal)
+        model_v = model_membranes_v(model, ctx.x_test, fed, predict, ctx.char["v0"], t_eval, reversal, seen)
         n = len(ctx.x_test)
         spice_v = [accumulation_traces(run.membranes, t_eval, layer, n, mv.shape[1])
                    for layer, mv in enumerate(model_v)]
@@ -1043,8 +1089,8 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
             "n_silent_mismatch": int(out_layer["n_silent_mismatch"]),
             "rmse_v_membrane_mv": rmse_v * 1e3, "scale": best[0] if len(best) == 1 else 1.0,
             "scale_plus": scales.scale_plus, "scale_minus": scales.scale_minus,
-            "discharger_scale": k_dis,
-            "e_plus": params.e_plus, "e_minus": params.e_minus, "e_dis": params.e_dis,
+            "discharger_scale": k_dis, "refit": refit is not None, "rmse_before_refit_ns": before,
+            "e_plus": predict.e_plus, "e_minus": predict.e_minus, "e_dis": predict.e_dis,
             "accuracy_model": accuracy(output_times(cmp, "model"), ctx.y_test, ctx.n_classes),
             "accuracy_spice": accuracy(output_times(cmp, "spice"), ctx.y_test, ctx.n_classes),
             "worst_sample": worst, "layers": layers.to_dict(orient="records"),
@@ -1152,13 +1198,10 @@ def trace_fit_on_bottom_up(ctx: Context, model, bottom_up: PhysicalParameters, f
     k), seen through the fitted current scale, exactly as :func:`network_traces` gave them to the
     fit, on the test samples, which the fit never saw (calibration samples only)."""
     spice = bottom_up_spice(ctx)
-    factor = evaluation["scale"] * fitted.current_scale / bottom_up.current_scale
-    weights = [w.detach().double() * factor for w in model.dense_weights()]
-    reversal = synapse_reversals(ctx, "trace_fitted", fitted, [w.numpy() for w in weights])
-    fed = model_layer_times(model, ctx.x_test, layer_physics("trace_fitted", fitted, evaluation["discharger_scale"]),
-                            reversal, neurons=neuron_terms(ctx, "trace_fitted"), weights=weights)
-    cmp = compare_spike_tables(model_spike_table(reported_times(fed, readout_delays(ctx, "trace_fitted"))),
-                               spice, ctx.schedule.t_phase_s)
+    seen = seen_weights(model, bottom_up, evaluation["scale"], fitted)
+    _, reported, _ = predicted_times(ctx, "trace_fitted", model, fitted, ctx.x_test,
+                                     evaluation["discharger_scale"], seen)
+    cmp = compare_spike_tables(model_spike_table(reported), spice, ctx.schedule.t_phase_s)
     layers = layer_metrics(cmp)
     return {"rmse_ns": output_rmse_ns(cmp), "bias_ns": float(layers.iloc[-1]["mean_err_t_spike_ns"]),
             "rmse_per_layer_ns": [float(x) for x in layers["rmse_t_spike_ns"]],
@@ -1256,6 +1299,9 @@ def protocol_text(config: ValidationConfig) -> str:
     fitted_to = ("the membranes and spike times of every layer of the bottom-up network on the same "
                  "calibration samples at its searched scale" if config.fit.source == "network"
                  else "the testbench traces")
+    refit = ("; the network it trains with them is mapped at its searched scale and predicted with "
+             "them refitted to the same traces of that network (every layer, the calibration samples)"
+             if config.fit.refit else "")
     return (f"Scales are calibrated on {cal}; metrics are on the {config.n_test} test samples. "
             f"Discharger: {dis}. Top-down may tune (scale_plus, scale_minus) of an ideal model "
             "(E = +-e_ideal, ideal ramp, no delay, mapped with the design C_m); bottom-up one global "
@@ -1264,8 +1310,8 @@ def protocol_text(config: ValidationConfig) -> str:
             "measurement, firing delay and end-of-accumulation kick from a testbench, the hidden "
             "outputs' load delay from the same testbench loaded; mapped with C_eff); trace-fitted "
             "one global scale of the same model (the same per-synapse E shapes and load delay) "
-            f"with every other parameter, the E levels included, fitted jointly to {fitted_to}. "
-            "All use the same I_D(V_G) tables, V_th_circ and netlist.")
+            f"with every other parameter, the E levels included, fitted jointly to {fitted_to}"
+            f"{refit}. All use the same I_D(V_G) tables, V_th_circ and netlist.")
 
 
 def _versions(char: dict) -> dict:
@@ -1302,8 +1348,8 @@ CONFIG_COPY = "stages/run_config.json"
 #: are, so results of an earlier revision would mix with this one's: such a folder is refused
 #: (:func:`_check_revision`). 2: synapse sources swept in situ, per-neuron terms, the loaded
 #: post-layout testbench (1: every folder without the file). 3: the trace fit on the bottom-up
-#: network's calibration runs.
-MODEL_REVISION = 3
+#: network's calibration runs. 4: the trace-fitted network predicted with its refitted parameters.
+MODEL_REVISION = 4
 REVISION_FILE = "stages/model_revision.json"
 #: Files of a result folder that are not results of its run.
 _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json", REVISION_FILE)
@@ -1414,7 +1460,7 @@ def _check_revision(out_dir: Path) -> None:
         raise ResultsError(
             f"{out_dir} holds results of imcpnn's model revision {revision} (this version's is "
             f"{MODEL_REVISION}: in-situ synapse sweeps, per-neuron terms, the trace fit on the "
-            "network), which would mix with this "
+            "network and its refit), which would mix with this "
             f"version's; give another --out, or delete {out_dir} to redo the run")
 
 
@@ -1444,6 +1490,9 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
     results, models, post_layout, fit = _run_pipelines(ctx, params, layout)
     budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
     _write_tables(out_dir, results, budget)
+    if "refit" in fit:
+        fit["refit"] = {**fit["refit"], "rmse_ns": results["trace_fitted"]["rmse_t_spike_ns"],
+                        "rmse_before_ns": results["trace_fitted"]["rmse_before_refit_ns"]}
     fit = {**fit, "on_bottom_up_network": trace_fit_on_bottom_up(
         ctx, models["bottom_up"], params["bottom_up"], PhysicalParameters(**fit["fitted"]), results["bottom_up"])}
     summary = build_summary(ctx, results, {"discharger": discharger, "dynamics": dynamics,
@@ -1500,11 +1549,13 @@ SEARCH_STARTS = {"top_down": (1.0, 1.0), "bottom_up": (1.0,), "trace_fitted": (1
 def _run_pipelines(ctx: Context, params: dict, layout: dict | None) -> tuple[dict, dict, dict | None, dict]:
     """(evaluation per pipeline, model per pipeline, post-layout summary or None, trace_fit
     stage): each pipeline trains, searches its scales and is evaluated; trace-fitted's
-    parameters are fitted (:func:`stage_trace_fit`) after bottom-up is searched; post-layout,
+    parameters are fitted (:func:`stage_trace_fit`) after bottom-up is searched, and refitted to
+    its own network's calibration runs after its search (``fit.refit``); post-layout,
     the bottom-up network is also compared across netlists."""
     results, models, searches, post_layout, fit = {}, {}, {}, None, None
     params = dict(params)
     for pipeline in PIPELINES:
+        refit = None
         if pipeline == "trace_fitted":
             bottom_up = [w.double().numpy() for w in models["bottom_up"].dense_weights()]
             fit = stage_trace_fit(ctx, params["bottom_up"], (bottom_up, searches["bottom_up"]))
@@ -1513,7 +1564,10 @@ def _run_pipelines(ctx: Context, params: dict, layout: dict | None) -> tuple[dic
         weights = [w.double().numpy() for w in model.dense_weights()]
         searches[pipeline] = search = stage_search(ctx, pipeline, weights, params[pipeline], model,
                                                    SEARCH_STARTS[pipeline])
-        results[pipeline] = stage_evaluate(ctx, pipeline, model, params[pipeline], search)
+        if pipeline == "trace_fitted" and ctx.config.fit.refit:
+            fit = {**fit, "refit": stage_trace_refit(ctx, params[pipeline], weights, search)}
+            refit = PhysicalParameters(**fit["refit"]["fitted"])
+        results[pipeline] = stage_evaluate(ctx, pipeline, model, params[pipeline], search, refit)
         if pipeline == "bottom_up" and layout is not None:
             post_layout = post_layout_summary(
                 layout, stage_compare_netlists(ctx, model, params[pipeline], search))

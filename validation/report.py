@@ -10,6 +10,8 @@ Folder layout (every file is written atomically: a temporary name, then a rename
     tables/search_<pipeline>.csv   every simulated candidate of the scale search
     tables/membrane_<pipeline>.csv membrane waveforms of the worst sample (model and SPICE)
     tables/fitted_parameters.csv   trace fit: fitted values, standard errors, DC-derived values
+    tables/refitted_parameters.csv the refit on the trace-fitted network (summary trace_fit.refit):
+                                   refitted values, standard errors, the trace fit's values
     tables/energy_<pipeline>.csv   energy per inference (J) of the SPICE test run, per layer,
                                    phase and supply group (runs saved before it have none)
     figures/*.png                  drawn from the tables by render_report (characterization
@@ -91,6 +93,7 @@ TABLE_COLUMNS = {
     "search": ("scale", "scale_plus", "scale_minus", "level", "rmse_t_spike_ns"),
     "membrane": ("t_s", "layer", "neuron", "v_model_v", "v_spice_v"),
     "fitted_parameters.csv": ("parameter", "fitted", "stderr", "fixed", "dc_derived"),
+    "refitted_parameters.csv": ("parameter", "fitted", "stderr", "fixed", "trace_fit"),
     "post_layout_spikes.csv": SPIKES_CSV_COLUMNS,
 }
 
@@ -201,6 +204,9 @@ def load_results(run_dir: str | Path) -> Results:
         for kind in ("spikes", "search", "membrane"):
             name = table_name(kind, pipeline)
             tables[name] = _read_csv(run_dir / "tables" / name, TABLE_COLUMNS[kind])
+    if (summary.get("trace_fit") or {}).get("refit"):
+        name = "refitted_parameters.csv"
+        tables[name] = _read_csv(run_dir / "tables" / name, TABLE_COLUMNS[name])
     for rel in summary.get("characterization_figures", []):
         if not (run_dir / rel).is_file():
             raise ResultsError(f"{run_dir / rel} is missing (a characterization figure listed in "
@@ -462,12 +468,34 @@ def _fit_source(fit: dict) -> str:
             else "transient testbench")
 
 
+def _refit_clause(fit: dict) -> str:
+    """The headline's note that the trace-fitted RMSE is the refitted parameters', with the one
+    before the refit (empty where the run did not refit)."""
+    refit = fit.get("refit")
+    return "" if not refit else (f", refitted to its own network's calibration runs "
+                                 f"({_fmt_float(refit['rmse_before_ns'])} ns before)")
+
+
 def _cross_sentence(fit: dict) -> str:
     """The headline's clause on the trace-fitted parameters predicting the bottom-up network
     (empty where the summary predates it)."""
     cross = fit.get("on_bottom_up_network")
     return "" if not cross else (f"; the trace-fitted parameters on the bottom-up network's SPICE run "
                                  f"{_fmt_float(cross['rmse_ns'])} ns")
+
+
+def _refit_paragraph(fit: dict) -> str:
+    """What the refit on the trace-fitted network did (summary['trace_fit']['refit'])."""
+    refit = fit["refit"]
+    t_ns = (refit.get("rms_t_spike") or math.nan) * 1e3
+    return (f"Refit: the trace-fitted network (trained with the parameters above, mapped at its "
+            f"searched scale) is another circuit than the one they were fitted to. From them, the "
+            f"parameters were refitted to the same traces of that network on the calibration "
+            f"samples (residuals: membrane {_fmt_float(refit.get('rms_v_membrane_mv'))} mV RMS, "
+            f"spike time {_fmt_float(t_ns)} ns RMS over {refit.get('n_spiking')} spikes). Its test "
+            f"run, unseen by either fit, is predicted at {_fmt_float(refit['rmse_ns'])} ns output "
+            f"RMSE with the refitted parameters and at {_fmt_float(refit['rmse_before_ns'])} ns "
+            "with the parameters it trained with.")
 
 
 def _fit_paragraph(fit: dict) -> str:
@@ -544,14 +572,15 @@ def build_document(results: Results) -> list:
     """The report as blocks (figures are drawn into ``run_dir/figures`` on the way)."""
     s, t = results.summary, results.tables
     pipelines = t["pipelines.csv"].set_index("pipeline")
-    ratio = s["rmse_bottom_up_ns"] / s["rmse_top_down_ns"] if s["rmse_top_down_ns"] > 0 else math.nan
+    ratio = s["rmse_top_down_ns"] / s["rmse_bottom_up_ns"] if s["rmse_bottom_up_ns"] > 0 else math.nan
     blocks = [
         Heading("imcpnn validation report: model vs SPICE", 1),
         Paragraph(f"Test samples: {s['n_test_samples']}. Netlist kind: {s['netlist_kind']}. "
                   f"Output-layer spike-time RMSE: top-down {_fmt_float(s['rmse_top_down_ns'])} ns, "
                   f"bottom-up {_fmt_float(s['rmse_bottom_up_ns'])} ns, trace-fitted "
-                  f"{_fmt_float(s['rmse_trace_fitted_ns'])} ns (bottom-up / top-down = "
-                  f"{_fmt_float(ratio)}){_cross_sentence(s.get('trace_fit') or {})}. Test accuracy: model "
+                  f"{_fmt_float(s['rmse_trace_fitted_ns'])} ns{_refit_clause(s.get('trace_fit') or {})}; "
+                  f"top-down / bottom-up = {_fmt_float(ratio)}{_cross_sentence(s.get('trace_fit') or {})}. "
+                  "Test accuracy: model "
                   f"{_fmt_float(s['test_accuracy_model'])}, "
                   f"SPICE {_fmt_float(s['test_accuracy_spice'])} (bottom-up network; every pipeline's in the "
                   "table below). "
@@ -611,6 +640,12 @@ def build_document(results: Results) -> list:
               "1-sigma standard errors from s^2 (J^T J)^-1, next to the DC-derived values (rows "
               "marked fixed are held at them: V_th_circ by default, the DC switch point)"),
         Paragraph(_fit_paragraph(s.get("trace_fit", {}))),
+    ]
+    if (s.get("trace_fit") or {}).get("refit"):
+        blocks += [Table(t["refitted_parameters.csv"], "Refit on the trace-fitted network's calibration "
+                         "runs: refitted values with 1-sigma standard errors, next to the trace fit's"),
+                   Paragraph(_refit_paragraph(s["trace_fit"]))]
+    blocks += [
         Heading("Mapping settings"),
         Paragraph("Weight w -> current I = C_m V_th_circ |w| / T x scale x scale_plus (w > 0, NMOS "
                   "source) or x scale_minus (w < 0, PMOS source); I -> gate bias by inverting the "

@@ -22,7 +22,8 @@ Run the method's headline experiment (the paper's Iris circuit) and write a repo
   3. train three Iris models: ideal (|E| = 100, top-down), bottom-up, trace-fitted (every
      parameter fitted jointly, with standard errors, to the membranes and spike times of every
      layer of the searched bottom-up network on the calibration samples; --trace-fit-source
-     testbench: to the step 2 testbench's);
+     testbench: to the step 2 testbench's), then, after its own search, refitted to its own
+     network's calibration runs to predict its test run (--no-trace-refit: not);
   4. map weights to gate biases; search the current scales against ngspice (a trust-region
      search on a linear model of every spike-time error, Gauss-Newton; --search-method
      quadratic: a quadratic model of the MSE; stencil: the coarse-to-fine compass search both
@@ -93,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the trace-fitted parameters are fitted to: network (every layer "
                              "of the bottom-up network on the calibration samples, default) or "
                              "testbench (the single-layer testbench of the bottom-up terms)")
+    parser.add_argument("--no-trace-refit", action="store_true",
+                        help="predict the trace-fitted network with the parameters it trained with, "
+                             "not refitted to its own calibration runs (the default refits)")
     parser.add_argument("--discharger", choices=("fixed", "searched"), default=None,
                         help="discharger at its design current for every pipeline (fixed, default) "
                              "or one factor on it searched by every pipeline")
@@ -130,6 +134,8 @@ def config_from_args(args: argparse.Namespace):
     fit = config.fit
     if getattr(args, "trace_fit_source", None):
         fit = dataclasses.replace(fit, source=args.trace_fit_source)
+    if getattr(args, "no_trace_refit", False):
+        fit = dataclasses.replace(fit, refit=False)
     return dataclasses.replace(config, search=search, fit=fit, **changes)
 
 

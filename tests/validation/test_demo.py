@@ -69,6 +69,11 @@ def test_reduced_demo_writes_every_artefact_and_resumes(run_verb):
     assert neurons["n_unfitted"] == 0 and neurons["delay_offset_ns_rms"] < 0.01
     assert neurons["c_factor_range"] == pytest.approx([1.0, 1.0], abs=1e-4)
     assert budget[-1] == pytest.approx(budget[-2], abs=0.01)
+    # the trace-fitted network is predicted with its parameters refitted to its own calibration
+    # runs, the RMSE with those it trained with reported beside
+    refit = summary["trace_fit"]["refit"]
+    assert refit["rmse_ns"] == summary["rmse_trace_fitted_ns"] and refit["rmse_before_ns"] > 0
+    assert (out / "tables" / "refitted_parameters.csv").is_file()
     assert summary["n_test_samples"] == 7
     assert summary["e_plus"] > 0 > summary["e_minus"] and summary["e_dis"] > 1
     assert len(summary["scale_top_down"]) == 2 and all(s > 0 for s in summary["scale_top_down"])

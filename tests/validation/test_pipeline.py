@@ -84,6 +84,7 @@ def test_cli_options_override_defaults_and_config_file(tmp_path):
     assert parse("--search-method", "quadratic").search.method == "quadratic"
     assert parse().fit.source == "network"
     assert parse("--trace-fit-source", "testbench").fit.source == "testbench"
+    assert parse().fit.refit and not parse("--no-trace-refit").fit.refit
 
 
 def test_cli_search_methods_are_the_configs():

@@ -357,3 +357,81 @@ def test_trace_fitted_parameters_predict_the_bottom_up_network_as_the_fit_saw_it
     assert cross["rmse_bottom_up_ns"] == 1.5
     wrong = pipe.trace_fit_on_bottom_up(ctx, model, bottom_up, fitted, {**evaluation, "scale": 1.0})
     assert wrong["rmse_ns"] > 0.1
+
+
+def test_refitted_parameters_predict_the_trace_fitted_circuit_mapped_as_searched(tmp_path, monkeypatch):
+    """stage_evaluate with ``refit``: the circuit is mapped with the parameters the network trained
+    with at its searched k (the test samples, simulated once), and predicted with the refitted
+    parameters on the weights as the circuit got them (w k / s_trained, seen through the refitted
+    current scale). A "circuit" that is exactly the refitted model there is predicted with zero
+    error; the parameters it trained with are reported beside it and are off."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5))
+    rng = np.random.default_rng(5)
+    x_test = rng.uniform(size=(10, 5))
+    x_test[:, 0] = 0.0
+    trained = PhysicalParameters(e_plus=3.0, e_minus=-1.5, e_dis=3.0, current_scale=0.95, t_delay=0.03)
+    refit = PhysicalParameters(e_plus=2.7, e_minus=-1.6, e_dis=3.4, current_scale=0.9, t_delay=0.05, q_plus=0.004)
+    k, seen, t_eval = 1.03, [], np.linspace(0.0, 1.0, 11)
+
+    class Run:
+        energy = None
+        mapping = {"widths": [5, 5, 5], "layers": [{"c_m_f": 1e-12, "vg_dis_v": 0.5}] * 2}
+
+        def __init__(self, spikes, membranes):
+            self.spikes, self.membranes = spikes, membranes
+
+    def fake_simulate(ctx, w, x, scales_list, progress, discharger_scales=None, **kw):
+        seen.append((np.array(x), [s.scale for s in scales_list]))
+        weights = [torch.as_tensor(layer) * k * refit.current_scale / trained.current_scale for layer in w]
+        fed = pipe.model_layer_times(model, x, pipe.layer_physics("trace_fitted", refit), weights=weights)
+        times = pipe.reported_times(fed, pipe.readout_delays(ctx, "trace_fitted"))
+        membranes = pd.DataFrame([{"sample": s, "layer": layer, "neuron": j, "t": t, "v_mem_v": 1.3 - 0.1 * t}
+                                  for layer in range(2) for s in range(len(x)) for j in range(5) for t in t_eval])
+        return [Run(pipe.model_spike_table(times), membranes)]
+
+    ctx = dataclasses.replace(_search_ctx(monkeypatch, fake_simulate, ValidationConfig(), tmp_path, x_test, x_test),
+                              network=Network((5, 5, 5)), load_delay_per_fanout=0.002, char={"v0": 1.3})
+    result = pipe.stage_evaluate(ctx, "trace_fitted", model, trained, {"best": [k]}, refit)
+    (x, scales), = seen
+    assert np.array_equal(x, x_test) and scales == [pytest.approx(k / 0.95)]
+    assert result["refit"] and result["rmse_t_spike_ns"] == pytest.approx(0.0, abs=1e-9)
+    assert result["rmse_before_refit_ns"] > 1.0 and result["e_dis"] == 3.4
+
+
+def test_the_refit_fits_the_trace_fitted_network_after_its_search(tmp_path, monkeypatch):
+    """_run_pipelines: the trace-fitted parameters are fitted on the searched bottom-up network,
+    then refitted from them on the trace-fitted network's own weights and search, and its
+    evaluation predicts with the refitted ones (mapped with those it trained with); no refit
+    with ``fit.refit=False``."""
+    calls = []
+    first = PhysicalParameters(e_plus=2.5, e_minus=-1.4, e_dis=3.1)
+    second = PhysicalParameters(e_plus=2.6, e_minus=-1.3, e_dis=3.2)
+
+    class Model:
+        def __init__(self, pipeline):
+            self.pipeline = pipeline
+
+        def dense_weights(self):
+            return [torch.full((2, 2), float(len(self.pipeline)))]
+
+    monkeypatch.setattr(pipe, "train_pipeline_model", lambda ctx, p, params: Model(p))
+    monkeypatch.setattr(pipe, "stage_search", lambda ctx, p, w, params, model, start: {"best": [len(p) / 10]})
+    monkeypatch.setattr(pipe, "stage_trace_fit", lambda ctx, start, net: {"fitted": dataclasses.asdict(first)})
+    monkeypatch.setattr(pipe, "stage_trace_refit", lambda ctx, start, w, search: (
+        calls.append(("refit", start, float(w[0][0, 0]), search["best"])) or {"fitted": dataclasses.asdict(second)}))
+    monkeypatch.setattr(pipe, "stage_evaluate", lambda ctx, p, model, params, search, refit=None: (
+        calls.append((p, params, refit)) or {"rmse_t_spike_ns": 1.0}))
+    params = {"top_down": PhysicalParameters(100.0, -100.0, 1e4), "bottom_up": PhysicalParameters(2.9, -1.5, 3.0)}
+    for refit in (True, False):
+        calls.clear()
+        config = ValidationConfig(fit=dataclasses.replace(ValidationConfig().fit, refit=refit))
+        ctx = _search_ctx(monkeypatch, None, config, tmp_path, np.zeros((3, 2)), np.zeros((3, 2)))
+        _, _, _, fit = pipe._run_pipelines(ctx, params, None)
+        if refit:
+            assert calls[2] == ("refit", first, len("trace_fitted"), [len("trace_fitted") / 10])
+            assert calls[3] == ("trace_fitted", first, second) and fit["refit"]["fitted"] == dataclasses.asdict(second)
+        else:
+            assert calls[2] == ("trace_fitted", first, None) and "refit" not in fit

@@ -117,6 +117,24 @@ def test_energy_section_reports_the_measurement_or_says_it_was_not_made(tmp_path
         render_report(root)
 
 
+def test_the_refit_is_reported_beside_the_fit_it_started_from(tmp_path):
+    """A run that refitted the trace-fitted parameters on its own network says so in the headline
+    (with the RMSE before the refit) and shows the refitted table; its table is required then."""
+    root = make_results(tmp_path)
+    summary = json.loads((root / "summary.json").read_text())
+    summary["trace_fit"] = {"fitted": {}, "refit": {"fitted": {}, "rms_v_membrane_mv": 1.5, "rms_t_spike": 0.001,
+                                                    "n_spiking": 70, "rmse_ns": 1.2, "rmse_before_ns": 1.9}}
+    write_json(root / "summary.json", summary)
+    with pytest.raises(ResultsError, match="refitted_parameters.csv"):
+        render_report(root)
+    write_csv(root / "tables" / "refitted_parameters.csv", pd.DataFrame(
+        [{"parameter": "e_plus", "fitted": 3.1, "stderr": 0.1, "fixed": False, "trace_fit": 2.8}]))
+    text = render_report(root).read_text()
+    assert "trace-fitted 3 ns, refitted to its own network's calibration runs (1.9 ns before); top-down / bottom-up = 10" in text
+    assert "predicted at 1.2 ns output RMSE with the refitted parameters and at 1.9 ns" in text
+    assert "| e_plus | 3.1 | 0.1 | False | 2.8 |" in text
+
+
 @pytest.mark.parametrize("victim, damage, match", [
     ("summary.json", None, "summary.json is missing"),
     ("summary.json", "{not json", "summary.json is corrupt"),
