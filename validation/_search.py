@@ -232,7 +232,10 @@ def quadratic_search(
     4. where the model's minimum is a point already simulated, simulates the best point's missing
        grid neighbours (+- resolution along each axis) instead, which grounds the model there;
     5. stops once the best point is a local minimum of the grid (its axis neighbours simulated and
-       worse) and the model predicts less than ``config.tol_ns`` of RMSE to gain inside the box;
+       worse) and the model predicts less than ``config.tol_ns`` of RMSE to gain inside the box
+       (the Gauss-Newton search also stops without the neighbours where its model predicted the
+       RMSE of the step it last simulated within ``config.tol_ns``: a model that good there says
+       what the neighbours would add, less than the tolerance);
        or once :data:`SMALL_GAINS_TO_STOP` improvements in a row each gained less than
        ``config.tol_ns`` (a long shallow valley, where walking on changes the reported RMSE by
        less than the tolerance); or after ``config.max_candidates`` candidates.
@@ -265,7 +268,8 @@ def gauss_newton_search(
     vectors of the candidates near the best point b (their differences from r(b) against their
     offsets), so the initial design is only b and b + h along each axis (n + 1 candidates) and
     every new candidate refines J. The trust region, the grid, the grounding of the result on its
-    grid neighbours and the stopping rules are the quadratic search's. A candidate of a log
+    grid neighbours and the stopping rules are the quadratic search's, except that the grounding
+    is skipped where the model just predicted a step's RMSE within the tolerance. A candidate of a log
     without residuals (an RMSE-only log) is simulated again (from the SPICE cache, usually).
     """
     return _trust_region_search(evaluate, n_dims, config, log_path, start, gauss_newton=True)
@@ -327,6 +331,7 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
     radius = h
     small_gains = 0  # consecutive improvements of the best RMSE by less than tol_ns
     best_before = None
+    confirmed = False  # Gauss-Newton: the model predicted its last step's RMSE within tol_ns
     for iteration in range(1, config.max_candidates + 1):
         finite = {p: v for p, v in known.items() if math.isfinite(v)}
         if not finite or len(known) >= config.max_candidates:
@@ -339,7 +344,7 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
             break
         step, gain = model_step(finite, best, radius)
         grounded = all(q in known for q in neighbours(best))
-        if grounded and gain < config.tol_ns:
+        if (grounded or confirmed) and gain < config.tol_ns:
             break
         if step is None:  # too few candidates near the best: a local design at the radius
             poll = [q for q in design_around(best, radius) if q not in known]
@@ -351,6 +356,7 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
                 break
         elif step not in known:
             simulate([step], iteration)
+            confirmed = gauss_newton and abs(known[step] - (finite[best] - gain)) < config.tol_ns
             improved = known[step] < finite[best]
             edge = max(abs(a - b) for a, b in zip(step, best)) >= radius - res / 2
             radius = min(2 * radius, max_radius) if improved and edge else (
