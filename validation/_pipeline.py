@@ -777,9 +777,9 @@ def fitted_stage(ctx: Context, sets: list[TraceSet], start: PhysicalParameters, 
 def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.ndarray],
                    search: dict) -> list[TraceSet]:
     """SPICE traces of every layer of a network mapped with its model's C_eff (bottom-up's, or
-    trace-fitted's for the refit: ``weights``, its model's ``params``) on the calibration samples, mapped at the scale its search found, the discharger at its
-    design bias: the run its search made there (a cache hit; a new run when it searched the
-    discharger too). One :class:`TraceSet` per layer: the weights as the circuit got them
+    trace-fitted's for the refit: ``weights``, its model's ``params``) on the calibration
+    samples, mapped at the scale its search found, the discharger at its design bias: the run
+    its search made there (a cache hit; a new run when it searched the discharger too). One :class:`TraceSet` per layer: the weights as the circuit got them
     (w k / s, in units of the design C_m's unit current, each synapse with its E shape), the
     layer's inputs the times that drove it (the samples for the first layer, the SPICE spike
     times of the layer before for the others, less its load delay: the model's convention of
