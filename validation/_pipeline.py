@@ -779,12 +779,12 @@ def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.nd
     """SPICE traces of every layer of a network mapped with its model's C_eff (bottom-up's, or
     trace-fitted's for the refit: ``weights``, its model's ``params``) on the calibration
     samples, mapped at the scale its search found, the discharger at its design bias: the run
-    its search made there (a cache hit; a new run when it searched the discharger too). One :class:`TraceSet` per layer: the weights as the circuit got them
-    (w k / s, in units of the design C_m's unit current, each synapse with its E shape), the
-    layer's inputs the times that drove it (the samples for the first layer, the SPICE spike
-    times of the layer before for the others, less its load delay: the model's convention of
-    :func:`model_layer_times`), its targets its own spike times less its load delay, and each
-    neuron's own terms where measured. Never a test sample (unless ``calibration="test"``)."""
+    its search made there (a cache hit; a new run when it searched the discharger too). One
+    :class:`TraceSet` per layer: the weights as the circuit got them (w k / s, in units of the
+    design C_m's unit current, each synapse with its E shape), the layer's inputs the times that
+    drove it (the samples for the first layer, the SPICE spike times of the layer before for the
+    others, less its load delay: the model's convention of :func:`model_layer_times`), its
+    targets its own spike times less its load delay, and each neuron's own terms where measured. Never a test sample (unless ``calibration="test"``)."""
     from imcpnn.circuits.simulate.weights import CurrentScales
 
     scales = mapping_scales("bottom_up", params, tuple(search["best"]))
@@ -1050,7 +1050,7 @@ def stage_evaluate(ctx: Context, pipeline: str, model, params: PhysicalParameter
 
     def compute():
         weights = [w.double().numpy() for w in model.dense_weights()]
-        predict = refit or params
+        predict = params if refit is None else refit
         seen = None if refit is None else seen_weights(model, params, best[0], refit)
         fed, layer_times, reversal = predicted_times(ctx, pipeline, model, predict, ctx.x_test, k_dis, seen)
         # ``fed`` drive the next layer; ``layer_times`` are what each layer reports
