@@ -55,6 +55,11 @@ class LayerPhysics:
         t_delay: firing-path delay added to every spike time (normalized, in (-1, 1)).
         q_plus, q_minus: membrane step per active excitatory / inhibitory synapse at the end of
             accumulation (normalized; charge sharing with the synapses' internal nodes).
+        dq_plus_driven, dq_minus_driven: what a layer whose inputs are other neurons' spikes
+            (every neuron layer after the first) adds to q_plus, q_minus: a neuron's output stage
+            drives the synapse switches with slower edges than the input encoder, and the share
+            of the switches' channel charge that reaches the membrane depends on the edge
+            (normalized; 0 = the same step for every layer). See :meth:`for_layer`.
     """
 
     e_plus: float = 2.8
@@ -68,6 +73,8 @@ class LayerPhysics:
     t_delay: float = 0.0
     q_plus: float = 0.0
     q_minus: float = 0.0
+    dq_plus_driven: float = 0.0
+    dq_minus_driven: float = 0.0
 
     def __post_init__(self):
         require(self, "e_plus", self.e_plus, is_real(self.e_plus) and self.e_plus > 0,
@@ -85,8 +92,18 @@ class LayerPhysics:
                 "a finite value > 0, or None (designed ramp)")
         require(self, "t_delay", self.t_delay, is_real(self.t_delay) and abs(self.t_delay) < 1,
                 "a value in (-1, 1) (a fraction of the phase)")
-        for name in ("q_plus", "q_minus"):
+        for name in ("q_plus", "q_minus", "dq_plus_driven", "dq_minus_driven"):
             require(self, name, getattr(self, name), is_real(getattr(self, name)), "a finite value")
+
+    def for_layer(self, index: int) -> "LayerPhysics":
+        """The physics of the ``index``-th neuron layer (0 = the first, fed by the input encoder):
+        from the second on, the kick is q + dq_driven (its inputs come from neurons' output
+        stages); the returned physics has no driven term left, so it can be applied once only."""
+        if index == 0 or (self.dq_plus_driven == 0 and self.dq_minus_driven == 0):
+            return self
+        return dataclasses.replace(self, q_plus=self.q_plus + self.dq_plus_driven,
+                                   q_minus=self.q_minus + self.dq_minus_driven,
+                                   dq_plus_driven=0.0, dq_minus_driven=0.0)
 
 
 def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
@@ -212,7 +229,8 @@ class PNN(nn.Module):
         arch: architecture string (see :func:`parse_arch`).
         input_shape: per-sample input shape, (n_in,) or (C, H, W) (conv layers need the latter).
         n_outputs: output neurons (may exceed the number of classes).
-        physics: E values and solver settings shared by all layers.
+        physics: E values and solver settings shared by all layers (each neuron layer takes
+            :meth:`LayerPhysics.for_layer` of its index: layers after the first add the driven kick).
         generator: CPU generator of the initial weights (None = the global torch RNG).
     """
 
@@ -227,21 +245,29 @@ class PNN(nn.Module):
         layers: list[nn.Module] = []
         for kind, size in parse_arch(arch):
             if kind == "dense":
-                layers.append(RCSpikeDense(math.prod(shape), size, physics, generator))
+                layers.append(RCSpikeDense(math.prod(shape), size, physics.for_layer(self._neuron_layers(layers)),
+                                           generator))
                 shape = (size,)
                 continue
             if len(shape) != 3:
                 raise ConfigError(f"arch={arch!r} needs image inputs (C, H, W), got shape {shape}")
             if kind == "conv":
-                layers.append(RCSpikeConv2d(shape[0], size, physics, generator=generator))
+                layers.append(RCSpikeConv2d(shape[0], size, physics.for_layer(self._neuron_layers(layers)),
+                                            generator=generator))
                 shape = (size, shape[1], shape[2])
             else:
                 if min(shape[1:]) < size:
                     raise ConfigError(f"arch={arch!r}: image {shape[1:]} too small to pool again")
                 layers.append(MinPool2d(size))
                 shape = (shape[0], shape[1] // size, shape[2] // size)
-        layers.append(RCSpikeDense(math.prod(shape), n_outputs, physics, generator))
+        layers.append(RCSpikeDense(math.prod(shape), n_outputs, physics.for_layer(self._neuron_layers(layers)),
+                                   generator))
         self.layers = nn.ModuleList(layers)
+
+    @staticmethod
+    def _neuron_layers(layers: list) -> int:
+        """How many of ``layers`` have neurons (dense, conv; not pooling): the next one's index."""
+        return sum(isinstance(layer, RCSpikeDense) for layer in layers)
 
     def forward(self, t_in: Tensor, **solver) -> Tensor:
         """Output spike times (batch, n_outputs); ``solver`` as :meth:`layer_spike_times`."""

@@ -95,7 +95,10 @@ class TraceSet:
     c_factor (n_out,) each neuron's own firing-delay offset and capacitance factor against the
     layer's mean (None: 0 and 1; see :func:`imcpnn.validation._pipeline.stage_neurons`): neuron
     j's column of charge and its discharge rate scale by c_factor[j], its delay is t_delay +
-    delay_offset[j], so the fitted terms are the layer's mean ones.
+    delay_offset[j], so the fitted terms are the layer's mean ones; dq_driven (dq_plus,
+    dq_minus) what a layer fed by neurons adds to the fitted kick (None: 0, a layer fed by the
+    encoder; see :func:`imcpnn.validation._pipeline.stage_driven_kick`), so the fitted kick is
+    the encoder-driven one.
     """
 
     t_in: np.ndarray
@@ -109,6 +112,7 @@ class TraceSet:
     e_shape_minus: np.ndarray | None = None
     delay_offset: np.ndarray | None = None
     c_factor: np.ndarray | None = None
+    dq_driven: tuple | None = None
 
     def __post_init__(self):
         batch, n_in = np.shape(self.t_in)
@@ -176,6 +180,8 @@ def predict_traces(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor
         w = w * c
     if traces.delay_offset is not None:
         t_delay = t_delay + torch.as_tensor(traces.delay_offset, dtype=torch.float64)
+    if traces.dq_driven is not None:
+        q_plus, q_minus = q_plus + traces.dq_driven[0], q_minus + traces.dq_driven[1]
     t_eval = torch.as_tensor(traces.t_eval, dtype=torch.float64)
     v = membrane_trace(t_in, w, e_plus, e_minus, t_eval)
     t_out = spike_times(t_in, w, e_plus, e_minus, e_dis=e_dis, dis_rate=rate, t_delay=t_delay,

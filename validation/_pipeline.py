@@ -13,6 +13,8 @@ Stages, each saved under ``out_dir`` as soon as it finishes so that a rerun skip
                      delay, end-of-accumulation kick (:func:`stage_dynamics`); each synapse's
                      E carries its bias dependence (:func:`reversal_shapes`)
 3. load_delay        the hidden outputs' delay per driven gate (:func:`stage_load_delay`)
+   driven_kick       the kick of synapses driven by neurons, against the encoder's
+                     (:func:`stage_driven_kick`)
 4. train_<pipeline>  top-down: ideal model; bottom-up: DC E values + dynamics terms;
                      trace-fitted: the fitted parameters of
    trace_fit         every parameter fitted jointly to SPICE traces, after bottom-up's search:
@@ -136,6 +138,9 @@ class Context:
     load_delay_per_fanout: float | None = None
     """Later output crossing (units of T) per synapse gate a neuron's output drives
     (:func:`stage_load_delay`); None where not measured."""
+    driven_kick: tuple | None = None
+    """(dq_plus, dq_minus): the kick per synapse a layer driven by neurons adds to the testbench's
+    (:func:`stage_driven_kick`); None where not measured."""
     executor: Any = None
     """Where the network batches run: None for the local process pool, or a
     ``distributed.Client`` (:func:`imcpnn.spice.run_many`). Not part of the config: the results
@@ -366,19 +371,20 @@ def ideal_parameters(config: ValidationConfig, char: dict) -> PhysicalParameters
                               current_scale=1.0, v_th_circ_v=char["v_th_circ"])
 
 
-def layer_physics(pipeline: str, params: PhysicalParameters, discharger_scale: float = 1.0):
+def layer_physics(pipeline: str, params: PhysicalParameters, discharger_scale: float = 1.0, driven=None):
     """The :class:`imcpnn.pnn.LayerPhysics` a pipeline trains and predicts with.
 
     Top-down: the ideal model (E = +-e_ideal, ideal ramp reaching threshold in one window, no
-    delay, no kick), whatever the discharger does. Bottom-up and trace-fitted: every circuit term
-    of ``params``; their model knows the discharger current, so ``discharger_scale`` multiplies
-    the discharge rate.
+    delay, no kick), whatever the discharger does or ``driven`` holds. Bottom-up and
+    trace-fitted: every circuit term of ``params``, and the driven kick ``driven`` (dq_plus,
+    dq_minus; :func:`driven_kicks`) of the layers after the first; their model knows the
+    discharger current, so ``discharger_scale`` multiplies the discharge rate.
     """
     from imcpnn.pnn import LayerPhysics
 
     if pipeline == "top_down":
         return LayerPhysics(e_plus=params.e_plus, e_minus=params.e_minus)
-    return budget_physics(params, BUDGET_TERMS[-1][1], discharger_scale)
+    return budget_physics(params, BUDGET_TERMS[-1][1], discharger_scale, driven)
 
 
 def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters, *,
@@ -390,7 +396,8 @@ def train_pipeline_model(ctx: Context, pipeline: str, params: PhysicalParameters
     ``init_weights`` fine-tunes from those dense weights."""
     from imcpnn.pnn import train
 
-    cfg = _train_config(ctx.config, ctx.data_config, layer_physics(pipeline, params))
+    cfg = _train_config(ctx.config, ctx.data_config,
+                        layer_physics(pipeline, params, driven=driven_kicks(ctx, pipeline)))
     optim = dataclasses.replace(cfg.optim, epochs=epochs or cfg.optim.epochs, lr=lr or cfg.optim.lr)
     cfg = dataclasses.replace(cfg, optim=optim, variation=variation,
                               loss=dataclasses.replace(cfg.loss, **(loss or {})))
@@ -719,6 +726,159 @@ def stage_load_delay(ctx: Context) -> dict:
     return cached_stage(ctx.out_dir, "load_delay", compute, ctx.progress)
 
 
+#: Discharger factor (on the design k*) of the driven-kick probe (:func:`stage_driven_kick`). An
+#: inhibited membrane cannot rise past the supply, so the latest a first-layer neuron can fire is
+#: bounded; at this factor a neuron inhibited up to the supply stays silent (the probe's reference
+#: sample has no hidden spike) and one inhibited a little fires late in the window.
+DRIVEN_PROBE_DISCHARGER = 1.3
+#: First-layer weights of the driven probe: input 0 inhibits up to the supply (sample 0, silent),
+#: input 1 a little (sample 1: every first-layer neuron fires late).
+DRIVEN_PROBE_SILENCE, DRIVEN_PROBE_DELAY = -1.5, -0.3
+#: Weights of the probed synapses: probed neuron j has every input at ``DRIVEN_PROBE_WEIGHTS[j % 4]``.
+DRIVEN_PROBE_WEIGHTS = (0.2, -0.2, 0.5, -0.5)
+#: Largest kick per synapse (normalized) the probe's root search considers.
+DRIVEN_PROBE_MAX_Q = 0.05
+
+
+def stage_driven_kick(ctx: Context, params: PhysicalParameters) -> dict:
+    """How much more a synapse kicks the membrane when its input is a neuron's output stage
+    instead of the input encoder: the term ``dq_plus_driven``, ``dq_minus_driven`` of
+    :class:`imcpnn.pnn.LayerPhysics` for every layer after the first.
+
+    The end-of-accumulation kick (:func:`stage_dynamics`) is fitted on the testbench, whose
+    inputs are the encoder's sources. A hidden layer's outputs drive the next layer's switches
+    with slower edges, and the charge their channels inject into the membrane differs. Two probes
+    measure the kick per synapse the same way, at the discharger factor
+    :data:`DRIVEN_PROBE_DISCHARGER`, each with two samples:
+
+    - driven: the loaded testbench (:attr:`Context.loaded_fit_network`). Its first layer is silent
+      in sample 0 and fires late in sample 1. Each second-layer neuron has all its synapses at one
+      weight of :data:`DRIVEN_PROBE_WEIGHTS`.
+    - encoder: the testbench layer, its synapses at the same weights, with no input in sample 0
+      and every input at the driven first layer's mean spike time in sample 1.
+
+    Per probed neuron, q solves ``t_model(q; 1) - t_model(0; 0) = t_spice(1) - t_spice(0)``, with
+    ``params`` (the bottom-up model, discharge rate at the probe's factor), every synapse's E,
+    and the layer's SPICE input times: the driven layer's are the first layer's spike times less
+    their load delay. The difference of one neuron's two samples leaves out its delay and what
+    the discharger calibration holds; the model integrates the short conduction itself. The kick
+    per sign is the mean over its neurons; the term is driven minus encoder.
+
+    **Returns:** {"dq_plus", "dq_minus" (None where not measured), "encoder", "driven" (the kicks
+    per sign), "per_neuron", "t_input", "factor", "note"}.
+    """
+    from imcpnn.circuits.simulate.run import simulate_network
+
+    loaded = ctx.loaded_fit_network
+
+    def run(network, weights, t_in):
+        return simulate_network(weights, t_in, ctx.char, network=network, schedule=ctx.schedule,
+                                corner=ctx.config.corner, temp_c=ctx.config.temp_c, batch_size=2, **ctx.runner(),
+                                discharger_scales=[DRIVEN_PROBE_DISCHARGER * ctx.discharger_design],
+                                save_supplies=False, progress=ctx.progress)
+
+    def probed(n_in: int, n_out: int) -> np.ndarray:
+        return np.tile([DRIVEN_PROBE_WEIGHTS[j % len(DRIVEN_PROBE_WEIGHTS)] for j in range(n_out)], (n_in, 1))
+
+    def compute():
+        if loaded is None:
+            return {"dq_plus": None, "dq_minus": None, "note": "no hidden layer: no layer is driven by neurons"}
+        first = np.zeros((loaded.widths[0], loaded.widths[1]))
+        first[0], first[1] = DRIVEN_PROBE_SILENCE, DRIVEN_PROBE_DELAY
+        t_first = np.ones((2, loaded.widths[0]))
+        t_first[0, 0] = t_first[1, 1] = 0.0
+        second = probed(loaded.widths[1], loaded.widths[2])
+        driven = run(loaded, [first, second], t_first)
+        hidden = probe_times(driven.spikes, 0, 2, loaded.widths[1])
+        if not (np.isnan(hidden[0]).all() and np.isfinite(hidden[1]).all()):
+            return {"dq_plus": None, "dq_minus": None, "t_hidden": hidden.tolist(),
+                    "note": "the driven probe's first layer did not stay silent in sample 0 and fire in sample 1"}
+        t_in = np.vstack([np.ones(loaded.widths[1]), hidden[1] - (ctx.load_delay_per_fanout or 0.0) * loaded.widths[2]])
+        t_late = float(np.mean(t_in[1]))
+        n_enc = ctx.fit_network.widths[0]
+        encoder_w = probed(n_enc, ctx.fit_network.widths[1])
+        encoder_w[0] = 0.0  # the testbench's input 0 is its bias input; the probe leaves it off
+        t_enc = np.ones((2, n_enc))
+        t_enc[1, 1:] = t_late
+        encoder = run(ctx.fit_network, [encoder_w], t_enc)
+        kicks = {name: probe_kicks(ctx, params, w, t, probe_times(r.spikes, layer, 2, w.shape[1]), c_m)
+                 for name, w, t, r, layer, c_m in (
+                     ("encoder", encoder_w, t_enc, encoder, 0, ctx.fit_network.membrane_f(0)),
+                     ("driven", second, t_in, driven, 1, loaded.membrane_f(1)))}
+        per_sign = {name: kick_per_sign(w, k) for name, w, k in (
+            ("encoder", encoder_w, kicks["encoder"]), ("driven", second, kicks["driven"]))}
+        dq = {sign: (None if None in (per_sign["driven"][sign], per_sign["encoder"][sign])
+                     else per_sign["driven"][sign] - per_sign["encoder"][sign]) for sign in ("plus", "minus")}
+        missing = [n for n, k in kicks.items() if any(q is None for q in k)]
+        return {"dq_plus": dq["plus"], "dq_minus": dq["minus"], **per_sign, "per_neuron": kicks,
+                "weights": {"encoder": encoder_w[1].tolist(), "driven": second[0].tolist()},
+                "t_input": t_late, "factor": DRIVEN_PROBE_DISCHARGER,
+                "note": f"no kick reproduces some neurons of the {' and '.join(missing)} probe" if missing else None}
+
+    return cached_stage(ctx.out_dir, "driven_kick", compute, ctx.progress)
+
+
+def probe_times(spikes: pd.DataFrame, layer: int, n_samples: int, width: int) -> np.ndarray:
+    """(n_samples, width) spike times of one layer of a probe run, NaN where silent."""
+    part = spikes[spikes["layer"] == layer].sort_values(["sample", "neuron"])
+    t = part["t_spike"].to_numpy(dtype=float).reshape(n_samples, width)
+    return np.where(part["spiked"].to_numpy().reshape(n_samples, width), t, np.nan)
+
+
+def probe_kicks(ctx: Context, params: PhysicalParameters, w: np.ndarray, t_in: np.ndarray,
+                t_spice: np.ndarray, c_m_f: float) -> list[float | None]:
+    """Per neuron of a two-sample kick probe (:func:`stage_driven_kick`): the kick per synapse q
+    at which the model's shift between the samples is SPICE's; None where a sample is silent or
+    no |q| <= :data:`DRIVEN_PROBE_MAX_Q` reproduces it. ``w`` (n_in, n_out) as mapped on the
+    design C_m ``c_m_f``, ``t_in`` (2, n_in), ``t_spice`` (2, n_out)."""
+    from scipy.optimize import brentq
+
+    from imcpnn.circuits.simulate.weights import CurrentScales
+    from imcpnn.pnn import spike_times
+
+    shapes = reversal_shapes(ctx.char, w, c_m_f, ctx.schedule.t_phase_s, CurrentScales())
+    e_plus, e_minus = ((params.e_plus, params.e_minus) if shapes is None
+                       else (torch.as_tensor(params.e_plus * shapes[0]), torch.as_tensor(params.e_minus * shapes[1])))
+    seen = torch.as_tensor(w, dtype=torch.float64) * params.current_scale
+
+    def t_model(q: float, sample: int) -> np.ndarray:
+        return spike_times(torch.as_tensor(t_in[sample:sample + 1], dtype=torch.float64), seen, e_plus, e_minus,
+                           e_dis=params.e_dis, dis_rate=params.dis_rate * DRIVEN_PROBE_DISCHARGER,
+                           t_delay=params.t_delay, q_plus=q, q_minus=q).numpy()[0]
+
+    base = t_model(0.0, 0)
+    out = []
+    for j in range(w.shape[1]):
+        shift = t_spice[1, j] - t_spice[0, j]
+        g = lambda q: t_model(q, 1)[j] - base[j] - shift  # noqa: E731
+        if not np.isfinite(shift) or g(-DRIVEN_PROBE_MAX_Q) * g(DRIVEN_PROBE_MAX_Q) > 0:
+            out.append(None)
+            continue
+        out.append(float(brentq(g, -DRIVEN_PROBE_MAX_Q, DRIVEN_PROBE_MAX_Q, xtol=1e-9)))
+    return out
+
+
+def kick_per_sign(w: np.ndarray, kicks: list) -> dict:
+    """{"plus", "minus"}: the mean kick of the probed neurons whose synapses are excitatory /
+    inhibitory (a probed neuron's are all of one sign; None where none was measured)."""
+    signs = np.sign(w.sum(axis=0))
+    out = {}
+    for name, sign in (("plus", 1), ("minus", -1)):
+        got = [q for q, s in zip(kicks, signs) if s == sign and q is not None]
+        out[name] = float(np.mean(got)) if got else None
+    return out
+
+
+def driven_kicks(ctx: Context, pipeline: str) -> tuple[float, float] | None:
+    """(dq_plus, dq_minus) a circuit model adds to its kick in every layer after the first
+    (:func:`stage_driven_kick`): a measured circuit term, so the trace-fitted model, whose kick
+    comes from the same kind of encoder-driven runs, adds it too. None for top-down (ideal
+    model) or where it was not measured."""
+    if pipeline == "top_down" or ctx.driven_kick is None:
+        return None
+    return ctx.driven_kick
+
+
 def readout_delays(ctx: Context, pipeline: str) -> list[float] | None:
     """Per layer, the load delay a circuit model adds to its reported spike times
     (:func:`stage_load_delay`): fan-out (next layer's width) times the delay per gate; the output
@@ -784,7 +944,8 @@ def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.nd
     design C_m's unit current, each synapse with its E shape), the layer's inputs the times that
     drove it (the samples for the first layer, the SPICE spike times of the layer before for the
     others, less its load delay: the model's convention of :func:`model_layer_times`), its
-    targets its own spike times less its load delay, and each neuron's own terms where measured. Never a test sample (unless ``calibration="test"``)."""
+    targets its own spike times less its load delay, each neuron's own terms where measured,
+    and the driven kick of the layers after the first (:func:`stage_driven_kick`). Never a test sample (unless ``calibration="test"``)."""
     from imcpnn.circuits.simulate.weights import CurrentScales
 
     scales = mapping_scales("bottom_up", params, tuple(search["best"]))
@@ -806,7 +967,8 @@ def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.nd
                              t_out, spiked, v_reset_v=ctx.char["v0"],
                              **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
                              delay_offset=None if own is None else np.array(own["delay_offset"]),
-                             c_factor=None if own is None else np.array(own["c_factor"])))
+                             c_factor=None if own is None else np.array(own["c_factor"]),
+                             dq_driven=ctx.driven_kick if layer > 0 else None))
         t_in = t_out
     return sets
 
@@ -830,11 +992,12 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
     model's parameters see its currents: :func:`trace_fit_on_bottom_up`)."""
     from imcpnn.pnn import spike_times
 
-    p = physics or model.physics
+    physics = physics or model.physics
     t = torch.as_tensor(x, dtype=torch.float64)
     out = []
     with torch.no_grad():
         for layer, w in enumerate(model.dense_weights() if weights is None else weights):
+            p = physics.for_layer(layer)  # layers after the first: the driven kick
             e_plus, e_minus = layer_reversal(p, reversal, layer)
             w = torch.as_tensor(w).detach().double()
             own = neurons[layer] if neurons else None
@@ -951,7 +1114,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
 
     def model_table(k_dis: float) -> pd.DataFrame:
         if k_dis not in model_tables:
-            physics = layer_physics(pipeline, params, k_dis)
+            physics = layer_physics(pipeline, params, k_dis, driven_kicks(ctx, pipeline))
             model_tables[k_dis] = model_spike_table(
                 model_layer_times(model, x_cal, physics, reversal, readout_delays(ctx, pipeline),
                                   neuron_terms(ctx, pipeline)))
@@ -1034,8 +1197,8 @@ def predicted_times(ctx: Context, pipeline: str, model, params: PhysicalParamete
     with each neuron's own terms; ``weights`` replaces the model's (:func:`seen_weights`)."""
     w = weights if weights is not None else [w.detach().double() for w in model.dense_weights()]
     reversal = synapse_reversals(ctx, pipeline, params, [layer.numpy() for layer in w])
-    fed = model_layer_times(model, x, layer_physics(pipeline, params, discharger_scale), reversal,
-                            neurons=neuron_terms(ctx, pipeline), weights=weights)
+    physics = layer_physics(pipeline, params, discharger_scale, driven_kicks(ctx, pipeline))
+    fed = model_layer_times(model, x, physics, reversal, neurons=neuron_terms(ctx, pipeline), weights=weights)
     return fed, reported_times(fed, readout_delays(ctx, pipeline)), reversal
 
 
@@ -1138,15 +1301,19 @@ BUDGET_TERMS = (
     ("+ load delay of hidden outputs (fan-out, loaded testbench)",
      {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
       "load_delay": True}),
+    ("+ kick of neuron-driven inputs (layers after the first, two-layer probe)",
+     {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
+      "load_delay": True, "driven_kick": True}),
     ("+ each neuron's own firing delay and capacitance (the network without input)",
      {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
-      "load_delay": True, "neurons": True}),
+      "load_delay": True, "driven_kick": True, "neurons": True}),
 )
 
 
-def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: float = 1.0):
+def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: float = 1.0, driven=None):
     """The bottom-up LayerPhysics with only ``terms`` switched on (the others ideal; the
-    discharger's design current k* is known without any term, C_eff sets the rate with "rate")."""
+    discharger's design current k* is known without any term, C_eff sets the rate with "rate";
+    "driven_kick" adds ``driven`` = (dq_plus, dq_minus) to the layers after the first)."""
     from imcpnn.pnn import LayerPhysics
 
     return LayerPhysics(
@@ -1156,7 +1323,9 @@ def budget_physics(params: PhysicalParameters, terms: dict, discharger_scale: fl
         dis_rate=params.dis_rate / (1.0 if terms.get("rate") else params.current_scale) * discharger_scale,
         t_delay=params.t_delay if terms.get("t_delay") else 0.0,
         q_plus=params.q_plus if terms.get("kick") else 0.0,
-        q_minus=params.q_minus if terms.get("kick") else 0.0)
+        q_minus=params.q_minus if terms.get("kick") else 0.0,
+        dq_plus_driven=driven[0] if terms.get("driven_kick") and driven else 0.0,
+        dq_minus_driven=driven[1] if terms.get("driven_kick") and driven else 0.0)
 
 
 def bottom_up_spice(ctx: Context) -> pd.DataFrame:
@@ -1174,13 +1343,15 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     rows = []
     weights = [w.double().numpy() for w in model.dense_weights()]
     per_synapse = synapse_reversals(ctx, "bottom_up", params, weights)
+    driven = driven_kicks(ctx, "bottom_up")
     for term, switches in BUDGET_TERMS:
         readout = readout_delays(ctx, "bottom_up") if switches.get("load_delay") else None
         neurons = neuron_terms(ctx, "bottom_up") if switches.get("neurons") else None
         if ((switches.get("e_per_synapse") and per_synapse is None) or (switches.get("load_delay") and readout is None)
-                or (switches.get("neurons") and neurons is None)):
+                or (switches.get("neurons") and neurons is None)
+                or (switches.get("driven_kick") and driven is None and not switches.get("neurons"))):
             continue  # a term that was not measured (older characterization, no hidden layer): no row
-        physics = budget_physics(params, switches, evaluation["discharger_scale"])
+        physics = budget_physics(params, switches, evaluation["discharger_scale"], driven)
         reversal = per_synapse if switches.get("e_per_synapse") else None
         table = model_spike_table(model_layer_times(model, ctx.x_test, physics, reversal, readout, neurons))
         cmp = compare_spike_tables(table, spice, ctx.schedule.t_phase_s)
@@ -1308,8 +1479,9 @@ def protocol_text(config: ValidationConfig) -> str:
             "scale k of the circuit model characterized from SPICE (DC E values, per synapse from "
             "lambda against its current where the characterization has it; C_eff from a charge "
             "measurement, firing delay and end-of-accumulation kick from a testbench, the hidden "
-            "outputs' load delay from the same testbench loaded; mapped with C_eff); trace-fitted "
-            "one global scale of the same model (the same per-synapse E shapes and load delay) "
+            "outputs' load delay from the same testbench loaded, the extra kick of neuron-driven "
+            "inputs from two-sample probes; mapped with C_eff); trace-fitted one global scale of "
+            "the same model (the same per-synapse E shapes, load delay and driven kick) "
             f"with every other parameter, the E levels included, fitted jointly to {fitted_to}"
             f"{refit}. All use the same I_D(V_G) tables, V_th_circ and netlist.")
 
@@ -1349,7 +1521,8 @@ CONFIG_COPY = "stages/run_config.json"
 #: (:func:`_check_revision`). 2: synapse sources swept in situ, per-neuron terms, the loaded
 #: post-layout testbench (1: every folder without the file). 3: the trace fit on the bottom-up
 #: network's calibration runs. 4: the trace-fitted network predicted with its refitted parameters.
-MODEL_REVISION = 4
+#: 5: the kick of neuron-driven inputs in the layers after the first.
+MODEL_REVISION = 5
 REVISION_FILE = "stages/model_revision.json"
 #: Files of a result folder that are not results of its run.
 _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json", REVISION_FILE)
@@ -1460,7 +1633,7 @@ def _check_revision(out_dir: Path) -> None:
         raise ResultsError(
             f"{out_dir} holds results of imcpnn's model revision {revision} (this version's is "
             f"{MODEL_REVISION}: in-situ synapse sweeps, per-neuron terms, the trace fit on the "
-            "network and its refit), which would mix with this "
+            "network and its refit, the kick of neuron-driven inputs), which would mix with this "
             f"version's; give another --out, or delete {out_dir} to redo the run")
 
 
@@ -1486,7 +1659,10 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
     params, dynamics = pipeline_parameters(ctx)
     load_delay = stage_load_delay(ctx)
     ctx = dataclasses.replace(ctx, load_delay_per_fanout=load_delay["per_fanout"])
-    dynamics = {**dynamics, "load_delay": load_delay, "neurons": neurons}
+    driven = stage_driven_kick(ctx, params["bottom_up"])
+    if driven["dq_plus"] is not None and driven["dq_minus"] is not None:
+        ctx = dataclasses.replace(ctx, driven_kick=(driven["dq_plus"], driven["dq_minus"]))
+    dynamics = {**dynamics, "load_delay": load_delay, "driven_kick": driven, "neurons": neurons}
     results, models, post_layout, fit = _run_pipelines(ctx, params, layout)
     budget = error_budget(ctx, models["bottom_up"], params["bottom_up"], results["bottom_up"])
     _write_tables(out_dir, results, budget)

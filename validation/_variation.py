@@ -310,10 +310,10 @@ def model_chip_times(model, x: np.ndarray, physics, reversal, variation, n_chips
             draws = draw_chip(variation, weights, gen)
             t = torch.as_tensor(x, dtype=torch.float64)
             for layer, (w, draw) in enumerate(zip(weights, draws)):
-                e_plus, e_minus = layer_reversal(physics, reversal, layer)
-                t = chip_spike_times(t, w, e_plus, e_minus, draw, method="exact", e_dis=physics.e_dis,
-                                     dis_rate=physics.dis_rate, t_delay=physics.t_delay,
-                                     q_plus=physics.q_plus, q_minus=physics.q_minus)
+                p = physics.for_layer(layer)
+                e_plus, e_minus = layer_reversal(p, reversal, layer)
+                t = chip_spike_times(t, w, e_plus, e_minus, draw, method="exact", e_dis=p.e_dis,
+                                     dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus)
             out.append(t.numpy())
     return np.stack(out)
 

@@ -558,6 +558,17 @@ def _fanout_and_neurons(d: dict) -> str:
     if load.get("per_fanout") is not None:
         text += (f" Load delay of a hidden output: {_fmt_float(load.get('mean_shift_ns'))} ns for "
                  f"fan-out {load.get('fan_out')} (the testbench with a loading second layer).")
+    driven = d.get("driven_kick") or {}
+    if driven.get("dq_plus") is not None and driven.get("dq_minus") is not None:
+        enc, drv = driven.get("encoder") or {}, driven.get("driven") or {}
+        text += (f" Kick per active synapse driven by a neuron instead of the input encoder (two-sample "
+                 f"probes at discharger factor {_fmt_float(driven.get('factor'))}): q_plus "
+                 f"{_fmt_float(drv.get('plus'))} against {_fmt_float(enc.get('plus'))}, q_minus "
+                 f"{_fmt_float(drv.get('minus'))} against {_fmt_float(enc.get('minus'))}; the layers after "
+                 f"the first add dq_plus {_fmt_float(driven['dq_plus'])}, dq_minus "
+                 f"{_fmt_float(driven['dq_minus'])} to their kick.")
+    elif driven.get("note"):
+        text += f" Kick of neuron-driven inputs not measured: {driven['note']}."
     neurons = d.get("neurons") or {}
     if neurons.get("c_factor_range"):
         lo, hi = neurons["c_factor_range"]

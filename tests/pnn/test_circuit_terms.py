@@ -102,3 +102,37 @@ def test_per_neuron_delay_and_rate_equal_each_neuron_alone():
         spike_times(t_in, w, 2.0, -2.0, t_delay=torch.tensor([0.0, 1.2, 0.0]))
     with pytest.raises(ValueError, match="rate_factor"):
         spike_times(t_in, w, 2.0, -2.0, rate_factor=torch.tensor([1.0, -1.0, 1.0]))
+
+
+def test_layers_after_the_first_add_the_driven_kick():
+    """dq_driven moves the kick of every neuron layer after the first (its inputs are neurons'
+    outputs), not the first's (the encoder's); a pooling layer is not a neuron layer; the network
+    equals the layers chained by hand with q and q + dq."""
+    from imcpnn.pnn import PNN
+
+    physics = LayerPhysics(e_plus=2.9, e_minus=-1.6, e_dis=2.97, dis_rate=1.27, t_delay=0.04, q_plus=0.004,
+                           q_minus=-0.003, dq_plus_driven=0.002, dq_minus_driven=-0.0005, noise_sigma=0.0)
+    assert physics.for_layer(0) is physics
+    second = physics.for_layer(1)
+    assert (second.q_plus, second.q_minus) == pytest.approx((0.006, -0.0035))
+    assert second.dq_plus_driven == second.dq_minus_driven == 0.0 and second.for_layer(2) == second
+    plain = LayerPhysics(q_plus=0.004)
+    assert plain.for_layer(3) is plain
+    with pytest.raises(ConfigError, match="dq_plus_driven"):
+        LayerPhysics(dq_plus_driven=math.nan)
+
+    torch.manual_seed(0)
+    model = PNN("mlp:4,3", (5,), 2, physics)
+    assert [layer.physics.q_plus for layer in model.layers] == pytest.approx([0.004, 0.006, 0.006])
+    x = torch.rand(6, 5, dtype=torch.float64)
+    t = x
+    for layer, q in zip(model.layers, ((0.004, -0.003), (0.006, -0.0035), (0.006, -0.0035))):
+        t = spike_times(t, layer.weight.detach().double(), 2.9, -1.6, e_dis=2.97, dis_rate=1.27, t_delay=0.04,
+                        q_plus=q[0], q_minus=q[1])
+    with torch.no_grad():
+        got = model.double().layer_spike_times(x, method="exact", noise=False)[-1]
+    assert torch.allclose(got, t, atol=1e-12)
+    conv = PNN("vgg7", (1, 28, 28), 10, physics)
+    kicks = [layer.physics.q_plus for layer in conv.layers if hasattr(layer, "physics")]
+    assert len(kicks) < len(conv.layers)  # the pooling layers have none
+    assert kicks == pytest.approx([0.004] + [0.006] * (len(kicks) - 1))

@@ -62,7 +62,13 @@ def test_reduced_demo_writes_every_artefact_and_resumes(run_verb):
     load = dyn["load_delay"]
     assert load["fan_out"] == 5 and load["n_pairs"] > 20
     assert 0 < load["mean_shift_ns"] < dyn["parameters"]["t_delay"] * 1e3
-    assert budget[-2] == pytest.approx(budget[-3])
+    assert budget[-3] == pytest.approx(budget[-4])
+    # a neuron's output stage drives the next layer's switches with slower edges than the input
+    # encoder: more of the excitatory switch's channel charge reaches the membrane (measured
+    # q_plus 0.0067 against 0.0049 on the default demo, q_minus about the same)
+    driven = dyn["driven_kick"]
+    assert driven["note"] is None and driven["dq_plus"] > 0.2 * driven["encoder"]["plus"]
+    assert abs(driven["dq_minus"]) < abs(driven["dq_plus"])
     # on the schematic every neuron of a layer is the same cell with the same wiring estimate:
     # the per-neuron terms measure (numerically) nothing, and change nothing
     neurons = dyn["neurons"]

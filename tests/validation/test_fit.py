@@ -204,3 +204,24 @@ def test_neuron_offsets_make_the_fitted_terms_the_layers_mean():
     assert blind.rms_t_spike > 100 * fit.rms_t_spike
     with pytest.raises(ValueError, match="c_factor"):
         dataclasses.replace(base, c_factor=c[:2])
+
+
+def test_a_driven_layer_fits_the_encoders_kick():
+    """A trace set of a layer fed by neurons (dq_driven, stage_driven_kick) predicts with the kick
+    q + dq; a fit pooling it with an encoder-driven layer gives back the encoder's q (the one
+    its parameters hold), where a fit that ignores dq is pulled off."""
+    encoder = synthetic_traces(TRUE, noise_v=0.0, noise_t=0.0)
+    dq = (0.006, -0.004)
+    driven_truth = dataclasses.replace(TRUE, q_plus=TRUE.q_plus + dq[0], q_minus=TRUE.q_minus + dq[1])
+    driven = dataclasses.replace(synthetic_traces(driven_truth, noise_v=0.0, noise_t=0.0, seed=1), dq_driven=dq)
+    with torch.no_grad():
+        _, t = predict_traces(torch.tensor(TRUE.vector(), dtype=torch.float64), driven)
+    np.testing.assert_allclose(t.numpy(), driven.t_spike, atol=1e-12)
+    free = ("t_delay", "q_plus", "q_minus")
+    fixed = tuple(n for n in PARAMETER_NAMES if n not in free)
+    start = dataclasses.replace(TRUE, t_delay=0.0, q_plus=0.0, q_minus=0.0)
+    fit = fit_traces([encoder, driven], start, fixed=fixed, residuals="spikes")
+    for name in free:
+        assert getattr(fit.parameters, name) == pytest.approx(getattr(TRUE, name), abs=1e-6), name
+    blind = fit_traces([encoder, dataclasses.replace(driven, dq_driven=None)], start, fixed=fixed, residuals="spikes")
+    assert abs(blind.parameters.q_plus - TRUE.q_plus) > 1e-3

@@ -51,6 +51,7 @@ def test_top_down_reads_no_fitted_parameter():
     ideal = pipe.layer_physics("top_down", p_real)
     assert ideal.e_dis is None and ideal.dis_rate is None and ideal.t_delay == 0 and ideal.q_plus == 0
     assert pipe.layer_physics("top_down", p_real, 1.7) == ideal
+    assert pipe.layer_physics("top_down", p_real, 1.0, (0.3, -0.3)) == ideal  # nor the driven kick
     # its mapping: same gate and discharger biases (the I_D tables and V_th_circ are design data)
     net = Network((5, 5, 5))
     rng = np.random.default_rng(0)
@@ -177,6 +178,58 @@ def test_each_neuron_gets_its_own_delay_and_capacitance_against_its_layer(monkey
     from imcpnn.pnn import spike_times
     want = spike_times(torch.as_tensor(own[0]), scaled, 3.0, -1.5, dis_rate=1.2 * 1.1, t_delay=0.04)
     np.testing.assert_allclose(own[1][:, 2], want[:, 2].numpy(), atol=1e-12)
+
+
+def test_driven_kick_is_the_neuron_driven_probe_against_the_encoder_probe(monkeypatch, tmp_path):
+    """stage_driven_kick on a "circuit" that is the bottom-up model with known kicks: q_enc per
+    synapse where the encoder drives it (the testbench layer), q_drv where a neuron does (the
+    loaded testbench's second layer), a firing delay the model gets wrong by 5 ns (the two-sample
+    difference leaves it out). The probes' first layer is silent in sample 0 and fires in sample
+    1; the stage recovers both kicks per sign and their difference, which the bottom-up and
+    trace-fitted models add to their layers after the first and top-down does not."""
+    from imcpnn.circuits.simulate import run as run_module
+    from imcpnn.pnn import spike_times
+
+    params = PhysicalParameters(e_plus=2.9, e_minus=-1.6, e_dis=3.0, current_scale=0.95, v_th_circ_v=0.8425,
+                                dis_rate=1.27, t_delay=0.04, q_plus=0.0046, q_minus=-0.0029)
+    q_enc, q_drv = (0.0048, -0.0036), (0.0066, -0.0037)
+    calls = []
+
+    class Run:
+        def __init__(self, spikes):
+            self.spikes = spikes
+
+    def fake_simulate_network(weights, t_in, char, network=None, discharger_scales=None, **kw):
+        factor = discharger_scales[0] / 1.5
+        calls.append((network.widths, factor))
+        times, t = [], torch.as_tensor(t_in, dtype=torch.float64)
+        for layer, w in enumerate(weights):
+            q = q_enc if layer == 0 else q_drv
+            t = spike_times(t, torch.as_tensor(w) * 0.95, 2.9, -1.6, e_dis=3.0, dis_rate=1.27 * factor,
+                            t_delay=0.045, q_plus=q[0], q_minus=q[1])
+            times.append(t.numpy())
+        return Run(pipe.model_spike_table(times))
+
+    monkeypatch.setattr(run_module, "simulate_network", fake_simulate_network)
+    ctx = dataclasses.replace(_reversal_ctx(char_dict()), out_dir=tmp_path, fit_network=Network((5, 4)),
+                              loaded_fit_network=Network((5, 4, 5)), discharger_design=1.5)
+    got = pipe.stage_driven_kick(ctx, params)
+    assert calls == [((5, 4, 5), pytest.approx(pipe.DRIVEN_PROBE_DISCHARGER)),
+                     ((5, 4), pytest.approx(pipe.DRIVEN_PROBE_DISCHARGER))]
+    assert got["note"] is None and 0.8 < got["t_input"] < 1.0
+    assert (got["encoder"]["plus"], got["encoder"]["minus"]) == pytest.approx(q_enc, abs=1e-7)
+    assert (got["driven"]["plus"], got["driven"]["minus"]) == pytest.approx(q_drv, abs=1e-7)
+    assert (got["dq_plus"], got["dq_minus"]) == pytest.approx((0.0018, -0.0001), abs=1e-7)
+
+    ctx = dataclasses.replace(ctx, driven_kick=(got["dq_plus"], got["dq_minus"]))
+    assert pipe.driven_kicks(ctx, "bottom_up") == pipe.driven_kicks(ctx, "trace_fitted") == ctx.driven_kick
+    assert pipe.driven_kicks(ctx, "top_down") is None
+    physics = pipe.layer_physics("bottom_up", params, 1.0, pipe.driven_kicks(ctx, "bottom_up"))
+    assert physics.for_layer(1).q_plus == pytest.approx(0.0046 + 0.0018, abs=1e-7)
+    assert physics.for_layer(0).q_plus == 0.0046
+    # no hidden layer: nothing to measure, no term
+    bare = dataclasses.replace(ctx, loaded_fit_network=None, out_dir=tmp_path / "bare")
+    assert pipe.stage_driven_kick(bare, params)["dq_plus"] is None
 
 
 def test_calibration_samples_are_never_test_samples():
@@ -314,9 +367,11 @@ def test_trace_fit_on_the_network_uses_calibration_samples_and_chains_the_layers
         return [Run(pipe.model_spike_table(times), membranes)]
 
     ctx = dataclasses.replace(_search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test),
-                              network=Network((5, 5, 5)), load_delay_per_fanout=0.001, char=char_dict())
+                              network=Network((5, 5, 5)), load_delay_per_fanout=0.001, char=char_dict(),
+                              driven_kick=(0.002, -0.001))
     params = PhysicalParameters(e_plus=3.0, e_minus=-1.5, e_dis=3.0, current_scale=0.95)
     sets = pipe.network_traces(ctx, params, weights, {"best": [0.99]})
+    assert sets[0].dq_driven is None and sets[1].dq_driven == (0.002, -0.001)  # the driven kick: layer 2 on
     (x, scales, discharger), = seen
     assert np.array_equal(x, x_train[:7]) and scales == [pytest.approx(0.99 / 0.95)] and discharger == [1.0]
     assert len(sets) == 2 and np.array_equal(sets[0].t_in, x_train[:7])
