@@ -208,3 +208,18 @@ def test_summary_contract_lists_issue_keys():
         *(f"n_silent_mismatch_{p}" for p in PIPELINES),
         # the scale issue's energy (optional: older summaries lack it)
         "energy_per_inference_j", "energy_per_synop_j"}
+
+
+def test_the_driven_kick_is_described_or_why_it_is_missing():
+    """The circuit-terms paragraph gives the driven and encoder kicks and the difference the
+    model adds, or the stage's note where the probes could not measure it."""
+    from imcpnn.validation.report import _fanout_and_neurons
+
+    measured = {"driven_kick": {"dq_plus": 0.0018, "dq_minus": -0.0001, "factor": 1.3, "note": None,
+                                "encoder": {"plus": 0.0049, "minus": -0.0036},
+                                "driven": {"plus": 0.0067, "minus": -0.0037}}}
+    text = _fanout_and_neurons(measured)
+    assert "q_plus 0.0067 against 0.0049" in text and "dq_plus 0.0018, dq_minus -0.0001" in text
+    missing = {"driven_kick": {"dq_plus": None, "dq_minus": None, "note": "no hidden layer: no layer is driven by neurons"}}
+    assert "not measured: no hidden layer" in _fanout_and_neurons(missing)
+    assert _fanout_and_neurons({}) == ""
