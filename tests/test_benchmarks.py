@@ -414,13 +414,20 @@ def test_fashion_mnist_smallest_run_records_every_epoch(tmp_path):
     if not Path(FASHION_MNIST_DIR).is_dir():
         pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST_DIR}")
     proc = run_script("fashion_mnist_mlp", "--epochs", "1", "--subset", "64", "--test-subset", "64",
-                      "--out", tmp_path / "run", "--results-dir", tmp_path / "results")
+                      "--out", tmp_path / "run", "--results-dir", tmp_path / "results", "--eval-variants")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].startswith("SUMMARY ")
     data = json.loads((tmp_path / "results" / "fashion_mnist_mlp_latest.json").read_text())
     check_common_fields(data, "fashion_mnist_mlp", "latest")
     assert len(data["repeats"]["train_seconds_per_epoch"]) == 1
     assert len(data["results"]["history"]) == 1 and data["headline"]["epochs"] == 1
+    # the evaluation variants: the training's own evaluation (M = 30, noise, its seed) among them
+    summary = data["results"]["summary"]
+    variants = summary["evaluation_variants"]
+    assert set(variants) == {"dstd M=10, noise", "dstd M=30, noise", "dstd M=100, noise", "dstd M=30, no noise",
+                             "exact, no noise"}
+    assert variants["dstd M=30, noise"] == summary["test_accuracy"]
+    assert all(0 <= a <= 1 for a in variants.values())
 
 
 @pytest.fixture
