@@ -21,6 +21,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from .coupling import coupled_firing_times, coupled_kick, coupled_membrane, coupled_membrane_trace
 from .dstd import dstd_membrane, dstd_ttfs
 from .dstd import sample_offset as sample_offset
 from .solver import (
@@ -172,9 +173,31 @@ def _check_firing(rate, t_delay, q_plus, q_minus, rate_factor=None) -> None:
             raise ValueError(f"rate_factor must be finite and > 0, got {factor.flatten().tolist()[:5]}")
 
 
+def _check_coupling(coupling, w, method: str = "exact") -> None:
+    """None, or K (n_out, n_out): finite, 1 + K invertible, only with the exact method."""
+    if coupling is None:
+        return
+    n_out = w.shape[1]
+    if not isinstance(coupling, Tensor) or tuple(coupling.shape) != (n_out, n_out):
+        got = tuple(coupling.shape) if isinstance(coupling, Tensor) else type(coupling).__name__
+        raise ValueError(f"coupling must be a tensor (n_out, n_out) = ({n_out}, {n_out}) (the membranes' "
+                         f"coupling matrix K), got {got}; pass None for uncoupled neurons")
+    if coupling.dtype != w.dtype or coupling.device != w.device:
+        raise ValueError(f"coupling ({coupling.dtype}, {coupling.device}) must share w's dtype and device "
+                         f"({w.dtype}, {w.device}); convert it with .to(w)")
+    if method != "exact":
+        raise ValueError("coupling needs method='exact' (the coupled solver integrates the sorted inputs); "
+                         "train uncoupled layers with dstd and predict the coupled circuit exactly")
+    m = torch.eye(n_out, dtype=w.dtype, device=w.device) + coupling.detach()
+    if not bool(torch.isfinite(m).all()) or float(torch.linalg.eigvals(m).real.min()) <= 0:
+        raise ValueError("coupling must be finite with 1 + K's eigenvalues > 0 (K_ij = -c_ij / C_i, "
+                         "K_ii = sum_j c_ij / C_i: a capacitance matrix); check the capacitances it was built from")
+
+
 def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
                 steps: int | None = None, offset: float | None = None, e_dis=None, *,
-                dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0, rate_factor=None) -> Tensor:
+                dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0, rate_factor=None,
+                coupling=None) -> Tensor:
     """Output spike times (batch, n_out) in [0, 1] of an RC-Spike layer: accumulation then firing.
 
     t = clip(1 - v(1), 0, 1) for the ideal ramp (e_dis None or inf); with the discharge non-ideality
@@ -185,40 +208,56 @@ def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
     excitatory/inhibitory synapse at the end of accumulation (v0 = v(1) + kick). ``t_delay`` and
     ``rate_factor`` (a factor on the discharge rate) may differ per neuron: numbers or tensors that
     broadcast against (batch, n_out), e.g. (n_out,) for neurons whose firing paths differ.
+    ``coupling`` (None, or K (n_out, n_out), exact method only) couples the layer's membranes
+    through their mutual capacitances, in both phases (:mod:`imcpnn.pnn.coupling`).
     Other arguments as :func:`membrane_at_end`.
     """
     e_dis = _check_e_dis(e_dis)
     _check_firing(dis_rate, t_delay, q_plus, q_minus, rate_factor)
     offset = _checked_layer_and_grid(t_in, w, e_plus, e_minus, method, steps, offset)
+    _check_coupling(coupling, w, method)
     return spike_times_unchecked(t_in, w, e_plus, e_minus, method, steps, offset, e_dis, dis_rate=dis_rate,
-                        t_delay=t_delay, q_plus=q_plus, q_minus=q_minus, rate_factor=rate_factor)  # fmt: skip
+                        t_delay=t_delay, q_plus=q_plus, q_minus=q_minus, rate_factor=rate_factor,
+                        coupling=coupling)  # fmt: skip
 
 
 def spike_times_unchecked(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
                  steps: int | None = None, offset: float | None = None, e_dis=None, *,
                  dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0, threshold_shift=None,
-                 rate_factor=None) -> Tensor:
+                 rate_factor=None, coupling=None) -> Tensor:
     """:func:`spike_times` without input validation (no device sync): for the layers, whose
     settings were checked when built. ``e_dis`` must already be None (ideal ramp) or > 1.
     ``threshold_shift`` and ``rate_factor`` (None, or per neuron (n_out,)) are a chip's threshold
     and discharger errors, see :func:`imcpnn.pnn.solver.firing_times` and
-    :func:`imcpnn.pnn.variation.chip_spike_times`."""
+    :func:`imcpnn.pnn.variation.chip_spike_times`. ``coupling`` (exact method, no threshold
+    shift) solves the coupled membranes (:mod:`imcpnn.pnn.coupling`)."""
+    if coupling is not None:
+        if threshold_shift is not None:
+            raise ValueError("a threshold shift (a chip's variation) is not modelled on coupled membranes")
+        v_end = coupled_membrane(t_in, w, reversal_beta(w, e_plus, e_minus), coupling)
+        v_end = v_end + coupled_kick(t_in, w, q_plus, q_minus, coupling)
+        return coupled_firing_times(v_end, coupling, e_dis, dis_rate, t_delay, rate_factor)
     v_end = _membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset)
     if not (isinstance(q_plus, (int, float)) and isinstance(q_minus, (int, float)) and q_plus == q_minus == 0):
         v_end = v_end + edge_kick(t_in, w, q_plus, q_minus)
     return firing_times(v_end, e_dis, dis_rate, t_delay, threshold_shift=threshold_shift, rate_factor=rate_factor)
 
 
-def membrane_trace(t_in: Tensor, w: Tensor, e_plus, e_minus, t_eval: Tensor) -> Tensor:
+def membrane_trace(t_in: Tensor, w: Tensor, e_plus, e_minus, t_eval: Tensor, *, coupling=None) -> Tensor:
     """Exact accumulation-phase membrane v(t) at the times ``t_eval`` (n_times,) in [0, 1].
 
     **Returns:** (batch, n_out, n_times); differentiable w.r.t. t_in, w and tensor E values (for
-    fitting E_plus, E_minus to a measured trace). Sorts once, then one closed-form pass per time.
+    fitting E_plus, E_minus to a measured trace). Sorts once, then one closed-form pass per time;
+    with ``coupling`` (K, as :func:`spike_times`) one coupled pass over the inputs and the times.
     """
     _check_layer(t_in, w, e_plus, e_minus)
     _check_times("t_eval", t_eval, 1)
-    drives = sorted_drives(t_in, w, reversal_beta(w, e_plus, e_minus))
+    _check_coupling(coupling, w)
     t_eval = t_eval.to(dtype=t_in.dtype, device=t_in.device)
+    beta = reversal_beta(w, e_plus, e_minus)
+    if coupling is not None:
+        return coupled_membrane_trace(t_in, w, beta, coupling, t_eval)
+    drives = sorted_drives(t_in, w, beta)
     return torch.stack([membrane_from_sorted(*drives, t) for t in t_eval], dim=-1)
 
 
