@@ -264,7 +264,7 @@ def schematic_device_counts(text: str, subckt: str) -> dict[str, int]:
 
 
 
-def _net_base(node: str) -> str:
+def net_base(node: str) -> str:
     """A node name without extresist's ``.t0``/``.n1`` split suffixes and magic's ``#`` mark."""
     return re.sub(r"(\.[tn]\d+)+$", "", node).rstrip("#")
 
@@ -272,7 +272,7 @@ def _net_base(node: str) -> str:
 def _device_key(e: Element) -> tuple:
     """Model, gate net and the unordered drain/source nets of a MOSFET (its identity across the
     flat, R-split and LVS netlists, whose instance numbering can differ)."""
-    base = [_net_base(n) for n in e.nodes]
+    base = [net_base(n) for n in e.nodes]
     return (e.model, base[1] if len(base) > 1 else "", frozenset(base[::2][:2]))
 
 

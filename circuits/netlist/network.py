@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from imcpnn.circuits.netlist.cells import CELLS, Neuron, Synapse, cell_text
-from imcpnn.circuits.netlist.extracted import ExtractedNetlist, parse_extracted
+from imcpnn.circuits.netlist.extracted import ExtractedNetlist, net_base, parse_extracted
 from imcpnn.circuits.netlist.operating_point import DESIGN_POINT, OperatingPoint
 from imcpnn.config import is_real, require, require_positive
 from imcpnn.errors import ConfigError, NetlistError
@@ -187,6 +187,32 @@ class PostLayoutCore:
         return cls(network_core_schematic(network, name), name, (network.neuron.c_mim_f,) * n_layers)
 
 
+def membrane_coupling(netlist: ExtractedNetlist, layer: int, width: int, mim_f: float | None = None) -> np.ndarray:
+    """K (width, width) of the membranes ``m<layer>_<i>`` of an extraction, the matrix of
+    M dv/dt = (uncoupled drives), M = 1 + K (:mod:`imcpnn.pnn.coupling`).
+
+    c_ij: the capacitors joining m_i and m_j (a resistor-split node counts as one); C_i: the
+    node's capacitance to everything else (MiM plus every other parasitic on it), the one its own
+    charge sees when its neighbours move with it. K_ij = -c_ij / C_i, K_ii = sum_j c_ij / C_i.
+    The devices on the membrane (junctions, the sensing gate; a few per cent of C_i) are not in
+    the extraction's C_i, so |K| comes out that much larger than the circuit's. ``mim_f``: the
+    MiM capacitance of each membrane, where the netlist's MiM sizes are not SI (None: from them).
+    """
+    names = [f"m{layer}_{i}" for i in range(width)]
+    index = {name: i for i, name in enumerate(names)}
+    mutual = np.zeros((width, width))
+    for cap in netlist.capacitors:
+        a, b = (index.get(net_base(n)) for n in cap.nodes[:2])
+        if a is not None and b is not None and a != b:
+            mutual[a, b] += cap.value
+            mutual[b, a] += cap.value
+    own = np.array([netlist.node_capacitance_f(name, include_mim=mim_f is None) + (mim_f or 0.0)
+                    for name in names]) - mutual.sum(axis=1)
+    k = -mutual / own[:, None]
+    k[np.diag_indices(width)] = mutual.sum(axis=1) / own
+    return k
+
+
 def extracted_membrane_f(netlist: ExtractedNetlist, widths: tuple[int, ...]) -> tuple[float, ...]:
     """Per layer l, the mean over its neurons i of the total capacitance on ``m<l>_<i>`` (F):
     MiM plus every parasitic capacitor touching the membrane node."""
@@ -271,6 +297,20 @@ class Network:
         if self.parasitic is not None:
             c += self.parasitic.line_f(self.widths[layer])
         return c
+
+    def membrane_coupling(self, layer: int) -> np.ndarray:
+        """The coupling matrix K (n, n) of ``layer``'s membranes that the model's coupled neurons
+        take (:mod:`imcpnn.pnn.coupling`): the post-layout core's extracted mutual capacitances
+        (:func:`membrane_coupling`); zeros for the schematic, whose parasitic estimate puts
+        each wire's capacitance to ground only."""
+        n = self.widths[layer + 1]
+        if self.core is None:
+            return np.zeros((n, n))
+        # the core's text is in the runner's units, where the MiM's w, l are not SI: its
+        # capacitance comes from the layer's extracted mean (the same MiM under every neuron)
+        netlist = parse_extracted(self.core.text, self.core.name)
+        wiring = [netlist.node_capacitance_f(f"m{layer}_{i}", include_mim=False) for i in range(n)]
+        return membrane_coupling(netlist, layer, n, self.core.membrane_f_per_layer[layer] - float(np.mean(wiring)))
 
 
 def check_weights(network: Network, weights: list[np.ndarray]) -> list[np.ndarray]:

@@ -12,6 +12,7 @@ from imcpnn.circuits.netlist.network import (
     PhaseSchedule,
     PostLayoutCore,
     extracted_membrane_f,
+    membrane_coupling,
     network_core_ports,
     network_core_schematic,
     network_deck,
@@ -76,6 +77,30 @@ def test_extracted_membrane_is_the_mean_node_capacitance_per_layer():
     assert core.name == "core" and core.membrane_f_per_layer == c
     assert map_network(Network((1, 2, 1), core=core), [np.full((1, 2), 0.5), np.full((2, 1), 0.5)],
                        _char(), CurrentScales(), 1e-6)["layers"][1]["c_m_f"] == pytest.approx(c[1])
+
+
+def test_membrane_coupling_is_the_mutual_over_the_own_capacitance():
+    """K_ij = -c_ij / C_i and K_ii = sum_j c_ij / C_i, C_i the node's capacitance to everything
+    but the layer's other membranes; a capacitor to another layer's membrane is C_i's; a
+    resistor-split node is its net; a schematic has none."""
+    ports = " ".join(network_core_ports((1, 3, 1)))
+    text = (f".subckt core {ports}\n"
+            "X0 m0_0 vss sky130_fd_pr__cap_mim_m3_2 w=7u l=7u\n"
+            "X1 m0_1 vss sky130_fd_pr__cap_mim_m3_2 w=7u l=7u\n"
+            "X2 m0_2 vss sky130_fd_pr__cap_mim_m3_2 w=7u l=7u\n"
+            "X3 m1_0 vss sky130_fd_pr__cap_mim_m3_2 w=7u l=7u\n"
+            "C0 m0_0 m0_1 2fF\nC1 m0_1.t1 m0_2 1fF\nC2 m0_0 vss 5fF\nC3 m0_2 m1_0 3fF\n.ends\n")
+    netlist = parse_extracted(text)
+    own = np.array([MIM_7X7_F + 5e-15, MIM_7X7_F, MIM_7X7_F + 3e-15])
+    mutual = np.array([[0, 2, 0], [2, 0, 1], [0, 1, 0]]) * 1e-15
+    expected = -mutual / own[:, None] + np.diag(mutual.sum(1) / own)
+    np.testing.assert_allclose(membrane_coupling(netlist, 0, 3), expected, rtol=1e-12)
+    np.testing.assert_allclose(membrane_coupling(netlist, 1, 1), [[0.0]])
+    # the same from the MiM's capacitance given apart (a core's text is in the runner's units)
+    np.testing.assert_allclose(membrane_coupling(netlist, 0, 3, mim_f=MIM_7X7_F), expected, rtol=1e-12)
+    core = PostLayoutCore.extracted(text, netlist, (1, 3, 1))
+    np.testing.assert_allclose(Network((1, 3, 1), core=core).membrane_coupling(0), expected, rtol=1e-12)
+    assert not Network((1, 3, 1), parasitic=ParasiticEstimate()).membrane_coupling(0).any()
 
 
 def test_bad_cores_are_rejected():
