@@ -98,7 +98,9 @@ class TraceSet:
     delay_offset[j], so the fitted terms are the layer's mean ones; dq_driven (dq_plus,
     dq_minus) what a layer fed by neurons adds to the fitted kick (None: 0, a layer fed by the
     encoder; see :func:`imcpnn.validation._pipeline.stage_driven_kick`), so the fitted kick is
-    the encoder-driven one.
+    the encoder-driven one; coupling (n_out, n_out) the layer's membrane coupling K (None: the
+    neurons are independent; see :mod:`imcpnn.pnn.coupling`), so the fitted terms are those of
+    a neuron apart from its neighbours.
     """
 
     t_in: np.ndarray
@@ -113,6 +115,7 @@ class TraceSet:
     delay_offset: np.ndarray | None = None
     c_factor: np.ndarray | None = None
     dq_driven: tuple | None = None
+    coupling: np.ndarray | None = None
 
     def __post_init__(self):
         batch, n_in = np.shape(self.t_in)
@@ -121,9 +124,10 @@ class TraceSet:
                     "v_membrane_v": (batch, n_out, len(self.t_eval)),
                     "t_spike": (batch, n_out), "spiked": (batch, n_out),
                     "e_shape_plus": (n_in, n_out), "e_shape_minus": (n_in, n_out),
-                    "delay_offset": (n_out,), "c_factor": (n_out,)}
+                    "delay_offset": (n_out,), "c_factor": (n_out,), "coupling": (n_out, n_out)}
         for name, shape in expected.items():
-            if getattr(self, name) is None and name in ("e_shape_plus", "e_shape_minus", "delay_offset", "c_factor"):
+            if getattr(self, name) is None and name in ("e_shape_plus", "e_shape_minus", "delay_offset", "c_factor",
+                                                        "coupling"):
                 continue
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"TraceSet.{name} has shape {np.shape(getattr(self, name))}, "
@@ -183,9 +187,10 @@ def predict_traces(params: torch.Tensor, traces: TraceSet) -> tuple[torch.Tensor
     if traces.dq_driven is not None:
         q_plus, q_minus = q_plus + traces.dq_driven[0], q_minus + traces.dq_driven[1]
     t_eval = torch.as_tensor(traces.t_eval, dtype=torch.float64)
-    v = membrane_trace(t_in, w, e_plus, e_minus, t_eval)
+    k = None if traces.coupling is None else torch.as_tensor(traces.coupling, dtype=torch.float64)
+    v = membrane_trace(t_in, w, e_plus, e_minus, t_eval, coupling=k)
     t_out = spike_times(t_in, w, e_plus, e_minus, e_dis=e_dis, dis_rate=rate, t_delay=t_delay,
-                        q_plus=q_plus, q_minus=q_minus, rate_factor=c)
+                        q_plus=q_plus, q_minus=q_minus, rate_factor=c, coupling=k)
     return traces.v_reset_v - v_th * v, t_out
 
 

@@ -480,7 +480,8 @@ def testbench_traces(ctx: Context) -> TraceSet:
                     spikes["spiked"].to_numpy().reshape(shape), v_reset_v=ctx.char["v0"],
                     **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
                     delay_offset=None if own is None else np.array(own["delay_offset"]),
-                    c_factor=None if own is None else np.array(own["c_factor"]))
+                    c_factor=None if own is None else np.array(own["c_factor"]),
+                    coupling=None if own is None or own.get("coupling") is None else np.array(own["coupling"]))
 
 
 def reversal_shapes(char: dict, w: np.ndarray, c_m_f: float, t_phase_s: float,
@@ -590,13 +591,16 @@ def stage_neurons(ctx: Context) -> dict:
     t_0,j - mean t_0 and the capacitance factor c_j = mean K / K_j: its discharge rate and its
     column of weights (the charge its synapses deliver, over its own capacitance) scale by c_j.
     A neuron that fires at fewer than two factors keeps offset 0 and factor 1 (``n_unfitted``).
-    On a schematic netlist every neuron of a layer is the same: offset 0 and factor 1.
+    On a schematic netlist every neuron of a layer is the same: offset 0 and factor 1. Each layer
+    also gets its membranes' ``coupling`` (:func:`coupling_of`; None on a schematic): these runs
+    move every membrane alike, so they see each neuron's own capacitance without its neighbours.
     """
 
     def layer_terms(network, grid) -> list[dict]:
         zeros = [np.zeros((a, b)) for a, b in zip(network.widths[:-1], network.widths[1:])]
         rows = no_input_firing(ctx, network, zeros, grid)[1]
-        return [neuron_offsets([(k, t) for k, l, n, t in rows if l == layer and n == j] for j in range(width))
+        return [{**neuron_offsets([(k, t) for k, l, n, t in rows if l == layer and n == j] for j in range(width)),
+                 "coupling": none_or_list(coupling_of(network, layer))}
                 for layer, width in enumerate(network.widths[1:])]
 
     def compute():
@@ -606,13 +610,27 @@ def stage_neurons(ctx: Context) -> dict:
         t_ns = ctx.schedule.t_phase_s * 1e9
         offsets = np.concatenate([r["delay_offset"] for r in layers]) * t_ns
         factors = np.concatenate([r["c_factor"] for r in layers])
+        couplings = [np.abs(np.array(r["coupling"])) for r in layers if r["coupling"] is not None]
         return {"layers": layers, "testbench": testbench, "grid": list(grid),
                 "n_unfitted": sum(r["n_unfitted"] for r in layers),
+                "coupling_max": max((float((c - np.diag(np.diag(c))).max()) for c in couplings), default=0.0),
                 "delay_offset_ns_rms": float(np.sqrt(np.mean(offsets ** 2))),
                 "delay_offset_ns_range": [float(offsets.min()), float(offsets.max())],
                 "c_factor_range": [float(factors.min()), float(factors.max())]}
 
     return cached_stage(ctx.out_dir, "neurons", compute, ctx.progress)
+
+
+def coupling_of(network, layer: int) -> np.ndarray | None:
+    """The coupling matrix K of ``layer``'s membranes (:meth:`Network.membrane_coupling
+    <imcpnn.circuits.netlist.network.Network.membrane_coupling>`: the extracted capacitances
+    between neighbouring membranes over each one's own), None where it is zero (a schematic)."""
+    k = network.membrane_coupling(layer)
+    return k if np.any(k) else None
+
+
+def none_or_list(x: np.ndarray | None) -> list | None:
+    return None if x is None else np.asarray(x).tolist()
 
 
 def neuron_offsets(points) -> dict:
@@ -801,10 +819,11 @@ def stage_driven_kick(ctx: Context, params: PhysicalParameters) -> dict:
         t_enc = np.ones((2, n_enc))
         t_enc[1, 1:] = t_late
         encoder = run(ctx.fit_network, [encoder_w], t_enc)
-        kicks = {name: probe_kicks(ctx, params, w, t, probe_times(r.spikes, layer, 2, w.shape[1]), c_m)
-                 for name, w, t, r, layer, c_m in (
-                     ("encoder", encoder_w, t_enc, encoder, 0, ctx.fit_network.membrane_f(0)),
-                     ("driven", second, t_in, driven, 1, loaded.membrane_f(1)))}
+        kicks = {name: probe_kicks(ctx, params, w, t, probe_times(r.spikes, layer, 2, w.shape[1]), c_m,
+                                   coupling_of(network, layer))
+                 for name, w, t, r, layer, c_m, network in (
+                     ("encoder", encoder_w, t_enc, encoder, 0, ctx.fit_network.membrane_f(0), ctx.fit_network),
+                     ("driven", second, t_in, driven, 1, loaded.membrane_f(1), loaded))}
         per_sign = {name: kick_per_sign(w, k) for name, w, k in (
             ("encoder", encoder_w, kicks["encoder"]), ("driven", second, kicks["driven"]))}
         dq = {sign: (None if None in (per_sign["driven"][sign], per_sign["encoder"][sign])
@@ -826,11 +845,12 @@ def probe_times(spikes: pd.DataFrame, layer: int, n_samples: int, width: int) ->
 
 
 def probe_kicks(ctx: Context, params: PhysicalParameters, w: np.ndarray, t_in: np.ndarray,
-                t_spice: np.ndarray, c_m_f: float) -> list[float | None]:
+                t_spice: np.ndarray, c_m_f: float, coupling: np.ndarray | None = None) -> list[float | None]:
     """Per neuron of a two-sample kick probe (:func:`stage_driven_kick`): the kick per synapse q
     at which the model's shift between the samples is SPICE's; None where a sample is silent or
     no |q| <= :data:`DRIVEN_PROBE_MAX_Q` reproduces it. ``w`` (n_in, n_out) as mapped on the
-    design C_m ``c_m_f``, ``t_in`` (2, n_in), ``t_spice`` (2, n_out)."""
+    design C_m ``c_m_f``, ``t_in`` (2, n_in), ``t_spice`` (2, n_out); ``coupling`` the probed
+    layer's membrane coupling (:func:`coupling_of`), None where there is none."""
     from scipy.optimize import brentq
 
     from imcpnn.circuits.simulate.weights import CurrentScales
@@ -844,7 +864,8 @@ def probe_kicks(ctx: Context, params: PhysicalParameters, w: np.ndarray, t_in: n
     def t_model(q: float, sample: int) -> np.ndarray:
         return spike_times(torch.as_tensor(t_in[sample:sample + 1], dtype=torch.float64), seen, e_plus, e_minus,
                            e_dis=params.e_dis, dis_rate=params.dis_rate * DRIVEN_PROBE_DISCHARGER,
-                           t_delay=params.t_delay, q_plus=q, q_minus=q).numpy()[0]
+                           t_delay=params.t_delay, q_plus=q, q_minus=q,
+                           coupling=None if coupling is None else torch.as_tensor(coupling)).numpy()[0]
 
     base = t_model(0.0, 0)
     out = []
@@ -968,6 +989,8 @@ def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.nd
                              **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
                              delay_offset=None if own is None else np.array(own["delay_offset"]),
                              c_factor=None if own is None else np.array(own["c_factor"]),
+                             coupling=None if own is None or own.get("coupling") is None
+                             else np.array(own["coupling"]),
                              dq_driven=ctx.driven_kick if layer > 0 else None))
         t_in = t_out
     return sets
@@ -986,8 +1009,9 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
     ``reversal`` (per layer (E_plus, E_minus), each a float or an (n_in, n_out) array, see
     :func:`synapse_reversals`) replaces its E values; ``readout`` (per layer, units of T, see
     :func:`readout_delays`) is added to the times a layer reports, not to the next layer's inputs;
-    ``neurons`` (per layer a dict of ``delay_offset`` and ``c_factor``, one value per neuron, see
-    :func:`stage_neurons`) gives each neuron its own firing delay and capacitance; ``weights``
+    ``neurons`` (per layer a dict of ``delay_offset`` and ``c_factor``, one value per neuron, and
+    ``coupling``, see :func:`stage_neurons`) gives each neuron its own firing delay and
+    capacitance, and couples the membranes of a layer that has a coupling; ``weights``
     (per layer (n_in, n_out)) replaces the model's dense weights (another network's, as this
     model's parameters see its currents: :func:`trace_fit_on_bottom_up`)."""
     from imcpnn.pnn import spike_times
@@ -1005,9 +1029,11 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
                 c = torch.tensor(own["c_factor"], dtype=torch.float64)
                 w = w * c  # a neuron's own capacitance scales the charge of its whole column
                 delay = p.t_delay + torch.tensor(own["delay_offset"], dtype=torch.float64)
+            coupling = (None if own is None or own.get("coupling") is None
+                        else torch.tensor(own["coupling"], dtype=torch.float64))
             t = spike_times(t, w, e_plus, e_minus, e_dis=p.e_dis, dis_rate=p.dis_rate, q_plus=p.q_plus,
                             q_minus=p.q_minus, t_delay=p.t_delay if own is None else delay,
-                            rate_factor=None if own is None else c)
+                            rate_factor=None if own is None else c, coupling=coupling)
             out.append(t.numpy())
     return reported_times(out, readout)
 
@@ -1307,6 +1333,9 @@ BUDGET_TERMS = (
     ("+ each neuron's own firing delay and capacitance (the network without input)",
      {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
       "load_delay": True, "driven_kick": True, "neurons": True}),
+    ("+ coupling of neighbouring membranes (extracted mutual capacitance)",
+     {"e": True, "e_dis": True, "rate": True, "t_delay": True, "kick": True, "e_per_synapse": True,
+      "load_delay": True, "driven_kick": True, "neurons": True, "coupling": True}),
 )
 
 
@@ -1347,8 +1376,11 @@ def error_budget(ctx: Context, model, params: PhysicalParameters, evaluation: di
     for term, switches in BUDGET_TERMS:
         readout = readout_delays(ctx, "bottom_up") if switches.get("load_delay") else None
         neurons = neuron_terms(ctx, "bottom_up") if switches.get("neurons") else None
+        if neurons is not None and not switches.get("coupling"):
+            neurons = [{**own, "coupling": None} for own in neurons]
         if ((switches.get("e_per_synapse") and per_synapse is None) or (switches.get("load_delay") and readout is None)
                 or (switches.get("neurons") and neurons is None)
+                or (switches.get("coupling") and not any(own.get("coupling") is not None for own in neurons or []))
                 or (switches.get("driven_kick") and driven is None and not switches.get("neurons"))):
             continue  # a term that was not measured (older characterization, no hidden layer): no row
         physics = budget_physics(params, switches, evaluation["discharger_scale"], driven)
@@ -1480,8 +1512,10 @@ def protocol_text(config: ValidationConfig) -> str:
             "lambda against its current where the characterization has it; C_eff from a charge "
             "measurement, firing delay and end-of-accumulation kick from a testbench, the hidden "
             "outputs' load delay from the same testbench loaded, the extra kick of neuron-driven "
-            "inputs from two-sample probes; mapped with C_eff); trace-fitted one global scale of "
-            "the same model (the same per-synapse E shapes, load delay and driven kick) "
+            "inputs from two-sample probes, each neuron's delay and capacitance from the network "
+            "without input, and post-layout the coupling of neighbouring membranes from the "
+            "extraction; mapped with C_eff); trace-fitted one global scale of the same model (the "
+            "same per-synapse E shapes, load delay, driven kick and per-neuron terms) "
             f"with every other parameter, the E levels included, fitted jointly to {fitted_to}"
             f"{refit}. All use the same I_D(V_G) tables, V_th_circ and netlist.")
 
@@ -1521,8 +1555,8 @@ CONFIG_COPY = "stages/run_config.json"
 #: (:func:`_check_revision`). 2: synapse sources swept in situ, per-neuron terms, the loaded
 #: post-layout testbench (1: every folder without the file). 3: the trace fit on the bottom-up
 #: network's calibration runs. 4: the trace-fitted network predicted with its refitted parameters.
-#: 5: the kick of neuron-driven inputs in the layers after the first.
-MODEL_REVISION = 5
+#: 5: the kick of neuron-driven inputs in the layers after the first. 6: coupled membranes.
+MODEL_REVISION = 6
 REVISION_FILE = "stages/model_revision.json"
 #: Files of a result folder that are not results of its run.
 _NOT_RESULTS = ("config.json", CONFIG_COPY, "stages/elapsed.json", REVISION_FILE)
@@ -1633,7 +1667,7 @@ def _check_revision(out_dir: Path) -> None:
         raise ResultsError(
             f"{out_dir} holds results of imcpnn's model revision {revision} (this version's is "
             f"{MODEL_REVISION}: in-situ synapse sweeps, per-neuron terms, the trace fit on the "
-            "network and its refit, the kick of neuron-driven inputs), which would mix with this "
+            "network and its refit, the kick of neuron-driven inputs, coupled membranes), which would mix with this "
             f"version's; give another --out, or delete {out_dir} to redo the run")
 
 

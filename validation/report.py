@@ -576,6 +576,11 @@ def _fanout_and_neurons(d: dict) -> str:
         text += (f" Each network neuron against its layer's mean (no-input runs over the discharger grid): "
                  f"capacitance factor {_fmt_float(lo)} to {_fmt_float(hi)}, firing-delay offset "
                  f"{_fmt_float(d_lo)} to {_fmt_float(d_hi)} ns ({neurons.get('n_unfitted')} neurons not fitted).")
+    if neurons.get("coupling_max"):
+        text += (f" Neighbouring membranes are coupled by their extracted mutual capacitance, up to "
+                 f"{_fmt_float(100 * neurons['coupling_max'])} % of a membrane's own: the bottom-up and "
+                 "trace-fitted models solve each layer's membranes together (both phases), and fit the "
+                 "testbench's neurons apart from their neighbours.")
     return text
 
 

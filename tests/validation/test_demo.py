@@ -75,6 +75,8 @@ def test_reduced_demo_writes_every_artefact_and_resumes(run_verb):
     neurons = dyn["neurons"]
     assert neurons["n_unfitted"] == 0 and neurons["delay_offset_ns_rms"] < 0.01
     assert neurons["c_factor_range"] == pytest.approx([1.0, 1.0], abs=1e-4)
+    # and no membrane sees another (the wiring estimate is to ground): no coupling, no budget row
+    assert neurons["coupling_max"] == 0.0 and "coupling" not in summary["error_budget"][-1]["term"]
     assert budget[-1] == pytest.approx(budget[-2], abs=0.01)
     # the trace-fitted network is predicted with its parameters refitted to its own calibration
     # runs, the RMSE with those it trained with reported beside

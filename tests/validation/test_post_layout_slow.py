@@ -56,6 +56,10 @@ def test_reduced_post_layout_demo(tmp_path, pdk_root):
     assert neurons["n_unfitted"] == 0
     assert 0.95 < neurons["c_factor_range"][0] <= 1.0 <= neurons["c_factor_range"][1] < 1.05
     assert max(map(abs, neurons["delay_offset_ns_range"])) < dyn["parameters"]["t_delay"] * 1e3
+    # neighbouring membranes run side by side: a mutual capacitance of about 1.5 % of a membrane's
+    # own on the default demo's layout (1.8-2.0 fF against about 122 fF); it enters the budget
+    assert 0.005 < neurons["coupling_max"] < 0.05
+    assert summary["error_budget"][-1]["term"].startswith("+ coupling of neighbouring membranes")
     extracted = post["layouts"]["network"]["membrane_f_per_layer"]
     assert post["c_m_extracted_f_per_layer"] == pytest.approx(extracted)
     # recovered C = the bottom-up current factor (k / s: searched k over the measured C_m / C_eff)

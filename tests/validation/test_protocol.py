@@ -180,6 +180,44 @@ def test_each_neuron_gets_its_own_delay_and_capacitance_against_its_layer(monkey
     np.testing.assert_allclose(own[1][:, 2], want[:, 2].numpy(), atol=1e-12)
 
 
+def test_coupled_membranes_enter_the_circuit_models_and_the_budget(monkeypatch, tmp_path):
+    """stage_neurons gives each layer its membranes' coupling (None on a schematic, whose
+    wiring estimate has none); model_layer_times then solves the layer's membranes together
+    (each layer is spike_times(..., coupling=K) of the layer before), top-down takes none of it,
+    and the error budget's last row is the coupling's (skipped where nothing was measured)."""
+    from imcpnn.pnn import PNN, LayerPhysics, spike_times
+
+    k = np.diag([0.015, 0.03, 0.03, 0.03, 0.015])
+    for i in range(4):
+        k[i, i + 1] = k[i + 1, i] = -0.015
+    rows = [(f, layer, j, 0.05 + 1.3 / f) for layer in range(2) for j in range(5) for f in pipe.DISCHARGER_GRID]
+    monkeypatch.setattr(pipe, "no_input_firing", lambda ctx, network, weights, g: (list(g), rows))
+    monkeypatch.setattr(pipe, "stage_discharger", lambda ctx: {"grid": [[1.5, 0.9]]})
+    ctx = dataclasses.replace(_reversal_ctx(char_dict()), out_dir=tmp_path / "schematic", fit_network=Network((5, 5)))
+    schematic = pipe.stage_neurons(ctx)
+    assert [r["coupling"] for r in schematic["layers"]] == [None, None] and schematic["coupling_max"] == 0.0
+    monkeypatch.setattr(pipe, "coupling_of", lambda network, layer: k)
+    got = pipe.stage_neurons(dataclasses.replace(ctx, out_dir=tmp_path / "laid-out"))
+    np.testing.assert_array_equal(got["layers"][1]["coupling"], k)
+    np.testing.assert_array_equal(got["testbench"]["coupling"], k)
+    assert got["coupling_max"] == pytest.approx(0.015)
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=3.0, e_minus=-1.5, e_dis=3.0, dis_rate=1.2, t_delay=0.04))
+    x = np.random.default_rng(5).uniform(0.0, 0.5, size=(8, 5))
+    coupled = pipe.model_layer_times(model, x, neurons=got["layers"])
+    t = torch.as_tensor(x)
+    for layer, w in enumerate(model.dense_weights()):
+        t = spike_times(t, w.detach().double(), 3.0, -1.5, e_dis=3.0, dis_rate=1.2, t_delay=torch.full((5,), 0.04, dtype=torch.float64),
+                        rate_factor=torch.ones(5, dtype=torch.float64), coupling=torch.tensor(k))
+        np.testing.assert_allclose(coupled[layer], t.numpy(), atol=1e-12)
+    bare = pipe.model_layer_times(model, x, neurons=schematic["layers"])
+    assert np.abs(coupled[1] - bare[1]).max() > 1e-4
+    ctx = dataclasses.replace(ctx, neuron_terms=got["layers"])
+    assert pipe.neuron_terms(ctx, "top_down") is None
+    assert pipe.BUDGET_TERMS[-1][1].get("coupling") and not pipe.BUDGET_TERMS[-2][1].get("coupling")
+
+
 def test_driven_kick_is_the_neuron_driven_probe_against_the_encoder_probe(monkeypatch, tmp_path):
     """stage_driven_kick on a "circuit" that is the bottom-up model with known kicks: q_enc per
     synapse where the encoder drives it (the testbench layer), q_drv where a neuron does (the

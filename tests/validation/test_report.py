@@ -223,3 +223,14 @@ def test_the_driven_kick_is_described_or_why_it_is_missing():
     missing = {"driven_kick": {"dq_plus": None, "dq_minus": None, "note": "no hidden layer: no layer is driven by neurons"}}
     assert "not measured: no hidden layer" in _fanout_and_neurons(missing)
     assert _fanout_and_neurons({}) == ""
+
+
+def test_the_membrane_coupling_is_described_where_extracted():
+    """Post-layout the paragraph says how strongly neighbouring membranes are coupled; a
+    schematic (coupling_max 0) says nothing of it."""
+    from imcpnn.validation.report import _fanout_and_neurons
+
+    neurons = {"c_factor_range": [0.99, 1.01], "delay_offset_ns_range": [-0.2, 0.2], "n_unfitted": 0}
+    text = _fanout_and_neurons({"neurons": {**neurons, "coupling_max": 0.0168}})
+    assert "up to 1.68 % of a membrane's own" in text
+    assert "coupled" not in _fanout_and_neurons({"neurons": {**neurons, "coupling_max": 0.0}})
