@@ -28,7 +28,7 @@ The bottom-up model here uses the terms that are cheap at this size, each stated
    C_eff as the trained weights say) and drives the discharger at k*; the model's discharge rate
    is k* C_m / C_eff and its delay t_0, so the model's neuron without input fires at the window
    end as the circuit's does. Weights below the characterized current floor are switched off
-   (:func:`~imcpnn.circuits.simulate.column.switch_off_unmappable`; counted in layer.json);
+   (:func:`~imcpnn.circuits.simulate.weights.switch_off_unmappable`; counted in layer.json);
    weights above the table's top keep the mapping's own error, naming a scale that fits.
 
 3. **the kick of the input edges** (:func:`calibrate_kick`): every synapse whose input spikes

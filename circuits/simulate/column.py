@@ -48,7 +48,7 @@ from imcpnn.circuits.netlist.network import (Network, NetworkDeck, PhaseSchedule
 from imcpnn.circuits.simulate.energy import supply_energy
 from imcpnn.circuits.simulate.measure import membrane_table, spice_spike_table
 from imcpnn.circuits.simulate.run import check_operating_point, map_network, network_sim
-from imcpnn.circuits.simulate.weights import CurrentScales, unit_current_a, weight_currents_a
+from imcpnn.circuits.simulate.weights import CurrentScales, switch_off_unmappable
 from imcpnn.errors import ConfigError, NetlistError
 from imcpnn.spice import Corner, run_many
 
@@ -145,24 +145,6 @@ def column_network(network: Network) -> Network:
         raise ConfigError("a post-layout core is one extracted array and cannot be split into column decks; "
                           "use the schematic network (with parasitic=ParasiticEstimate() for wire estimates)")
     return dataclasses.replace(network, widths=(network.widths[0], 1))
-
-
-def switch_off_unmappable(w: np.ndarray, char: Characterization, c_m_f: float, t_phase_s: float,
-                          scales: CurrentScales) -> tuple[np.ndarray, int]:
-    """``w`` (n_in, n_out) with the weights whose current falls below the characterized table's
-    lowest current set to 0 (the synapse switched off), and how many they are.
-
-    A trained 784-input layer holds weights down to ~1e-6, whose currents (|w| C_m V_th_circ / T,
-    times the scale) lie below the leakage floor where the I_D(V_G) tables are cut: no gate bias
-    gives them. Each such synapse would add less than the floor (about 1 pA, about 1e-5 of the
-    unit current) to its membrane, so switching it off is the mapping's nearest realizable weight.
-    Weights above the table's highest current are left to the mapping's own error
-    (:func:`~imcpnn.circuits.simulate.weights.weights_to_biases`), which names the scale that fits.
-    """
-    w = np.asarray(w, dtype=float)
-    i_n, i_p = weight_currents_a(w, unit_current_a(c_m_f, char.v_th_circ, t_phase_s), scales)
-    low = ((w > 0) & (i_n < char.id_vg_n.i_range_a[0])) | ((w < 0) & (i_p < char.id_vg_p.i_range_a[0]))
-    return np.where(low, 0.0, w), int(low.sum())
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,24 @@ def _gate_or_raise(i_a: np.ndarray, table: IdVgTable, what: str, unit_a: float, 
     return np.where(on, table.gate_v(np.where(on, i_a, lo)), np.nan)
 
 
+def switch_off_unmappable(w: np.ndarray, char: Characterization, c_m_f: float, t_phase_s: float,
+                          scales: CurrentScales) -> tuple[np.ndarray, int]:
+    """``w`` (n_in, n_out) with the weights whose current falls below the characterized table's
+    lowest current set to 0 (the synapse switched off), and how many they are.
+
+    A trained 784-input layer holds weights down to ~1e-6, whose currents (|w| C_m V_th_circ / T,
+    times the scale) lie below the leakage floor where the I_D(V_G) tables are cut: no gate bias
+    gives them. Each such synapse would add less than the floor (about 1 pA, about 1e-5 of the
+    unit current) to its membrane, so switching it off is the mapping's nearest realizable weight.
+    Weights above the table's highest current are left to the mapping's own error
+    (:func:`weights_to_biases`), which names the scale that fits.
+    """
+    w = np.asarray(w, dtype=float)
+    i_n, i_p = weight_currents_a(w, unit_current_a(c_m_f, char.v_th_circ, t_phase_s), scales)
+    low = ((w > 0) & (i_n < char.id_vg_n.i_range_a[0])) | ((w < 0) & (i_p < char.id_vg_p.i_range_a[0]))
+    return np.where(low, 0.0, w), int(low.sum())
+
+
 def weights_to_biases(
     w: np.ndarray,
     char: Characterization,
@@ -142,14 +160,18 @@ def weights_to_biases(
 
     I = C_m V_th_circ |w| / T_circ * scale * scale_(plus|minus); V_N = I_D,N^-1(I) for w > 0 and
     V_P = I_D,P^-1(I) for w < 0 (characterized tables at V_D = V0). A source that is not used is
-    switched off: V_N = 0 V, V_P = V_dd. Raises NetlistError naming the characterized current
-    range and the scale that would fit when a current falls outside it.
+    switched off: V_N = 0 V, V_P = V_dd, and so is a near-zero weight whose current is below the
+    table (:func:`switch_off_unmappable`). Raises NetlistError naming the characterized current
+    range and the scale that would fit when a current is above the table, or every current of a
+    sign below it (a scale far too small, not a few near-zero weights).
     """
     w = np.asarray(w, dtype=float)
     if w.ndim != 2:
         raise NetlistError(f"weights must be a 2-D (n_in, n_out) array, got shape {w.shape}")
     if not np.all(np.isfinite(w)):
         raise NetlistError("weights contain NaN or inf")
+    kept, _ = switch_off_unmappable(w, char, c_m_f, t_phase_s, scales)
+    w = np.where(((w > 0) & ~np.any(kept > 0)) | ((w < 0) & ~np.any(kept < 0)), w, kept)
     unit = unit_current_a(c_m_f, char.v_th_circ, t_phase_s)
     i_n, i_p = weight_currents_a(w, unit, scales)
     vg_n = _gate_or_raise(i_n, char.id_vg_n, "NMOS (w > 0)", unit * scales.scale * scales.scale_plus, "plus")

@@ -177,6 +177,22 @@ def test_weights_to_biases_follows_the_current_formula():
     assert vg_p2[0, 1] < weights_to_biases(np.array([[0.5, -0.5]]), char, c, T)[1][0, 1]
 
 
+def test_a_current_below_the_table_is_a_source_switched_off():
+    """A near-zero trained weight asks for less current than the table's least (the source's
+    leakage at its sweep's end): its source is off, like an unused one, and the others map as
+    before; a matrix whose every current of a sign is below the table is a scale error."""
+    char = _char()
+    c, t = 100e-15, 1e-6
+    lo_n = char.id_vg_n.i_range_a[0] / unit_current_a(c, char.v_th_circ, t)
+    lo_p = char.id_vg_p.i_range_a[0] / unit_current_a(c, char.v_th_circ, t)
+    vg_n, vg_p = weights_to_biases(np.array([[0.5, lo_n / 10, -0.25, -lo_p / 10]]), char, c, t)
+    alone_n, alone_p = weights_to_biases(np.array([[0.5, -0.25]]), char, c, t)
+    assert vg_n[0, 1] == 0.0 and vg_p[0, 3] == 1.8 and not np.isnan(vg_n).any() and not np.isnan(vg_p).any()
+    assert vg_n[0, 0] == alone_n[0, 0] and vg_p[0, 2] == alone_p[0, 1]
+    with pytest.raises(NetlistError, match="scale_plus"):
+        weights_to_biases(np.array([[lo_n / 10, lo_n / 20]]), char, c, t)
+
+
 def test_weights_outside_range_name_range_and_scale():
     char = _char()
     with pytest.raises(NetlistError, match=r"outside the characterized range \[.*\] A.*current scale between"):
