@@ -481,7 +481,7 @@ def testbench_traces(ctx: Context) -> TraceSet:
                     **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
                     delay_offset=None if own is None else np.array(own["delay_offset"]),
                     c_factor=None if own is None else np.array(own["c_factor"]),
-                    coupling=None if own is None or own.get("coupling") is None else np.array(own["coupling"]))
+                    coupling=own_coupling(own))
 
 
 def reversal_shapes(char: dict, w: np.ndarray, c_m_f: float, t_phase_s: float,
@@ -627,6 +627,11 @@ def coupling_of(network, layer: int) -> np.ndarray | None:
     between neighbouring membranes over each one's own), None where it is zero (a schematic)."""
     k = network.membrane_coupling(layer)
     return k if np.any(k) else None
+
+
+def own_coupling(own: dict | None) -> np.ndarray | None:
+    """The coupling matrix (float64) of one layer's :func:`stage_neurons` terms, None without one."""
+    return None if own is None or own.get("coupling") is None else np.array(own["coupling"], dtype=float)
 
 
 def none_or_list(x: np.ndarray | None) -> list | None:
@@ -989,8 +994,7 @@ def network_traces(ctx: Context, params: PhysicalParameters, weights: list[np.nd
                              **dict(zip(("e_shape_plus", "e_shape_minus"), e_shapes or (None, None))),
                              delay_offset=None if own is None else np.array(own["delay_offset"]),
                              c_factor=None if own is None else np.array(own["c_factor"]),
-                             coupling=None if own is None or own.get("coupling") is None
-                             else np.array(own["coupling"]),
+                             coupling=own_coupling(own),
                              dq_driven=ctx.driven_kick if layer > 0 else None))
         t_in = t_out
     return sets
@@ -1029,8 +1033,8 @@ def model_layer_times(model, x: np.ndarray, physics=None, reversal=None,
                 c = torch.tensor(own["c_factor"], dtype=torch.float64)
                 w = w * c  # a neuron's own capacitance scales the charge of its whole column
                 delay = p.t_delay + torch.tensor(own["delay_offset"], dtype=torch.float64)
-            coupling = (None if own is None or own.get("coupling") is None
-                        else torch.tensor(own["coupling"], dtype=torch.float64))
+            coupling = own_coupling(own)
+            coupling = None if coupling is None else torch.from_numpy(coupling)
             t = spike_times(t, w, e_plus, e_minus, e_dis=p.e_dis, dis_rate=p.dis_rate, q_plus=p.q_plus,
                             q_minus=p.q_minus, t_delay=p.t_delay if own is None else delay,
                             rate_factor=None if own is None else c, coupling=coupling)
