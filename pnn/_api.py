@@ -174,7 +174,8 @@ def _check_firing(rate, t_delay, q_plus, q_minus, rate_factor=None) -> None:
 
 
 def _check_coupling(coupling, w, method: str = "exact") -> None:
-    """None, or K (n_out, n_out): finite, 1 + K invertible, only with the exact method."""
+    """None, or K (n_out, n_out) of w's dtype and device: finite, 1 + K with eigenvalues > 0, only
+    with the exact method."""
     if coupling is None:
         return
     n_out = w.shape[1]

@@ -50,26 +50,19 @@ def coupled_membrane(t_in: Tensor, w: Tensor, beta: Tensor, coupling: Tensor, t_
     """Membrane v(t_end) of coupled neurons: M dv/dt = g(t) - f(t) v (f, g: :mod:`solver`'s drives).
 
     Between consecutive sorted inputs of a sample f and g are constant, so each interval of
-    length d maps v -> Phi v + psi with the matrix exponential of [[-M^-1 diag(f), M^-1 g], [0, 0]] d.
+    length d maps v -> Phi v + psi with the matrix exponential of [[-M^-1 diag(f), M^-1 g], [0, 0]] d
+    (:func:`coupled_membrane_trace` at the one time t_end).
     Shapes: t_in (batch, n_in), w and beta (n_in, n_out), coupling K (n_out, n_out) -> (batch, n_out).
     With K = 0 it equals :func:`imcpnn.pnn.solver.exact_membrane`.
     """
-    t_sorted, f_cum, g_cum = sorted_drives(t_in, w, beta)
-    m_inv = torch.linalg.inv(torch.eye(w.shape[1], dtype=w.dtype, device=w.device) + coupling)
-    t_end = torch.as_tensor(t_end, dtype=t_sorted.dtype, device=t_sorted.device)
-    stops = torch.cat([t_sorted[:, 1:], t_end.expand(t_sorted.shape[0], 1)], dim=1)
-    durations = (torch.minimum(stops, t_end) - torch.minimum(t_sorted, t_end)).clamp(min=0)
-    v = torch.zeros(t_in.shape[0], w.shape[1], dtype=w.dtype, device=w.device)
-    for k in range(t_sorted.shape[1]):
-        a = m_inv * f_cum[:, k, None, :]  # M^-1 diag(f): column j scaled by f_j
-        phi, psi = _affine_step(a, g_cum[:, k] @ m_inv.T, durations[:, k])
-        v = (phi @ v.unsqueeze(-1)).squeeze(-1) + psi
-    return v
+    t_end = torch.as_tensor(t_end, dtype=t_in.dtype, device=t_in.device).reshape(1)
+    return coupled_membrane_trace(t_in, w, beta, coupling, t_end)[..., 0]
 
 
 def coupled_membrane_trace(t_in: Tensor, w: Tensor, beta: Tensor, coupling: Tensor, t_eval: Tensor) -> Tensor:
-    """:func:`coupled_membrane` at every time of ``t_eval`` (n_times,) in one pass: the inputs and
-    the times, merged and sorted per sample, are the breakpoints of the piecewise-constant drive.
+    """The coupled membrane (:func:`coupled_membrane`) at every time of ``t_eval`` (n_times,) in one
+    pass: the inputs and the times, merged and sorted per sample, are the breakpoints of the
+    piecewise-constant drive.
     Shapes: t_in (batch, n_in), w and beta (n_in, n_out), coupling (n_out, n_out) ->
     (batch, n_out, n_times)."""
     t_sorted, f_cum, g_cum = sorted_drives(t_in, w, beta)

@@ -600,7 +600,7 @@ def stage_neurons(ctx: Context) -> dict:
         zeros = [np.zeros((a, b)) for a, b in zip(network.widths[:-1], network.widths[1:])]
         rows = no_input_firing(ctx, network, zeros, grid)[1]
         return [{**neuron_offsets([(k, t) for k, l, n, t in rows if l == layer and n == j] for j in range(width)),
-                 "coupling": none_or_list(coupling_of(network, layer))}
+                 "coupling": None if (k := coupling_of(network, layer)) is None else k.tolist()}
                 for layer, width in enumerate(network.widths[1:])]
 
     def compute():
@@ -632,10 +632,6 @@ def coupling_of(network, layer: int) -> np.ndarray | None:
 def own_coupling(own: dict | None) -> np.ndarray | None:
     """The coupling matrix (float64) of one layer's :func:`stage_neurons` terms, None without one."""
     return None if own is None or own.get("coupling") is None else np.array(own["coupling"], dtype=float)
-
-
-def none_or_list(x: np.ndarray | None) -> list | None:
-    return None if x is None else np.asarray(x).tolist()
 
 
 def neuron_offsets(points) -> dict:
