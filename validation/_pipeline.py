@@ -1073,6 +1073,18 @@ def synapse_reversals(ctx: Context, pipeline: str, params: PhysicalParameters, w
     return out
 
 
+def seen_at_point(pipeline: str, weights, point: tuple[float, ...]) -> list[np.ndarray]:
+    """The weights (per layer (n_in, n_out)) that a pipeline's model sees in the circuit mapped at a
+    search point (:func:`mapping_scales`): top-down's positive weights times scale_plus and its
+    negative ones times scale_minus; bottom-up's and trace-fitted's all times k (k = 1: the
+    currents its own parameters expect)."""
+    out = []
+    for w in weights:
+        w = np.asarray(w, dtype=float)
+        out.append(np.where(w > 0, w * point[0], w * point[1]) if pipeline == "top_down" else w * point[0])
+    return out
+
+
 def mapping_scales(pipeline: str, params: PhysicalParameters, point: tuple[float, ...]):
     """Current scales of a search point: top-down (scale_plus, scale_minus) = point on the design
     C_m; bottom-up and trace-fitted k / current_scale, i.e. mapped with C_eff = C_m / s and a
@@ -1138,13 +1150,26 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     model_tables = {}  # discharger factor -> the model's spike table on x_cal
     reversal = synapse_reversals(ctx, pipeline, params, weights)
 
-    def model_table(k_dis: float) -> pd.DataFrame:
-        if k_dis not in model_tables:
+    def model_table(k_dis: float, point: tuple[float, ...] | None = None) -> pd.DataFrame:
+        # point: the model's prediction of the circuit mapped at that search point (its weights
+        # as the circuit's currents would make them, see seen_at_point); None: its own prediction
+        if (k_dis, point) not in model_tables:
             physics = layer_physics(pipeline, params, k_dis, driven_kicks(ctx, pipeline))
-            model_tables[k_dis] = model_spike_table(
+            model_tables[k_dis, point] = model_spike_table(
                 model_layer_times(model, x_cal, physics, reversal, readout_delays(ctx, pipeline),
-                                  neuron_terms(ctx, pipeline)))
-        return model_tables[k_dis]
+                                  neuron_terms(ctx, pipeline),
+                                  weights=None if point is None else seen_at_point(pipeline, own_weights(), point)))
+        return model_tables[k_dis, point]
+
+    def own_weights():  # the simulated weights, which are the model's (its dense weights if not given)
+        return weights if weights is not None else [w.detach().double().numpy() for w in model.dense_weights()]
+
+    def model_errors(point) -> np.ndarray:
+        # what the Gauss-Newton search's model guide needs: the errors the model predicts for a
+        # candidate (its own times less its times at the point), up to a constant
+        if min(point) <= 0:
+            return None
+        return output_errors_ns(compare_spike_tables(model_table(1.0), model_table(1.0, tuple(point)), T))
 
     def errors_of(points, k_dis_of, scales_of):
         # per candidate its output spike-time errors (ns; the searches take their RMSE, the
@@ -1161,7 +1186,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
         log.parent.mkdir(parents=True, exist_ok=True)
         best, table = search(
             lambda pts: errors_of(pts, lambda p: 1.0, lambda p: mapping_scales(pipeline, params, p)),
-            n_dims, ctx.config.search, log, start=start)
+            n_dims, ctx.config.search, log, start=start, model_errors=model_errors)
         if n_dims == 1:
             table = table.assign(scale=table["x0"], scale_plus=1.0, scale_minus=1.0)
         else:

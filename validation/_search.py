@@ -255,6 +255,7 @@ def gauss_newton_search(
     config: SearchConfig,
     log_path: Path,
     start: Point | None = None,
+    model_errors: Callable[[Point], np.ndarray | None] | None = None,
 ) -> tuple[Point, pd.DataFrame]:
     """:func:`quadratic_search` with a Gauss-Newton model of the residuals instead of a quadratic of
     the MSE; ``evaluate`` returns, per candidate, the vector r of its spike-time errors (ns), the
@@ -271,12 +272,35 @@ def gauss_newton_search(
     grid neighbours and the stopping rules are the quadratic search's, except that the grounding
     is skipped where the model just predicted a step's RMSE within the tolerance. A candidate of a log
     without residuals (an RMSE-only log) is simulated again (from the SPICE cache, usually).
+
+    ``model_errors(x)``: the same errors as the pipeline's own model predicts them at x, up to a
+    constant (its spike times at its own scales minus those at x: the model knows how its spike
+    times move with the currents, not the circuit's offsets r(x), which only SPICE gives). With it
+    the search is model-guided:
+
+    - the initial design is ``start`` alone (the model stands in for the n probes at b + h);
+    - J is the model's slope at b (central differences at the resolution) plus a correction C for
+      what the model gets wrong: C is the least-squares solution (minimum-norm, where the
+      candidates do not determine it) of C u_k ~ d_k - (r_m(x_k) - r_m(b)) over the candidates
+      near b, i.e. SPICE's differences less the model's own (curvature included); a model that
+      moves like the circuit gives C = 0 however curved, and one whose slope is off is corrected
+      along every direction the candidates cover;
+    - where the model's minimum is b itself, it simulates, along each axis in turn, the one grid
+      neighbour of b that it predicts lowest, instead of both: a neighbour whose RMSE it
+      predicted within the tolerance confirms the model as a step does. The search stops without
+      the other neighbours once it predicts no gain, its last prediction was confirmed, and every
+      axis has a simulated neighbour of b (so that J is SPICE's along every axis there, not the
+      model's guess); otherwise the remaining neighbours ground it as before.
+
+    Model errors of None or of another length (the model cannot say) fall back to the plain
+    search's probes.
     """
-    return _trust_region_search(evaluate, n_dims, config, log_path, start, gauss_newton=True)
+    return _trust_region_search(evaluate, n_dims, config, log_path, start, gauss_newton=True,
+                                model_errors=model_errors)
 
 
 def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: Path, start: Point | None,
-                         gauss_newton: bool) -> tuple[Point, pd.DataFrame]:
+                         gauss_newton: bool, model_errors=None) -> tuple[Point, pd.DataFrame]:
     """The loop of :func:`quadratic_search` and :func:`gauss_newton_search` (their docstrings)."""
     # A resumed search replays its log: the candidates it asks for are read from the log while
     # they are there, so it walks the same path as the run it resumes and simulates only past it
@@ -311,6 +335,9 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
                 out.append(_key(q))
         return out
 
+    def axes_checked(p: Point) -> set[int]:
+        return {_axis(q, p) for q in neighbours(p) if q in residuals}
+
     def design_around(centre: Point, step: float) -> list[Point]:
         # Gauss-Newton: centre and centre + step along each axis (a Jacobian); quadratic: centre,
         # +- step along each axis and (2-D) one diagonal (a quadratic's coefficients)
@@ -322,12 +349,30 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
             points.append(on_grid([c + step for c in centre]))
         return list(dict.fromkeys(points))
 
+    model_cache: dict[Point, np.ndarray | None] = {}
+
+    def model_at(p: Point) -> np.ndarray | None:
+        if p not in model_cache:
+            value = model_errors(p)
+            model_cache[p] = None if value is None else np.asarray(value, dtype=float).ravel()
+        return model_cache[p]
+
+    def guided(best: Point) -> bool:
+        # whether the model says how the errors move at best (else the plain search's rules)
+        return model_errors is not None and best in residuals and all(
+            model_at(q) is not None and len(model_at(q)) == len(residuals[best]) for q in _central_points(best, res))
+
+    def jacobian_t(finite: dict[Point, float], best: Point, radius: float) -> np.ndarray | None:
+        return _jacobian_t(residuals, finite, best, radius, res, model_at if guided(best) else None)
+
     def model_step(finite: dict[Point, float], best: Point, radius: float):
         if gauss_newton:
-            return _gauss_newton_step(residuals, finite, best, radius, res, (low, high))
+            return _gauss_newton_step(residuals, finite, best, radius, res, (low, high),
+                                      jacobian_t(finite, best, radius))
         return _model_step(finite, best, radius, res, (low, high))
 
-    simulate(design_around(on_grid(start or (1.0,) * n_dims), h), 0)
+    first = on_grid(start or (1.0,) * n_dims)
+    simulate([first] if model_errors is not None else design_around(first, h), 0)
     radius = h
     small_gains = 0  # consecutive improvements of the best RMSE by less than tol_ns
     best_before = None
@@ -344,7 +389,9 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
             break
         step, gain = model_step(finite, best, radius)
         grounded = all(q in known for q in neighbours(best))
-        if (grounded or confirmed) and gain < config.tol_ns:
+        # model-guided, a confirmation counts once a neighbour along every axis checked the slope
+        checked = not guided(best) or len(axes_checked(best)) == n_dims
+        if (grounded or confirmed and checked) and gain < config.tol_ns:
             break
         if step is None:  # too few candidates near the best: a local design at the radius
             poll = [q for q in design_around(best, radius) if q not in known]
@@ -362,7 +409,16 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
             radius = min(2 * radius, max_radius) if improved and edge else (
                 radius if improved else max(radius / 2, res))
         elif not grounded:
-            simulate(neighbours(best), iteration)
+            missing = [q for q in neighbours(best) if q not in known]
+            jac_t = jacobian_t(finite, best, radius) if guided(best) else None
+            new_axes = [q for q in missing if _axis(q, best) not in axes_checked(best)] if jac_t is not None else []
+            if new_axes:  # model-guided: probe the lowest predicted neighbour along an axis not yet checked
+                predicted = {q: _predicted_rmse(residuals[best], jac_t, best, q) for q in new_axes}
+                q = min(new_axes, key=lambda p: (predicted[p], p))
+                simulate([q], iteration)
+                confirmed = abs(known[q] - predicted[q]) < config.tol_ns
+            else:
+                simulate(missing, iteration)
         else:
             break
     known = {**logged, **known}  # log entries off this path (another config's) stay in the table
@@ -411,40 +467,86 @@ def _box_grid(centre: np.ndarray, radius: float, res: float, scale_range: tuple[
     return grid[np.all((grid >= low - 1e-12) & (grid <= high + 1e-12), axis=1)]
 
 
-def _gauss_newton_step(residuals: dict[Point, np.ndarray], finite: dict[Point, float], best: Point,
-                       radius: float, res: float, scale_range: tuple[float, float]) -> tuple[Point | None, float]:
-    """(the grid point inside the trust box where the linearized residuals r(b) + J (x - b) have
-    the lowest mean square, the RMSE (ns) that predicts to gain over ``best``); (None, inf) when
-    the candidates near ``best`` (with residual vectors, :data:`LOCAL_RADII`) do not determine J.
+def _axis(neighbour: Point, centre: Point) -> int:
+    """The axis along which the grid neighbour ``neighbour`` of ``centre`` lies."""
+    return next(d for d, (a, b) in enumerate(zip(neighbour, centre)) if a != b)
 
-    J (m x n) solves min sum_k w_k |r_k - r(b) - J u_k|^2 over those candidates (u_k = x_k - b,
+
+def _central_points(best: Point, res: float) -> list[Point]:
+    """``best`` and best +- ``res`` along each axis: where a model's central differences look."""
+    out = [best]
+    for d, sign in product(range(len(best)), (-1, 1)):
+        out.append(_key([b + sign * res * (i == d) for i, b in enumerate(best)]))
+    return out
+
+
+def _jacobian_t(residuals: dict[Point, np.ndarray], finite: dict[Point, float], best: Point, radius: float,
+                res: float, model_at: Callable[[Point], np.ndarray] | None = None) -> np.ndarray | None:
+    """J^T (n, m): the slope of the residuals at ``best`` from the candidates near it (with residual
+    vectors, :data:`LOCAL_RADII`); None when they do not determine it and no model guides it.
+
+    J solves min sum_k w_k |r_k - r(b) - J u_k|^2 over those candidates (u_k = x_k - b,
     w_k = 1 / (1 + (|u_k| / radius)^2)); shapes: U (K, n), D (K, m), J^T = lstsq(U, D) (n, m).
+    With ``model_at`` (x -> the model's errors r_m(x), (m,)): J^T = J_m^T + C^T, J_m the model's
+    central differences at ``best`` over ``res``, C^T = lstsq(U, D - M) with M_k = r_m(x_k) -
+    r_m(b): the minimum-norm correction where U has rank < n (K = 0: J_m itself).
     """
     if best not in residuals:
-        return None, math.inf
+        return None
+    n = len(best)
     centre = np.array(best, dtype=float)
     r0 = residuals[best]
     near = [p for p in residuals if p != best and p in finite and len(residuals[p]) == len(r0)
-            and max(abs(a - b) for a, b in zip(p, best)) <= LOCAL_RADII * radius + res / 2]
-    if len(near) < len(best):
-        return None, math.inf
+            and max(abs(a - b) for a, b in zip(p, best)) <= LOCAL_RADII * radius + res / 2
+            and (model_at is None or model_at(p) is not None and len(model_at(p)) == len(r0))]
+    if model_at is None and len(near) < n:
+        return None
+    prior_t = None
+    if model_at is not None:
+        _, *pairs = _central_points(best, res)
+        prior_t = np.array([(model_at(pairs[2 * d + 1]) - model_at(pairs[2 * d])) / (2 * res) for d in range(n)])
+        if not near:
+            return prior_t
     u = np.array(near, dtype=float) - centre
     d = np.array([residuals[p] - r0 for p in near])
-    root_w = np.sqrt(1.0 / (1.0 + (np.linalg.norm(u, axis=1) / radius) ** 2))
-    if np.linalg.matrix_rank(u) < len(best):
+    root_w = np.sqrt(1.0 / (1.0 + (np.linalg.norm(u, axis=1) / radius) ** 2))[:, None]
+    if prior_t is None:
+        if np.linalg.matrix_rank(u) < n:
+            return None
+        return np.linalg.lstsq(u * root_w, d * root_w, rcond=None)[0]
+    expected = np.array([model_at(p) - model_at(best) for p in near])
+    return prior_t + np.linalg.lstsq(u * root_w, (d - expected) * root_w, rcond=None)[0]
+
+
+def _predicted_rmse(r0: np.ndarray, jac_t: np.ndarray, best: Point, point: Point) -> float:
+    """RMSE (ns) of the linearized residuals r(b) + J (x - b) at ``point``."""
+    u = np.asarray(point, dtype=float) - np.asarray(best, dtype=float)
+    return float(np.sqrt(np.mean((r0 + u @ jac_t) ** 2)))
+
+
+def _gauss_newton_step(residuals: dict[Point, np.ndarray], finite: dict[Point, float], best: Point,
+                       radius: float, res: float, scale_range: tuple[float, float],
+                       jac_t: np.ndarray | None) -> tuple[Point | None, float]:
+    """(the grid point inside the trust box where the linearized residuals r(b) + J (x - b) have
+    the lowest mean square, the RMSE (ns) that predicts to gain over ``best``); (None, inf) when
+    J (``jac_t``, :func:`_jacobian_t`) is not determined."""
+    if jac_t is None:
         return None, math.inf
-    jac_t, *_ = np.linalg.lstsq(u * root_w[:, None], d * root_w[:, None], rcond=None)
+    centre = np.array(best, dtype=float)
     grid = _box_grid(centre, radius, res, scale_range)
-    mse = np.mean((r0[None, :] + (grid - centre) @ jac_t) ** 2, axis=1)
+    mse = np.mean((residuals[best][None, :] + (grid - centre) @ jac_t) ** 2, axis=1)
     i = int(np.argmin(mse))
     gain = finite[best] - math.sqrt(float(mse[i]))
     return _key(grid[i]), max(gain, 0.0)
 
 
 def search(evaluate: Callable[[list[Point]], list[float]], n_dims: int, config: SearchConfig,
-           log_path: Path, start: Point | None = None) -> tuple[Point, pd.DataFrame]:
+           log_path: Path, start: Point | None = None,
+           model_errors: Callable[[Point], np.ndarray | None] | None = None) -> tuple[Point, pd.DataFrame]:
     """The search ``config.method`` names (:func:`gauss_newton_search`, :func:`quadratic_search` or
-    :func:`coarse_to_fine`)."""
-    method = {"quadratic": quadratic_search, "gauss-newton": gauss_newton_search,
-              "stencil": coarse_to_fine}[config.method]
+    :func:`coarse_to_fine`); ``model_errors`` guides the Gauss-Newton search (the others do not
+    use it)."""
+    if config.method == "gauss-newton":
+        return gauss_newton_search(evaluate, n_dims, config, log_path, start, model_errors)
+    method = {"quadratic": quadratic_search, "stencil": coarse_to_fine}[config.method]
     return method(evaluate, n_dims, config, log_path, start)

@@ -315,6 +315,109 @@ def test_gauss_newton_search_resumes_from_its_log_with_the_residuals(tmp_path):
     assert again.calls == 0
 
 
+# ------------------------------------------------------------ model-guided Gauss-Newton search
+def model_of(residuals: Residuals, slope_error: float = 0.0, curvature=None, seed: int = 1):
+    """What a pipeline's model gives the search: the errors it predicts at x, up to a constant
+    (here r - f: the model does not know the circuit's offsets f), every slope off by a random
+    factor 1 + slope_error N(0, 1) per spike and scale, and its own ``curvature`` (default the
+    circuit's)."""
+    rng = np.random.default_rng(seed)
+    factor = 1 + slope_error * rng.normal(size=residuals.a.shape)
+    c = residuals.curvature if curvature is None else curvature
+
+    def errors(x):
+        lin = (residuals.a * factor) @ (np.asarray(x, float) - residuals.minimum)
+        return lin + c * lin ** 2
+    return errors
+
+
+# name: candidates the model-guided search needed with an exact model and with slopes 30 % off
+# (each plus one is the test's budget); the unguided search's counts are in RESIDUAL_CASES.
+GUIDED_COUNTS = {"1-D bowl": (2, 2), "1-D far, curved": (6, 6), "2-D bowl": (6, 6), "2-D curved": (7, 6)}
+
+
+@pytest.mark.parametrize("name", list(RESIDUAL_CASES))
+@pytest.mark.parametrize("slope_error", [0.0, 0.3])
+def test_a_model_guided_search_finds_the_grid_minimum(tmp_path, name, slope_error):
+    """The goal (issue: speed): with the model's prediction of how the errors move, the search
+    starts from one candidate instead of n + 1 and, at a minimum the model predicts, checks one
+    grid neighbour per axis instead of two; it still ends within tol_ns of the exhaustive grid
+    minimum when the model's slopes are 30 % off."""
+    minimum, slopes, floor, curvature, _ = RESIDUAL_CASES[name]
+    residuals = Residuals(minimum, slopes, floor, curvature=curvature)
+    n_dims = len(minimum)
+    best, table = gauss_newton_search(residuals, n_dims, SearchConfig(), tmp_path / "gn.csv",
+                                      model_errors=model_of(residuals, slope_error))
+    assert residuals.rmse(best) <= grid_minimum(residuals.rmse, n_dims, around=best) + SearchConfig().tol_ns
+    assert residuals.calls <= GUIDED_COUNTS[name][slope_error > 0] + 1 and len(table) == residuals.calls
+
+
+def test_a_model_guided_search_at_the_minimum_needs_two_candidates(tmp_path):
+    """The demo's bottom-up and trace-fitted case: the start is the grid minimum. The start and
+    the one neighbour the model predicts lowest, whose RMSE it predicted within tol_ns, settle it
+    (the unguided search simulates the start, a probe 10 % away and both neighbours)."""
+    guided, plain = (Residuals([1.0], [300.0], 0.5, curvature=0.002) for _ in range(2))
+    best, _ = gauss_newton_search(guided, 1, SearchConfig(), tmp_path / "g.csv",
+                                  model_errors=model_of(guided, 0.05))
+    plain_best, _ = gauss_newton_search(plain, 1, SearchConfig(), tmp_path / "p.csv")
+    assert best == plain_best == pytest.approx((1.0,))
+    assert guided.calls == 2 and plain.calls == 4
+
+
+def test_a_wrong_model_costs_candidates_not_the_minimum(tmp_path):
+    """A model whose slope has the wrong sign in a 1-D bowl: its first step goes the wrong way and
+    its predictions do not confirm, so the SPICE candidates take over and ground the minimum."""
+    residuals = Residuals([1.12], [150.0], 1.49)
+    best, _ = gauss_newton_search(residuals, 1, SearchConfig(), tmp_path / "g.csv",
+                                  model_errors=lambda x: -model_of(residuals)(x))
+    assert best == pytest.approx((1.12,))
+    assert residuals.calls <= RESIDUAL_CASES["1-D bowl"][4] + 4
+
+
+def test_a_model_guided_search_in_a_flat_valley_and_on_noise(tmp_path):
+    """The flat valley and the noisy surface of the unguided tests, guided by a model that knows
+    the valley's slope but not the ripple: the same answers within the same bounds."""
+    class Valley(Residuals):
+        def r(self, x):
+            return np.array([100 * (x[0] - x[1] - 0.1), 1.0])
+
+    valley = Valley([1.0, 1.0], [1.0, 1.0], 1.0)
+    best, _ = gauss_newton_search(valley, 2, SearchConfig(), tmp_path / "v.csv",
+                                  model_errors=lambda x: np.array([100 * (x[0] - x[1]), 0.0]))
+    assert valley.rmse(best) <= math.sqrt(0.5) + SearchConfig().tol_ns and valley.calls <= 12
+
+    class Noisy(Residuals):
+        def r(self, x):
+            ripple = 0.3 * np.sin(917 * x[0] + np.arange(len(self.f))) * np.cos(613 * x[1])
+            return super().r(x) + ripple
+
+    noisy = Noisy([1.352, 1.187], [60.0, 40.0], 23.8)
+    best, _ = gauss_newton_search(noisy, 2, SearchConfig(), tmp_path / "n.csv", model_errors=model_of(noisy, 0.3))
+    assert Residuals([1.352, 1.187], [60.0, 40.0], 23.8).rmse(best) <= 23.8 + 2 * 0.3 + SearchConfig().tol_ns
+    assert noisy.calls <= 20
+
+
+def test_a_model_that_cannot_say_falls_back_to_the_plain_search(tmp_path):
+    """Model errors of None (or of another length than the candidates') are no guide: after the
+    start alone, the search polls the plain design and finds the same minimum."""
+    for bad in (lambda x: None, lambda x: np.zeros(3)):
+        residuals = Residuals([1.352, 1.187], [60.0, 40.0], 23.8)
+        best, _ = gauss_newton_search(residuals, 2, SearchConfig(), tmp_path / f"{id(bad)}.csv", model_errors=bad)
+        plain = Residuals([1.352, 1.187], [60.0, 40.0], 23.8)
+        assert best == gauss_newton_search(plain, 2, SearchConfig(), tmp_path / f"p{id(bad)}.csv")[0]
+        assert residuals.calls <= plain.calls + 1
+
+
+def test_a_model_guided_search_resumes_from_its_log(tmp_path):
+    case = RESIDUAL_CASES["2-D curved"][:4]
+    whole, first, rest = (Residuals(*case[:3], curvature=case[3]) for _ in range(3))
+    guide = model_of(whole, 0.3)
+    best_whole, _ = gauss_newton_search(whole, 2, SearchConfig(), tmp_path / "whole.csv", model_errors=guide)
+    gauss_newton_search(first, 2, SearchConfig(max_candidates=3), tmp_path / "parts.csv", model_errors=guide)
+    best_parts, table = gauss_newton_search(rest, 2, SearchConfig(), tmp_path / "parts.csv", model_errors=guide)
+    assert best_parts == best_whole and first.calls + rest.calls == len(table) == whole.calls
+
+
 def test_a_config_of_an_earlier_version_keeps_its_stencil_search():
     """config.json files written before the quadratic search hold no search method: they ran the
     stencil search, and a resumed run or a redrawn report must say so, not the new default."""
