@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", type=_record.positive_int, help="training samples (default all 60000)")
     parser.add_argument("--test-subset", type=_record.positive_int, help="test samples (default all 10000)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="constant (paper) or cosine from --lr towards 0 over the epochs")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
     parser.add_argument("--threads", type=_record.positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--data-dir", type=_record.existing_dir,
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
         model=ModelConfig(arch="mlp:400,400", physics=LayerPhysics(
             e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
             noise_sigma=0.01)),
-        optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs),
+        optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
         seed=args.seed,
         device=args.device,
     )  # fmt: skip

@@ -70,6 +70,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help="epochs (default 50)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                        help="learning rate over the epochs: constant (default, the paper's) or cosine "
+                             "(from --lr down towards 0 in the last epoch)")
     parser.add_argument("--seed", type=int, help="seed of split, init, shuffling, offsets, noise (default 0)")
     parser.add_argument("--subset", type=int, metavar="N", help="use only N training samples (fast runs)")
     parser.add_argument("--test-subset", type=int, metavar="N", help="use only N test samples")
@@ -129,7 +132,8 @@ def config_from_args(args):
         "data": {"dataset": args.dataset, "data_dir": args.data_dir, "train_subset": args.subset,
                  "test_subset": args.test_subset, "seed": args.seed},
         "model": {"arch": args.arch, "n_outputs": args.n_outputs},
-        "optim": {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs},
+        "optim": {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
+                  "lr_schedule": args.lr_schedule},
         "": {"seed": args.seed, "device": args.device, "eval_exact": args.eval_exact or None},
     }  # fmt: skip
     for section, values in sections.items():

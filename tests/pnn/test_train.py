@@ -130,6 +130,23 @@ def test_resume_gives_the_same_history(tmp_path):
     assert torch.equal(reloaded.model.dense_weights()[0], full.model.dense_weights()[0])
 
 
+def test_cosine_schedule_decays_and_resumes_where_it_stopped(tmp_path):
+    """The cosine schedule (issue: speed, the Fashion-MNIST gap) trains epoch e of E at
+    lr (1 + cos(pi (e - 1) / E)) / 2; a run stopped after one epoch and resumed follows it exactly."""
+    from imcpnn.pnn.training import epoch_lr
+
+    cosine = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, lr_schedule="cosine"))
+    assert [epoch_lr(cosine.optim, e) for e in (1, 2, 3)] == pytest.approx([1e-2, 0.75e-2, 0.25e-2])
+    assert epoch_lr(TINY.optim, 3) == 1e-2
+    full = train(cosine, tmp_path / "full", progress=False)
+    assert [h["lr"] for h in full.history] == pytest.approx([1e-2, 0.75e-2, 0.25e-2])
+    train(cosine, tmp_path / "resumed", progress=False, stop_after_epoch=1)
+    resumed = train(cosine, tmp_path / "resumed", progress=False)
+    assert _strip_times(resumed.history) == _strip_times(full.history)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        OptimConfig(lr_schedule="step")
+
+
 def test_other_config_in_same_dir(tmp_path):
     train(dataclasses.replace(TINY, optim=OptimConfig(lr=1e-2, batch_size=8, epochs=1)), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="holds a run with a different config.*--overwrite"):
