@@ -16,7 +16,10 @@ whose terminal voltages barely moved reuses its last evaluation) buys CPU at the
 and where the default setting's CPU time goes: the ``acct`` setting is the default with ngspice's
 accounting on (same numerics, so its errors equal the default's), and its log splits the analysis
 time into device evaluation (load), matrix solve and the rest (step control, truncation error,
-breakpoints, output), with Newton iterations and rejected time points per time point.
+breakpoints, output), with Newton iterations and rejected time points per time point. The default
+setting's time points are also charged to the events before them (:func:`points_by_event`): phase
+and input edges, and the neurons' spikes; a handful of slightly loosened settings
+(``50ns trtol0.07`` and the like) measure what a setting inside the 0.1 ns budget can still save.
 
 Weight sets: with ``--demo-dir`` (a finished ``imcpnn demo`` folder) its trained bottom-up and
 top-down models at their searched scales (what the demo's candidates simulate); ``--n-random``
@@ -66,6 +69,11 @@ SETTINGS: dict[str, tuple[float, dict]] = {
     "50ns trtol0.1 bypass": (50e-9, {"trtol": 0.1, "bypass": 1}),
     # the default with ngspice's accounting on (same numerics): where its CPU time goes
     PROFILE: (_D.t_step_max_s, {"trtol": _D.trtol, "acct": None}),
+    # the default loosened a little in each tolerance the local error and Newton tests use: how
+    # much CPU a setting still inside the 0.1 ns budget can save
+    "50ns trtol0.07": (50e-9, {"trtol": 0.07}),
+    "50ns trtol0.05 reltol1.5e-3": (50e-9, {"trtol": 0.05, "reltol": 1.5e-3}),
+    "50ns trtol0.05 chgtol3e-14": (50e-9, {"trtol": 0.05, "chgtol": 3e-14}),
 }
 BASELINE = "5ns (old default)"
 #: ngspice's accounting (``.options acct``) lines the profile reads from a run's log, by name.
@@ -73,6 +81,52 @@ ACCT_LINES = {"analysis_s": "Total analysis time (seconds)", "load_s": "Transien
               "solve_s": "Transient solve time", "iterations": "Transient iterations",
               "timepoints": "Transient timepoints", "accepted": "Accepted timepoints",
               "rejected": "Rejected timepoints"}
+
+
+def points_by_event(deck_text: str, time_s: np.ndarray, spike_traces: dict[str, np.ndarray],
+                    vdd_v: float, merge_s: float = 5e-9) -> dict:
+    """Where a transient's time points go: each accepted point is charged to the last event before
+    it, an event being a cluster of source breakpoints (the PWL corners of the phase signals and
+    input spikes, corners closer than ``merge_s`` merged) or a neuron's output crossing VDD/2
+    (the spikes, which no breakpoint announces). Returns, per kind (``phase or input edges``,
+    ``input edges only``, ``neuron spikes``), the number of events and of points, and the points
+    per event: a cost that a step control setting can only trim, since every event restarts the
+    step from a fraction of the edge time (ngspice cuts the step after a breakpoint to a tenth of
+    the gap to the next one and grows it by at most 2x per point)."""
+    corners: dict[float, set[str]] = {}
+    for line in deck_text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[3].startswith("PWL("):
+            values = [float(v) for v in parts[3][4:].rstrip(")").split()]
+            for t in values[0::2]:
+                corners.setdefault(t, set()).add(parts[0])
+    clusters: list[list[float]] = []
+    for t in sorted(corners):
+        if clusters and t - clusters[-1][-1] <= merge_s:
+            clusters[-1].append(t)
+        else:
+            clusters.append([t])
+    events = []
+    for c in clusters:
+        sources = set().union(*(corners[t] for t in c))
+        events.append((c[0], "input edges only" if all(n.upper().startswith("VIN") for n in sources)
+                       else "phase or input edges"))
+    for v in spike_traces.values():
+        v = np.asarray(v)
+        up = np.flatnonzero((v[:-1] < vdd_v / 2) & (v[1:] >= vdd_v / 2))
+        events += [(float(time_s[i + 1]), "neuron spikes") for i in up]
+    events.sort()
+    starts = np.array([e[0] for e in events])
+    owner = np.searchsorted(starts, time_s, side="right") - 1
+    out = {}
+    for kind in ("phase or input edges", "input edges only", "neuron spikes"):
+        ids = [i for i, e in enumerate(events) if e[1] == kind]
+        points = int(np.isin(owner, ids).sum())
+        out[kind] = {"events": len(ids), "points": points, "points_per_event": points / len(ids) if ids else None}
+    out["total_points"] = int(len(time_s))
+    since = time_s - np.where(owner >= 0, starts[np.clip(owner, 0, None)], -np.inf)
+    out["points_within_2ns_of_an_event"] = int((since < 2e-9).sum())
+    return out
 
 
 def _cpu_children_s() -> float:
@@ -159,7 +213,36 @@ def headline(summary: list[dict], n_sets: int, n_samples: int, rows: list[dict] 
     total = profile_totals(list(rows))
     if total:
         out["device evaluation share"] = total["load_s"] / total["analysis_s"]
+    events = event_totals(list(rows))
+    if events:
+        out["default points per event"] = events["points_per_event"]
+        out["default events per sample"] = events["events"] / (n_sets * n_samples)
+        out["share of points within 2 ns of an event"] = events["share_within_2ns"]
+    cheaper = [o for o in summary if o["setting"] not in (DEFAULT, PROFILE, "reference") and DEFAULT in by_name
+               and o["out_rmse_ns"] <= ACCURACY_NS]
+    if cheaper:  # the cheapest setting that keeps the spike times within the budget
+        best = min(cheaper, key=lambda o: o["cpu_s_per_sample"])
+        out["cheapest within 0.1 ns"] = best["setting"]
+        out["its CPU / default"] = best["cpu_s_per_sample"] / by_name[DEFAULT]["cpu_s_per_sample"]
     return out
+
+
+#: The spike-time budget a cheaper setting must keep (ns RMS of the output layer vs the reference).
+ACCURACY_NS = 0.1
+
+
+def event_totals(rows: list[dict]) -> dict | None:
+    """:func:`points_by_event` summed over the default setting's runs: events, the points charged
+    to them and points per event (None: no run has the breakdown)."""
+    parts = [r["points_by_event"] for r in rows if r.get("points_by_event")]
+    if not parts:
+        return None
+    kinds = ("phase or input edges", "input edges only", "neuron spikes")
+    events = sum(p[k]["events"] for p in parts for k in kinds)
+    points = sum(p[k]["points"] for p in parts for k in kinds)
+    return {"events": events, "points": points, "points_per_event": points / events,
+            "share_within_2ns": sum(p["points_within_2ns_of_an_event"] for p in parts)
+            / sum(p["total_points"] for p in parts)}
 
 
 def main(argv=None) -> int:
@@ -242,6 +325,9 @@ def main(argv=None) -> int:
             traces = {n: np.asarray(plot[n]) for n in deck.saves}
             tables[name, k] = spice_spike_table(time_s, traces, deck.widths, deck.n_samples, schedule, network.vdd_v)
             row = {"setting": name, "set": k, "cpu_s": cpu_s, "points": len(time_s)}
+            if name == DEFAULT:
+                spikes = {n: traces[n] for n in deck.saves if n.lower().startswith("v(s")}
+                row["points_by_event"] = points_by_event(deck.text, time_s, spikes, network.vdd_v)
             if "acct" in SETTINGS[name][1]:
                 row["acct"] = accounting(_run_log(run_dir))
             rows.append(row)
@@ -297,6 +383,11 @@ def main(argv=None) -> int:
               f"the rest (step control, truncation error, output) {total['other_s'] / total['analysis_s']:.0%}; "
               f"{total['iterations'] / total['timepoints']:.2f} Newton iterations per time point, "
               f"{total['rejected'] / total['timepoints']:.0%} of the time points rejected")
+    events = event_totals(rows)
+    if events:
+        print(f"where its time points go ({DEFAULT!r}, all sets): {events['points_per_event']:.0f} points per event "
+              f"(a phase or input edge, or a neuron's spike; {events['events']} events), "
+              f"{events['share_within_2ns']:.0%} of all points within 2 ns after one")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "summary": out}, indent=1, default=str))
     repeats = {name: [r["cpu_s"] for r in sorted(rows, key=lambda r: r["set"]) if r["setting"] == name]

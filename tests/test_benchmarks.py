@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -368,6 +369,25 @@ def test_model_vs_ngspice_smallest_run_records_raw_repeats(tmp_path, characteriz
     assert {k: len(v) for k, v in data["repeats"].items()} == {
         "model exact": 3, "model DSTD (M = 30)": 3, "ngspice (one batched run)": 1}
     assert data["headline"]["ngspice / exact"] == data["headline"]["ngspice s"] / data["headline"]["exact s"]
+
+
+def test_network_tran_settings_charges_time_points_to_the_events_before_them(bench):
+    """Two phase-edge corners 1 ns apart are one event, an input's lone edge another, a neuron's
+    rising output a third; a point before the first event belongs to none, and the points within
+    2 ns after an event are counted."""
+    nts = bench("network_tran_settings")
+    deck = ("Vrst0 rst0 0 PWL(0.0 1.8 1e-06 1.8 1.001e-06 0.0)\n"
+            "VIN0 s0_0 0 PWL(0.0 0.0 2e-06 0.0 2.001e-06 1.8)\n")
+    time_s = np.array([0.5e-6, 1.0e-6, 1.0005e-6, 1.001e-6, 1.5e-6, 2.0e-6, 2.0005e-6, 2.5e-6, 2.6e-6, 3e-6])
+    spike = {"v(s1_0)": np.where(time_s >= 2.6e-6, 1.8, 0.0)}
+    out = nts.points_by_event(deck, time_s, spike, 1.8)
+    # t = 0 (both sources' first corner) is an event too: it owns the point at 0.5 us
+    assert out["phase or input edges"] == {"events": 2, "points": 5, "points_per_event": 2.5}
+    assert out["input edges only"] == {"events": 1, "points": 3, "points_per_event": 3.0}
+    assert out["neuron spikes"] == {"events": 1, "points": 2, "points_per_event": 2.0}
+    assert out["total_points"] == 10 and out["points_within_2ns_of_an_event"] == 6
+    totals = nts.event_totals([{"points_by_event": out}, {"setting": "x"}])
+    assert totals["events"] == 4 and totals["points_per_event"] == 2.5 and totals["share_within_2ns"] == 0.6
 
 
 @pytest.mark.slow
