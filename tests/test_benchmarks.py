@@ -20,7 +20,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "hwa_recipes", "layer_columns",
-           "model_vs_ngspice", "network_tran_settings", "spice_throughput", "variation", "variation_fashion_mnist")
+           "model_vs_ngspice", "network_tran_settings", "search_vs_grid", "spice_throughput", "variation",
+           "variation_fashion_mnist")
 #: Fields every result file holds (benchmarks/_record.py's docstring).
 FIELDS = {"script", "name", "timestamp", "command", "git_commit", "git_dirty", "machine",
           "load_average_before", "load_average_after", "wall_s", "parameters", "repeats", "headline",
@@ -290,6 +291,11 @@ BAD_ARGS = [
     ("demo_fidelity", ["record", "/nonexistent"], "run_dir"),
     ("demo_fidelity", ["table", "--readme", "/nonexistent.md"], "--readme"),
     ("tables", ["--results-dir", "/nonexistent"], "--results-dir"),
+    ("search_vs_grid", [], "--demo-dir"),
+    ("search_vs_grid", ["--demo-dir", "/nonexistent"], "--demo-dir"),
+    ("search_vs_grid", ["--demo-dir", "."], "no finished top_down search"),
+    ("search_vs_grid", ["--demo-dir", ".", "--pipeline", "sideways"], "--pipeline"),
+    ("search_vs_grid", ["--demo-dir", ".", "--half-width", "0"], "--half-width"),
 ]
 
 
@@ -300,6 +306,20 @@ def test_bad_arguments_are_refused_in_one_line(bench, capsys, script, argv, word
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"{script}.py") and word in err
+
+
+def test_search_vs_grid_builds_its_box_and_compares(bench):
+    """The grid is the box of resolution steps around the search's answer; the comparison says
+    where the grid's lowest RMSE lies and how much lower it is (unmappable points ignored)."""
+    svg = bench("search_vs_grid")
+    box = svg.grid_points((1.33, 1.15), 0.01, 1)
+    assert len(box) == 9 and (1.32, 1.14) in box and (1.34, 1.16) in box and (1.33, 1.15) in box
+    assert svg.parse_points("1.30,1.12; 1.29,1.11", 2) == [(1.30, 1.12), (1.29, 1.11)]
+    with pytest.raises(ValueError, match="2 coordinates"):
+        svg.parse_points("1.0,2.0", 1)
+    head = svg.compare((1.32, 1.14), 24.25, {(1.31, 1.13): 24.23, (1.32, 1.14): 24.25, (1.5, 1.5): None}, 0.01)
+    assert head["grid best"] == [1.31, 1.13] and head["grid steps apart"] == 1
+    assert head["search - grid ns"] == pytest.approx(0.02) and head["grid RMSE ns"] == "24.230"
 
 
 def test_bad_argument_on_the_command_line_has_no_traceback():
