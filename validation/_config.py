@@ -27,7 +27,8 @@ class SearchConfig:
 
     method: str = "gauss-newton"
     """"gauss-newton": a trust-region search on a linear model of every spike-time error (the
-    Gauss-Newton model of the MSE; fewest candidates); "quadratic": a trust-region search on a
+    Gauss-Newton model of the MSE), its slope the pipeline's own model's corrected by the SPICE
+    candidates (fewest candidates); "quadratic": a trust-region search on a
     quadratic model of the MSE itself; "stencil": the coarse-to-fine compass search both are
     checked against (:mod:`imcpnn.validation._search`)."""
     steps: tuple[float, ...] = (0.1, 0.03, 0.01)

@@ -2,7 +2,8 @@
 
 Three methods (``SearchConfig.method``). The default, :func:`gauss_newton_search`, is a
 trust-region search on a linear model of every output spike-time error (a candidate's SPICE run
-gives all of them, not just their RMSE), so it needs fewer candidates than
+gives all of them, not just their RMSE), whose slope the pipeline's own model can give (the
+model-guided search: SPICE then corrects what the model gets wrong), so it needs fewer candidates than
 :func:`quadratic_search`, the same trust region on a quadratic model of the mean squared error,
 which itself needs about half the candidates of the stencil search below for the same grid
 minimum. The stencil search, :func:`coarse_to_fine`, is the reference they are checked against:

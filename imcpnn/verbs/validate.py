@@ -25,7 +25,8 @@ Run the method's headline experiment (the paper's Iris circuit) and write a repo
      testbench: to the step 2 testbench's), then, after its own search, refitted to its own
      network's calibration runs to predict its test run (--no-trace-refit: not);
   4. map weights to gate biases; search the current scales against ngspice (a trust-region
-     search on a linear model of every spike-time error, Gauss-Newton; --search-method
+     search on a linear model of every spike-time error, Gauss-Newton, its slope the pipeline's
+     own model's, corrected by the SPICE candidates; --search-method
      quadratic: a quadratic model of the MSE; stencil: the coarse-to-fine compass search both
      are checked against) on held-out calibration samples (training samples; --calibration test for the method's
      in-sample protocol): top-down scale_plus and scale_minus, the others one global scale;
@@ -74,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "use the first and the last)")
     parser.add_argument("--search-method", choices=SEARCH_METHOD_CHOICES, default=None,
                         help="scale search: gauss-newton (linear model of every spike-time error, "
-                             "trust region; default), quadratic (quadratic model of the MSE, trust "
+                             "guided by the pipeline's own model, trust region; default), quadratic (quadratic model of the MSE, trust "
                              "region) or stencil (coarse-to-fine compass search, the reference)")
     parser.add_argument("--coarse", action="store_true",
                         help="scale searches on a 10 %% grid (fast, for CI and a first look)")
