@@ -10,10 +10,10 @@ pipeline's own candidate evaluation: the same calibration samples and the same S
 the SPICE cache answers every point the search already simulated. It compares the grid's lowest
 calibration RMSE (and where) with the search's, and counts both.
 
-How: a copy of the folder (``--work``) without the pipeline's search stage is resumed with
-``imcpnn demo`` while the search is replaced by the grid; the copy stops there, so nothing else is
-recomputed and the folder itself is not touched. The folder must be a default ``imcpnn demo``
-run (its own config is what the resumed demo checks against).
+How: a copy of the folder (``--work``) without the pipeline's search stage is resumed
+(:func:`imcpnn.validation.run_validation` with its own config) with the search replaced by the
+grid (``run_validation(..., search=...)``); the copy stops there, so nothing else is recomputed
+and the folder itself is not touched.
 
 Usage: .venv/bin/python benchmarks/search_vs_grid.py --demo-dir runs/demo [--pipeline top_down]
        [--half-width 2] [--extra "1.30,1.12;1.29,1.11"] [--work /tmp/search-vs-grid] [--name latest]
@@ -34,9 +34,8 @@ import _record
 PIPELINES = ("top_down", "bottom_up", "trace_fitted")
 
 
-class _GridDone(BaseException):
-    """Raised by the grid in place of the search: the resumed demo stops there (a BaseException,
-    so that the command line's handler of errors lets it through)."""
+class _GridDone(Exception):
+    """Raised by the grid in place of the search: the resumed run stops there."""
 
 
 def grid_points(best: tuple[float, ...], res: float, half_width: int) -> list[tuple[float, ...]]:
@@ -94,12 +93,9 @@ def main(argv=None) -> int:
         ap.error(f"argument --extra: {err}")
     recorder = _record.Recorder(__file__, args, argv)
 
-    import imcpnn.validation._pipeline as pipeline_module
-    from imcpnn.cli import main as imcpnn_main
-    from imcpnn.config import load_json
-    from imcpnn.validation import ValidationConfig
+    from imcpnn.validation import load_results, run_validation
 
-    config = load_json(ValidationConfig, args.demo_dir / "config.json")
+    config = load_results(args.demo_dir).config
     res = config.search.steps[-1]
     table = pd.read_csv(log)
     on_best = np.all([np.isclose(table[f"x{i}"], v) for i, v in enumerate(search_best)], axis=0)
@@ -115,20 +111,19 @@ def main(argv=None) -> int:
 
     def grid_instead_of_search(evaluate, n, cfg, log_path, start=None, model_errors=None):
         if Path(log_path).name != log.name or n != n_dims:
-            raise RuntimeError(f"the resumed demo asked for another search ({Path(log_path).name}); "
-                               "is the folder a default `imcpnn demo` run?")
+            raise RuntimeError(f"the resumed run asked for another search ({Path(log_path).name}) "
+                               f"before the {args.pipeline} one")
         for p, value in zip(points, evaluate(points)):
             r = np.asarray(value, dtype=float)
             grid[p] = float(np.sqrt(np.mean(r ** 2))) if r.size and np.all(np.isfinite(r)) else None
         raise _GridDone
 
-    pipeline_module.search = grid_instead_of_search
     try:
-        imcpnn_main(["demo", "--out", str(work)])
+        run_validation(config, work, search=grid_instead_of_search, command="benchmarks/search_vs_grid.py")
     except _GridDone:
         pass
     if not grid:
-        ap.error(f"the resumed demo in {work} did not reach the {args.pipeline} search; see its output above")
+        ap.error(f"the resumed run in {work} did not reach the {args.pipeline} search")
     head = {"pipeline": args.pipeline, "search candidates": int(searched["n_candidates"]),
             "grid points": len(grid), **compare(search_best, search_rmse, grid, res)}
     print(f"{args.pipeline}: search {head['search best']} {search_rmse:.3f} ns in {head['search candidates']} "

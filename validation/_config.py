@@ -31,6 +31,10 @@ class SearchConfig:
     candidates (fewest candidates); "quadratic": a trust-region search on a
     quadratic model of the MSE itself; "stencil": the coarse-to-fine compass search both are
     checked against (:mod:`imcpnn.validation._search`)."""
+    model_guide: bool = True
+    """Gauss-Newton search: take the slope of the errors from the pipeline's own model, corrected
+    by the SPICE candidates, and start from one candidate (:func:`imcpnn.validation._search.
+    gauss_newton_search`); False: the slope from the candidates alone (n + 1 to start)."""
     steps: tuple[float, ...] = (0.1, 0.03, 0.01)
     """Relative steps, coarse to fine; the last one is the search resolution (the grid every
     candidate lies on). The trust-region searches use the first as their initial design's step and
@@ -257,8 +261,12 @@ class ValidationConfig:
 def upgrade_config_data(data):
     """Config data read from a config.json of an earlier version, with the meaning it had then:
     a search without a ``method`` was the stencil search (the quadratic one became the default
-    later, then the Gauss-Newton one; a config that names its method keeps it). Anything else,
-    including data that is not a dict, is returned as it is."""
-    if isinstance(data, dict) and isinstance(data.get("search"), dict) and "method" not in data["search"]:
-        return {**data, "search": {**data["search"], "method": "stencil"}}
-    return data
+    later, then the Gauss-Newton one; a config that names its method keeps it), and one without
+    ``model_guide`` was not model-guided (so a resumed search walks on as it began). Anything
+    else, including data that is not a dict, is returned as it is."""
+    if not (isinstance(data, dict) and isinstance(data.get("search"), dict)):
+        return data
+    search = dict(data["search"])
+    search.setdefault("method", "stencil")
+    search.setdefault("model_guide", False)
+    return {**data, "search": search}

@@ -148,6 +148,10 @@ class Context:
     max_workers: int | None = None
     """Size of the local process pool (None: one per CPU); unused with a Dask client."""
 
+    search: Any = None
+    """A replacement of the scale search, with :func:`imcpnn.validation.search`'s signature (see
+    :func:`run_validation`); None: the config's search."""
+
     def runner(self) -> dict:
         """The keywords every SPICE batch of a stage takes: the cache, and where the runs go."""
         return {"cache_dir": self.cache_dir, "executor": self.executor, "max_workers": self.max_workers}
@@ -1147,7 +1151,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     x_cal = ctx.x_cal
     T = ctx.schedule.t_phase_s
 
-    model_tables = {}  # discharger factor -> the model's spike table on x_cal
+    model_tables = {}  # (discharger factor, search point or None) -> the model's spike table on x_cal
     reversal = synapse_reversals(ctx, pipeline, params, weights)
 
     def model_table(k_dis: float, point: tuple[float, ...] | None = None) -> pd.DataFrame:
@@ -1164,7 +1168,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     def own_weights():  # the simulated weights, which are the model's (its dense weights if not given)
         return weights if weights is not None else [w.detach().double().numpy() for w in model.dense_weights()]
 
-    def model_errors(point) -> np.ndarray:
+    def model_errors(point) -> np.ndarray | None:
         # what the Gauss-Newton search's model guide needs: the errors the model predicts for a
         # candidate (its own times less its times at the point), up to a constant
         if min(point) <= 0:
@@ -1184,9 +1188,10 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
     def compute():
         log = ctx.out_dir / "stages" / f"search_{pipeline}.log.csv"
         log.parent.mkdir(parents=True, exist_ok=True)
-        best, table = search(
+        best, table = (ctx.search or search)(
             lambda pts: errors_of(pts, lambda p: 1.0, lambda p: mapping_scales(pipeline, params, p)),
-            n_dims, ctx.config.search, log, start=start, model_errors=model_errors)
+            n_dims, ctx.config.search, log, start=start,
+            model_errors=model_errors if ctx.config.search.model_guide else None)
         if n_dims == 1:
             table = table.assign(scale=table["x0"], scale_plus=1.0, scale_minus=1.0)
         else:
@@ -1197,7 +1202,7 @@ def stage_search(ctx: Context, pipeline: str, weights, params: PhysicalParameter
             scales = mapping_scales(pipeline, params, tuple(best))
             high = ctx.config.search.scale_range[1]
             dis_search = dataclasses.replace(ctx.config.search, scale_range=(DISCHARGER_SEARCH_MIN, high))
-            (k_dis,), dis_table = search(
+            (k_dis,), dis_table = (ctx.search or search)(
                 lambda pts: errors_of(pts, lambda p: p[0], lambda p: scales),
                 1, dis_search, ctx.out_dir / "stages" / f"search_{pipeline}_discharger.log.csv",
                 start=(1.0,))
@@ -1638,7 +1643,7 @@ def _check_config(config: ValidationConfig, out_dir: Path) -> str | None:
 def run_validation(config: ValidationConfig, out_dir: str | Path, *,
                    characterization: str | Path | None = None, cache_dir: str | Path | None = None,
                    progress: bool = True, command: str = "imcpnn validate", executor: Any = None,
-                   max_workers: int | None = None) -> dict:
+                   max_workers: int | None = None, search: Any = None) -> dict:
     """Run (or resume) every stage and write summary.json and the report; returns the summary.
 
     **Arguments:** ``characterization`` an existing characterization.json (else simulated);
@@ -1646,7 +1651,10 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
     folder's lock names this run to a second command on ``out_dir``; ``executor`` where the
     network batches run (None: a local pool of ``max_workers`` processes; a
     ``distributed.Client``: its cluster, results cached here; the device characterization's four
-    small decks always run here).
+    small decks always run here); ``search`` replaces the scale search (a callable with
+    :func:`imcpnn.validation.search`'s signature, handed each pipeline's own candidate
+    evaluation: how ``benchmarks/search_vs_grid.py`` simulates a grid of chosen points; None:
+    the config's search).
     **Raises:** RunDirBusyError (a ConfigError) when another process is writing into ``out_dir``;
     ConfigError when ``out_dir`` holds a run with another config, the characterization file
     is unreadable or differs from the one the folder's run used, or the data set does not fit the
@@ -1663,7 +1671,7 @@ def run_validation(config: ValidationConfig, out_dir: str | Path, *,
         clock = RunClock(out_dir / "stages" / "elapsed.json", start_s)
         try:
             return _run_stages(config, out_dir, characterization, cache_dir, progress, data, clock,
-                               {"executor": executor, "max_workers": max_workers})
+                               {"executor": executor, "max_workers": max_workers, "search": search})
         finally:
             clock.save()  # also when interrupted: elapsed_s is the total over every run
 
@@ -1743,10 +1751,10 @@ def _run_stages(config: ValidationConfig, out_dir: Path, characterization, cache
 
 def prepare_context(config: ValidationConfig, out_dir: Path, characterization, cache_dir, progress: bool,
                     data: tuple[DataConfig, DataSplits], *, executor: Any = None,
-                    max_workers: int | None = None) -> tuple[Context, dict, dict | None]:
+                    max_workers: int | None = None, search: Any = None) -> tuple[Context, dict, dict | None]:
     """(Context, characterization stage, layout stage or None): the networks (laid out first
-    for post-layout), the characterization, the samples; ``executor``/``max_workers`` go into the
-    Context (:attr:`Context.executor`)."""
+    for post-layout), the characterization, the samples; ``executor``/``max_workers`` and
+    ``search`` go into the Context (:attr:`Context.executor`, :attr:`Context.search`)."""
     from imcpnn.circuits.netlist.network import PhaseSchedule
 
     data_cfg, splits = data
@@ -1761,7 +1769,8 @@ def prepare_context(config: ValidationConfig, out_dir: Path, characterization, c
                   schedule=PhaseSchedule(t_step_max_s=config.t_step_max_s, trtol=config.trtol),
                   x_test=x_test, y_test=splits.y_test.numpy(),
                   x_cal=calibration_inputs(config, x_train, x_test),
-                  n_classes=splits.n_classes, data_config=data_cfg, executor=executor, max_workers=max_workers)
+                  n_classes=splits.n_classes, data_config=data_cfg, executor=executor, max_workers=max_workers,
+                  search=search)
     return ctx, char_stage, layout
 
 

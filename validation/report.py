@@ -279,8 +279,10 @@ def _search_words(search) -> str:
     """How the scale search chose its candidates, in words (method, steps, resolution)."""
     steps = list(search.steps)
     if search.method == "gauss-newton":
+        guide = ("; its slope is the pipeline's own model's, corrected by the candidates"
+                 if getattr(search, "model_guide", False) else "")
         return (f"the search fits a linear model of every output spike-time error to the candidates "
-                f"(Gauss-Newton) and simulates the minimum of its mean square inside a trust region "
+                f"(Gauss-Newton{guide}) and simulates the minimum of its mean square inside a trust region "
                 f"(initial step {steps[0]}, resolution {steps[-1]}, stopping when the model predicts "
                 f"less than {search.tol_ns} ns to gain)")
     if search.method == "quadratic":

@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale search: gauss-newton (linear model of every spike-time error, "
                              "guided by the pipeline's own model, trust region; default), quadratic (quadratic model of the MSE, trust "
                              "region) or stencil (coarse-to-fine compass search, the reference)")
+    parser.add_argument("--no-model-guide", action="store_true",
+                        help="gauss-newton search without the pipeline's model as its guide (the "
+                             "slope from the SPICE candidates alone, n + 1 candidates to start)")
     parser.add_argument("--coarse", action="store_true",
                         help="scale searches on a 10 %% grid (fast, for CI and a first look)")
     add_corner_argument(parser, None, "sky130 corner: %(choices)s (default: the config's, tt)")
@@ -132,6 +135,8 @@ def config_from_args(args: argparse.Namespace):
         search = dataclasses.replace(search, steps=(0.1,))
     if args.search_method:
         search = dataclasses.replace(search, method=args.search_method)
+    if getattr(args, "no_model_guide", False):
+        search = dataclasses.replace(search, model_guide=False)
     fit = config.fit
     if getattr(args, "trace_fit_source", None):
         fit = dataclasses.replace(fit, source=args.trace_fit_source)

@@ -82,6 +82,7 @@ def test_cli_options_override_defaults_and_config_file(tmp_path):
     assert parse().search.method == "gauss-newton"
     assert parse("--search-method", "stencil").search.method == "stencil"
     assert parse("--search-method", "quadratic").search.method == "quadratic"
+    assert parse().search.model_guide and not parse("--no-model-guide").search.model_guide
     assert parse().fit.source == "network"
     assert parse("--trace-fit-source", "testbench").fit.source == "testbench"
     assert parse().fit.refit and not parse("--no-trace-refit").fit.refit

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from imcpnn.circuits.netlist.network import Network, PhaseSchedule
 from imcpnn.circuits.simulate.run import map_network
 from imcpnn.pnn import DataConfig
 from imcpnn.validation import SearchConfig, ValidationConfig, layer_metrics
+from imcpnn.validation._metrics import compare_spike_tables, output_errors_ns
 from imcpnn.validation import _pipeline as pipe
 from imcpnn.validation._fit import PhysicalParameters
 
@@ -320,6 +322,83 @@ def test_search_simulates_only_calibration_samples(tmp_path, monkeypatch):
     assert seen and all(np.array_equal(x, x_train[:7]) for x in seen)
     assert not any((row == x_test).all(axis=1).any() for x in seen for row in x)
     assert result["best"][0] == pytest.approx(1.0) and result["n_calibration_samples"] == 7
+
+
+@pytest.mark.parametrize("pipeline", ["top_down", "bottom_up"])
+def test_the_search_guide_is_the_pipelines_own_model_at_scaled_currents(tmp_path, monkeypatch, pipeline):
+    """The model guide (issue: speed) predicts a candidate's errors as the pipeline's own model
+    at the currents the circuit gets there: top-down's positive weights times scale_plus and its
+    negative ones times scale_minus, the others' all times k; none at its own point. With
+    ``model_guide=False`` the search gets no guide."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=100.0, e_minus=-100.0))
+    rng = np.random.default_rng(2)
+    x_train, x_test = rng.uniform(size=(30, 5)), rng.uniform(size=(10, 5))
+    x_train[:, 0] = x_test[:, 0] = 0.0
+    weights = [w.detach().double().numpy() for w in model.dense_weights()]
+    guides = {}
+
+    def fake_search(evaluate, n_dims, config, log_path, start=None, model_errors=None):
+        guides[config.model_guide] = model_errors
+        return start, pd.DataFrame({"x0": [start[0]], "x1": [start[-1]], "level": [0], "rmse_t_spike_ns": [1.0]})
+
+    monkeypatch.setattr(pipe, "search", fake_search)
+    for name in ("synapse_reversals", "driven_kicks", "readout_delays", "neuron_terms"):  # no circuit here
+        monkeypatch.setattr(pipe, name, lambda *a, **k: None)
+    params = pipe.ideal_parameters(ValidationConfig(), char_dict())
+    start = (1.0, 1.0) if pipeline == "top_down" else (1.0,)
+    for guided in (True, False):
+        config = ValidationConfig(search=SearchConfig(n_samples=7, model_guide=guided))
+        ctx = _search_ctx(monkeypatch, None, config, tmp_path / str(guided), x_train, x_test)
+        pipe.stage_search(ctx, pipeline, weights, params, model, start)
+    assert guides[False] is None
+    guide = guides[True]
+    assert np.all(guide(start) == 0)
+    point = (1.2, 0.7) if pipeline == "top_down" else (1.2,)
+    scaled = [np.where(w > 0, w * point[0], w * point[-1]) for w in weights]
+    physics = pipe.layer_physics(pipeline, params)
+    own = pipe.model_spike_table(pipe.model_layer_times(model, ctx.x_cal, physics))
+    there = pipe.model_spike_table(pipe.model_layer_times(model, ctx.x_cal, physics, weights=scaled))
+    expected = output_errors_ns(compare_spike_tables(own, there, ctx.schedule.t_phase_s))
+    assert np.allclose(guide(point), expected) and np.abs(expected).max() > 1.0
+    assert guide((0.0,) * len(start)) is None  # no currents: no prediction
+
+
+def test_a_search_given_to_the_run_replaces_the_configs(tmp_path, monkeypatch):
+    """``run_validation(..., search=f)`` (through Context.search) hands f each pipeline's own
+    candidate evaluation in place of the config's search: what benchmarks/search_vs_grid.py uses
+    to simulate a grid of chosen points."""
+    from imcpnn.pnn import PNN, LayerPhysics
+
+    torch.manual_seed(0)
+    model = PNN("mlp:5", (5,), 5, LayerPhysics(e_plus=100.0, e_minus=-100.0))
+    rng = np.random.default_rng(2)
+    x_train, x_test = rng.uniform(size=(30, 5)), rng.uniform(size=(10, 5))
+    x_train[:, 0] = x_test[:, 0] = 0.0
+    simulated = []
+
+    class Run:
+        def __init__(self, spikes):
+            self.spikes = spikes
+
+    def fake_simulate(ctx, weights, x, scales_list, progress, discharger_scales=None, **networks):
+        simulated.extend(scales_list)
+        return [Run(pipe.model_spike_table(pipe.model_layer_times(model, x))) for _ in scales_list]
+
+    calls = []
+
+    def grid(evaluate, n_dims, config, log_path, start=None, model_errors=None):
+        points = [(1.0, 1.0), (1.1, 0.9)]
+        calls.append((Path(log_path).name, [np.sqrt(np.mean(np.square(r))) for r in evaluate(points)]))
+        return points[0], pd.DataFrame({"x0": [1.0], "x1": [1.0], "level": [0], "rmse_t_spike_ns": [0.0]})
+
+    config = ValidationConfig(search=SearchConfig(n_samples=7))
+    ctx = dataclasses.replace(_search_ctx(monkeypatch, fake_simulate, config, tmp_path, x_train, x_test), search=grid)
+    result = pipe.stage_search(ctx, "top_down", None, pipe.ideal_parameters(config, char_dict()), model, (1.0, 1.0))
+    assert result["best"] == [1.0, 1.0] and calls[0][0] == "search_top_down.log.csv"
+    assert [(s.scale_plus, s.scale_minus) for s in simulated] == [(1.0, 1.0), (1.1, 0.9)]
 
 
 def test_searched_discharger_never_goes_below_its_design_bias(tmp_path, monkeypatch):

@@ -432,6 +432,11 @@ def test_a_config_of_an_earlier_version_keeps_its_stencil_search():
     named = to_dict(ValidationConfig())
     named["search"]["method"] = "quadratic"  # a config of the quadratic search's time names it
     assert from_dict(ValidationConfig, upgrade_config_data(named)).search.method == "quadratic"
+    # before the model guide: a resumed Gauss-Newton search walks on unguided, as it began
+    unguided = to_dict(ValidationConfig())
+    del unguided["search"]["model_guide"]
+    assert from_dict(ValidationConfig, upgrade_config_data(unguided)).search.model_guide is False
+    assert from_dict(ValidationConfig, upgrade_config_data(to_dict(ValidationConfig()))).search.model_guide is True
 
 
 def test_quadratic_search_stops_in_a_shallow_tilted_valley(tmp_path):
