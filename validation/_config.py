@@ -33,8 +33,9 @@ class SearchConfig:
     checked against (:mod:`imcpnn.validation._search`)."""
     model_guide: bool = True
     """Gauss-Newton search: take the slope of the errors from the pipeline's own model, corrected
-    by the SPICE candidates, and start from one candidate (:func:`imcpnn.validation._search.
-    gauss_newton_search`); False: the slope from the candidates alone (n + 1 to start)."""
+    by the SPICE candidates, and start from one candidate
+    (:func:`imcpnn.validation.gauss_newton_search`); False: the slope from the candidates alone
+    (n + 1 to start)."""
     steps: tuple[float, ...] = (0.1, 0.03, 0.01)
     """Relative steps, coarse to fine; the last one is the search resolution (the grid every
     candidate lies on). The trust-region searches use the first as their initial design's step and
