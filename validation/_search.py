@@ -366,11 +366,6 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
     def jacobian_t(finite: dict[Point, float], best: Point, radius: float) -> np.ndarray | None:
         return _jacobian_t(residuals, finite, best, radius, res, model_at if guided(best) else None)
 
-    def model_step(finite: dict[Point, float], best: Point, radius: float):
-        if gauss_newton:
-            return _gauss_newton_step(residuals, finite, best, radius, res, (low, high),
-                                      jacobian_t(finite, best, radius))
-        return _model_step(finite, best, radius, res, (low, high))
 
     first = on_grid(start or (1.0,) * n_dims)
     simulate([first] if model_errors is not None else design_around(first, h), 0)
@@ -388,7 +383,9 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
         best_before = best
         if small_gains >= SMALL_GAINS_TO_STOP:
             break
-        step, gain = model_step(finite, best, radius)
+        jac_t = jacobian_t(finite, best, radius) if gauss_newton else None
+        step, gain = (_gauss_newton_step(residuals, finite, best, radius, res, (low, high), jac_t)
+                      if gauss_newton else _model_step(finite, best, radius, res, (low, high)))
         grounded = all(q in known for q in neighbours(best))
         # model-guided, a confirmation counts once a neighbour along every axis checked the slope
         checked = not guided(best) or len(axes_checked(best)) == n_dims
@@ -411,8 +408,8 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
                 radius if improved else max(radius / 2, res))
         elif not grounded:
             missing = [q for q in neighbours(best) if q not in known]
-            jac_t = jacobian_t(finite, best, radius) if guided(best) else None
-            new_axes = [q for q in missing if _axis(q, best) not in axes_checked(best)] if jac_t is not None else []
+            new_axes = ([q for q in missing if _axis(q, best) not in axes_checked(best)]
+                        if guided(best) and jac_t is not None else [])
             if new_axes:  # model-guided: probe the lowest predicted neighbour along an axis not yet checked
                 predicted = {q: _predicted_rmse(residuals[best], jac_t, best, q) for q in new_axes}
                 q = min(new_axes, key=lambda p: (predicted[p], p))
