@@ -1,8 +1,17 @@
-"""DSTD (M = 10) vs the exact solver: time per forward+backward and peak memory of one RC-Spike layer.
+"""DSTD (M = 10) vs the exact solver, and the DSTD layer vs its matrix-product floor: time per
+forward+backward and peak memory of one RC-Spike layer.
 
-Claim (issue 3): >= 30x less time and >= 100x less memory at the largest input-spike count.
+Claims: (issue 3) >= 30x less time and >= 100x less memory than the exact solver at the largest
+input-spike count; (issue 14) the DSTD layer within 2x of the two plain matrix products it contains.
 Setup (method.md section 2): one layer of 1000 neurons, batch 100, sweeping the number of input
-spikes; both methods run through the library's own ``imcpnn.pnn._api.spike_times``.
+spikes. Four methods per point:
+- ``dstd`` and ``exact``: the library's public ``imcpnn.pnn.spike_times`` (its inputs validated
+  on every call, as a user calls it);
+- ``layer``: the training hot path, ``imcpnn.pnn.RCSpikeDense`` in training mode (DSTD at
+  ``--steps`` with a random grid offset per call, spike-time noise 0.01, no input validation);
+- ``matmul``: the floor, DSTD's two matrix products alone with its shapes,
+  (batch, M + 2, n_in) @ (n_in, n_out) twice (M + 2 grid points with a random offset), forward
+  and backward by autograd.
 
 Each (method, n_in) point runs in a fresh subprocess so that memory peaks do not mix:
 - CPU: peak resident memory growth. The worker runs one tiny pass (torch's one-time set-up), resets
@@ -20,7 +29,7 @@ Example:
     .venv/bin/python benchmarks/dstd_vs_exact.py --n-in 100,300,1000,2000,3000 --out bench.json
 Finished points are stored in ``--out`` and reused on a rerun with the same settings (resumable);
 each point keeps its raw times and the load average before it ran. The result (every point, the
-headline at the largest n_in) is written to ``benchmarks/results/dstd_vs_exact_<--name>.json``.
+headline at the largest n_in: the ratios exact / DSTD and layer / matmul) is written to ``benchmarks/results/dstd_vs_exact_<--name>.json``.
 """
 
 from __future__ import annotations
@@ -44,21 +53,57 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not found in /proc/self/status (Linux needed for CPU memory)")
 
 
-def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeats: int, device: str) -> dict:
-    """Worker: time and peak memory of spike_times(...) forward + backward for one configuration."""
+#: The timed methods (the module docstring says what each one runs).
+METHODS = ("dstd", "exact", "layer", "matmul")
+
+
+def pass_function(method: str, t_in, w, steps: int, device: str):
+    """One forward+backward of ``method`` on inputs (batch, n_in) and weights (n_in, n_out), as a
+    function of no arguments (gradients are reset on every call)."""
     import torch
 
-    from imcpnn.pnn import spike_times
+    from imcpnn.pnn import LayerPhysics, RCSpikeDense, spike_times
+
+    if method in ("dstd", "exact"):
+        is_dstd = method == "dstd"
+        kwargs = dict(method=method, steps=steps if is_dstd else None, offset=0.37 / steps if is_dstd else None)
+
+        def run():
+            t_in.grad = w.grad = None
+            spike_times(t_in, w, 2.8, -1.53, **kwargs).sum().backward()
+        return run
+    if method == "layer":
+        layer = RCSpikeDense(w.shape[0], w.shape[1], LayerPhysics(train_steps=steps)).to(device).train()
+        with torch.no_grad():
+            layer.weight.copy_(w)
+        gen = torch.Generator(device=device).manual_seed(1)
+
+        def run():
+            t_in.grad = layer.weight.grad = None
+            layer(t_in, generator=gen).sum().backward()
+        return run
+    # the floor: DSTD's two products (beta * w and w), grid points along dim 1 as in imcpnn.pnn.dstd
+    s_cum = torch.rand(t_in.shape[0], steps + 2, t_in.shape[1], device=device,
+                       generator=torch.Generator(device=device).manual_seed(2)).requires_grad_(True)
+    beta = torch.rand(w.shape, device=device, generator=torch.Generator(device=device).manual_seed(3))
+
+    def run():
+        s_cum.grad = w.grad = None
+        ((s_cum @ (beta * w)).sum() + (s_cum @ w).sum()).backward()
+    return run
+
+
+def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeats: int, device: str) -> dict:
+    """Worker: time and peak memory of ``method``'s forward + backward for one configuration."""
+    import torch
 
     g = torch.Generator().manual_seed(0)
     t_in = torch.rand(batch, n_in, generator=g).to(device).requires_grad_(True)
     w = (torch.randn(n_in, n_out, generator=g) * (4 / n_in)).to(device).requires_grad_(True)
-    is_dstd = method == "dstd"
-    kwargs = dict(method=method, steps=steps if is_dstd else None, offset=0.37 / steps if is_dstd else None)
+    one_pass = pass_function(method, t_in, w, steps, device)
 
     def step():
-        t_in.grad = w.grad = None
-        spike_times(t_in, w, 2.8, -1.53, **kwargs).sum().backward()
+        one_pass()
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -72,8 +117,8 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
         # One tiny pass first: torch's one-time set-up (kernel dispatch, thread pools, BLAS
         # buffers) grows RSS by tens of MiB on the first call whatever the size; it is not the
         # method's memory and would otherwise be charged to whichever method a worker runs.
-        tiny = torch.rand(2, 8, requires_grad=True)
-        spike_times(tiny, torch.randn(8, 8, requires_grad=True), 2.8, -1.53, **kwargs).sum().backward()
+        pass_function(method, torch.rand(2, 8, requires_grad=True), torch.randn(8, 8, requires_grad=True),
+                      steps, device)()
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         before = _status_kib("VmRSS")
         step()
@@ -87,14 +132,20 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
 
 
 def headline(points: dict, n_in: int, device: str) -> dict:
-    """The README's numbers: time and memory of both methods, and their ratios, at ``n_in``."""
+    """The README's numbers at ``n_in``: time and memory of DSTD and the exact solver and their
+    ratios, and the training layer's time over its matrix-product floor (where those points ran)."""
     d, e = points[f"dstd:{n_in}"], points[f"exact:{n_in}"]
     if "error" in d or "error" in e:
         return {"n_in": n_in, "device": device, "failed": f"{d.get('error', '')} {e.get('error', '')}".strip()}
     mib = 2.0 ** 20
-    return {"n_in": n_in, "device": device, "DSTD s": d["time_s"], "exact s": e["time_s"],
-            "time exact / DSTD": e["time_s"] / d["time_s"], "DSTD MiB": d["peak_bytes"] / mib,
-            "exact MiB": e["peak_bytes"] / mib, "memory exact / DSTD": e["peak_bytes"] / max(d["peak_bytes"], 1)}
+    out = {"n_in": n_in, "device": device, "DSTD s": d["time_s"], "exact s": e["time_s"],
+           "time exact / DSTD": e["time_s"] / d["time_s"], "DSTD MiB": d["peak_bytes"] / mib,
+           "exact MiB": e["peak_bytes"] / mib, "memory exact / DSTD": e["peak_bytes"] / max(d["peak_bytes"], 1)}
+    layer, floor = points.get(f"layer:{n_in}", {}), points.get(f"matmul:{n_in}", {})
+    if "time_s" in layer and "time_s" in floor:
+        out |= {"layer s": layer["time_s"], "matmul s": floor["time_s"],
+                "layer / matmul": layer["time_s"] / floor["time_s"]}
+    return out
 
 
 def main(argv=None) -> int:
@@ -130,7 +181,7 @@ def main(argv=None) -> int:
     machine = _record.machine(torch=True)
     done["machine"] = machine
     n_ins = args.n_in
-    jobs = [(m, n) for n in n_ins for m in ("dstd", "exact")]
+    jobs = [(m, n) for n in n_ins for m in METHODS]
     resumed = []
     for method, n_in in progress_bar(jobs, desc="points", unit="point"):  # plain lines in a log
         key = f"{method}:{n_in}"
@@ -154,14 +205,17 @@ def main(argv=None) -> int:
 
     print(_record.machine_line(machine))
     print("settings:", json.dumps(settings))
-    print(f"{'n_in':>6} {'dstd s':>9} {'exact s':>9} {'time x':>7} {'dstd MiB':>9} {'exact MiB':>10} {'mem x':>7}")
+    print(f"{'n_in':>6} {'dstd s':>9} {'exact s':>9} {'time x':>7} {'dstd MiB':>9} {'exact MiB':>10} {'mem x':>7} "
+          f"{'layer s':>9} {'matmul s':>9} {'layer/mm':>8}")
     for n_in in n_ins:
         h = headline(done["points"], n_in, args.device)
         if "failed" in h:
             print(f"{n_in:>6} failed: {h['failed']}")
             continue
-        print(f"{n_in:>6} {h['DSTD s']:>9.4f} {h['exact s']:>9.4f} {h['time exact / DSTD']:>7.1f} "
-              f"{h['DSTD MiB']:>9.1f} {h['exact MiB']:>10.1f} {h['memory exact / DSTD']:>7.1f}")
+        floor = (f"{h['layer s']:>9.5f} {h['matmul s']:>9.5f} {h['layer / matmul']:>8.2f}" if "layer s" in h
+                 else f"{'-':>9} {'-':>9} {'-':>8}")
+        print(f"{n_in:>6} {h['DSTD s']:>9.5f} {h['exact s']:>9.5f} {h['time exact / DSTD']:>7.1f} "
+              f"{h['DSTD MiB']:>9.1f} {h['exact MiB']:>10.1f} {h['memory exact / DSTD']:>7.1f} {floor}")
     points = {key: done["points"][key] for key in (f"{m}:{n}" for m, n in jobs)}
     path = recorder.write(
         machine=machine, headline=headline(points, max(n_ins), args.device),

@@ -11,6 +11,10 @@ its own epochs).
     python benchmarks/fashion_mnist_mlp.py --epochs 50 --device cuda --out runs/fmnist_mlp
     python benchmarks/fashion_mnist_mlp.py --epochs 1 --subset 10000 --out /tmp/fm   # quick CPU look
 
+``--time-budget-s S`` trains whole epochs only while the next one is expected to end within S
+seconds of the command's start (the last epoch's wall time as the estimate); the record then holds
+the epochs done of ``--epochs`` (``summary.stopped_by_budget``), and rerunning continues the run.
+
 ``--eval-variants`` then evaluates the trained model at other evaluation grids M, without the
 inference noise and with the exact solver (rerun a finished run's command with it: the training is
 not repeated), so that what the evaluation costs in accuracy is measured apart from the training.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import torch
 
@@ -61,9 +66,30 @@ def e_rev(text: str) -> tuple[float, float]:
     return e_plus, e_minus
 
 
-def main(argv=None) -> int:
+def train_within(config: TrainConfig, out: str, budget_s: float | None):
+    """:func:`imcpnn.pnn.train` to ``config.optim.epochs``, or, with a budget, one epoch per call
+    while the next is expected to end within ``budget_s`` seconds of now (the previous epoch's wall
+    time, evaluation and checkpoint included, as the estimate; the first epoch always runs).
+    Returns (the result, whether the budget stopped it)."""
+    if budget_s is None:
+        return train(config, out), False
+    start = time.perf_counter()
+    data = load_dataset(config.data)
+    while True:
+        begin = time.perf_counter()
+        result = train(config, out, stop_after_epoch=1, data=data)  # one more epoch (none once done)
+        last_s = time.perf_counter() - begin
+        if len(result.history) >= config.optim.epochs:
+            return result, False
+        if time.perf_counter() - start + last_s > budget_s:
+            return result, True
+
+
+def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, arch: str = "mlp:400,400") -> int:
+    """The command line of this benchmark, also for other architectures (``fashion_mnist_cnn.py``
+    calls it with its own file, docstring and ``arch``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = _record.parser(__file__, __doc__)
+    parser = _record.parser(script_file, doc)
     parser.add_argument("--epochs", type=_record.positive_int, default=50, help="epochs (paper: 50)")
     parser.add_argument("--e-rev", type=e_rev, default="2.8,-1.53", help="E_PLUS,E_MINUS (default 2.8,-1.53)")
     parser.add_argument("--subset", type=_record.positive_int, help="training samples (default all 60000)")
@@ -79,26 +105,31 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-variants", action="store_true",
                         help="also evaluate the trained model at M = 10, 30, 100 with noise, M = 30 without, "
                              "and the exact solver (test accuracy of each in the summary)")
+    parser.add_argument("--time-budget-s", type=float, default=None,
+                        help="train whole epochs while the next is expected to end within this many seconds "
+                             "(rerun to continue); default: all --epochs")
     parser.add_argument("--out", required=True, help="run directory (resumable)")
     _record.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.lr <= 0:
         parser.error(f"argument --lr: must be > 0, got {args.lr}")
-    recorder = _record.Recorder(__file__, args, argv)
+    if args.time_budget_s is not None and not args.time_budget_s > 0:
+        parser.error(f"argument --time-budget-s: must be > 0 seconds, got {args.time_budget_s}")
+    recorder = _record.Recorder(script_file, args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     e_plus, e_minus = args.e_rev
     config = TrainConfig(
         data=DataConfig("fashion-mnist", data_dir=args.data_dir and str(args.data_dir), train_subset=args.subset,
                         test_subset=args.test_subset, seed=args.seed),
-        model=ModelConfig(arch="mlp:400,400", physics=LayerPhysics(
+        model=ModelConfig(arch=arch, physics=LayerPhysics(
             e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
             noise_sigma=0.01)),
         optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
         seed=args.seed,
         device=args.device,
     )  # fmt: skip
-    result = train(config, args.out)
+    result, stopped = train_within(config, args.out, args.time_budget_s)
     seconds = [h["train_seconds"] for h in result.history]
     machine = _record.machine(torch=True)
     device = machine["gpu"] if args.device == "cuda" else machine["processor"]
@@ -106,6 +137,9 @@ def main(argv=None) -> int:
         "test_accuracy": result.test_accuracy,
         "best_test_accuracy": max(h["test_accuracy"] for h in result.history),
         "epochs": len(result.history),
+        "epochs_planned": args.epochs,
+        "stopped_by_budget": stopped,
+        "arch": arch,
         "train_seconds_per_epoch": sum(seconds) / len(seconds),
         "device": f"{args.device} ({device}, {torch.get_num_threads()} threads)",
         "n_train": args.subset or 60000,

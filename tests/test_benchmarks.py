@@ -19,7 +19,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_mlp", "hwa_recipes", "layer_columns",
+SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_cnn", "fashion_mnist_mlp", "hwa_recipes", "layer_columns",
            "model_vs_ngspice", "network_tran_settings", "search_vs_grid", "spice_throughput", "variation",
            "variation_fashion_mnist")
 #: Fields every result file holds (benchmarks/_record.py's docstring).
@@ -267,6 +267,9 @@ BAD_ARGS = [
     ("dstd_vs_exact", ["--name", "../up"], "--name"),
     ("fashion_mnist_mlp", [], "--out"),
     ("fashion_mnist_mlp", ["--out", "x", "--e-rev", "2.8"], "--e-rev"),
+    ("fashion_mnist_mlp", ["--out", "x", "--time-budget-s", "0"], "--time-budget-s"),
+    ("fashion_mnist_cnn", [], "--out"),
+    ("fashion_mnist_cnn", ["--out", "x", "--lr", "-1"], "--lr"),
     ("model_vs_ngspice", ["--characterization", "/nonexistent.json"], "--characterization"),
     ("model_vs_ngspice", ["--n-samples", "-1"], "--n-samples"),
     ("network_tran_settings", ["--settings", "reference,bogus"], "bogus"),
@@ -337,19 +340,21 @@ def test_dstd_vs_exact_smallest_run_records_raw_repeats(tmp_path):
     data = json.loads((tmp_path / "results" / "dstd_vs_exact_tiny.json").read_text())
     check_common_fields(data, "dstd_vs_exact", "tiny")
     assert {"torch", "torch_threads", "gpu"} <= set(data["machine"])
-    assert set(data["repeats"]) == {"dstd:10", "exact:10"}
+    assert set(data["repeats"]) == {"dstd:10", "exact:10", "layer:10", "matmul:10"}
     assert all(len(times) == 2 for times in data["repeats"].values())
     assert data["parameters"]["n_in"] == [10] and data["parameters"]["repeats"] == 2
     points = data["results"]["points"]
     assert points["dstd:10"]["time_s"] == statistics.median(points["dstd:10"]["times_s"])
     assert len(points["exact:10"]["load_average_before"]) == 3
-    assert data["headline"]["n_in"] == 10 and "time exact / DSTD" in data["headline"]
+    head = data["headline"]
+    assert head["n_in"] == 10 and "time exact / DSTD" in head
+    assert head["layer / matmul"] == points["layer:10"]["time_s"] / points["matmul:10"]["time_s"]
     assert data["results"]["resumed_points"] == []
 
     proc = run_script("dstd_vs_exact", *args)  # resumed: the points come from --out
     assert proc.returncode == 0, proc.stderr
     again = json.loads((tmp_path / "results" / "dstd_vs_exact_tiny.json").read_text())
-    assert sorted(again["results"]["resumed_points"]) == ["dstd:10", "exact:10"]
+    assert sorted(again["results"]["resumed_points"]) == ["dstd:10", "exact:10", "layer:10", "matmul:10"]
     assert again["repeats"] == data["repeats"]
 
 
@@ -468,6 +473,51 @@ def test_fashion_mnist_smallest_run_records_every_epoch(tmp_path):
                              "exact, no noise"}
     assert variants["dstd M=30, noise"] == summary["test_accuracy"]
     assert all(0 <= a <= 1 for a in variants.values())
+
+
+@pytest.mark.slow
+def test_fashion_mnist_cnn_smallest_run_records_the_vgg(tmp_path):
+    from imcpnn.pnn.data import FASHION_MNIST_DIR
+
+    if not Path(FASHION_MNIST_DIR).is_dir():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST_DIR}")
+    proc = run_script("fashion_mnist_cnn", "--epochs", "2", "--subset", "32", "--test-subset", "32",
+                      "--time-budget-s", "0.001", "--out", tmp_path / "run", "--results-dir", tmp_path / "results")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "results" / "fashion_mnist_cnn_latest.json").read_text())
+    check_common_fields(data, "fashion_mnist_cnn", "latest")
+    summary = data["results"]["summary"]
+    assert (summary["arch"], summary["epochs"], summary["epochs_planned"], summary["stopped_by_budget"]) == (
+        "vgg7", 1, 2, True)
+
+
+def test_time_budget_trains_whole_epochs_and_a_rerun_continues(bench, tmp_path):
+    """``--time-budget-s``: the first epoch always runs, none after it once the next would end past
+    the budget; without a budget the same folder continues to ``--epochs``."""
+    from imcpnn.pnn import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+    mlp = bench("fashion_mnist_mlp")
+    config = TrainConfig(data=DataConfig("iris"), model=ModelConfig(arch="mlp:8"),
+                         optim=OptimConfig(epochs=3, batch_size=16))
+    result, stopped = mlp.train_within(config, str(tmp_path / "run"), 1e-6)
+    assert stopped and len(result.history) == 1
+    result, stopped = mlp.train_within(config, str(tmp_path / "run"), 3600.0)
+    assert not stopped and len(result.history) == 3
+    result, stopped = mlp.train_within(config, str(tmp_path / "run"), 1e-6)  # finished: nothing more
+    assert not stopped and len(result.history) == 3
+
+
+@pytest.mark.parametrize("method", ["dstd", "exact", "layer", "matmul"])
+def test_dstd_vs_exact_methods_give_finite_weight_gradients(bench, method):
+    """Each timed pass is a real forward+backward: a finite, nonzero gradient reaches the inputs
+    (the spike times; the floor's soft steps stand in for them) and the weights (the layer's own
+    copy for ``layer``)."""
+    dve = bench("dstd_vs_exact")
+    t_in = torch.rand(3, 20, requires_grad=True)
+    w = (torch.randn(20, 5) / 5).requires_grad_(True)
+    dve.pass_function(method, t_in, w, 10, "cpu")()
+    grads = {"layer": [t_in.grad], "matmul": [w.grad]}.get(method, [t_in.grad, w.grad])
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
 
 
 @pytest.fixture
