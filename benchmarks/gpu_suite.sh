@@ -23,7 +23,9 @@ step "smoke: CUDA, the package, one small epoch"
 "$py" "$here/fashion_mnist_mlp.py" --epochs 1 --subset 2048 --test-subset 1024 --device cuda --data-dir "$data" \
     --out "$out/runs/smoke" --results-dir "$out/smoke" --name smoke || exit 3
 step "the tests marked gpu"
-(cd "$here/.." && timeout 120 "$py" -m pytest -q -p no:cacheprovider -m gpu tests/pnn/test_cuda_and_hot_path.py tests/test_benchmarks.py)
+root=$(cd "$here/.." && pwd)  # pytest from OUT_DIR: the repository root's imcpnn/ folder would shadow the installed package
+(cd "$out" && timeout 120 "$py" -m pytest -q -p no:cacheprovider --rootdir "$root" -c "$root/pyproject.toml" -m gpu \
+    "$root/tests/pnn/test_cuda_and_hot_path.py" "$root/tests/test_benchmarks.py")
 step "DSTD layer vs its matmul floor and the exact solver (batch 100, 1000 neurons, M = 10)"
 timeout 180 "$py" "$here/dstd_vs_exact.py" --n-in 1000,3000 --repeats 30 --device cuda \
     --out "$out/runs/dstd_points.json" --results-dir "$out/results" --name cuda
