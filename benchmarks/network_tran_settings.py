@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 import _record
-from imcpnn.circuits.netlist.network import PhaseSchedule
+from imcpnn.circuits.netlist.network import PhaseSchedule, pwl_sources
 
 _D = PhaseSchedule()  # the library's default step control (what simulate_network uses)
 DEFAULT = f"{_D.t_step_max_s * 1e9:g}ns trtol{_D.trtol:g} (default)"
@@ -94,12 +94,9 @@ def points_by_event(deck_text: str, time_s: np.ndarray, spike_traces: dict[str, 
     step from a fraction of the edge time (ngspice cuts the step after a breakpoint to a tenth of
     the gap to the next one and grows it by at most 2x per point)."""
     corners: dict[float, set[str]] = {}
-    for line in deck_text.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) == 4 and parts[3].startswith("PWL("):
-            values = [float(v) for v in parts[3][4:].rstrip(")").split()]
-            for t in values[0::2]:
-                corners.setdefault(t, set()).add(parts[0])
+    for src in pwl_sources(deck_text):
+        for t, _ in src.points:
+            corners.setdefault(t, set()).add(src.name)
     clusters: list[list[float]] = []
     for t in sorted(corners):
         if clusters and t - clusters[-1][-1] <= merge_s:
@@ -364,12 +361,14 @@ def main(argv=None) -> int:
           f"{len(sets)} weight sets: {'; '.join(s[0] for s in sets)}; {args.jobs} runs side by side")
     print(f"spike-time errors in ns vs {args.reference!r} {SETTINGS[args.reference]}, pooled over all sets "
           "(bias = mean of setting - reference; mism = neurons spiking in one only); CPU = ngspice user+sys")
+    # "vs old": CPU of the old default over each setting's, "-" where the old default did not run
     default_cpu = next((o["cpu_s_per_sample"] for o in out if o["setting"] == BASELINE), float("nan"))
     head = (f"{'setting':<30}{'CPU s/smp':>10}{'vs old':>9}{'pts/smp':>9}{'out RMSE':>10}{'out max':>9}{'out bias':>10}"
             f"{'hid RMSE':>10}{'hid max':>9}{'mism':>6}  out RMSE per set (ns)")
     print(head + ("  | model-vs-SPICE out RMSE (ns)" if "model_vs_spice_ns" in out[0] else ""))
     for o in out:
-        line = (f"{o['setting']:<30}{o['cpu_s_per_sample']:>10.3g}{default_cpu / o['cpu_s_per_sample']:>8.2f}x"
+        vs_old = f"{default_cpu / o['cpu_s_per_sample']:>8.2f}x" if not np.isnan(default_cpu) else f"{'-':>9}"
+        line = (f"{o['setting']:<30}{o['cpu_s_per_sample']:>10.3g}{vs_old}"
                 f"{o['points_per_sample']:>9.0f}{o['out_rmse_ns']:>10.3f}{o['out_max_ns']:>9.3f}{o['out_bias_ns']:>10.3f}"
                 f"{o['hid_rmse_ns']:>10.3f}{o['hid_max_ns']:>9.3f}{o['spiked_mismatch']:>6}  "
                 + " ".join(f"{v:.3f}" for v in o["out_rmse_ns_per_set"]))

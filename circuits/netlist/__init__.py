@@ -20,9 +20,11 @@ from imcpnn.circuits.netlist.network import NeuronLayer as NeuronLayer
 from imcpnn.circuits.netlist.network import ParasiticEstimate as ParasiticEstimate
 from imcpnn.circuits.netlist.network import PhaseSchedule as PhaseSchedule
 from imcpnn.circuits.netlist.network import PostLayoutCore as PostLayoutCore
+from imcpnn.circuits.netlist.network import PwlSource as PwlSource
 from imcpnn.circuits.netlist.network import SUPPLY_GROUPS as SUPPLY_GROUPS
 from imcpnn.circuits.netlist.network import Supply as Supply
 from imcpnn.circuits.netlist.network import SynapseArray as SynapseArray
 from imcpnn.circuits.netlist.network import network_deck as network_deck
+from imcpnn.circuits.netlist.network import pwl_sources as pwl_sources
 from imcpnn.circuits.netlist.operating_point import DESIGN_POINT as DESIGN_POINT
 from imcpnn.circuits.netlist.operating_point import OperatingPoint as OperatingPoint

@@ -31,6 +31,7 @@ per rail: there ``VDD``, ``VV0``, ``VBS`` are supplies shared by every layer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -338,6 +339,49 @@ def num(x: float) -> str:
 def _pwl(points: list[tuple[float, float]]) -> str:
     """A PWL source value from (time s, voltage V) points, written exactly (:func:`num`)."""
     return "PWL(" + " ".join(f"{num(t)} {num(v)}" for t, v in points) + ")"
+
+
+#: A voltage source from a node to ground with a PWL value: ``V<name> <node> 0 PWL(...)``.
+_PWL_SOURCE = re.compile(r"(?P<name>[Vv]\S*)\s+(?P<node>\S+)\s+0\s+(?P<value>PWL\(.*\))\s*")
+
+
+@dataclass(frozen=True)
+class PwlSource:
+    """A PWL voltage source to ground as a deck writes it: ``<name> <node> 0 <value>``."""
+
+    name: str
+    node: str
+    value: str  # the value text, ``PWL(t0 v0 t1 v1 ...)``
+
+    @property
+    def points(self) -> list[tuple[float, float]]:
+        """(time s, voltage V) corners of the waveform."""
+        numbers = [float(v) for v in self.value[4:-1].split()]
+        return list(zip(numbers[0::2], numbers[1::2]))
+
+
+def parse_pwl_source(line: str) -> PwlSource | None:
+    """The PWL source to ground that a deck line holds, else None."""
+    m = _PWL_SOURCE.fullmatch(line.strip())
+    return None if m is None else PwlSource(m.group("name"), m.group("node"), m.group("value"))
+
+
+def deck_lines(text: str) -> list[tuple[str, bool]]:
+    """(line, is it inside a ``.subckt`` definition) for every line of a deck's ``text``."""
+    out, inside = [], False
+    for line in text.split("\n"):
+        low = line.strip().lower()
+        inside = inside or low.startswith(".subckt")
+        out.append((line, inside))
+        inside = inside and not low.startswith(".ends")
+    return out
+
+
+def pwl_sources(text: str) -> list[PwlSource]:
+    """The PWL sources to ground of a deck's ``text`` outside ``.subckt`` definitions (the phase
+    signals and input spikes of :func:`network_deck`), in deck order."""
+    sources = (parse_pwl_source(line) for line, inside in deck_lines(text) if not inside)
+    return [src for src in sources if src is not None]
 
 
 def pulse_points(windows: list[tuple[float, float]], high_v: float, t_edge_s: float) -> list[tuple[float, float]]:

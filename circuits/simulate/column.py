@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from imcpnn.circuits.characterization.fit import Characterization
-from imcpnn.circuits.netlist.network import (Network, NetworkDeck, PhaseSchedule, check_inputs, input_windows,
-                                             network_deck)
+from imcpnn.circuits.netlist.network import (Network, NetworkDeck, PhaseSchedule, check_inputs, deck_lines,
+                                             input_windows, network_deck, parse_pwl_source, pwl_sources)
 from imcpnn.circuits.simulate.energy import supply_energy
 from imcpnn.circuits.simulate.measure import membrane_table, spice_spike_table
 from imcpnn.circuits.simulate.run import check_operating_point, map_network, network_sim
@@ -57,25 +57,10 @@ from imcpnn.spice import Corner, run_many
 TIMEOUT_PER_SAMPLE_S = 1800.0
 #: ngspice's own time for the analyses of a run (the rest of its elapsed time is parsing and setup).
 _ANALYSIS_TIME = re.compile(r"Total analysis time \(seconds\) = ([0-9.eE+-]+)")
-#: A voltage source from a node to ground with a PWL value: ``V<name> <node> 0 PWL(...)``.
-_PWL_SOURCE = re.compile(r"(?P<name>[Vv]\S*)\s+(?P<node>\S+)\s+0\s+(?P<value>PWL\(.*\))\s*")
-
-
-def _netlist_lines(text: str) -> list[tuple[str, bool]]:
-    """(line, is it inside a ``.subckt`` definition) for every line of a deck."""
-    out, inside = [], False
-    for line in text.split("\n"):
-        low = line.strip().lower()
-        inside = inside or low.startswith(".subckt")
-        out.append((line, inside))
-        inside = inside and not low.startswith(".ends")
-    return out
-
-
 def count_pwl_sources(text: str) -> int:
     """How many PWL sources to ground (``V<name> <node> 0 PWL(...)``) a deck's ``text`` holds
     outside ``.subckt`` definitions."""
-    return sum(1 for line, inside in _netlist_lines(text) if not inside and _PWL_SOURCE.fullmatch(line.strip()))
+    return len(pwl_sources(text))
 
 
 def share_edge_sources(deck: NetworkDeck) -> NetworkDeck:
@@ -91,20 +76,19 @@ def share_edge_sources(deck: NetworkDeck) -> NetworkDeck:
     Raises NetlistError where a node to be joined is also driven by another source (never so in
     a deck of :func:`network_deck`).
     """
-    lines = _netlist_lines(deck.text)
+    lines = deck_lines(deck.text)
     first: dict[str, str] = {}  # value text -> node of the source that stays
     rename: dict[str, str] = {}
     removed: set[str] = set()
     for line, inside in lines:
-        m = None if inside else _PWL_SOURCE.fullmatch(line.strip())
-        if m is None:
+        src = None if inside else parse_pwl_source(line)
+        if src is None:
             continue
-        node, value = m.group("node"), m.group("value")
-        if value in first:
-            rename[node] = first[value]
-            removed.add(m.group("name").lower())
+        if src.value in first:
+            rename[src.node] = first[src.value]
+            removed.add(src.name.lower())
         else:
-            first[value] = node
+            first[src.value] = src.node
     out = []
     for line, inside in lines:
         tokens = line.split()

@@ -97,6 +97,26 @@ def test_sharing_keeps_every_synapse_on_its_inputs_waveform():
     assert set(shared.saves) <= set(deck.saves) and "v(s1_0)" in shared.saves
 
 
+def test_pwl_sources_read_back_what_the_deck_writes():
+    """Every PWL source to ground of a network deck, its corners exact (written back, the same
+    text), and none from inside a subcircuit."""
+    from imcpnn.circuits.netlist import pwl_sources
+    from imcpnn.circuits.netlist.network import _pwl
+
+    rng = np.random.default_rng(2)
+    t_in = 1 - rng.choice([0, 64, 128], size=(2, 5)) / 255
+    mapping = _mapping(5, 2, rng)
+    layer = mapping["layers"][0]
+    deck = network_deck(Network((5, 2)), [(np.asarray(layer["vg_n_v"]), np.asarray(layer["vg_p_v"]))],
+                        [layer["vg_dis_v"]], t_in)
+    sources = pwl_sources(deck.text)
+    assert len(sources) == count_pwl_sources(deck.text) == len(re.findall(r"^V\S+ \S+ 0 PWL\(", deck.text, re.M))
+    assert {f"VIN{j}" for j in range(5)} <= {src.name for src in sources}
+    for src in sources:
+        assert f"{src.name} {src.node} 0 {src.value}" in deck.text and _pwl(src.points) == src.value
+    assert [src.name for src in pwl_sources(".subckt c a\nV1 a 0 PWL(0 1)\n.ends\nV2 b 0 PWL(0 0 1e-9 1.8)")] == ["V2"]
+
+
 def test_sharing_refuses_a_node_driven_twice():
     text = "\n".join(["* t", "VIN0 a 0 PWL(0.0 0.0 1e-9 1.8)", "VIN1 b 0 PWL(0.0 0.0 1e-9 1.8)", "VX b 0 1.8",
                       "R1 a b 1k"])
