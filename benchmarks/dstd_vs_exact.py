@@ -29,7 +29,8 @@ Example:
     .venv/bin/python benchmarks/dstd_vs_exact.py --n-in 100,300,1000,2000,3000 --out bench.json
 Finished points are stored in ``--out`` and reused on a rerun with the same settings (resumable);
 each point keeps its raw times and the load average before it ran. The result (every point, the
-headline at the largest n_in: the ratios exact / DSTD and layer / matmul) is written to ``benchmarks/results/dstd_vs_exact_<--name>.json``.
+headline at the largest n_in: the ratios exact / DSTD and layer / matmul) is written to
+``benchmarks/results/dstd_vs_exact_<--name>.json``.
 """
 
 from __future__ import annotations
