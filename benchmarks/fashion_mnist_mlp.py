@@ -97,8 +97,8 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                         help="constant (paper) or cosine from --lr towards 0 over the epochs")
-    parser.add_argument("--noise-sigma", type=float, default=0.01,
-                        help="spike-time noise in training and evaluation (paper: 0.01; 0 = none)")
+    parser.add_argument("--noise-sigma", type=float, default=None,
+                        help="spike-time noise in training and evaluation (default the paper's 0.01; 0 = none)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
     parser.add_argument("--threads", type=_record.positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--data-dir", type=_record.existing_dir,
@@ -115,8 +115,9 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
     args = parser.parse_args(argv)
     if args.lr <= 0:
         parser.error(f"argument --lr: must be > 0, got {args.lr}")
-    if not 0 <= args.noise_sigma < 1:
-        parser.error(f"argument --noise-sigma: must be in [0, 1), got {args.noise_sigma}")
+    noise_sigma = 0.01 if args.noise_sigma is None else args.noise_sigma
+    if not 0 <= noise_sigma < 1:
+        parser.error(f"argument --noise-sigma: must be in [0, 1), got {noise_sigma}")
     if args.time_budget_s is not None and not args.time_budget_s > 0:
         parser.error(f"argument --time-budget-s: must be > 0 seconds, got {args.time_budget_s}")
     recorder = _record.Recorder(script_file, args, argv)
@@ -128,7 +129,7 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
                         test_subset=args.test_subset, seed=args.seed),
         model=ModelConfig(arch=arch, physics=LayerPhysics(
             e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
-            noise_sigma=args.noise_sigma)),
+            noise_sigma=noise_sigma)),
         optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
         seed=args.seed,
         device=args.device,
@@ -149,7 +150,7 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
         "n_train": args.subset or 60000,
         "e_plus": e_plus,
         "e_minus": e_minus,
-        "noise_sigma": args.noise_sigma,
+        "noise_sigma": noise_sigma,
     }
     headline = {"test accuracy": summary["test_accuracy"], "best test accuracy": summary["best_test_accuracy"],
                 "epochs": summary["epochs"], "n_train": summary["n_train"],

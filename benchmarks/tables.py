@@ -92,8 +92,9 @@ def seed_lines(found: list[tuple[Path, dict]]) -> list[str]:
     groups: dict[str, list[dict]] = {}
     for _, data in found:
         params = data.get("parameters") or {}
-        if "seed" in params:
-            key = json.dumps({k: v for k, v in params.items() if k not in RUN_ONLY}, sort_keys=True)
+        if "seed" in params:  # None is an option's default, the same as a record from before the option
+            key = json.dumps({k: v for k, v in params.items() if k not in RUN_ONLY and v is not None},
+                             sort_keys=True)
             groups.setdefault(key, []).append(data)
     lines = []
     for key, runs in groups.items():
@@ -108,7 +109,7 @@ def seed_lines(found: list[tuple[Path, dict]]) -> list[str]:
                 std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
                 parts.append(f"{name} {mean:.4f} +- {std:.4f} (range {min(values):.4f} to {max(values):.4f})")
         if parts:
-            same = ", ".join(f"{k} {v}" for k, v in json.loads(key).items() if v is not None)
+            same = ", ".join(f"{k} {v}" for k, v in json.loads(key).items())
             lines.append(f"Over seeds {', '.join(map(str, seeds))} ({same}): " + "; ".join(parts) + ".")
     return lines
 

@@ -595,24 +595,28 @@ def test_dstd_vs_exact_cuda_records_the_gpu(tmp_path):
 def test_runs_that_differ_in_their_seed_alone_get_mean_and_spread(bench, tmp_path):
     """Below a script's table: the mean, standard deviation and range of each accuracy over the
     runs whose parameters differ in their seed (and where they ran) alone; a run with other
-    parameters is not pooled, and one seed is no spread."""
+    parameters is not pooled, and one seed is no spread. An option added later whose value is its
+    None default pools with records from before it."""
     record, tables = bench("_record"), bench("tables")
     results = tmp_path / "results"
 
-    def run(name, seed, epochs, acc, threads):
+    def run(name, seed, epochs, acc, threads, *later_option):
         parser = record.parser("fashion_mnist_mlp.py", None)
         parser.add_argument("--seed", type=int)
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--threads", type=int)
+        if later_option:
+            parser.add_argument("--noise-sigma", type=float, default=None)
         record.add_arguments(parser)
         argv = ["--seed", str(seed), "--epochs", str(epochs), "--threads", str(threads), "--name", name,
-                "--results-dir", str(results)]
+                "--results-dir", str(results), *later_option[1:]]
         record.Recorder("fashion_mnist_mlp.py", parser.parse_args(argv), argv).write(
             machine={"cpus": 2}, headline={"test accuracy": acc, "epochs": epochs}, results={}, repeats={})
 
     run("s0", 0, 50, 0.8966, 2)
-    run("s1", 1, 50, 0.8953, 1)
+    run("s1", 1, 50, 0.8953, 1, "later")
     run("short", 2, 5, 0.85, 2)
+    run("noisier", 3, 50, 0.88, 2, "later", "--noise-sigma", "0.02")
     found = tables.records(results, "fashion_mnist_mlp")
     assert tables.seed_lines(found) == [
         "Over seeds 0, 1 (epochs 50): test accuracy 0.8960 +- 0.0009 (range 0.8953 to 0.8966)."]
