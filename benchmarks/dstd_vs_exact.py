@@ -13,16 +13,20 @@ spikes. Four methods per point:
   (batch, M + 2, n_in) @ (n_in, n_out) twice (M + 2 grid points with a random offset), forward
   and backward by autograd.
 
-Each (method, n_in) point runs in a fresh subprocess so that memory peaks do not mix:
-- CPU: peak resident memory growth. The worker runs one tiny pass (torch's one-time set-up), resets
-  the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) after building its inputs, runs
-  one forward+backward, and reports
-  VmHWM - VmRSS(before) from /proc/self/status. This sees every torch allocation (tracemalloc does
-  not). Workers run with ``MALLOC_MMAP_THRESHOLD_=65536``: glibc's default threshold adapts up to
-  32 MiB and keeps freed blocks below it in the heap, which added 20-100 MiB of run-to-run slack
-  to DSTD's peak (measured: 157-207 MiB over repeated identical runs, 132 MiB with the fixed
-  threshold, every run); with it each tensor above 64 KiB is its own mapping, returned when freed.
-- CUDA: torch.cuda.max_memory_allocated() - memory_allocated() before (tensor bytes only).
+Each (method, n_in) point runs in fresh subprocesses so that memory peaks do not mix:
+- CPU memory: peak resident memory growth. A worker runs one tiny pass (torch's one-time set-up),
+  resets the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``) after building its
+  inputs, runs one forward+backward, and reports VmHWM - VmRSS(before) from /proc/self/status.
+  This sees every torch allocation (tracemalloc does not). It runs with
+  ``MALLOC_MMAP_THRESHOLD_=65536``: glibc's default threshold adapts up to 32 MiB and keeps freed
+  blocks below it in the heap, which added 20-100 MiB of run-to-run slack to DSTD's peak
+  (measured: 157-207 MiB over repeated identical runs, 132 MiB with the fixed threshold, every
+  run); with it each tensor above 64 KiB is its own mapping, returned when freed.
+- CPU time: a second worker with glibc's default allocator, as training runs: the fixed threshold
+  makes every large tensor fresh pages, which slows the methods with many intermediate tensors
+  (DSTD's forward+backward at n_in 1000 took 1.9x its time without it; the matmul floor 1.3x).
+- CUDA: one worker for both; memory is torch.cuda.max_memory_allocated() - memory_allocated()
+  before (tensor bytes only).
 Time: median of ``--repeats`` forward+backward passes after one warm-up (CUDA synchronized).
 
 Example:
@@ -54,6 +58,9 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not found in /proc/self/status (Linux needed for CPU memory)")
 
 
+#: Version of the ``--out`` points file: 2 times the CPU points with glibc's default allocator
+#: (format 1, no field, timed them under the memory worker's fixed mmap threshold; not reused).
+POINTS_FORMAT = 2
 #: The timed methods (the module docstring says what each one runs).
 METHODS = ("dstd", "exact", "layer", "matmul")
 
@@ -94,8 +101,10 @@ def pass_function(method: str, t_in, w, steps: int, device: str):
     return run
 
 
-def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeats: int, device: str) -> dict:
-    """Worker: time and peak memory of ``method``'s forward + backward for one configuration."""
+def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeats: int, device: str,
+              measure: str = "both") -> dict:
+    """Worker: peak memory of one forward + backward of ``method`` (``measure`` "memory" or
+    "both") and the times of ``repeats`` more after it ("time" or "both")."""
     import torch
 
     g = torch.Generator().manual_seed(0)
@@ -108,12 +117,15 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
         if device == "cuda":
             torch.cuda.synchronize()
 
+    out = {}
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         step()
-        peak_bytes = torch.cuda.max_memory_allocated() - before
+        out["peak_bytes"] = torch.cuda.max_memory_allocated() - before
+    elif measure == "time":
+        step()  # the warm-up
     else:
         # One tiny pass first: torch's one-time set-up (kernel dispatch, thread pools, BLAS
         # buffers) grows RSS by tens of MiB on the first call whatever the size; it is not the
@@ -123,13 +135,33 @@ def run_point(method: str, n_in: int, n_out: int, batch: int, steps: int, repeat
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         before = _status_kib("VmRSS")
         step()
-        peak_bytes = (_status_kib("VmHWM") - before) * 1024
+        out["peak_bytes"] = (_status_kib("VmHWM") - before) * 1024
+    if measure == "memory":
+        return out
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return {"time_s": statistics.median(times), "times_s": times, "peak_bytes": peak_bytes, "repeats": repeats}
+    return out | {"time_s": statistics.median(times), "times_s": times, "repeats": repeats}
+
+
+def measure_point(method: str, n_in: int, settings: dict) -> dict:
+    """One point from fresh worker subprocesses: on the CPU a memory worker with a fixed mmap
+    threshold and a time worker with glibc's default allocator (module docstring), on CUDA one
+    worker; ``{"error": last stderr line}`` where a worker fails."""
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    plan = [("both", {})] if settings["device"] == "cuda" else [
+        ("memory", {"MALLOC_MMAP_THRESHOLD_": "65536"}), ("time", {})]
+    point = {}
+    for measure, env in plan:
+        cmd = [sys.executable, __file__, "--worker", method, str(n_in), "--measure", measure, *options]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | env)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+            return {"error": tail[0]}
+        point |= json.loads(proc.stdout.strip().splitlines()[-1])
+    return point
 
 
 def headline(points: dict, n_in: int, device: str) -> dict:
@@ -163,11 +195,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON file for results; finished points are reused")
     _record.add_arguments(parser)
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "N_IN"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=("memory", "time", "both"), default="both", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         method, n_in = args.worker[0], int(args.worker[1])
-        print(json.dumps(run_point(method, n_in, args.n_out, args.batch, args.steps, args.repeats, args.device)))
+        print(json.dumps(run_point(method, n_in, args.n_out, args.batch, args.steps, args.repeats, args.device,
+                                   args.measure)))
         return 0
     if args.out is not None and args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a folder, not a JSON file")
@@ -177,8 +211,8 @@ def main(argv=None) -> int:
 
     settings = {k: getattr(args, k) for k in ("n_out", "batch", "steps", "repeats", "device")}
     done = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
-    if done.get("settings") != settings:
-        done = {"settings": settings, "points": {}}
+    if done.get("settings") != settings or done.get("format") != POINTS_FORMAT:
+        done = {"settings": settings, "format": POINTS_FORMAT, "points": {}}
     machine = _record.machine(torch=True)
     done["machine"] = machine
     n_ins = args.n_in
@@ -190,17 +224,8 @@ def main(argv=None) -> int:
         if point is not None and ("error" in point or "times_s" in point):  # points from before raw times re-run
             resumed.append(key)
             continue
-        cmd = [sys.executable, __file__, "--worker", method, str(n_in)] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
-        env = os.environ | {"MALLOC_MMAP_THRESHOLD_": "65536"}
         load = list(os.getloadavg())
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            done["points"][key] = {"error": tail[0]}
-        else:
-            done["points"][key] = json.loads(proc.stdout.strip().splitlines()[-1])
-        done["points"][key]["load_average_before"] = load
+        done["points"][key] = measure_point(method, n_in, settings) | {"load_average_before": load}
         if args.out:
             args.out.write_text(json.dumps(done, indent=1))
 

@@ -508,6 +508,30 @@ def test_time_budget_trains_whole_epochs_and_a_rerun_continues(bench, tmp_path):
     assert not stopped and len(result.history) == 3
 
 
+def test_dstd_vs_exact_times_cpu_points_with_the_default_allocator(bench, monkeypatch):
+    """CPU memory comes from a worker with the fixed mmap threshold, CPU time from one without it
+    (the threshold makes every large tensor fresh pages and slows the timed passes); CUDA needs one
+    worker for both."""
+    dve = bench("dstd_vs_exact")
+    calls = []
+
+    def fake_run(cmd, capture_output, text, env):
+        measure = cmd[cmd.index("--measure") + 1]
+        calls.append((measure, env.get("MALLOC_MMAP_THRESHOLD_")))
+        out = {"memory": {"peak_bytes": 5}, "time": {"time_s": 1.0, "times_s": [1.0], "repeats": 1},
+               "both": {"peak_bytes": 7, "time_s": 2.0, "times_s": [2.0], "repeats": 1}}[measure]
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(out) + "\n", "")
+
+    monkeypatch.setattr(dve.subprocess, "run", fake_run)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    settings = {"n_out": 2, "batch": 1, "steps": 10, "repeats": 1, "device": "cpu"}
+    assert dve.measure_point("dstd", 10, settings) == {"peak_bytes": 5, "time_s": 1.0, "times_s": [1.0], "repeats": 1}
+    assert calls == [("memory", "65536"), ("time", None)]
+    calls.clear()
+    assert dve.measure_point("dstd", 10, settings | {"device": "cuda"})["peak_bytes"] == 7
+    assert calls == [("both", None)]
+
+
 @pytest.mark.parametrize("method", ["dstd", "exact", "layer", "matmul"])
 def test_dstd_vs_exact_methods_give_finite_weight_gradients(bench, method):
     """Each timed pass is a real forward+backward: a finite, nonzero gradient reaches the inputs
