@@ -24,7 +24,7 @@ Each (method, n_in) point runs in fresh subprocesses so that memory peaks do not
   run); with it each tensor above 64 KiB is its own mapping, returned when freed.
 - CPU time: a second worker with glibc's default allocator, as training runs: the fixed threshold
   makes every large tensor fresh pages, which slows the methods with many intermediate tensors
-  (DSTD's forward+backward at n_in 1000 took 1.9x its time without it; the matmul floor 1.3x).
+  (DSTD) more than the matmul floor and so would inflate their ratio.
 - CUDA: one worker for both; memory is torch.cuda.max_memory_allocated() - memory_allocated()
   before (tensor bytes only).
 Time: median of ``--repeats`` forward+backward passes after one warm-up (CUDA synchronized).

@@ -362,12 +362,12 @@ def main(argv=None) -> int:
     print(f"spike-time errors in ns vs {args.reference!r} {SETTINGS[args.reference]}, pooled over all sets "
           "(bias = mean of setting - reference; mism = neurons spiking in one only); CPU = ngspice user+sys")
     # "vs old": CPU of the old default over each setting's, "-" where the old default did not run
-    default_cpu = next((o["cpu_s_per_sample"] for o in out if o["setting"] == BASELINE), float("nan"))
+    old_cpu = next((o["cpu_s_per_sample"] for o in out if o["setting"] == BASELINE), None)
     head = (f"{'setting':<30}{'CPU s/smp':>10}{'vs old':>9}{'pts/smp':>9}{'out RMSE':>10}{'out max':>9}{'out bias':>10}"
             f"{'hid RMSE':>10}{'hid max':>9}{'mism':>6}  out RMSE per set (ns)")
     print(head + ("  | model-vs-SPICE out RMSE (ns)" if "model_vs_spice_ns" in out[0] else ""))
     for o in out:
-        vs_old = f"{default_cpu / o['cpu_s_per_sample']:>8.2f}x" if not np.isnan(default_cpu) else f"{'-':>9}"
+        vs_old = f"{'-':>9}" if old_cpu is None else f"{old_cpu / o['cpu_s_per_sample']:>8.2f}x"
         line = (f"{o['setting']:<30}{o['cpu_s_per_sample']:>10.3g}{vs_old}"
                 f"{o['points_per_sample']:>9.0f}{o['out_rmse_ns']:>10.3f}{o['out_max_ns']:>9.3f}{o['out_bias_ns']:>10.3f}"
                 f"{o['hid_rmse_ns']:>10.3f}{o['hid_max_ns']:>9.3f}{o['spiked_mismatch']:>6}  "

@@ -366,7 +366,6 @@ def _trust_region_search(evaluate, n_dims: int, config: SearchConfig, log_path: 
     def jacobian_t(finite: dict[Point, float], best: Point, radius: float) -> np.ndarray | None:
         return _jacobian_t(residuals, finite, best, radius, res, model_at if guided(best) else None)
 
-
     first = on_grid(start or (1.0,) * n_dims)
     simulate([first] if model_errors is not None else design_around(first, h), 0)
     radius = h
