@@ -74,6 +74,15 @@ SETTINGS: dict[str, tuple[float, dict]] = {
     "50ns trtol0.07": (50e-9, {"trtol": 0.07}),
     "50ns trtol0.05 reltol1.5e-3": (50e-9, {"trtol": 0.05, "reltol": 1.5e-3}),
     "50ns trtol0.05 chgtol3e-14": (50e-9, {"trtol": 0.05, "chgtol": 3e-14}),
+    # what the other step-control knobs do, each alone on the default: a 10x looser Newton
+    # voltage tolerance (not used by the local error test); at most 5 Newton iterations per point
+    # (the same time points as the default mean that no point was cut for non-convergence, so
+    # every rejected point is a local-error rejection); Gear-2 instead of trapezoidal; and
+    # breakpoints closer than 2 ns merged (one per 1 ns PWL edge instead of one per corner)
+    "50ns trtol0.05 vntol1e-5": (50e-9, {"trtol": 0.05, "vntol": 1e-5}),
+    "50ns trtol0.05 itl4=5": (50e-9, {"trtol": 0.05, "itl4": 5}),
+    "50ns trtol0.05 gear": (50e-9, {"trtol": 0.05, "method": "gear"}),
+    "50ns trtol0.05 minbreak2ns": (50e-9, {"trtol": 0.05, "minbreak": 2e-9}),
 }
 BASELINE = "5ns (old default)"
 #: ngspice's accounting (``.options acct``) lines the profile reads from a run's log, by name.
