@@ -466,8 +466,9 @@ def _plot_learning_curve(out_dir: Path, config: TrainConfig, history: list[dict]
 
 def train(
     config: TrainConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False,
-    stop_after_epoch: int | None = None, data: DataSplits | None = None,
-    command: str = "imcpnn train", init_weights: list[Tensor] | None = None,
+    stop_after_epoch: int | None = None, time_budget_s: float | None = None,
+    data: DataSplits | None = None, command: str = "imcpnn train",
+    init_weights: list[Tensor] | None = None,
 ) -> TrainResult:  # fmt: skip
     """Train (or resume) the run that ``config`` describes in ``out_dir``.
 
@@ -480,6 +481,10 @@ def train(
             epoch line at most every ``imcpnn.progress.LINE_INTERVAL_S`` seconds, plus the last.
         overwrite: discard a previous run in ``out_dir`` (even with another config).
         stop_after_epoch: return after this epoch (time-boxed jobs); rerun to continue.
+        time_budget_s: return before an epoch that is expected to end more than this many
+            seconds after the call began (the last epoch's wall time, evaluation and checkpoint
+            included, as the estimate); the first epoch of a call always runs. Rerun to continue;
+            ``len(result.history) < config.optim.epochs`` tells that the budget stopped it.
         data: already loaded data (else loaded from ``config.data``).
         command: how the lock file names this run to a second command on ``out_dir``.
         init_weights: start from these dense weights (one (n_in, n_out) tensor per dense layer,
@@ -496,6 +501,8 @@ def train(
     """
     start_s = time.perf_counter()
     out_dir = Path(out_dir)
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ConfigError(f"time_budget_s={time_budget_s!r}: give a positive number of seconds, or None for no budget")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             "TrainConfig.device='cuda' but torch finds no CUDA device (torch.cuda.is_available() is "
@@ -514,8 +521,9 @@ def train(
         _start_run_dir(config, out_dir, overwrite, plan)
         clock = RunClock(out_dir / ELAPSED_FILE, start_s)
         try:
+            deadline_s = None if time_budget_s is None else start_s + time_budget_s
             history = _train_epochs(config, out_dir, model, data, plan.state, clock, progress,
-                                    stop_after_epoch)  # fmt: skip
+                                    stop_after_epoch, deadline_s)  # fmt: skip
         finally:
             elapsed_s = clock.save()
         return TrainResult(out_dir, config, model, history, data.n_classes, elapsed_s)
@@ -537,8 +545,10 @@ def _set_dense_weights(model: PNN, weights: list[Tensor]) -> None:
 
 def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSplits,
                   state: dict | None, clock: RunClock, progress: bool,
-                  stop_after_epoch: int | None) -> list[dict]:  # fmt: skip
-    """The epochs of :func:`train` still to do (resuming ``state``), then the outputs; the history."""
+                  stop_after_epoch: int | None, deadline_s: float | None) -> list[dict]:  # fmt: skip
+    """The epochs of :func:`train` still to do (resuming ``state``), until ``stop_after_epoch`` or
+    until the next epoch is expected to end after ``deadline_s`` (``time.perf_counter()``), then
+    the outputs; the history."""
     from tqdm.auto import tqdm
 
     from imcpnn.progress import LINE_INTERVAL_S, is_interactive, progress_bar
@@ -616,14 +626,16 @@ def _train_epochs(config: TrainConfig, out_dir: Path, model: PNN, data: DataSpli
                          chip_gen, n_classes)  # fmt: skip
         _write_outputs(out_dir, config, model, history, clock.total_s())
         now_s = time.perf_counter()
-        last = epoch == config.optim.epochs or (stop_after_epoch is not None and epoch >= stop_after_epoch)
+        out_of_time = deadline_s is not None and now_s + (now_s - start_s) > deadline_s
+        stop = out_of_time or (stop_after_epoch is not None and epoch >= stop_after_epoch)
+        last = epoch == config.optim.epochs or stop
         if progress and (interactive or last or now_s - last_line_s >= LINE_INTERVAL_S):
             tqdm.write(
                 f"epoch {epoch}: train loss {record['train_loss']:.4f} acc "
                 f"{record['train_accuracy']:.4f} | test acc {test_acc:.4f} ({train_s:.1f} s)"
             )
             last_line_s = now_s
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+        if stop:
             break
     if history:  # also rewrites outputs deleted since the last epoch, and the total time
         _write_outputs(out_dir, config, model, history, clock.total_s())

@@ -224,6 +224,14 @@ def test_train_on_cuda_without_cuda(tmp_path, capsys):
     _expect(capsys, ["train", "--device", "cuda", "--epochs", "1", "--out", tmp_path / "t"], "cuda", "--device cpu")
 
 
+# ------------------------------------------------------------------------------- --time-budget-s
+@pytest.mark.parametrize("bad", ["0", "-3", "nan", "soon"])
+def test_train_time_budget_is_seconds_above_zero(tmp_path, capsys, bad):
+    _expect(capsys, ["train", "--epochs", "1", "--out", tmp_path / "t", "--time-budget-s", bad],
+            "--time-budget-s", bad, "seconds > 0")
+    assert not (tmp_path / "t").exists()
+
+
 # ----------------------------------------------------------------------------------- --variation
 def test_bad_variation_files(tmp_path, capsys):
     base = ["train", "--dataset", "iris", "--epochs", "1", "--out", tmp_path / "run"]

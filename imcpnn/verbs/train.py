@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from imcpnn.verbs._common import positive_seconds
+
 SUMMARY = "train an RC-Spike PNN with reversal potentials (DSTD) on iris/digits/fashion-mnist/cifar10"
 
 DESCRIPTION = """\
@@ -13,7 +15,8 @@ evaluation, a random grid offset per layer and mini-batch, and Gaussian spike-ti
 Loss: cross-entropy of softmax(-t/0.07) + 2.6 * sum_i (t_i - 0.9)^2; Adam (paper defaults:
 lr 1e-4, batch 32). The run directory gets config.json, checkpoint.pt (every epoch), history.csv,
 results.json, model.pt and learning_curve.png. Rerun the same command to resume an interrupted
-run; a different config in the same --out is refused unless --overwrite.
+run, or one that --time-budget-s paused between epochs (time-boxed jobs); a different config in
+the same --out is refused unless --overwrite.
 
 E values come from --e-rev / --e-dis, or from a characterization JSON (keys e_plus, e_minus,
 e_dis) written by `imcpnn characterize`. |E| = 100 stands in for the ideal ANN; add
@@ -85,6 +88,9 @@ def add_arguments(parser) -> None:
                              "then score 20 chips (variation_eval.json)")  # fmt: skip
     parser.add_argument("--scaled-ann", type=_pair, metavar="E_PLUS,E_MINUS",
                         help="after training, grid-search weight scales for these finite E")  # fmt: skip
+    parser.add_argument("--time-budget-s", type=positive_seconds, metavar="SECONDS",
+                        help="train whole epochs while the next is expected to end within SECONDS of "
+                             "the start (the last epoch's time as the estimate); rerun to continue")
     parser.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, help="run directory")
@@ -179,10 +185,15 @@ def run(args) -> int:
     config = config_from_args(args)
     prepare_out_dir(args.out)
     data = load_dataset(config.data)
-    result = train(config, args.out, progress=not args.quiet, overwrite=args.overwrite, data=data)
+    result = train(config, args.out, progress=not args.quiet, overwrite=args.overwrite, data=data,
+                   time_budget_s=args.time_budget_s)
     last = result.history[-1]
     print(f"{config.data.dataset} {config.model.arch}: test accuracy {last['test_accuracy']:.4f} "
           f"after {last['epoch']} epochs; results in {args.out}")  # fmt: skip
+    if len(result.history) < config.optim.epochs:
+        print(f"stopped by --time-budget-s after epoch {last['epoch']} of {config.optim.epochs}: "
+              "rerun the same command to continue")
+        return 0
     if args.scaled_ann:
         e_plus, e_minus = args.scaled_ann
         found = scaled_ann_search(result.model, data, e_plus, e_minus, loss=config.loss,

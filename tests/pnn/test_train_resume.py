@@ -129,3 +129,34 @@ def test_missing_or_corrupt_config_json_is_checked_against_the_checkpoint(tmp_pa
     with pytest.warns(RunDirNote, match="config.json is corrupt"):
         result = train(TINY, tmp_path, progress=False)
     assert len(result.history) == 3 and load_trained(tmp_path).config == TINY
+
+
+def test_time_budget_stops_between_epochs_and_a_rerun_continues(tmp_path):
+    # the first epoch of a call always runs; with a budget far below an epoch it is the only one
+    part = train(TINY, tmp_path, progress=False, time_budget_s=1e-9)
+    assert [h["epoch"] for h in part.history] == [1]
+    more = train(TINY, tmp_path, progress=False, time_budget_s=1e-9)
+    assert [h["epoch"] for h in more.history] == [1, 2]
+    done = train(TINY, tmp_path, progress=False, time_budget_s=3600)
+    assert len(done.history) == 3
+    # the budget only decides where the run pauses: the same epochs as one uninterrupted run
+    whole = train(TINY, tmp_path / "whole", progress=False)
+    assert _strip_times(done.history) == _strip_times(whole.history)
+    assert train(TINY, tmp_path, progress=False, time_budget_s=1e-9).history == done.history  # finished: nothing
+
+
+@pytest.mark.parametrize("budget", [0, -1.0, float("nan")])
+def test_time_budget_must_be_positive(tmp_path, budget):
+    with pytest.raises(ConfigError, match="time_budget_s"):
+        train(TINY, tmp_path, progress=False, time_budget_s=budget)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_cli_time_budget(tmp_path, capsys):
+    argv = ["train", "--dataset", "iris", "--arch", "mlp:3", "--n-outputs", "3", "--epochs", "2",
+            "--subset", "16", "--test-subset", "8", "--batch-size", "8", "--quiet", "--out", str(tmp_path)]
+    assert main([*argv, "--time-budget-s", "1e-9"]) == 0
+    assert "stopped by --time-budget-s after epoch 1 of 2: rerun the same command" in capsys.readouterr().out
+    assert main([*argv, "--time-budget-s", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "after 2 epochs" in out and "stopped by" not in out
