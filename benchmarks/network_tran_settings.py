@@ -22,8 +22,9 @@ and input edges, and the neurons' spikes; a handful of slightly loosened setting
 (``50ns trtol0.07`` and the like) measure what a setting inside the 0.1 ns budget can still save.
 
 Weight sets: with ``--demo-dir`` (a finished ``imcpnn demo`` folder) its trained bottom-up and
-top-down models at their searched scales (what the demo's candidates simulate); ``--n-random``
-more sets of random weights U(-0.3, 0.6) at scale 1 (inside the mapped range).
+top-down networks mapped as its evaluation mapped them (the current scales and discharger factor
+that ``stages/evaluate_<pipeline>.json`` records: the demo's own circuits); ``--n-random`` more
+sets of random weights U(-0.3, 0.6) at scale 1 and discharger factor 1 (inside the mapped range).
 
 The per-run rows (CPU seconds, points) and the per-setting summary are recorded in
 ``benchmarks/results/network_tran_settings_<--name>.json`` (``repeats``: every run's CPU seconds
@@ -182,8 +183,15 @@ def _warm_worker() -> None:
     find_ngspice()  # its `ngspice -v` child must not count in the first run's CPU time
 
 
-def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.ndarray], object, object]]:
-    """(name, weights, CurrentScales, model or None) for every weight set."""
+#: Where a finished demo folder records how each pipeline's evaluation mapped its network.
+DEMO_STAGE = "stages/evaluate_{}.json"
+
+
+def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.ndarray], object, float]]:
+    """(name, weights, CurrentScales, discharger factor) for every weight set: a demo pipeline's
+    trained weights mapped as its evaluation mapped them (the scales and discharger factor its
+    ``stages/evaluate_<pipeline>.json`` records), or random weights at scale 1 and discharger
+    factor 1."""
     from imcpnn.circuits.simulate.weights import CurrentScales
 
     sets = []
@@ -191,14 +199,15 @@ def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.
         from imcpnn.pnn import load_trained
 
         for pipeline in ("bottom_up", "top_down"):
+            mapping = json.loads((Path(demo_dir) / DEMO_STAGE.format(pipeline)).read_text())["mapping"]
             model = load_trained(Path(demo_dir) / f"train_{pipeline}").model
-            best = json.loads((Path(demo_dir) / "stages" / f"search_{pipeline}.json").read_text())["best"]
-            two = len(best) == 2  # top-down: (scale_plus, scale_minus)
-            scales = CurrentScales(scale_plus=best[0], scale_minus=best[1]) if two else CurrentScales(scale=best[0])
-            sets.append((f"{pipeline} {best}", [w.double().numpy() for w in model.dense_weights()], scales, model))
+            scales = CurrentScales(**mapping["scales"])
+            name = f"{pipeline} scales {scales.scale:.4g}/{scales.scale_plus:.4g}/{scales.scale_minus:.4g}"
+            sets.append((name, [w.double().numpy() for w in model.dense_weights()], scales,
+                         float(mapping["discharger_scale"])))
     for seed in range(n_random):
         rng = np.random.default_rng(seed)
-        sets.append((f"random seed {seed}", [rng.uniform(-0.3, 0.6, (5, 5)) for _ in range(2)], CurrentScales(), None))
+        sets.append((f"random seed {seed}", [rng.uniform(-0.3, 0.6, (5, 5)) for _ in range(2)], CurrentScales(), 1.0))
     return sets
 
 
@@ -278,6 +287,10 @@ def main(argv=None) -> int:
     n_random = args.n_random if args.n_random is not None else (0 if args.demo_dir else 2)
     if not args.demo_dir and n_random == 0:
         ap.error("argument --n-random: 0 weight sets (give --demo-dir or --n-random >= 1)")
+    missing = [DEMO_STAGE.format(p) for p in ("bottom_up", "top_down")
+               if args.demo_dir and not (Path(args.demo_dir) / DEMO_STAGE.format(p)).is_file()]
+    if missing:
+        ap.error(f"argument --demo-dir: {args.demo_dir} has no {missing[0]}: give a finished `imcpnn demo` folder")
     recorder = _record.Recorder(__file__, args, argv)
 
     from imcpnn.circuits.characterization.fit import Characterization
@@ -287,8 +300,6 @@ def main(argv=None) -> int:
     from imcpnn.pnn import DataConfig, load_dataset
     from imcpnn.spice import Corner, RawFile
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
-    from imcpnn.validation import model_spike_table
-    from imcpnn.validation import model_layer_times
 
     char_path = args.characterization or (
         args.demo_dir and Path(args.demo_dir) / "characterization" / "characterization.json")
@@ -310,8 +321,9 @@ def main(argv=None) -> int:
     for name in names:
         step, options = SETTINGS[name]
         schedule = PhaseSchedule(t_step_max_s=step)
-        for k, (_, weights, scales, _) in enumerate(sets):
-            mapping = map_network(network, weights, Characterization.from_dict(char), scales, schedule.t_phase_s)
+        for k, (_, weights, scales, discharger) in enumerate(sets):
+            mapping = map_network(network, weights, Characterization.from_dict(char), scales, schedule.t_phase_s,
+                                  discharger)
             (deck,) = build_testbenches(network, mapping, x, schedule, len(x), save_membranes=False)
             sim = replace(network_sim(deck, Corner.TT, 27.0, trtol=7.0), options=options)  # the library's deck, these options
             jobs.append((name, k, schedule, deck, sim))
@@ -357,11 +369,6 @@ def main(argv=None) -> int:
                "hid_rmse_ns": lm.loc[0, "rmse_t_spike_ns"], "hid_max_ns": lm.loc[0, "max_abs_err_t_spike_ns"],
                "spiked_mismatch": mismatch,
                "out_rmse_ns_per_set": [output_rmse_ns(c) for c in per_set]}
-        models = [(k, s[3]) for k, s in enumerate(sets) if s[3] is not None]
-        if models:  # what the demo's headline (model vs SPICE output RMSE) reads with this setting
-            row["model_vs_spice_ns"] = [
-                output_rmse_ns(compare_spike_tables(model_spike_table(model_layer_times(m, x)), tables[name, k], T))
-                for k, m in models]
         out.append(row)
 
     machine = _record.machine(spice=True)
@@ -374,15 +381,13 @@ def main(argv=None) -> int:
     old_cpu = next((o["cpu_s_per_sample"] for o in out if o["setting"] == BASELINE), None)
     head = (f"{'setting':<30}{'CPU s/smp':>10}{'vs old':>9}{'pts/smp':>9}{'out RMSE':>10}{'out max':>9}{'out bias':>10}"
             f"{'hid RMSE':>10}{'hid max':>9}{'mism':>6}  out RMSE per set (ns)")
-    print(head + ("  | model-vs-SPICE out RMSE (ns)" if "model_vs_spice_ns" in out[0] else ""))
+    print(head)
     for o in out:
         vs_old = f"{'-':>9}" if old_cpu is None else f"{old_cpu / o['cpu_s_per_sample']:>8.2f}x"
         line = (f"{o['setting']:<30}{o['cpu_s_per_sample']:>10.3g}{vs_old}"
                 f"{o['points_per_sample']:>9.0f}{o['out_rmse_ns']:>10.3f}{o['out_max_ns']:>9.3f}{o['out_bias_ns']:>10.3f}"
                 f"{o['hid_rmse_ns']:>10.3f}{o['hid_max_ns']:>9.3f}{o['spiked_mismatch']:>6}  "
                 + " ".join(f"{v:.3f}" for v in o["out_rmse_ns_per_set"]))
-        if "model_vs_spice_ns" in o:
-            line += "  | " + " ".join(f"{v:.3f}" for v in o["model_vs_spice_ns"])
         print(line)
     total = profile_totals(rows)
     if total:

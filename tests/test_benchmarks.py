@@ -276,6 +276,7 @@ BAD_ARGS = [
     ("network_tran_settings", ["--settings", "reference,bogus"], "bogus"),
     ("network_tran_settings", ["--jobs", "0"], "--jobs"),
     ("network_tran_settings", ["--n-random", "0"], "--n-random"),
+    ("network_tran_settings", ["--demo-dir", "."], "stages/evaluate_bottom_up.json"),
     ("hwa_recipes", ["--work-dir", "w"], "--run"),
     ("hwa_recipes", ["--run", "/nonexistent", "--work-dir", "w"], "--run"),
     ("hwa_recipes", ["--run", ".", "--work-dir", "w", "--recipes", "[1]"], "--recipes"),
