@@ -183,7 +183,9 @@ def _warm_worker() -> None:
     find_ngspice()  # its `ngspice -v` child must not count in the first run's CPU time
 
 
-#: Where a finished demo folder records how each pipeline's evaluation mapped its network.
+#: The demo pipelines whose networks ``--demo-dir`` adds, and where a finished demo folder
+#: records how each one's evaluation mapped its network.
+DEMO_PIPELINES = ("bottom_up", "top_down")
 DEMO_STAGE = "stages/evaluate_{}.json"
 
 
@@ -198,7 +200,7 @@ def weight_sets(demo_dir: str | None, n_random: int) -> list[tuple[str, list[np.
     if demo_dir:
         from imcpnn.pnn import load_trained
 
-        for pipeline in ("bottom_up", "top_down"):
+        for pipeline in DEMO_PIPELINES:
             mapping = json.loads((Path(demo_dir) / DEMO_STAGE.format(pipeline)).read_text())["mapping"]
             model = load_trained(Path(demo_dir) / f"train_{pipeline}").model
             scales = CurrentScales(**mapping["scales"])
@@ -287,8 +289,8 @@ def main(argv=None) -> int:
     n_random = args.n_random if args.n_random is not None else (0 if args.demo_dir else 2)
     if not args.demo_dir and n_random == 0:
         ap.error("argument --n-random: 0 weight sets (give --demo-dir or --n-random >= 1)")
-    missing = [DEMO_STAGE.format(p) for p in ("bottom_up", "top_down")
-               if args.demo_dir and not (Path(args.demo_dir) / DEMO_STAGE.format(p)).is_file()]
+    stages = [DEMO_STAGE.format(p) for p in DEMO_PIPELINES] if args.demo_dir else []
+    missing = [stage for stage in stages if not (Path(args.demo_dir) / stage).is_file()]
     if missing:
         ap.error(f"argument --demo-dir: {args.demo_dir} has no {missing[0]}: give a finished `imcpnn demo` folder")
     recorder = _record.Recorder(__file__, args, argv)
