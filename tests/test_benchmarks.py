@@ -647,3 +647,24 @@ def test_runs_that_differ_in_their_seed_alone_get_mean_and_spread(bench, tmp_pat
         "Over seeds 0, 1 (epochs 50): test accuracy 0.8960 +- 0.0009 (range 0.8953 to 0.8966)."]
     assert tables.seed_lines(found[:1]) == []
     assert tables.table(results, "fashion_mnist_mlp", tmp_path).endswith(tables.seed_lines(found)[0])
+
+
+def test_top_level_readme_quotes_its_records(bench):
+    """The top-level README's generated tables are those the records give today (the scripts'
+    ``table --readme README.md`` leaves the file unchanged), and the demo output it quotes is the
+    headline line (imcpnn.verbs.validate.headline) of the record it names: a README number that
+    the records no longer hold fails here."""
+    import re
+
+    from imcpnn.verbs.validate import headline
+
+    record = bench("_record")
+    text = (ROOT / "README.md").read_text()
+    for name in ("demo_fidelity", "variation"):
+        script = bench(name)
+        assert record.replace_block(text, script.BEGIN, script.END, script.table()) == text, (
+            f"README.md's {name} tables are out of date: run benchmarks/{name}.py table --readme README.md")
+    named = re.search(r"numbers of the recorded run \(`(benchmarks/results/demo_fidelity_[\w.-]+\.json)`", text)
+    assert named, "README.md no longer names the record its demo output quotes"
+    summary = json.loads((ROOT / named.group(1)).read_text())["summary"]
+    assert f"\n    {headline(summary)}\n" in text

@@ -145,6 +145,16 @@ def config_from_args(args: argparse.Namespace):
     return dataclasses.replace(config, search=search, fit=fit, **changes)
 
 
+def headline(summary: dict) -> str:
+    """The line ``validate`` and ``demo`` print from a result folder's ``summary.json``: the three
+    pipelines' held-out output spike-time RMSE, the test accuracies and the run's own seconds (the
+    README quotes it for a recorded run; tests/test_benchmarks.py checks the quote)."""
+    return (f"output spike-time RMSE (ns): top-down {summary['rmse_top_down_ns']:.2f}, bottom-up "
+            f"{summary['rmse_bottom_up_ns']:.2f}, trace-fitted {summary['rmse_trace_fitted_ns']:.2f}"
+            f"; test accuracy model {summary['test_accuracy_model']:.3f}, SPICE "
+            f"{summary['test_accuracy_spice']:.3f}; {summary['elapsed_s']:.0f} s")
+
+
 def run(args: argparse.Namespace) -> int:
     from imcpnn.validation import run_validation
     from imcpnn.verbs._common import check_executor_arguments, open_executor, prepare_out_dir
@@ -157,10 +167,7 @@ def run(args: argparse.Namespace) -> int:
                                  characterization=args.characterization, cache_dir=args.cache_dir,
                                  progress=not args.quiet, command=f"imcpnn {args.verb}", executor=executor,
                                  max_workers=args.workers)
-    print(f"output spike-time RMSE (ns): top-down {summary['rmse_top_down_ns']:.2f}, bottom-up "
-          f"{summary['rmse_bottom_up_ns']:.2f}, trace-fitted {summary['rmse_trace_fitted_ns']:.2f}"
-          f"; test accuracy model {summary['test_accuracy_model']:.3f}, SPICE "
-          f"{summary['test_accuracy_spice']:.3f}; {summary['elapsed_s']:.0f} s")
+    print(headline(summary))
     if "post_layout" in summary:
         post = summary["post_layout"]
         print(f"post-layout: schematic vs post-layout output spike times, RMSE "
