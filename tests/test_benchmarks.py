@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -654,8 +655,6 @@ def test_top_level_readme_quotes_its_records(bench):
     ``table --readme README.md`` leaves the file unchanged), and the demo output it quotes is the
     headline line (imcpnn.verbs.validate.headline) of the record it names: a README number that
     the records no longer hold fails here."""
-    import re
-
     from imcpnn.verbs.validate import headline
 
     record = bench("_record")
