@@ -284,8 +284,9 @@ def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs:
 
     ``record RUN_DIR [--name N] [--wall-s S] [--load-before L] [--note TEXT]`` stores the folder
     (``record(recorder, run_dir, wall_s, load_before, note)``; the folder must hold ``needs``,
-    written by ``what``), ``table [--readme FILE] [--results-dir DIR]`` prints ``table(results_dir)``
-    or rewrites the block between ``begin`` and ``end`` of FILE.
+    written by ``what``), ``table [--readme FILE [--check]] [--results-dir DIR]`` prints
+    ``table(results_dir)`` or rewrites the block between ``begin`` and ``end`` of FILE; with
+    ``--check`` it writes nothing and returns 1 when that block differs from the results.
     """
     cli = parser(script_file, doc)
     sub = cli.add_subparsers(dest="cmd", required=True)
@@ -300,16 +301,27 @@ def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs:
                      help="rewrite the block between this script's table markers of this file instead")
     tab.add_argument("--results-dir", type=results_dir, default=RESULTS_DIR,
                      help=f"folder of the JSON results (default: {RESULTS_DIR})")
+    tab.add_argument("--check", action="store_true",
+                     help="with --readme: write nothing; exit 1 if its block differs from the results")
     args = cli.parse_args(argv)
     if args.cmd == "record":
         if not (args.run_dir / needs).is_file():
             rec.error(f"{args.run_dir}/{needs} not found; run {what} first")
         print(record(Recorder(script_file, args, argv), args.run_dir, args.wall_s, args.load_before, args.note))
     elif args.readme is None:
+        if args.check:
+            tab.error("--check needs --readme FILE, the README whose block to compare")
         print(table(args.results_dir))
     else:
         text = args.readme.read_text()
         if begin not in text or end not in text:
             tab.error(f"{args.readme} lacks the markers {begin} ... {end}")
-        args.readme.write_text(replace_block(text, begin, end, table(args.results_dir)))
+        new = replace_block(text, begin, end, table(args.results_dir))
+        if args.check:
+            if new != text:
+                print(f"{args.readme}: table out of date; run {Path(script_file).name} table "
+                      f"--readme {args.readme}", file=sys.stderr)
+                return 1
+            return 0
+        args.readme.write_text(new)
     return 0

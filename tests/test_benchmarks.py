@@ -235,6 +235,26 @@ def test_variation_tables_read_only_variation_records(bench, tmp_path):
     assert variation.table(tmp_path / "none") == "No variation run recorded yet."
 
 
+def test_run_folder_table_check_writes_nothing(bench, tmp_path):
+    """``variation.py table --readme F --check`` (benchmarks/_record.run_folder_cli) exits 0 when
+    F's block is what the results give, 1 with one line naming the fix when it is not, and never
+    writes F; without --check it rewrites the block."""
+    variation = bench("variation")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "variation_default.json").write_text((BENCH / "results" / "variation_default.json").read_text())
+    readme = tmp_path / "README.md"
+    stale = f"intro\n{variation.BEGIN}\nold table\n{variation.END}\nafter\n"
+    readme.write_text(stale)
+    proc = run_script("variation", "table", "--readme", readme, "--results-dir", results, "--check")
+    assert proc.returncode == 1 and readme.read_text() == stale
+    assert proc.stderr.strip().endswith(f"run variation.py table --readme {readme}") and len(proc.stderr.splitlines()) == 1
+    assert run_script("variation", "table", "--readme", readme, "--results-dir", results).returncode == 0
+    text = readme.read_text()
+    assert "old table" not in text and variation.table(results) in text and text.endswith("after\n")
+    assert run_script("variation", "table", "--readme", readme, "--results-dir", results, "--check").returncode == 0
+
+
 def test_network_tran_settings_reads_ngspice_accounting(bench):
     """The profile's split of ngspice's analysis time, from the lines ``.options acct`` prints (the
     last of each, as in a log of ngspice 39); "Matrix load time" is the whole run's, not read."""
@@ -296,6 +316,7 @@ BAD_ARGS = [
     ("spice_throughput", ["--results-dir", __file__], "--results-dir"),
     ("demo_fidelity", ["record", "/nonexistent"], "run_dir"),
     ("demo_fidelity", ["table", "--readme", "/nonexistent.md"], "--readme"),
+    ("variation", ["table", "--check"], "--check needs --readme"),
     ("tables", ["--results-dir", "/nonexistent"], "--results-dir"),
     ("search_vs_grid", [], "--demo-dir"),
     ("search_vs_grid", ["--demo-dir", "/nonexistent"], "--demo-dir"),
