@@ -316,12 +316,20 @@ def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs:
         text = args.readme.read_text()
         if begin not in text or end not in text:
             tab.error(f"{args.readme} lacks the markers {begin} ... {end}")
-        new = replace_block(text, begin, end, table(args.results_dir))
-        if args.check:
-            if new != text:
-                print(f"{args.readme}: table out of date; run {Path(script_file).name} table "
-                      f"--readme {args.readme}", file=sys.stderr)
-                return 1
-            return 0
-        args.readme.write_text(new)
+        return update_readme(args.readme, text, replace_block(text, begin, end, table(args.results_dir)),
+                             args.check, f"{Path(script_file).name} table --readme {args.readme}")
+    return 0
+
+
+def update_readme(path: Path, text: str, new: str, check: bool, fix: str) -> int:
+    """Exit code of a table command: where the README ``path`` (now ``text``) would become ``new``,
+    write it and say so, or with ``check`` write nothing and return 1 with one line naming the
+    ``fix`` command; 0 otherwise."""
+    if new == text:
+        return 0
+    if check:
+        print(f"{path}: tables out of date; run {fix}", file=sys.stderr)
+        return 1
+    path.write_text(new)
+    print(f"{path}: tables rewritten")
     return 0

@@ -220,16 +220,8 @@ def main(argv=None) -> int:
         new = render(text, args.results_dir, args.readme.parent)
     except ValueError as err:
         parser.error(str(err))
-    if args.check:
-        if new != text:
-            print(f"{args.readme}: tables out of date; run benchmarks/tables.py --readme {args.readme}",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if new != text:
-        args.readme.write_text(new)
-        print(f"{args.readme}: tables rewritten")
-    return 0
+    return _record.update_readme(args.readme, text, new, args.check,
+                                 f"benchmarks/tables.py --readme {args.readme}")
 
 
 if __name__ == "__main__":
