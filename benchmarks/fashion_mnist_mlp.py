@@ -88,6 +88,9 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
                         help="constant (paper) or cosine from --lr towards 0 over the epochs")
     parser.add_argument("--noise-sigma", type=float, default=None,
                         help="spike-time noise in training and evaluation (default the paper's 0.01; 0 = none)")
+    parser.add_argument("--silent-gradient", action="store_true",
+                        help="train with a straight-through gradient at the window end (a silent neuron "
+                             "still learns; LayerPhysics.silent_gradient); same spike times")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
     parser.add_argument("--threads", type=_record.positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--data-dir", type=_record.existing_dir,
@@ -118,7 +121,7 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
                         test_subset=args.test_subset, seed=args.seed),
         model=ModelConfig(arch=arch, physics=LayerPhysics(
             e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
-            noise_sigma=noise_sigma)),
+            noise_sigma=noise_sigma, silent_gradient=args.silent_gradient)),
         optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
         seed=args.seed,
         device=args.device,
@@ -140,6 +143,7 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
         "e_plus": e_plus,
         "e_minus": e_minus,
         "noise_sigma": noise_sigma,
+        "silent_gradient": args.silent_gradient,
     }
     headline = {"test accuracy": summary["test_accuracy"], "best test accuracy": summary["best_test_accuracy"],
                 "epochs": summary["epochs"], "n_train": summary["n_train"],

@@ -225,13 +225,14 @@ def spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
 def spike_times_unchecked(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str = "exact",
                  steps: int | None = None, offset: float | None = None, e_dis=None, *,
                  dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0, threshold_shift=None,
-                 rate_factor=None, coupling=None) -> Tensor:
+                 rate_factor=None, coupling=None, silent_gradient: bool = False) -> Tensor:
     """:func:`spike_times` without input validation (no device sync): for the layers, whose
     settings were checked when built. ``e_dis`` must already be None (ideal ramp) or > 1.
     ``threshold_shift`` and ``rate_factor`` (None, or per neuron (n_out,)) are a chip's threshold
     and discharger errors, see :func:`imcpnn.pnn.solver.firing_times` and
     :func:`imcpnn.pnn.variation.chip_spike_times`. ``coupling`` (exact method, no threshold
-    shift) solves the coupled membranes (:mod:`imcpnn.pnn.coupling`)."""
+    shift) solves the coupled membranes (:mod:`imcpnn.pnn.coupling`). ``silent_gradient`` (uncoupled
+    only): the clip at the window end passes the gradient (:func:`imcpnn.pnn.solver.to_window`)."""
     if coupling is not None:
         if threshold_shift is not None:
             raise ValueError("a threshold shift (a chip's variation) is not modelled on coupled membranes")
@@ -241,7 +242,8 @@ def spike_times_unchecked(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str 
     v_end = _membrane_at_end(t_in, w, e_plus, e_minus, method, steps, offset)
     if not (isinstance(q_plus, (int, float)) and isinstance(q_minus, (int, float)) and q_plus == q_minus == 0):
         v_end = v_end + edge_kick(t_in, w, q_plus, q_minus)
-    return firing_times(v_end, e_dis, dis_rate, t_delay, threshold_shift=threshold_shift, rate_factor=rate_factor)
+    return firing_times(v_end, e_dis, dis_rate, t_delay, threshold_shift=threshold_shift, rate_factor=rate_factor,
+                        silent_gradient=silent_gradient)
 
 
 def membrane_trace(t_in: Tensor, w: Tensor, e_plus, e_minus, t_eval: Tensor, *, coupling=None) -> Tensor:

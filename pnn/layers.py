@@ -13,6 +13,8 @@ Per layer and mode:
 - both: Gaussian spike-time noise N(0, noise_sigma^2) on every layer's output spike times (finite
   timing precision of the circuit), drawn from an explicit ``torch.Generator``, clipped back to
   [0, 1]; ``noise=False`` or ``noise_sigma=0`` disables it;
+- with ``silent_gradient``, the clips at the window end pass the gradient (same values: a training
+  choice, :func:`imcpnn.pnn.solver.to_window`);
 - optionally a chip with device variation (:mod:`imcpnn.pnn.variation`, dense layers only): a fixed
   chip (``chips``, one :class:`~imcpnn.pnn.variation.LayerDraw` per dense layer: evaluation of one
   chip) or a fresh chip per call (``variation``: hardware-aware training, one chip per mini-batch).
@@ -31,6 +33,7 @@ from torch import Tensor, nn
 from imcpnn.config import is_real, require
 from imcpnn.errors import ConfigError
 from imcpnn.pnn._api import METHODS, sample_offset
+from imcpnn.pnn.solver import to_window
 from imcpnn.pnn.variation import LayerDraw, VariationModel, chip_spike_times, draw_chip
 
 #: Layers of the VGG-like CNN of the paper (method.md section 3): conv widths, "pool", fc widths.
@@ -60,6 +63,10 @@ class LayerPhysics:
             drives the synapse switches with slower edges than the input encoder, and the share
             of the switches' channel charge that reaches the membrane depends on the edge
             (normalized; 0 = the same step for every layer). See :meth:`for_layer`.
+        silent_gradient: a straight-through gradient at the window end: a neuron that stays
+            silent (t = 1) still passes the gradient of its time to its membrane, so a neuron
+            silent on every sample can come back (:func:`imcpnn.pnn.solver.to_window`). It changes
+            no spike time, only what training does with silent neurons; False = the method's clip.
     """
 
     e_plus: float = 2.8
@@ -75,6 +82,7 @@ class LayerPhysics:
     q_minus: float = 0.0
     dq_plus_driven: float = 0.0
     dq_minus_driven: float = 0.0
+    silent_gradient: bool = False
 
     def __post_init__(self):
         require(self, "e_plus", self.e_plus, is_real(self.e_plus) and self.e_plus > 0,
@@ -94,6 +102,8 @@ class LayerPhysics:
                 "a value in (-1, 1) (a fraction of the phase)")
         for name in ("q_plus", "q_minus", "dq_plus_driven", "dq_minus_driven"):
             require(self, name, getattr(self, name), is_real(getattr(self, name)), "a finite value")
+        require(self, "silent_gradient", self.silent_gradient, isinstance(self.silent_gradient, bool),
+                "true or false")
 
     def for_layer(self, index: int) -> "LayerPhysics":
         """The physics of the ``index``-th neuron layer (0 = the first, fed by the input encoder):
@@ -106,13 +116,15 @@ class LayerPhysics:
                                    dq_plus_driven=0.0, dq_minus_driven=0.0)
 
 
-def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
-    """clip(t + sigma * n, 0, 1) with n ~ N(0, 1) drawn from ``generator`` (on its device)."""
+def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None,
+                    silent_gradient: bool = False) -> Tensor:
+    """clip(t + sigma * n, 0, 1) with n ~ N(0, 1) drawn from ``generator`` (on its device); the clip
+    is :func:`imcpnn.pnn.solver.to_window`'s (``silent_gradient``: the window end passes the gradient)."""
     if sigma == 0:
         return t
     device = generator.device if generator is not None else t.device
     noise = torch.randn(t.shape, generator=generator, device=device, dtype=t.dtype).to(t.device)
-    return (t + sigma * noise).clamp(0.0, 1.0)
+    return to_window(t + sigma * noise, silent_gradient)
 
 
 def init_weights(n_in: int, n_out: int, generator: torch.Generator | None = None) -> Tensor:
@@ -157,8 +169,9 @@ class RCSpikeDense(nn.Module):
             t_in, self.weight, p.e_plus, p.e_minus, chip, method=method,
             steps=steps if method == "dstd" else None, offset=offset, e_dis=p.e_dis,
             dis_rate=p.dis_rate, t_delay=p.t_delay, q_plus=p.q_plus, q_minus=p.q_minus,
+            silent_gradient=p.silent_gradient,
         )  # fmt: skip
-        return add_spike_noise(t_out, p.noise_sigma, generator) if noise else t_out
+        return add_spike_noise(t_out, p.noise_sigma, generator, p.silent_gradient) if noise else t_out
 
     def forward(self, t_in: Tensor, **solver) -> Tensor:
         return self.fire(t_in.flatten(1), **solver)

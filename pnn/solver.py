@@ -103,8 +103,23 @@ def _discharge_rate(beta_dis):
     return -math.log1p(-beta_dis)
 
 
+def to_window(t: Tensor, silent_gradient: bool = False) -> Tensor:
+    """clip(t, 0, 1): a spike time inside the phase window, t = 1 for a neuron that stays silent.
+
+    ``silent_gradient``: the same values, but the backward pass treats the clip at the window end
+    as the identity (a straight-through estimator for t > 1 only): a silent neuron's membrane
+    still receives the gradient of its time, as if the ramp went on past the window, where the
+    plain clip gives it none. Why: a neuron silent on every sample gets no gradient at all and
+    stays silent for good (a dead output neuron is a class that is never predicted). Shapes: any.
+    """
+    if not silent_gradient:
+        return t.clamp(0, 1)
+    low = t.clamp(min=0)
+    return low - (low - low.clamp(max=1)).detach()
+
+
 def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold_shift=None,
-                 rate_factor=None) -> Tensor:
+                 rate_factor=None, silent_gradient: bool = False) -> Tensor:
     """Firing phase (shifted to [0, 1]): time at which the ramp starting at v(1) reaches threshold.
 
     The discharger moves the membrane at dv/dt = r (1 - beta_dis v), beta_dis = 1/e_dis (0 for the
@@ -125,6 +140,7 @@ def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold
     v = 0 (the discharger's current at V0 over the unit current C_eff V_th_circ / T).
     ``rate_factor`` (1 + eps) scales that rate per neuron (a mismatched discharger). The spike
     comes ``t_delay`` after the crossing (the firing path): t = min(max(t_c, 0) + t_delay, 1).
+    ``silent_gradient``: the clip at the window end passes the gradient (:func:`to_window`).
 
     **Arguments:** v_end (batch, n_out); threshold_shift d and rate_factor: None, or numbers or
     tensors that broadcast against v_end, e.g. one value per neuron (n_out,).
@@ -141,7 +157,7 @@ def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold
         if rate_factor is not None:
             r = r * rate_factor
         t_cross = (1 - v0 if threshold_shift is None else theta - v0) / r
-        return (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+        return to_window(t_cross.clamp(min=0) + t_delay, silent_gradient)
     beta_dis = 1.0 / e_dis
     k = _discharge_rate(beta_dis)  # -ln(1 - beta_dis) > 0
     beta_rate = k if rate is None else beta_dis * rate
@@ -149,14 +165,14 @@ def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold
         beta_rate = beta_rate * rate_factor
     if threshold_shift is None:
         t_cross = (k + torch.log1p(-beta_dis * v0)) / beta_rate
-        return (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+        return to_window(t_cross.clamp(min=0) + t_delay, silent_gradient)
     y = beta_dis * threshold_shift / (1 - beta_dis)  # 1 - beta_dis theta = (1 - beta_dis)(1 - y)
     reached = y < 1
     # unreached neurons compute on safe values, so neither the value nor the gradient is NaN
     y_safe = torch.where(reached, y, torch.zeros_like(y))
     v0_safe = torch.where(reached, v0, torch.zeros_like(v0))
     t_cross = (k + torch.log1p(-beta_dis * v0_safe) - torch.log1p(-y_safe)) / beta_rate
-    t = (t_cross.clamp(min=0) + t_delay).clamp(0, 1)
+    t = to_window(t_cross.clamp(min=0) + t_delay, silent_gradient)
     return torch.where(reached, t, torch.ones_like(t))
 
 

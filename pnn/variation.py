@@ -215,7 +215,8 @@ def draw_chip(variation: VariationModel, weights: list[Tensor], generator: torch
 
 def chip_spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, draw: LayerDraw | None, *,
                      method: str = "exact", steps: int | None = None, offset: float | None = None,
-                     e_dis=None, dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0) -> Tensor:  # fmt: skip
+                     e_dis=None, dis_rate=None, t_delay=0.0, q_plus=0.0, q_minus=0.0,
+                     silent_gradient: bool = False) -> Tensor:  # fmt: skip
     """Output spike times of one RC-Spike layer on the chip ``draw`` (None = the nominal model).
 
     Accumulation with the chip's synapses, firing with its neurons (see the module docstring):
@@ -250,4 +251,5 @@ def chip_spike_times(t_in: Tensor, w: Tensor, e_plus, e_minus, draw: LayerDraw |
         threshold_shift, rate_factor = draw.threshold, draw.ramp_factor
     return spike_times_unchecked(t_in, w, e_plus, e_minus, method, steps, offset, e_dis, dis_rate=dis_rate,
                                  t_delay=t_delay, q_plus=q_plus, q_minus=q_minus,
-                                 threshold_shift=threshold_shift, rate_factor=rate_factor)  # fmt: skip
+                                 threshold_shift=threshold_shift, rate_factor=rate_factor,
+                                 silent_gradient=silent_gradient)  # fmt: skip

@@ -13,7 +13,10 @@ differentiable spike-time discretization (DSTD) with M grid points in training a
 evaluation, a random grid offset per layer and mini-batch, and Gaussian spike-time noise.
 
 Loss: cross-entropy of softmax(-t/0.07) + 2.6 * sum_i (t_i - 0.9)^2; Adam (paper defaults:
-lr 1e-4, batch 32). The run directory gets config.json, checkpoint.pt (every epoch), history.csv,
+lr 1e-4, batch 32). A neuron that stays silent (t = 1, the window's end) gets no gradient from
+the method's clip, and one silent on every sample never learns again (an output neuron that
+does is a class never predicted); --silent-gradient lets the gradient through that clip
+(straight-through; the spike times are the same). The run directory gets config.json, checkpoint.pt (every epoch), history.csv,
 results.json, model.pt and learning_curve.png. Rerun the same command to resume an interrupted
 run, or one that --time-budget-s paused between epochs (time-boxed jobs); a different config in
 the same --out is refused unless --overwrite.
@@ -69,6 +72,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--test-steps", type=int, help="DSTD grid size M in evaluation (default 30)")
     parser.add_argument("--fixed-offset", action="store_true", help="grid offset 0 instead of random")
     parser.add_argument("--noise", type=float, help="spike-time noise sigma (default 0.01; 0 = off)")
+    parser.add_argument("--silent-gradient", action="store_true",
+                        help="straight-through gradient at the window end: a neuron silent on every sample "
+                             "still learns (same spike times; default: the method's clip, no gradient)")
     parser.add_argument("--eval-exact", action="store_true", help="also evaluate with the exact solver")
     parser.add_argument("--epochs", type=int, help="epochs (default 50)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
@@ -123,6 +129,8 @@ def _physics_overrides(args) -> dict:
             out[key] = getattr(args, flag)
     if args.fixed_offset:
         out["random_offset"] = False
+    if args.silent_gradient:
+        out["silent_gradient"] = True
     return out
 
 

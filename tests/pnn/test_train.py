@@ -227,6 +227,10 @@ def test_cli_train_and_characterization(tmp_path, capsys):
                  "--out", str(tmp_path / "run2")]) == 0  # fmt: skip
     config2 = load_json(TrainConfig, tmp_path / "run2" / "config.json")
     assert (config2.model.physics.e_plus, config2.model.physics.e_dis) == (100.0, 4.0)
+    assert not config2.model.physics.silent_gradient
+    assert main(["train", "--config", str(out / "config.json"), "--silent-gradient", "--quiet",
+                 "--out", str(tmp_path / "run3")]) == 0  # fmt: skip
+    assert load_json(TrainConfig, tmp_path / "run3" / "config.json").model.physics.silent_gradient
 
 
 def test_cli_bad_characterization(tmp_path, capsys):
