@@ -15,7 +15,8 @@ Fields of a result file (the same for every script):
   uses them torch (its CPU threads, the GPU name where torch sees CUDA) and ngspice / sky130 models
   / PySpice versions (see :func:`machine`);
 - ``load_average_before``, ``load_average_after``: ``os.getloadavg()`` (1, 5 and 15 min) at the
-  start and at the end of the run;
+  start and at the end of the run (a run-folder record, which stores a run made earlier: the 1-min
+  loads its runner measured, null where not given);
 - ``wall_s``: wall time of the run (s);
 - ``parameters``: the script's arguments;
 - ``repeats``: every raw timing, ``{label: [seconds, ...]}`` (not only the median);
@@ -282,8 +283,10 @@ def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs:
                    record, table, begin: str, end: str) -> int:
     """The command line of a script that records a finished run folder and prints README tables:
 
-    ``record RUN_DIR [--name N] [--wall-s S] [--load-before L] [--note TEXT]`` stores the folder
-    (``record(recorder, run_dir, wall_s, load_before, note)``; the folder must hold ``needs``,
+    ``record RUN_DIR [--name N] [--wall-s S] [--load-before L] [--load-after L] [--note TEXT]``
+    stores the folder (``record(recorder, run_dir, wall_s, load_before, note, load_after)``: the
+    run's wall time and load averages as whoever ran it measured them, None where not given, never
+    the load of the moment of recording; the folder must hold ``needs``,
     written by ``what``), ``table [--readme FILE [--check]] [--results-dir DIR]`` prints
     ``table(results_dir)`` or rewrites the block between ``begin`` and ``end`` of FILE; with
     ``--check`` it writes nothing and returns 1 when that block differs from the results.
@@ -295,6 +298,7 @@ def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs:
     add_arguments(rec)
     rec.add_argument("--wall-s", type=float, default=None, help="wall time of the run (s)")
     rec.add_argument("--load-before", type=float, default=None, help="1-min load average before the run")
+    rec.add_argument("--load-after", type=float, default=None, help="1-min load average just after the run")
     rec.add_argument("--note", default="", help="how it was run (e.g. what else ran beside it)")
     tab = sub.add_parser("table", help="print the README's tables from benchmarks/results")
     tab.add_argument("--readme", type=existing_file, default=None,
@@ -307,7 +311,8 @@ def run_folder_cli(script_file: str, doc: str | None, argv: list[str], *, needs:
     if args.cmd == "record":
         if not (args.run_dir / needs).is_file():
             rec.error(f"{args.run_dir}/{needs} not found; run {what} first")
-        print(record(Recorder(script_file, args, argv), args.run_dir, args.wall_s, args.load_before, args.note))
+        print(record(Recorder(script_file, args, argv), args.run_dir, args.wall_s, args.load_before, args.note,
+                     args.load_after))
     elif args.readme is None:
         if args.check:
             tab.error("--check needs --readme FILE, the README whose block to compare")

@@ -3,7 +3,7 @@
 Records a finished `imcpnn demo` / `imcpnn validate` run folder (its summary.json and config)
 together with the machine, the load average and the wall time, as
 ``benchmarks/results/demo_fidelity_<name>.json`` (through ``_record``, the benchmarks' one result
-writer; ``--load-before`` and ``--wall-s`` are the demo run's, measured by whoever ran it, since
+writer; ``--load-before``, ``--load-after`` and ``--wall-s`` are the demo run's, measured by whoever ran it, since
 ``record`` runs after it); ``table`` prints the top-level README's fidelity tables from every
 such file, so the README quotes data, not hand-typed numbers. ``benchmarks/tables.py`` builds the
 short table of benchmarks/README.md from the same files (:func:`headline`).
@@ -53,7 +53,7 @@ def _before_refit(summary: dict) -> float | None:
 
 
 def record(recorder: _record.Recorder, run_dir: Path, wall_s: float | None, load_before: float | None,
-           note: str = "") -> Path:
+           note: str = "", load_after: float | None = None) -> Path:
     """Store ``run_dir``'s summary, config and layer table as ``recorder``'s result file."""
     summary = json.loads((run_dir / "summary.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
@@ -62,7 +62,7 @@ def record(recorder: _record.Recorder, run_dir: Path, wall_s: float | None, load
     return recorder.write(
         machine=_record.machine(torch=True, spice=True), headline=headline(summary, wall_s),
         results=None, repeats={}, note=note, summary=summary, config=config, layers=layers,
-        wall_s=wall_s, load_average_before=load_before)
+        wall_s=wall_s, load_average_before=load_before, load_average_after=load_after)
 
 
 def _f(x, digits=1):

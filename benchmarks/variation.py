@@ -2,7 +2,7 @@
 
 Records a finished `imcpnn variation` run folder (its variation.json) together with the machine,
 the load average and the wall time, as ``benchmarks/results/variation_<name>.json`` (through
-``_record``; ``--load-before`` and ``--wall-s`` are the run's, measured by whoever ran it);
+``_record``; ``--load-before``, ``--load-after`` and ``--wall-s`` are the run's, measured by whoever ran it);
 ``table`` prints the top-level README's variation tables from every such file.
 
     .venv/bin/imcpnn variation --out runs/var                                 # the measurement
@@ -53,12 +53,12 @@ def headline(result: dict, wall_s: float | None) -> dict:
 
 
 def record(recorder: _record.Recorder, run_dir: Path, wall_s: float | None, load_before: float | None,
-           note: str = "") -> Path:
+           note: str = "", load_after: float | None = None) -> Path:
     """Store ``run_dir``'s variation.json as ``recorder``'s result file."""
     result = json.loads((run_dir / "variation.json").read_text())
     return recorder.write(machine=_record.machine(torch=True, spice=True), headline=headline(result, wall_s),
                           results=None, repeats={}, note=note, variation=result, wall_s=wall_s,
-                          load_average_before=load_before)
+                          load_average_before=load_before, load_average_after=load_after)
 
 
 def corner_variants(row: dict) -> tuple[tuple, tuple]:

@@ -172,12 +172,13 @@ def test_demo_fidelity_records_through_the_shared_writer(bench, tmp_path):
     (run_dir / "config.json").write_text(json.dumps(old["config"]))
     results = tmp_path / "results"
     proc = run_script("demo_fidelity", "record", run_dir, "--name", "new", "--results-dir", results,
-                      "--wall-s", "60", "--load-before", "0.5", "--note", "test")
+                      "--wall-s", "60", "--load-before", "0.5", "--load-after", "1.5", "--note", "test")
     assert proc.returncode == 0, proc.stderr
     data = json.loads((results / "demo_fidelity_new.json").read_text())
     assert set(old) <= set(data) and FIELDS <= set(data)
     assert (data["summary"], data["config"], data["note"]) == (old["summary"], old["config"], "test")
-    assert data["wall_s"] == 60 and data["load_average_before"] == 0.5 and data["layers"] is None
+    assert data["wall_s"] == 60 and data["layers"] is None
+    assert (data["load_average_before"], data["load_average_after"]) == (0.5, 1.5)  # the run's, not the recording's
     assert data["headline"]["demo wall min"] == 1.0
     (results / "demo_fidelity_reduced-ci.json").write_text(json.dumps(old))
     demo = bench("demo_fidelity")
