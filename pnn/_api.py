@@ -232,7 +232,7 @@ def spike_times_unchecked(t_in: Tensor, w: Tensor, e_plus, e_minus, method: str 
     and discharger errors, see :func:`imcpnn.pnn.solver.firing_times` and
     :func:`imcpnn.pnn.variation.chip_spike_times`. ``coupling`` (exact method, no threshold
     shift) solves the coupled membranes (:mod:`imcpnn.pnn.coupling`). ``silent_gradient`` (uncoupled
-    only): the clip at the window end passes the gradient (:func:`imcpnn.pnn.solver.to_window`)."""
+    only): past the window end, the gradient that lowers t passes (:func:`imcpnn.pnn.solver.to_window`)."""
     if coupling is not None:
         if threshold_shift is not None:
             raise ValueError("a threshold shift (a chip's variation) is not modelled on coupled membranes")

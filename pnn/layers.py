@@ -13,8 +13,8 @@ Per layer and mode:
 - both: Gaussian spike-time noise N(0, noise_sigma^2) on every layer's output spike times (finite
   timing precision of the circuit), drawn from an explicit ``torch.Generator``, clipped back to
   [0, 1]; ``noise=False`` or ``noise_sigma=0`` disables it;
-- with ``silent_gradient``, the clips at the window end pass the gradient (same values: a training
-  choice, :func:`imcpnn.pnn.solver.to_window`);
+- with ``silent_gradient``, the clips at the window end pass a silent neuron the gradient that
+  would make it fire (same values: a training choice, :func:`imcpnn.pnn.solver.to_window`);
 - optionally a chip with device variation (:mod:`imcpnn.pnn.variation`, dense layers only): a fixed
   chip (``chips``, one :class:`~imcpnn.pnn.variation.LayerDraw` per dense layer: evaluation of one
   chip) or a fresh chip per call (``variation``: hardware-aware training, one chip per mini-batch).
@@ -63,10 +63,11 @@ class LayerPhysics:
             drives the synapse switches with slower edges than the input encoder, and the share
             of the switches' channel charge that reaches the membrane depends on the edge
             (normalized; 0 = the same step for every layer). See :meth:`for_layer`.
-        silent_gradient: a straight-through gradient at the window end: a neuron that stays
-            silent (t = 1) still passes the gradient of its time to its membrane, so a neuron
-            silent on every sample can come back (:func:`imcpnn.pnn.solver.to_window`). It changes
-            no spike time, only what training does with silent neurons; False = the method's clip.
+        silent_gradient: a one-sided straight-through gradient at the window end: a neuron that
+            stays silent (t = 1) still passes to its membrane the part of its time's gradient that
+            would make it fire, so a neuron silent on every sample can come back
+            (:func:`imcpnn.pnn.solver.to_window`). It changes no spike time, only what training
+            does with silent neurons; False = the method's clip.
     """
 
     e_plus: float = 2.8
@@ -119,7 +120,8 @@ class LayerPhysics:
 def add_spike_noise(t: Tensor, sigma: float, generator: torch.Generator | None = None,
                     silent_gradient: bool = False) -> Tensor:
     """clip(t + sigma * n, 0, 1) with n ~ N(0, 1) drawn from ``generator`` (on its device); the clip
-    is :func:`imcpnn.pnn.solver.to_window`'s (``silent_gradient``: the window end passes the gradient)."""
+    is :func:`imcpnn.pnn.solver.to_window`'s (``silent_gradient``: past the window end it passes the
+    gradient that lowers t)."""
     if sigma == 0:
         return t
     device = generator.device if generator is not None else t.device

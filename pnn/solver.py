@@ -103,19 +103,36 @@ def _discharge_rate(beta_dis):
     return -math.log1p(-beta_dis)
 
 
+class _ReviveSilent(torch.autograd.Function):
+    """clip(t, 0, 1) whose backward passes, where t > 1, only the gradient that moves t down."""
+
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        return t.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (t,) = ctx.saved_tensors
+        inside = (t >= 0) & (t <= 1)
+        return torch.where(inside | ((t > 1) & (grad > 0)), grad, torch.zeros_like(grad))
+
+
 def to_window(t: Tensor, silent_gradient: bool = False) -> Tensor:
     """clip(t, 0, 1): a spike time inside the phase window, t = 1 for a neuron that stays silent.
 
-    ``silent_gradient``: the same values, but the backward pass treats the clip at the window end
-    as the identity (a straight-through estimator for t > 1 only): a silent neuron's membrane
-    still receives the gradient of its time, as if the ramp went on past the window, where the
-    plain clip gives it none. Why: a neuron silent on every sample gets no gradient at all and
-    stays silent for good (a dead output neuron is a class that is never predicted). Shapes: any.
+    ``silent_gradient``: the same values, but where t > 1 (a silent neuron, t its unclipped ramp
+    crossing) the backward pass lets through the gradient that would make it fire earlier
+    (dL/dt > 0, so that descent lowers t), and only that one: a one-sided straight-through
+    estimator. Why: with the plain clip a neuron silent on every sample gets no gradient at all
+    and stays silent for good (a dead output neuron is a class never predicted); a two-sided
+    straight-through gradient would also push silent neurons deeper into silence, where nothing
+    in the forward pass changes, and they drift off for good (measured: most of a first hidden
+    layer). Shapes: any.
     """
     if not silent_gradient:
         return t.clamp(0, 1)
-    low = t.clamp(min=0)
-    return low - (low - low.clamp(max=1)).detach()
+    return _ReviveSilent.apply(t)
 
 
 def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold_shift=None,
@@ -140,7 +157,7 @@ def firing_times(v_end: Tensor, e_dis=None, rate=None, t_delay=0.0, *, threshold
     v = 0 (the discharger's current at V0 over the unit current C_eff V_th_circ / T).
     ``rate_factor`` (1 + eps) scales that rate per neuron (a mismatched discharger). The spike
     comes ``t_delay`` after the crossing (the firing path): t = min(max(t_c, 0) + t_delay, 1).
-    ``silent_gradient``: the clip at the window end passes the gradient (:func:`to_window`).
+    ``silent_gradient``: past the window end, the gradient that lowers t passes (:func:`to_window`).
 
     **Arguments:** v_end (batch, n_out); threshold_shift d and rate_factor: None, or numbers or
     tensors that broadcast against v_end, e.g. one value per neuron (n_out,).

@@ -161,41 +161,49 @@ def test_physics_errors(kwargs, match):
 
 @pytest.mark.parametrize("e_dis", [None, 5.0])
 def test_silent_gradient_keeps_the_times_and_revives_silent_neurons(e_dis):
-    """Same spike times with and without the straight-through window end; a neuron silent on every
-    sample (strongly negative weights) gets no gradient from the clip and a nonzero one with it,
-    equal to the unclipped ramp's slope dt/dw = -(1 - t_in) (ideal ramp, |E| large: v(1) = w . (1 - t_in))."""
+    """Same spike times with and without the one-sided straight-through window end. A neuron silent
+    on every sample (strongly negative weights) gets no gradient from the clip; with it, a loss
+    that wants it earlier reaches its weights (the unclipped ramp's slope, dt/dw = -(1 - t_in) for
+    the ideal ramp at large |E|, where v(1) = w . (1 - t_in)), and one that wants it later does
+    not (deeper silence changes nothing in the forward pass)."""
     t_in = torch.tensor([[0.1, 0.3], [0.2, 0.9]], dtype=torch.float64)
     w0 = torch.tensor([[-2.0, 0.6], [-1.0, 0.5]], dtype=torch.float64)  # neuron 0 silent, neuron 1 fires
-    grads, times = [], []
+    grads, times = {}, {}
     for silent_gradient in (False, True):
-        physics = LayerPhysics(e_plus=1e6, e_minus=-1e6, e_dis=e_dis, noise_sigma=0.0,
-                               silent_gradient=silent_gradient)
-        layer = RCSpikeDense(2, 2, physics).double().eval()
-        with torch.no_grad():
-            layer.weight.copy_(w0)
-        t = layer(t_in, method="exact")
-        t.sum().backward()
-        times.append(t.detach())
-        grads.append(layer.weight.grad.clone())
-    assert torch.equal(times[0], times[1])
-    assert torch.all(times[0][:, 0] == 1.0) and torch.all(times[0][:, 1] < 1.0)
-    assert torch.all(grads[0][:, 0] == 0)  # the method's clip: a silent neuron learns nothing
-    assert torch.all(grads[1][:, 0] < 0)  # straight through: raising its weights makes it earlier
-    assert torch.equal(grads[0][:, 1], grads[1][:, 1])  # a firing neuron's gradient is unchanged
+        for sign in (1.0, -1.0):  # loss sign * sum(t): +1 wants every neuron earlier, -1 later
+            physics = LayerPhysics(e_plus=1e6, e_minus=-1e6, e_dis=e_dis, noise_sigma=0.0,
+                                   silent_gradient=silent_gradient)
+            layer = RCSpikeDense(2, 2, physics).double().eval()
+            with torch.no_grad():
+                layer.weight.copy_(w0)
+            t = layer(t_in, method="exact")
+            (sign * t.sum()).backward()
+            times[silent_gradient] = t.detach()
+            grads[silent_gradient, sign] = layer.weight.grad.clone()
+    assert torch.equal(times[False], times[True])
+    assert torch.all(times[False][:, 0] == 1.0) and torch.all(times[False][:, 1] < 1.0)
+    for sign in (1.0, -1.0):
+        assert torch.all(grads[False, sign][:, 0] == 0)  # the method's clip: a silent neuron learns nothing
+        assert torch.equal(grads[False, sign][:, 1], grads[True, sign][:, 1])  # a firing one: unchanged
+    assert torch.all(grads[True, 1.0][:, 0] < 0)  # wants it earlier: raising its weights does that
+    assert torch.all(grads[True, -1.0][:, 0] == 0)  # wants it later: nothing passes
     if e_dis is None:
-        assert torch.allclose(grads[1][:, 0], -(1 - t_in).sum(dim=0), atol=1e-5)
+        assert torch.allclose(grads[True, 1.0][:, 0], -(1 - t_in).sum(dim=0), atol=1e-5)
 
 
 def test_silent_gradient_through_the_noise_clip():
-    """The noise's clip at the window end passes the gradient too (same values)."""
+    """The noise's clip at the window end lets the gradient that lowers t through too (same values)."""
     from imcpnn.pnn.layers import add_spike_noise
     t = torch.tensor([0.5, 0.999, 1.0], dtype=torch.float64, requires_grad=True)
-    values, grads = [], []
+    values, grads = [], {}
     for silent_gradient in (False, True):
-        out = add_spike_noise(t, 0.1, torch.Generator().manual_seed(3), silent_gradient)
-        (g,) = torch.autograd.grad(out.sum(), t)
-        values.append(out.detach())
-        grads.append(g)
-    assert torch.equal(values[0], values[1]) and torch.all(values[0] <= 1)
+        for sign in (1.0, -1.0):
+            out = add_spike_noise(t, 0.1, torch.Generator().manual_seed(3), silent_gradient)
+            (g,) = torch.autograd.grad((sign * out).sum(), t)
+            values.append(out.detach())
+            grads[silent_gradient, sign] = g
+    assert all(torch.equal(values[0], v) for v in values) and torch.all(values[0] <= 1)
     clipped = values[0] == 1
-    assert clipped.any() and torch.all(grads[0][clipped] == 0) and torch.all(grads[1] == 1)
+    assert clipped.any() and not clipped.all()
+    assert torch.all(grads[False, 1.0][clipped] == 0) and torch.all(grads[True, 1.0] == 1)
+    assert torch.all(grads[True, -1.0][clipped] == 0) and torch.all(grads[True, -1.0][~clipped] == -1)
