@@ -89,8 +89,9 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
     parser.add_argument("--noise-sigma", type=float, default=None,
                         help="spike-time noise in training and evaluation (default the paper's 0.01; 0 = none)")
     parser.add_argument("--silent-gradient", action="store_true",
-                        help="train with a one-sided straight-through gradient at the window end (a silent "
-                             "neuron still learns to fire; LayerPhysics.silent_gradient); same spike times")
+                        help="train with a one-sided straight-through gradient at the output layer's window "
+                             "end (a silent output neuron still learns to fire; LayerPhysics.silent_gradient); "
+                             "same spike times")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
     parser.add_argument("--threads", type=_record.positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--data-dir", type=_record.existing_dir,

@@ -67,7 +67,11 @@ class LayerPhysics:
             stays silent (t = 1) still passes to its membrane the part of its time's gradient that
             would make it fire, so a neuron silent on every sample can come back
             (:func:`imcpnn.pnn.solver.to_window`). It changes no spike time, only what training
-            does with silent neurons; False = the method's clip.
+            does with silent neurons; False = the method's clip. A :class:`PNN` applies it to its
+            output layer only, where a neuron silent on every sample is a class never predicted:
+            a hidden neuron's silence is its nonlinearity (the hard-sigmoid's flat end), and
+            reviving every silent hidden neuron left almost none silent and trained worse
+            (measured on Fashion-MNIST; see benchmarks/README.md).
     """
 
     e_plus: float = 2.8
@@ -245,7 +249,8 @@ class PNN(nn.Module):
         input_shape: per-sample input shape, (n_in,) or (C, H, W) (conv layers need the latter).
         n_outputs: output neurons (may exceed the number of classes).
         physics: E values and solver settings shared by all layers (each neuron layer takes
-            :meth:`LayerPhysics.for_layer` of its index: layers after the first add the driven kick).
+            :meth:`LayerPhysics.for_layer` of its index: layers after the first add the driven kick;
+            ``silent_gradient`` reaches the output layer only).
         generator: CPU generator of the initial weights (None = the global torch RNG).
     """
 
@@ -258,16 +263,17 @@ class PNN(nn.Module):
         self.n_outputs = n_outputs
         shape = self.input_shape
         layers: list[nn.Module] = []
+        hidden = dataclasses.replace(physics, silent_gradient=False)  # the output layer's alone
         for kind, size in parse_arch(arch):
             if kind == "dense":
-                layers.append(RCSpikeDense(math.prod(shape), size, physics.for_layer(self._neuron_layers(layers)),
+                layers.append(RCSpikeDense(math.prod(shape), size, hidden.for_layer(self._neuron_layers(layers)),
                                            generator))
                 shape = (size,)
                 continue
             if len(shape) != 3:
                 raise ConfigError(f"arch={arch!r} needs image inputs (C, H, W), got shape {shape}")
             if kind == "conv":
-                layers.append(RCSpikeConv2d(shape[0], size, physics.for_layer(self._neuron_layers(layers)),
+                layers.append(RCSpikeConv2d(shape[0], size, hidden.for_layer(self._neuron_layers(layers)),
                                             generator=generator))
                 shape = (size, shape[1], shape[2])
             else:

@@ -15,8 +15,9 @@ evaluation, a random grid offset per layer and mini-batch, and Gaussian spike-ti
 Loss: cross-entropy of softmax(-t/0.07) + 2.6 * sum_i (t_i - 0.9)^2; Adam (paper defaults:
 lr 1e-4, batch 32). A neuron that stays silent (t = 1, the window's end) gets no gradient from
 the method's clip, and one silent on every sample never learns again (an output neuron that
-does is a class never predicted); --silent-gradient lets through that clip the gradient that
-would make a silent neuron fire (one-sided straight-through; the spike times are the same). The run directory gets config.json, checkpoint.pt (every epoch), history.csv,
+does is a class never predicted); --silent-gradient lets through the output layer's clip the
+gradient that would make a silent output neuron fire (one-sided straight-through; the spike
+times are the same). The run directory gets config.json, checkpoint.pt (every epoch), history.csv,
 results.json, model.pt and learning_curve.png. Rerun the same command to resume an interrupted
 run, or one that --time-budget-s paused between epochs (time-boxed jobs); a different config in
 the same --out is refused unless --overwrite.
@@ -73,9 +74,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fixed-offset", action="store_true", help="grid offset 0 instead of random")
     parser.add_argument("--noise", type=float, help="spike-time noise sigma (default 0.01; 0 = off)")
     parser.add_argument("--silent-gradient", action="store_true",
-                        help="one-sided straight-through gradient at the window end: a neuron silent on "
-                             "every sample still learns to fire (same spike times; default: the method's "
-                             "clip, no gradient)")
+                        help="one-sided straight-through gradient at the output layer's window end: an "
+                             "output neuron silent on every sample still learns to fire (same spike times; "
+                             "default: the method's clip, no gradient)")
     parser.add_argument("--eval-exact", action="store_true", help="also evaluate with the exact solver")
     parser.add_argument("--epochs", type=int, help="epochs (default 50)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")

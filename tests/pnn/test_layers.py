@@ -207,3 +207,12 @@ def test_silent_gradient_through_the_noise_clip():
     assert clipped.any() and not clipped.all()
     assert torch.all(grads[False, 1.0][clipped] == 0) and torch.all(grads[True, 1.0] == 1)
     assert torch.all(grads[True, -1.0][clipped] == 0) and torch.all(grads[True, -1.0][~clipped] == -1)
+
+
+def test_pnn_revives_silent_output_neurons_only():
+    """A network's silent_gradient is its output layer's: hidden silence is the nonlinearity."""
+    physics = LayerPhysics(noise_sigma=0.0, silent_gradient=True)
+    net = PNN("mlp:4,3", (5,), 2, physics)
+    assert [layer.physics.silent_gradient for layer in net.layers] == [False, False, True]
+    assert [layer.physics for layer in PNN("mlp:4", (5,), 2, dataclasses.replace(physics, silent_gradient=False)).layers] \
+        == [dataclasses.replace(physics, silent_gradient=False)] * 2
