@@ -667,9 +667,40 @@ def test_runs_that_differ_in_their_seed_alone_get_mean_and_spread(bench, tmp_pat
     run("noisier", 3, 50, 0.88, 2, "later", "--noise-sigma", "0.02")
     found = tables.records(results, "fashion_mnist_mlp")
     assert tables.seed_lines(found) == [
-        "Over seeds 0, 1 (epochs 50): test accuracy 0.8960 +- 0.0009 (range 0.8953 to 0.8966)."]
+        "Runs that differ in their seed alone, pooled: mean +- standard deviation (range); every set has epochs 50.",
+        "", "| seeds | test accuracy |", "|---|---:|",
+        "| 0, 1 | 0.8960 +- 0.0009 (0.8953 to 0.8966) |"]
     assert tables.seed_lines(found[:1]) == []
-    assert tables.table(results, "fashion_mnist_mlp", tmp_path).endswith(tables.seed_lines(found)[0])
+    assert tables.table(results, "fashion_mnist_mlp", tmp_path).endswith("\n".join(tables.seed_lines(found)))
+
+
+def test_seed_sets_name_the_parameters_they_differ_in(bench, tmp_path):
+    """Two sets of seeds: the table names the parameter they differ in per row and the shared one
+    above; an off flag (False) pools with a record from before the flag existed."""
+    record, tables = bench("_record"), bench("tables")
+    results = tmp_path / "results"
+
+    def run(name, seed, e, acc, *flag):
+        parser = record.parser("fashion_mnist_mlp.py", None)
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--e", type=float)
+        parser.add_argument("--epochs", type=int, default=50)
+        if flag:
+            parser.add_argument("--silent-gradient", action="store_true")
+        record.add_arguments(parser)
+        argv = ["--seed", str(seed), "--e", str(e), "--name", name, "--results-dir", str(results)]
+        record.Recorder("fashion_mnist_mlp.py", parser.parse_args(argv), argv).write(
+            machine={"cpus": 2}, headline={"test accuracy": acc}, results={}, repeats={})
+
+    run("a0", 0, 5.0, 0.90)
+    run("a1", 1, 5.0, 0.92, "flag added later, off")
+    run("b0", 0, 100.0, 0.91)
+    run("b1", 1, 100.0, 0.91)
+    lines = tables.seed_lines(tables.records(results, "fashion_mnist_mlp"))
+    assert lines[0].endswith("every set has epochs 50.")
+    assert lines[2:] == ["| seeds | e | test accuracy |", "|---|---|---:|",
+                         "| 0, 1 | 5 | 0.9100 +- 0.0141 (0.9000 to 0.9200) |",
+                         "| 0, 1 | 100 | 0.9100 +- 0.0000 (0.9100 to 0.9100) |"]
 
 
 def test_top_level_readme_quotes_its_records(bench):
