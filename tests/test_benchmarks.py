@@ -299,6 +299,11 @@ BAD_ARGS = [
     ("network_tran_settings", ["--jobs", "0"], "--jobs"),
     ("network_tran_settings", ["--n-random", "0"], "--n-random"),
     ("network_tran_settings", ["--demo-dir", "."], "stages/evaluate_bottom_up.json"),
+    ("network_column_split", ["--drives", "ramps,sideways"], "--drives"),
+    ("network_column_split", ["--drives", "replay:-1"], "--drives"),
+    ("network_column_split", ["--n-random", "0"], "--n-random"),
+    ("network_column_split", ["--n-random", "1"], "--characterization"),
+    ("network_column_split", ["--demo-dir", "."], "stages/evaluate_bottom_up.json"),
     ("hwa_recipes", ["--work-dir", "w"], "--run"),
     ("hwa_recipes", ["--run", "/nonexistent", "--work-dir", "w"], "--run"),
     ("hwa_recipes", ["--run", ".", "--work-dir", "w", "--recipes", "[1]"], "--recipes"),
@@ -451,6 +456,50 @@ def test_network_tran_settings_smallest_run_records_cpu_seconds(tmp_path, charac
     assert {k: len(v) for k, v in data["repeats"].items()} == {"reference": 1, "5ns (old default)": 1, "20ns": 1}
     assert [row["setting"] for row in data["results"]["summary"]] == ["reference", "5ns (old default)", "20ns"]
     assert data["headline"]["sets x samples"] == "1 x 1" and "old default CPU s/sample" in data["headline"]
+
+
+def test_column_split_thins_within_its_tolerance_and_keeps_ramps_increasing(bench):
+    """The output columns' drives: a thinned replay stays within its tolerance of the recorded
+    trace (0 keeps every point off a straight line); the ramps go through the 10 % and 90 %
+    crossings of a trace made of straight edges, extended to the rails; ramps that overlap (a
+    spike that runs into the window's end) still give increasing PWL times."""
+    ncs = bench("network_column_split")
+    t = np.linspace(0.0, 1e-6, 2001)
+    v = 0.9 * (1 + np.tanh((t - 0.5e-6) / 20e-9))  # a smooth 0 -> 1.8 V edge
+    for tol in (0.05, 0.01, 0.001):
+        keep = ncs.thin(t, v, tol)
+        assert keep[0] and keep[-1] and keep.sum() < len(t)
+        assert np.max(np.abs(np.interp(t, t[keep], v[keep]) - v)) <= tol
+    assert ncs.thin(t, v, 0.0).sum() > ncs.thin(t, v, 0.001).sum()
+    # straight edges: up over [100, 102] ns, down over [700, 701] ns
+    trace = np.interp(t, [0, 100e-9, 102e-9, 700e-9, 701e-9, 1e-6], [0, 0, 1.8, 1.8, 0, 0])
+    (up, a0, a1), (down, b0, b1) = ncs.ramp_edges(t, trace, 1.8)
+    assert (up, down) == (True, False)
+    assert np.allclose([a0, a1, b0, b1], [100e-9, 102e-9, 700e-9, 701e-9], atol=1e-12)
+    pts = ncs.ramp_points([(True, 10e-9, 12e-9), (False, 11e-9, 13e-9)], False, 1.8, 0.0)
+    assert all(b[0] > a[0] for a, b in zip(pts, pts[1:]))
+    assert ncs.parse_drive("replay:0.02") == ("replay", 0.02) and ncs.parse_drive("ramps") == ("ramps", None)
+
+
+@pytest.mark.slow
+def test_column_split_smallest_run_reproduces_the_whole_deck_with_an_exact_replay(tmp_path, characterization_json):
+    """One random weight set, one sample. Replaying the hidden neurons' recorded outputs point
+    for point (replay:0) leaves the split only what it cannot see (the next layer's membranes
+    behind the hidden outputs' load; other decks, so other time steps): its output error against
+    the reference may exceed the whole deck's own (the default step control's, 0.05 to 0.2 ns in
+    the records) by at most 0.05 ns, half the 0.1 ns budget network_tran_settings.py holds every
+    setting to. A wrong shift, load or edge is off by nanoseconds (the ramps' drive: 1.3 ns)."""
+    proc = run_script("network_column_split", "--n-random", "1", "--n-samples", "1", "--drives", "ramps,replay:0",
+                      "--cache", tmp_path / "spice", "--characterization", characterization_json,
+                      "--results-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "network_column_split_latest.json").read_text())
+    check_common_fields(data, "network_column_split", "latest")
+    assert {k: len(v) for k, v in data["repeats"].items()} == {"whole deck": 1, "ramps": 1, "replay:0": 1}
+    by = {row["drive"]: row for row in data["results"]["summary"]}
+    assert by["replay:0"]["spiked_mismatch"] == 0
+    assert by["replay:0"]["out_rmse_ns"] <= by["whole deck"]["out_rmse_ns"] + 0.05
+    assert data["headline"]["sets x samples"] == "1 x 1" and "ramps CPU / whole" in data["headline"]
 
 
 @pytest.mark.slow
