@@ -21,8 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SCRIPTS = ("demo_fidelity", "dstd_vs_exact", "fashion_mnist_cnn", "fashion_mnist_mlp", "hwa_recipes", "layer_columns",
-           "model_vs_ngspice", "network_tran_settings", "search_vs_grid", "spice_throughput", "variation",
-           "variation_fashion_mnist")
+           "model_vs_ngspice", "network_column_split", "network_tran_settings", "search_vs_grid", "spice_throughput",
+           "variation", "variation_fashion_mnist")
 #: Fields every result file holds (benchmarks/_record.py's docstring).
 FIELDS = {"script", "name", "timestamp", "command", "git_commit", "git_dirty", "machine",
           "load_average_before", "load_average_after", "wall_s", "parameters", "repeats", "headline",
