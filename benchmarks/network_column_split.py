@@ -172,15 +172,8 @@ def load_lines(vg_n: np.ndarray, vg_p: np.ndarray, row: int, vdd_v: float, line_
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = _record.parser(__file__, __doc__)
-    ap.add_argument("--demo-dir", type=_record.existing_dir, default=None,
-                    help="finished `imcpnn demo` folder (its networks as its evaluation mapped them)")
-    ap.add_argument("--characterization", type=_record.existing_file, default=None,
-                    help="characterization.json (default: the demo's)")
-    ap.add_argument("--n-random", type=_record.non_negative_int, default=None,
-                    help="random weight sets (default 1 with --demo-dir, else 2)")
-    ap.add_argument("--n-samples", type=_record.positive_int, default=7,
-                    help="Iris test samples, all in one deck (the demo's SPICE batch: 7)")
-    ap.add_argument("--drives", default="ramps,replay:0.05,replay:0.01,replay:0",
+    nts.add_network_arguments(ap, n_samples=7, n_random_with_demo=1)
+    ap.add_argument("--drives", default="ramps,replay:0.05,replay:0.02,replay:0.01,replay:0",
                     help="comma-separated ways to drive the output columns' inputs: ramps, replay:TOL")
     ap.add_argument("--cache", default="/tmp/imcpnn-tran-settings",
                     help="SPICE cache shared with network_tran_settings.py (reruns reuse runs and CPU times)")
@@ -200,8 +193,6 @@ def main(argv=None) -> int:
     if args.demo_dir and not (Path(args.demo_dir) / nts.DEMO_STAGE.format("bottom_up")).is_file():
         ap.error(f"argument --demo-dir: {args.demo_dir} has no {nts.DEMO_STAGE.format('bottom_up')}: "
                  "give a finished `imcpnn demo` folder")
-    if not args.demo_dir and not args.characterization:
-        ap.error("argument --characterization: needed without --demo-dir")
     recorder = _record.Recorder(__file__, args, argv)
 
     from imcpnn.circuits.characterization.fit import Characterization
@@ -213,8 +204,14 @@ def main(argv=None) -> int:
     from imcpnn.spice import Corner, RawFile
     from imcpnn.validation import compare_spike_tables, layer_metrics
 
-    char_path = args.characterization or Path(args.demo_dir) / "characterization" / "characterization.json"
-    char = Characterization.from_dict(json.loads(Path(char_path).read_text()))
+    char_path = args.characterization or (
+        args.demo_dir and Path(args.demo_dir) / "characterization" / "characterization.json")
+    if char_path:
+        char = Characterization.from_dict(json.loads(Path(char_path).read_text()))
+    else:
+        from imcpnn.circuits.characterization.sweeps import characterize
+
+        char = Characterization.from_dict(characterize(cache_dir=args.cache, progress=False)[0])
     sets = nts.weight_sets(args.demo_dir, n_random)
     x = load_dataset(DataConfig(dataset="iris", seed=0)).x_test.double().numpy()[: args.n_samples]
     network = Network((5, 5, 5), parasitic=ParasiticEstimate())

@@ -262,17 +262,24 @@ def event_totals(rows: list[dict]) -> dict | None:
             / sum(p["total_points"] for p in parts)}
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    ap = _record.parser(__file__, __doc__)
+def add_network_arguments(ap, n_samples: int, n_random_with_demo: int) -> None:
+    """The arguments that pick the weight sets and samples (:func:`weight_sets`), shared with
+    ``network_column_split.py``: ``--demo-dir``, ``--characterization``, ``--n-random`` (default
+    ``n_random_with_demo`` with a demo folder, else 2) and ``--n-samples`` (default ``n_samples``)."""
     ap.add_argument("--demo-dir", type=_record.existing_dir, default=None,
                     help="finished `imcpnn demo` folder (models, scales, characterization)")
     ap.add_argument("--characterization", type=_record.existing_file, default=None,
                     help="characterization.json (default: the demo's, else simulated)")
     ap.add_argument("--n-random", type=_record.non_negative_int, default=None,
-                    help="random weight sets (default 0 with --demo-dir, else 2)")
-    ap.add_argument("--n-samples", type=_record.positive_int, default=25,
-                    help="Iris test samples, all in one deck (the demo: 25)")
+                    help=f"random weight sets (default {n_random_with_demo} with --demo-dir, else 2)")
+    ap.add_argument("--n-samples", type=_record.positive_int, default=n_samples,
+                    help=f"Iris test samples, all in one deck (default {n_samples})")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = _record.parser(__file__, __doc__)
+    add_network_arguments(ap, n_samples=25, n_random_with_demo=0)
     ap.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS to run")
     ap.add_argument("--reference", default="reference", help="the setting the errors are taken against")
     ap.add_argument("--jobs", type=_record.positive_int, default=2, help="ngspice runs side by side")

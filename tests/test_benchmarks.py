@@ -302,7 +302,6 @@ BAD_ARGS = [
     ("network_column_split", ["--drives", "ramps,sideways"], "--drives"),
     ("network_column_split", ["--drives", "replay:-1"], "--drives"),
     ("network_column_split", ["--n-random", "0"], "--n-random"),
-    ("network_column_split", ["--n-random", "1"], "--characterization"),
     ("network_column_split", ["--demo-dir", "."], "stages/evaluate_bottom_up.json"),
     ("hwa_recipes", ["--work-dir", "w"], "--run"),
     ("hwa_recipes", ["--run", "/nonexistent", "--work-dir", "w"], "--run"),
