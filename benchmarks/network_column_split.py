@@ -24,11 +24,12 @@ waveform is the knob (``--drives``):
   to within TOL volts; ``replay:0`` keeps every recorded point. Every kept point is a breakpoint
   of the output deck's transient, so a closer drive costs time points.
 
-The decks use the library's default step control (``PhaseSchedule()``). The whole deck's runs
-(the reference and the default setting) are ``network_tran_settings.py``'s, through the same
-``--cache``: a rerun reuses every finished run and its recorded CPU time. Cost is the CPU time of
-the ngspice processes as there (one run at a time); errors are taken against the reference and
-pooled over the weight sets, the whole deck's default beside them.
+The decks use the library's default step control (``PhaseSchedule()``) and save the spike lines
+only (no membranes, no supply ammeters), the whole deck and its reference (``network_tran_settings.py``'s
+reference setting) included, so that both sides run with the same knobs. A rerun with the same
+``--cache`` reuses every finished run and its recorded CPU time. Cost is the CPU time of the
+ngspice processes as in ``network_tran_settings.py`` (one run at a time); errors are taken against
+the reference and pooled over the weight sets, the whole deck's default beside them.
 
 Not measured here: what the split cannot show. The column decks have ideal rails and ideal input
 sources, so IR drop and coupling between columns (a post-layout core's) are outside them; the
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--drives", default="ramps,replay:0.05,replay:0.02,replay:0.01,replay:0",
                     help="comma-separated ways to drive the output columns' inputs: ramps, replay:TOL")
     ap.add_argument("--cache", default="/tmp/imcpnn-tran-settings",
-                    help="SPICE cache shared with network_tran_settings.py (reruns reuse runs and CPU times)")
+                    help="private SPICE cache (reruns reuse runs and their CPU times)")
     _record.add_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -251,9 +252,11 @@ def main(argv=None) -> int:
     ref_step, ref_options = nts.SETTINGS["reference"]
     for k, (name, weights, scales, discharger) in enumerate(sets):
         mapping = map_network(network, weights, char, scales, T, discharger)
-        (whole,) = build_testbenches(network, mapping, x, schedule, len(x), save_membranes=False)
+        # spike times only on both sides: no membranes, no supply ammeters (the column decks' knobs)
+        (whole,) = build_testbenches(network, mapping, x, schedule, len(x), save_membranes=False,
+                                     save_supplies=False)
         (ref,) = build_testbenches(network, mapping, x, PhaseSchedule(t_step_max_s=ref_step), len(x),
-                                   save_membranes=False)
+                                   save_membranes=False, save_supplies=False)
         for label, deck, options in (("reference", ref, ref_options), ("whole deck", whole, None)):
             ((cpu_s, points, time_s, traces),) = run([deck], options)
             tables[label, k] = spice_spike_table(time_s, traces, deck.widths, len(x), schedule, vdd)
