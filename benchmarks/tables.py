@@ -121,7 +121,9 @@ def seed_lines(found: list[tuple[Path, dict]]) -> list[str]:
     differ = [k for k in params if len({json.dumps(s.get(k)) for s, _, _ in sets}) > 1]
     shared = ", ".join(f"{k} {v}" for k, v in sets[0][0].items() if k not in differ)
     lines = [f"Runs that differ in their seed alone, pooled: mean +- standard deviation (range)"
-             + (f"; every set has {shared}" if shared else "") + ".", "",
+             + (f"; every set has {shared}" if shared else "")
+             + ("; - in a parameter's column: the script's default (the option not given, or off)" if differ else "")
+             + ".", "",
              "| seeds | " + " | ".join(differ + names) + " |", "|---|" + "---|" * len(differ) + "---:|" * len(names)]
     for setting, seeds, runs in sets:
         cells = [", ".join(map(str, seeds))] + [_cell(setting.get(k)) for k in differ]

@@ -745,7 +745,8 @@ def test_seed_sets_name_the_parameters_they_differ_in(bench, tmp_path):
     run("b0", 0, 100.0, 0.91)
     run("b1", 1, 100.0, 0.91)
     lines = tables.seed_lines(tables.records(results, "fashion_mnist_mlp"))
-    assert lines[0].endswith("every set has epochs 50.")
+    assert lines[0].endswith("every set has epochs 50; - in a parameter's column: the script's default "
+                             "(the option not given, or off).")
     assert lines[2:] == ["| seeds | e | test accuracy |", "|---|---|---:|",
                          "| 0, 1 | 5 | 0.9100 +- 0.0141 (0.9000 to 0.9200) |",
                          "| 0, 1 | 100 | 0.9100 +- 0.0000 (0.9100 to 0.9100) |"]
