@@ -153,20 +153,22 @@ def _pwl(points: list[tuple[float, float]]) -> str:
     return "PWL(" + " ".join(f"{t:.12e} {v:.6g}" for t, v in points) + ")"
 
 
-def load_lines(vg_n: np.ndarray, vg_p: np.ndarray, row: int, vdd_v: float, line_f: float) -> list[str]:
-    """Deck lines that load a hidden column deck's output (``s1_0``, ``sb1_0``) as the network
-    does: the next layer's synapses of input ``row`` with their gate biases ``vg_n``/``vg_p``
-    (n_hidden, n_out; off sources tied to the rails as the network deck ties them), membrane side
-    on the V0 node, and the spike line's wire capacitance ``line_f`` (F) on both lines."""
+def load_lines(network, vg_n: np.ndarray, vg_p: np.ndarray, row: int) -> list[str]:
+    """Deck lines that load a hidden column deck's output (``s1_0``, ``sb1_0``) as ``network``
+    (the whole 5-5-5 network) does: its second layer's synapses of input ``row`` (its cell) with
+    their gate biases ``vg_n``/``vg_p`` (n_hidden, n_out; off sources tied to the rails as the
+    network deck ties them), membrane side on the V0 node, and the spike line's wire estimate
+    (``network.parasitic`` over n_out cells) on both lines."""
     from imcpnn.circuits.netlist.network import num
 
     lines = []
     for k in range(vg_n.shape[1]):
         gate_n = "0" if vg_n[row, k] <= 0 else f"vloadn{k}"
-        gate_p = "vdd" if vg_p[row, k] >= vdd_v else f"vloadp{k}"
-        lines.append(f"XLOAD{k} v0 s1_0 sb1_0 {gate_n} {gate_p} vdd 0 synapse w=1 l=0.25")
+        gate_p = "vdd" if vg_p[row, k] >= network.vdd_v else f"vloadp{k}"
+        lines.append(network.synapse.instance(f"LOAD{k}", ("v0", "s1_0", "sb1_0", gate_n, gate_p, "vdd", "0")))
         lines += [f"V{gate_n} {gate_n} 0 {num(vg_n[row, k])}"] if gate_n != "0" else []
         lines += [f"V{gate_p} {gate_p} 0 {num(vg_p[row, k])}"] if gate_p != "vdd" else []
+    line_f = network.parasitic.line_f(vg_n.shape[1])
     return lines + [f"CLOAD s1_0 0 {num(line_f)}", f"CLOADB sb1_0 0 {num(line_f)}"]
 
 
@@ -268,7 +270,7 @@ def main(argv=None) -> int:
         for plan in plan_columns(layer, {"layers": [hidden_map]}, x, range(5), schedule, batch_size=len(x),
                                  save_supplies=False):
             deck = plan.decks[0]
-            extra = load_lines(vg_n1, vg_p1, plan.column, vdd, network.parasitic.line_f(5))
+            extra = load_lines(network, vg_n1, vg_p1, plan.column)
             hidden_decks.append(replace(deck, text=deck.text.rstrip("\n") + "\n" + "\n".join(extra) + "\n",
                                         saves=tuple(deck.saves) + ("v(sb1_0)",)))
         hidden = run(hidden_decks)
