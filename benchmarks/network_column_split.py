@@ -41,7 +41,6 @@ Usage: .venv/bin/python benchmarks/network_column_split.py --demo-dir runs/demo 
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import os
 import sys
@@ -204,7 +203,7 @@ def main(argv=None) -> int:
     from imcpnn.circuits.simulate.column import plan_columns
     from imcpnn.circuits.simulate.run import build_testbenches, map_network, network_sim
     from imcpnn.pnn import DataConfig, load_dataset
-    from imcpnn.spice import Corner, RawFile
+    from imcpnn.spice import Corner
     from imcpnn.validation import compare_spike_tables, layer_metrics
 
     char_path = args.characterization or (
@@ -223,24 +222,15 @@ def main(argv=None) -> int:
     T, vdd = schedule.t_phase_s, network.vdd_v
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    cpu_file = cache / "cpu_seconds.json"
-    cpu_record = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
 
     def run(decks, options=None):
         """[(CPU s, time points, time_s, traces)] of each deck, one ngspice at a time."""
         sims = [network_sim(d, Corner.TT, 27.0, schedule.trtol) if options is None
                 else replace(network_sim(d, Corner.TT, 27.0, trtol=7.0), options=options) for d in decks]
-        out = []
-        with cf.ProcessPoolExecutor(max_workers=1, initializer=nts._warm_worker) as pool:
-            for deck, fut in zip(decks, [pool.submit(nts._timed_run, s, str(cache)) for s in sims]):
-                cpu_s, run_dir, from_cache = fut.result()
-                if not from_cache:
-                    cpu_record[Path(run_dir).name] = cpu_s
-                    cpu_file.write_text(json.dumps(cpu_record, indent=1))
-                plot = RawFile(Path(run_dir) / "out.raw").plot("tran")
-                time_s = np.asarray(plot[plot.names[0]])
-                out.append((cpu_record.get(Path(run_dir).name, float("nan")), len(time_s), time_s,
-                            {n: np.asarray(plot[n]) for n in deck.saves}))
+        out = [None] * len(decks)
+        for i, cpu_s, run_dir in nts.timed_runs(sims, cache, jobs=1):
+            time_s, traces = nts.read_traces(run_dir, decks[i].saves)
+            out[i] = (cpu_s, len(time_s), time_s, traces)
         return out
 
     def column_table(results, layer_index):

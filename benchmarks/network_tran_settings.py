@@ -183,6 +183,32 @@ def _warm_worker() -> None:
     find_ngspice()  # its `ngspice -v` child must not count in the first run's CPU time
 
 
+def timed_runs(sims: list, cache: Path, jobs: int):
+    """Run ``sims`` through the SPICE cache ``cache``, ``jobs`` side by side, each in a worker whose
+    only child processes are its ngspice runs; yield (index into ``sims``, ngspice CPU s, run dir)
+    as each finishes. A run's CPU seconds are written to ``cache/cpu_seconds.json`` when it ran and
+    read back from there when the cache answered, so a rerun reuses both (nan: a cached run whose
+    time was never recorded)."""
+    cpu_file = cache / "cpu_seconds.json"
+    record = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
+    with cf.ProcessPoolExecutor(max_workers=jobs, initializer=_warm_worker) as pool:
+        futures = {pool.submit(_timed_run, sim, str(cache)): i for i, sim in enumerate(sims)}
+        for fut in cf.as_completed(futures):
+            cpu_s, run_dir, from_cache = fut.result()
+            if not from_cache:
+                record[Path(run_dir).name] = cpu_s
+                cpu_file.write_text(json.dumps(record, indent=1))
+            yield futures[fut], record.get(Path(run_dir).name, float("nan")), run_dir
+
+
+def read_traces(run_dir: str, saves) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(time s, {saved vector: values}) of a finished transient run."""
+    from imcpnn.spice import RawFile
+
+    plot = RawFile(Path(run_dir) / "out.raw").plot("tran")
+    return np.asarray(plot[plot.names[0]]), {n: np.asarray(plot[n]) for n in saves}
+
+
 #: The demo pipelines whose networks ``--demo-dir`` adds, and where a finished demo folder
 #: records how each one's evaluation mapped its network.
 DEMO_PIPELINES = ("bottom_up", "top_down")
@@ -307,7 +333,7 @@ def main(argv=None) -> int:
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
     from imcpnn.circuits.simulate.run import build_testbenches, map_network, network_sim
     from imcpnn.pnn import DataConfig, load_dataset
-    from imcpnn.spice import Corner, RawFile
+    from imcpnn.spice import Corner
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
 
     char_path = args.characterization or (
@@ -323,8 +349,6 @@ def main(argv=None) -> int:
     network = Network((5, 5, 5), parasitic=ParasiticEstimate())
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    cpu_file = cache / "cpu_seconds.json"
-    cpu_record = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
 
     jobs = []  # (setting, set index, schedule, deck, Sim)
     for name in names:
@@ -338,27 +362,18 @@ def main(argv=None) -> int:
             jobs.append((name, k, schedule, deck, sim))
 
     rows, tables = [], {}
-    with cf.ProcessPoolExecutor(max_workers=args.jobs, initializer=_warm_worker) as pool:
-        futures = {pool.submit(_timed_run, job[4], str(cache)): job for job in jobs}
-        for done, fut in enumerate(cf.as_completed(futures), 1):
-            name, k, schedule, deck, _ = futures[fut]
-            cpu_s, run_dir, from_cache = fut.result()
-            if not from_cache:
-                cpu_record[Path(run_dir).name] = cpu_s
-                cpu_file.write_text(json.dumps(cpu_record, indent=1))
-            cpu_s = cpu_record.get(Path(run_dir).name, float("nan"))
-            plot = RawFile(Path(run_dir) / "out.raw").plot("tran")
-            time_s = np.asarray(plot[plot.names[0]])
-            traces = {n: np.asarray(plot[n]) for n in deck.saves}
-            tables[name, k] = spice_spike_table(time_s, traces, deck.widths, deck.n_samples, schedule, network.vdd_v)
-            row = {"setting": name, "set": k, "cpu_s": cpu_s, "points": len(time_s)}
-            if name == DEFAULT:
-                spikes = {n: traces[n] for n in deck.saves if n.lower().startswith("v(s")}
-                row["points_by_event"] = points_by_event(deck.text, time_s, spikes, network.vdd_v)
-            if "acct" in SETTINGS[name][1]:
-                row["acct"] = accounting(_run_log(run_dir))
-            rows.append(row)
-            print(f"[{done}/{len(jobs)}] {name:<30} set {k}: {cpu_s:7.1f} CPU s, {len(time_s)} points", flush=True)
+    for done, (i, cpu_s, run_dir) in enumerate(timed_runs([job[4] for job in jobs], cache, args.jobs), 1):
+        name, k, schedule, deck, _ = jobs[i]
+        time_s, traces = read_traces(run_dir, deck.saves)
+        tables[name, k] = spice_spike_table(time_s, traces, deck.widths, deck.n_samples, schedule, network.vdd_v)
+        row = {"setting": name, "set": k, "cpu_s": cpu_s, "points": len(time_s)}
+        if name == DEFAULT:
+            spikes = {n: traces[n] for n in deck.saves if n.lower().startswith("v(s")}
+            row["points_by_event"] = points_by_event(deck.text, time_s, spikes, network.vdd_v)
+        if "acct" in SETTINGS[name][1]:
+            row["acct"] = accounting(_run_log(run_dir))
+        rows.append(row)
+        print(f"[{done}/{len(jobs)}] {name:<30} set {k}: {cpu_s:7.1f} CPU s, {len(time_s)} points", flush=True)
 
     runs = pd.DataFrame(rows)
     T = PhaseSchedule().t_phase_s
