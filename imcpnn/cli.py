@@ -8,6 +8,7 @@ Heavy imports (torch, pandas, matplotlib) happen inside ``run`` so that ``--help
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import signal
 import sys
@@ -78,8 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _parser=p)
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """The error for arguments ``parser`` (a verb's) does not know, naming its closest option."""
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    known = [o for action in parser._actions for o in action.option_strings]
+    for word in (w.split("=")[0] for w in extra if w.startswith("--")):
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
+        if close:
+            return f"{message}; did you mean {close[0]}?"
+    return message
 
 
 def _interrupt(signum, frame):
@@ -106,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     own errors exit with 2 too), 130 interrupted (Ctrl-C or SIGTERM), 1 a bug (traceback + a line
     saying so) or a verb's own failure report."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the verb's parser, which names the verb and its help
+        verb_parser = getattr(args, "_parser", parser)
+        verb_parser.error(_unrecognized(verb_parser, extra))
     if args.verb is None:
         parser.print_help()
         return 1

@@ -264,6 +264,19 @@ def test_argparse_errors_are_one_line(tmp_path, capsys):
     _expect(capsys, ["simulate", "--random", "5,5", "--netlist", "x", "--out", tmp_path], "--netlist")
 
 
+def test_an_unknown_option_is_named_by_its_verb_with_the_closest_known_one(tmp_path, capsys):
+    """argparse's top-level parser would say ``imcpnn: error`` and point at ``imcpnn --help``; the
+    verb's parser names the verb, its help, and a close spelling of a known option when there is one."""
+    _expect(capsys, ["train", "--out", tmp_path, "--seeds", "3"],
+            "imcpnn train: error: unrecognized arguments: --seeds 3; did you mean --seed?", "imcpnn train --help")
+    _expect(capsys, ["demo", "--out", tmp_path, "--post_layout"], "did you mean --post-layout?")
+    _expect(capsys, ["validate", "--run", "x", "--out", tmp_path],
+            "imcpnn validate: error: unrecognized arguments: --run x (see `imcpnn validate --help`)")
+    assert _run(["--bogus"]) == 2
+    assert capsys.readouterr().err == "imcpnn: error: unrecognized arguments: --bogus (see `imcpnn --help`)\n"
+    assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
 # ------------------------------------------------------------------------------- bugs and signals
 def test_a_bug_shows_its_traceback_and_says_so(monkeypatch, capsys):
     from imcpnn.verbs import doctor
