@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     def run(decks, options=None):
         """[(CPU s, time points, time_s, traces)] of each deck, one ngspice at a time."""
         sims = [network_sim(d, Corner.TT, 27.0, schedule.trtol) if options is None
-                else replace(network_sim(d, Corner.TT, 27.0, trtol=7.0), options=options) for d in decks]
+                else nts.setting_sim(d, options) for d in decks]
         out = [None] * len(decks)
         for i, cpu_s, run_dir in nts.timed_runs(sims, cache, jobs=1):
             time_s, traces = nts.read_traces(run_dir, decks[i].saves)

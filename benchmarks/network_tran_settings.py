@@ -201,6 +201,15 @@ def timed_runs(sims: list, cache: Path, jobs: int):
             yield futures[fut], record.get(Path(run_dir).name, float("nan")), run_dir
 
 
+def setting_sim(deck, options: dict):
+    """The library's transient of network deck ``deck`` (tt, 27 C) with ``options`` (a setting of
+    :data:`SETTINGS`) in place of its ``.options``, the library's trtol included."""
+    from imcpnn.circuits.simulate.run import network_sim
+    from imcpnn.spice import Corner
+
+    return replace(network_sim(deck, Corner.TT, 27.0, trtol=7.0), options=options)
+
+
 def read_traces(run_dir: str, saves) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(time s, {saved vector: values}) of a finished transient run."""
     from imcpnn.spice import RawFile
@@ -331,9 +340,8 @@ def main(argv=None) -> int:
     from imcpnn.circuits.characterization.fit import Characterization
     from imcpnn.circuits.simulate import spice_spike_table
     from imcpnn.circuits.netlist.network import Network, ParasiticEstimate
-    from imcpnn.circuits.simulate.run import build_testbenches, map_network, network_sim
+    from imcpnn.circuits.simulate.run import build_testbenches, map_network
     from imcpnn.pnn import DataConfig, load_dataset
-    from imcpnn.spice import Corner
     from imcpnn.validation import compare_spike_tables, layer_metrics, output_rmse_ns
 
     char_path = args.characterization or (
@@ -358,8 +366,7 @@ def main(argv=None) -> int:
             mapping = map_network(network, weights, Characterization.from_dict(char), scales, schedule.t_phase_s,
                                   discharger)
             (deck,) = build_testbenches(network, mapping, x, schedule, len(x), save_membranes=False)
-            sim = replace(network_sim(deck, Corner.TT, 27.0, trtol=7.0), options=options)  # the library's deck, these options
-            jobs.append((name, k, schedule, deck, sim))
+            jobs.append((name, k, schedule, deck, setting_sim(deck, options)))
 
     rows, tables = [], {}
     for done, (i, cpu_s, run_dir) in enumerate(timed_runs([job[4] for job in jobs], cache, args.jobs), 1):
