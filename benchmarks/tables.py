@@ -141,7 +141,10 @@ def table(results_dir: Path, script: str, link_from: Path) -> str:
     if not found:
         return EMPTY
     heads = [_headline(data) for _, data in found]
-    columns = list(dict.fromkeys(key for head in heads for key in head))
+    # columns in the order the records first named them, oldest record first: a new record only
+    # appends the keys it adds, and never moves the columns of the others
+    by_age = sorted(range(len(found)), key=lambda i: found[i][1].get("timestamp") or "")
+    columns = list(dict.fromkeys(key for i in by_age for key in heads[i]))
     rows = ["| result | date | machine | load 1-min before / after | " + " | ".join(columns) + " |",
             "|---|---|---|---|" + "---:|" * len(columns)]
     for (path, data), head in zip(found, heads):

@@ -149,6 +149,21 @@ def test_tables_regenerate_and_check(bench, tmp_path):
     assert readme.read_text() == text  # --check writes nothing
 
 
+def test_table_columns_keep_their_order_when_a_newer_record_sorts_first(bench, tmp_path):
+    """Columns come in the order the records first named them, oldest first: a newer record that
+    sorts first by name and lacks some keys appends what it adds and moves no column."""
+    record, tables = bench("_record"), bench("tables")
+    results = tmp_path / "results"
+    for name, head, stamp in (("b-old", {"x": 1, "y": 2, "z": 3}, "2026-01-01"),
+                              ("a-new", {"x": 4, "z": 5, "w": 6}, "2026-02-01")):
+        path = _fake_result(record, results, "dstd_vs_exact", name, head)
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "timestamp": stamp + "T00:00:00+00:00"}))
+    lines = tables.table(results, "dstd_vs_exact", tmp_path).splitlines()
+    assert lines[0].endswith("| x | y | z | w |")
+    assert lines[2].startswith("| [a-new]") and lines[2].endswith("| 4 | - | 5 | 6 |")
+
+
 def test_tables_refuse_a_readme_without_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")
