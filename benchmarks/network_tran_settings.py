@@ -84,6 +84,9 @@ SETTINGS: dict[str, tuple[float, dict]] = {
     "50ns trtol0.05 itl4=5": (50e-9, {"trtol": 0.05, "itl4": 5}),
     "50ns trtol0.05 gear": (50e-9, {"trtol": 0.05, "method": "gear"}),
     "50ns trtol0.05 minbreak2ns": (50e-9, {"trtol": 0.05, "minbreak": 2e-9}),
+    # a 100x looser current tolerance, which both the Newton test and the local error test use
+    # (as the floor under reltol times a capacitor's current)
+    "50ns trtol0.05 abstol1e-10": (50e-9, {"trtol": 0.05, "abstol": 1e-10}),
 }
 BASELINE = "5ns (old default)"
 #: ngspice's accounting (``.options acct``) lines the profile reads from a run's log, by name.
