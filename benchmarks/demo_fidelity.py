@@ -97,12 +97,12 @@ def table(results_dir: Path = _record.RESULTS_DIR) -> str:
                         f"{s[f'n_silent_mismatch_{p}']} | {_hidden(d, p)} | "
                         f"{acc['model']:.2f} / {acc['spice']:.2f} |")
     ratios = ["", "| run | top-down / bottom-up | trace-fitted / bottom-up | trace-fitted before its refit, "
-              "ns | trace-fitted parameters on the bottom-up network, ns | wall time | note |",
+              "ns | trace-fitted parameters on the bottom-up network, ns | wall time (m:ss) | note |",
               "|---|---:|---:|---:|---:|---:|---|"]
     for path in paths:
         d = json.loads(path.read_text())
         s = d["summary"]
-        wall = "-" if d.get("wall_s") is None else f"{d['wall_s'] / 60:.0f} min"
+        wall = "-" if d.get("wall_s") is None else f"{round(d['wall_s']) // 60}:{round(d['wall_s']) % 60:02d}"
         ratios.append(f"| {d['name']} | {s['rmse_top_down_ns'] / s['rmse_bottom_up_ns']:.1f} | "
                       f"{s['rmse_trace_fitted_ns'] / s['rmse_bottom_up_ns']:.2f} | {_f(_before_refit(s), 2)} | "
                       f"{_f(_cross(s), 2)} | {wall} | "
