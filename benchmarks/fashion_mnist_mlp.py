@@ -29,7 +29,7 @@ import sys
 import torch
 
 import _record
-from imcpnn.pnn import (DataConfig, LayerPhysics, ModelConfig, OptimConfig, TrainConfig, evaluate,
+from imcpnn.pnn import (DataConfig, LayerPhysics, LossConfig, ModelConfig, OptimConfig, TrainConfig, evaluate,
                         load_dataset, train)
 
 #: How the trained model is evaluated by ``--eval-variants`` (name: solver keywords of
@@ -88,6 +88,10 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
                         help="constant (paper) or cosine from --lr towards 0 over the epochs")
     parser.add_argument("--noise-sigma", type=float, default=None,
                         help="spike-time noise in training and evaluation (default the paper's 0.01; 0 = none)")
+    parser.add_argument("--tau-soft", type=float, default=None,
+                        help="the loss's softmax temperature over -t (default the paper's 0.07)")
+    parser.add_argument("--gamma", type=float, default=None,
+                        help="the weight of the loss's temporal penalty sum (t - 0.9)^2 (default the paper's 2.6)")
     parser.add_argument("--silent-gradient", action="store_true",
                         help="train with a one-sided straight-through gradient at the output layer's window "
                              "end (a silent output neuron still learns to fire; LayerPhysics.silent_gradient); "
@@ -111,6 +115,11 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
     noise_sigma = 0.01 if args.noise_sigma is None else args.noise_sigma
     if not 0 <= noise_sigma < 1:
         parser.error(f"argument --noise-sigma: must be in [0, 1), got {noise_sigma}")
+    if args.tau_soft is not None and not args.tau_soft > 0:
+        parser.error(f"argument --tau-soft: must be > 0, got {args.tau_soft}")
+    if args.gamma is not None and not args.gamma >= 0:
+        parser.error(f"argument --gamma: must be >= 0, got {args.gamma}")
+    loss = LossConfig(**{k: v for k, v in (("tau_soft", args.tau_soft), ("gamma", args.gamma)) if v is not None})
     if args.time_budget_s is not None and not args.time_budget_s > 0:
         parser.error(f"argument --time-budget-s: must be > 0 seconds, got {args.time_budget_s}")
     recorder = _record.Recorder(script_file, args, argv)
@@ -124,6 +133,7 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
             e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
             noise_sigma=noise_sigma, silent_gradient=args.silent_gradient)),
         optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
+        loss=loss,
         seed=args.seed,
         device=args.device,
     )  # fmt: skip
@@ -144,6 +154,8 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
         "e_plus": e_plus,
         "e_minus": e_minus,
         "noise_sigma": noise_sigma,
+        "tau_soft": loss.tau_soft,
+        "gamma": loss.gamma,
         "silent_gradient": args.silent_gradient,
     }
     headline = {"test accuracy": summary["test_accuracy"], "best test accuracy": summary["best_test_accuracy"],

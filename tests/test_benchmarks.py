@@ -306,6 +306,8 @@ BAD_ARGS = [
     ("fashion_mnist_mlp", ["--out", "x", "--e-rev", "2.8"], "--e-rev"),
     ("fashion_mnist_mlp", ["--out", "x", "--time-budget-s", "0"], "--time-budget-s"),
     ("fashion_mnist_mlp", ["--out", "x", "--noise-sigma", "-0.1"], "--noise-sigma"),
+    ("fashion_mnist_mlp", ["--out", "x", "--tau-soft", "0"], "--tau-soft"),
+    ("fashion_mnist_mlp", ["--out", "x", "--gamma", "-1"], "--gamma"),
     ("fashion_mnist_cnn", [], "--out"),
     ("fashion_mnist_cnn", ["--out", "x", "--lr", "-1"], "--lr"),
     ("model_vs_ngspice", ["--characterization", "/nonexistent.json"], "--characterization"),
