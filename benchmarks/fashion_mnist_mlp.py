@@ -29,6 +29,7 @@ import sys
 import torch
 
 import _record
+from imcpnn.errors import ConfigError
 from imcpnn.pnn import (DataConfig, LayerPhysics, LossConfig, ModelConfig, OptimConfig, TrainConfig, evaluate,
                         load_dataset, train)
 
@@ -119,24 +120,27 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
         parser.error(f"argument --tau-soft: must be > 0, got {args.tau_soft}")
     if args.gamma is not None and not args.gamma >= 0:
         parser.error(f"argument --gamma: must be >= 0, got {args.gamma}")
-    loss = LossConfig(**{k: v for k, v in (("tau_soft", args.tau_soft), ("gamma", args.gamma)) if v is not None})
     if args.time_budget_s is not None and not args.time_budget_s > 0:
         parser.error(f"argument --time-budget-s: must be > 0 seconds, got {args.time_budget_s}")
+    e_plus, e_minus = args.e_rev
+    loss = {k: v for k, v in (("tau_soft", args.tau_soft), ("gamma", args.gamma)) if v is not None}
+    try:  # what the checks above leave to the configs (an infinite value, say) in one line too
+        config = TrainConfig(
+            data=DataConfig("fashion-mnist", data_dir=args.data_dir and str(args.data_dir), train_subset=args.subset,
+                            test_subset=args.test_subset, seed=args.seed),
+            model=ModelConfig(arch=arch, physics=LayerPhysics(
+                e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
+                noise_sigma=noise_sigma, silent_gradient=args.silent_gradient)),
+            optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
+            loss=LossConfig(**loss),
+            seed=args.seed,
+            device=args.device,
+        )  # fmt: skip
+    except ConfigError as err:
+        parser.error(" ".join(str(err).split()))
     recorder = _record.Recorder(script_file, args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    e_plus, e_minus = args.e_rev
-    config = TrainConfig(
-        data=DataConfig("fashion-mnist", data_dir=args.data_dir and str(args.data_dir), train_subset=args.subset,
-                        test_subset=args.test_subset, seed=args.seed),
-        model=ModelConfig(arch=arch, physics=LayerPhysics(
-            e_plus=e_plus, e_minus=e_minus, train_steps=10, test_steps=30, random_offset=True,
-            noise_sigma=noise_sigma, silent_gradient=args.silent_gradient)),
-        optim=OptimConfig(lr=args.lr, batch_size=32, epochs=args.epochs, lr_schedule=args.lr_schedule),
-        loss=loss,
-        seed=args.seed,
-        device=args.device,
-    )  # fmt: skip
     result, stopped = train_within(config, args.out, args.time_budget_s)
     seconds = [h["train_seconds"] for h in result.history]
     machine = _record.machine(torch=True)
@@ -154,8 +158,8 @@ def main(argv=None, *, script_file: str = __file__, doc: str | None = __doc__, a
         "e_plus": e_plus,
         "e_minus": e_minus,
         "noise_sigma": noise_sigma,
-        "tau_soft": loss.tau_soft,
-        "gamma": loss.gamma,
+        "tau_soft": config.loss.tau_soft,
+        "gamma": config.loss.gamma,
         "silent_gradient": args.silent_gradient,
     }
     headline = {"test accuracy": summary["test_accuracy"], "best test accuracy": summary["best_test_accuracy"],

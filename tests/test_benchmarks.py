@@ -308,6 +308,8 @@ BAD_ARGS = [
     ("fashion_mnist_mlp", ["--out", "x", "--noise-sigma", "-0.1"], "--noise-sigma"),
     ("fashion_mnist_mlp", ["--out", "x", "--tau-soft", "0"], "--tau-soft"),
     ("fashion_mnist_mlp", ["--out", "x", "--gamma", "-1"], "--gamma"),
+    ("fashion_mnist_mlp", ["--out", "x", "--gamma", "inf"], "gamma=inf"),
+    ("fashion_mnist_mlp", ["--out", "x", "--lr", "inf"], "lr=inf"),
     ("fashion_mnist_cnn", [], "--out"),
     ("fashion_mnist_cnn", ["--out", "x", "--lr", "-1"], "--lr"),
     ("model_vs_ngspice", ["--characterization", "/nonexistent.json"], "--characterization"),
